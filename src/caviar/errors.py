@@ -1,0 +1,29 @@
+"""The one error type for bad user input, so that every message reads the same way.
+
+A message names its owner (a class, or a key path such as ``space.lr``), the rule that was broken
+and the bad value: ``space.lr: low must be > 0 on a log scale, got 0``. Layers that know more about
+where a value came from (the config reader knows the key path) re-raise with a better owner via
+:meth:`InvalidValue.at`, keeping the reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class InvalidValue(ValueError):
+    """A user-supplied value breaks a rule. ``str(e)`` is ``"<owner>: <reason>"``."""
+
+    def __init__(self, owner: str, reason: str) -> None:
+        self.owner = owner
+        self.reason = reason
+        super().__init__(f"{owner}: {reason}" if owner else reason)
+
+    def at(self, owner: str) -> InvalidValue:
+        """The same reason, owned by ``owner`` (e.g. the config key path)."""
+        return InvalidValue(owner, self.reason)
+
+
+def got(value: Any) -> str:
+    """How a bad value is shown at the end of a message: ``got 0``, ``got 'relu6'``."""
+    return f"got {value!r}"

@@ -1,0 +1,176 @@
+"""Coarse to fine: sample a box at random, keep the best points, shrink the box around them.
+
+Round 0 samples the whole unit cube. Round ``r`` samples a box computed from round ``r - 1``:
+
+1. wait until every trial of round ``r - 1`` has finished;
+2. keep its best ``keep`` completed trials (ties go to the lower trial number);
+3. on each axis take the span of the kept points, widen it by ``margin`` times the width of
+   round ``r - 1``'s box on each side, and clip it to [0, 1].
+
+Boxes live in unit coordinates, so a learning rate zooms by decades and a beta by powers of ten of
+``1 - beta``, and the box never leaves the original bounds. If no trial of a round completed, the
+next round keeps its box. Each trial records ``round`` and ``box`` in its attributes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from caviar.errors import InvalidValue, got
+from caviar.samplers.base import Proposal, Sampler
+from caviar.samplers.random import check_seed
+from caviar.seeding import SAMPLER, generator
+from caviar.space import SearchSpace
+from caviar.study.trial import Direction, FrozenTrial, TrialState
+
+Box = tuple[tuple[float, float], ...]
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidValue("CoarseToFineSampler", f"{name} must be an integer >= 1, {got(value)}")
+    return value
+
+
+class CoarseToFineSampler(Sampler):
+    """Random search in rounds, each in a box shrunk around the previous round's best trials.
+
+    ``per_round`` is a trial count for every round, or one count per round (e.g. a large coarse
+    first round). ``keep`` is a number of trials, or a fraction in (0, 1) of each round.
+    """
+
+    name = "coarse_to_fine"
+
+    def __init__(
+        self,
+        rounds: int = 3,
+        per_round: int | Sequence[int] = 20,
+        keep: int | float = 0.25,
+        margin: float = 0.1,
+        seed: int = 0,
+    ) -> None:
+        self.rounds = _positive_int("rounds", rounds)
+        counts = [per_round] * self.rounds if isinstance(per_round, int) else list(per_round)
+        if len(counts) != self.rounds:
+            raise InvalidValue(
+                "CoarseToFineSampler",
+                f"per_round must be one count or {self.rounds} counts (one per round), "
+                f"{got(per_round)}",
+            )
+        self.per_round = [_positive_int("per_round", c) for c in counts]
+        if isinstance(keep, bool) or not isinstance(keep, int | float):
+            raise InvalidValue("CoarseToFineSampler", f"keep must be a number, {got(keep)}")
+        if isinstance(keep, float) and not 0.0 < keep < 1.0:
+            raise InvalidValue(
+                "CoarseToFineSampler",
+                f"keep must be a count >= 1 or a fraction in (0, 1), {got(keep)}",
+            )
+        if isinstance(keep, int) and not 1 <= keep <= min(self.per_round):
+            raise InvalidValue(
+                "CoarseToFineSampler",
+                f"keep must be in [1, {min(self.per_round)}] (the smallest round), {got(keep)}",
+            )
+        self.keep = keep
+        if (
+            isinstance(margin, bool)
+            or not isinstance(margin, int | float)
+            or not (0.0 <= margin <= 1.0)
+        ):
+            raise InvalidValue("CoarseToFineSampler", f"margin must be in [0, 1], {got(margin)}")
+        self.margin = float(margin)
+        self.seed = check_seed("CoarseToFineSampler", seed)
+        self._boxes: dict[int, Box] = {}  # rounds whose box is settled (their parents finished)
+
+    def __repr__(self) -> str:
+        return (
+            f"CoarseToFineSampler(rounds={self.rounds}, per_round={self.per_round}, "
+            f"keep={self.keep}, margin={self.margin}, seed={self.seed})"
+        )
+
+    def capacity(self, space: SearchSpace) -> int:
+        return sum(self.per_round)
+
+    def round_of(self, number: int) -> int | None:
+        """The round that trial ``number`` belongs to, or None past the last round."""
+        start = 0
+        for r, count in enumerate(self.per_round):
+            if number < start + count:
+                return r
+            start += count
+        return None
+
+    def _numbers(self, r: int) -> range:
+        start = sum(self.per_round[:r])
+        return range(start, start + self.per_round[r])
+
+    def n_keep(self, r: int) -> int:
+        """How many trials of round ``r`` shape the next box."""
+        if isinstance(self.keep, int):
+            return self.keep
+        return max(1, math.ceil(self.keep * self.per_round[r]))
+
+    def box(
+        self, r: int, space: SearchSpace, history: Sequence[FrozenTrial], direction: Direction
+    ) -> Box | None:
+        """Round ``r``'s box, or None while round ``r - 1`` still has unfinished trials."""
+        if r in self._boxes:
+            return self._boxes[r]
+        if r == 0:
+            box: Box = tuple((0.0, 1.0) for _ in range(space.n_free))
+        else:
+            parent = self.box(r - 1, space, history, direction)
+            if parent is None:
+                return None
+            numbers = self._numbers(r - 1)
+            by_number = {t.number: t for t in history if t.number in numbers}
+            if len(by_number) < len(numbers) or any(
+                not t.state.is_finished for t in by_number.values()
+            ):
+                return None
+            done = [
+                t
+                for t in by_number.values()
+                if t.state is TrialState.COMPLETE and t.value is not None
+            ]
+            done.sort(key=lambda t: (direction.sort_key(t.value or 0.0), t.number))
+            kept = done[: self.n_keep(r - 1)]
+            box = parent if not kept else self._shrink(parent, [t.unit for t in kept])
+        self._boxes[r] = box
+        return box
+
+    def _shrink(self, parent: Box, points: Sequence[Sequence[float]]) -> Box:
+        shrunk = []
+        for axis, (lo, hi) in enumerate(parent):
+            values = [p[axis] for p in points]
+            pad = self.margin * (hi - lo)
+            shrunk.append((max(0.0, min(values) - pad), min(1.0, max(values) + pad)))
+        return tuple(shrunk)
+
+    def propose(
+        self,
+        space: SearchSpace,
+        number: int,
+        history: Sequence[FrozenTrial],
+        direction: Direction,
+    ) -> Proposal | None:
+        r = self.round_of(number)
+        if r is None:
+            return None
+        box = self.box(r, space, history, direction)
+        if box is None:
+            return None
+        u = generator(self.seed, SAMPLER, number).random(space.n_free)
+        unit = tuple(lo + float(x) * (hi - lo) for x, (lo, hi) in zip(u, box, strict=True))
+        return Proposal(unit, {"round": r, "box": [list(b) for b in box]})
+
+    def to_config(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "rounds": self.rounds,
+            "per_round": self.per_round,
+            "keep": self.keep,
+            "margin": self.margin,
+            "seed": self.seed,
+        }

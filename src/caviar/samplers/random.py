@@ -1,0 +1,43 @@
+"""Random search, the default: the course's first rule of tuning (never a blind grid)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from caviar.errors import InvalidValue, got
+from caviar.samplers.base import Proposal, Sampler
+from caviar.seeding import SAMPLER, generator
+from caviar.space import SearchSpace
+from caviar.study.trial import Direction, FrozenTrial
+
+
+def check_seed(owner: str, seed: Any) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InvalidValue(owner, f"seed must be an integer >= 0, {got(seed)}")
+    return seed
+
+
+class RandomSampler(Sampler):
+    """Each trial's point is uniform in the unit cube, drawn from its own seeded stream."""
+
+    name = "random"
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = check_seed("RandomSampler", seed)
+
+    def __repr__(self) -> str:
+        return f"RandomSampler(seed={self.seed})"
+
+    def propose(
+        self,
+        space: SearchSpace,
+        number: int,
+        history: Sequence[FrozenTrial],
+        direction: Direction,
+    ) -> Proposal:
+        u = generator(self.seed, SAMPLER, number).random(space.n_free)
+        return Proposal(tuple(float(x) for x in u))
+
+    def to_config(self) -> dict[str, Any]:
+        return {"name": self.name, "seed": self.seed}

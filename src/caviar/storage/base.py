@@ -1,0 +1,153 @@
+"""The storage contract: what every backend guarantees, tested by one suite against all of them.
+
+Contract
+--------
+1. Studies are identified by name. ``create_study`` fails with :class:`DuplicateStudyError` when
+   the name is taken; the other calls fail with :class:`UnknownStudyError` for a missing name.
+2. Trial numbers are unique per study. ``create_trials`` is all-or-nothing: if any number is
+   taken it creates none and raises :class:`DuplicateTrialError`, so a caller that lost a race
+   re-reads the history and proposes again.
+3. Only the owner of a running trial can change it: ``add_epochs``, ``finish_trial`` and
+   ``requeue`` take the owner and raise :class:`StaleTrialError` (changing nothing) when the trial
+   is not running under that owner. A finished trial never changes state again, so no completed
+   trial is ever lost or recorded twice.
+4. ``claim_queued`` moves queued trials to running under the caller, lowest numbers first; two
+   callers never claim the same trial.
+5. ``requeue`` puts a running trial back in the queue with the same number, configuration and
+   seed, drops its partial learning curve and counts an extra attempt.
+6. Every call is atomic: after a crash at any moment the store holds either all of a call's
+   writes or none of them.
+7. ``get_trials`` returns trials sorted by number; learning curves sorted by epoch.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from caviar.study.trial import EpochRecord, FrozenTrial, NewTrial, TrialState
+
+
+class StorageError(Exception):
+    """Base class of the storage errors below."""
+
+
+class DuplicateStudyError(StorageError):
+    pass
+
+
+class UnknownStudyError(StorageError, KeyError):
+    pass
+
+
+class DuplicateTrialError(StorageError):
+    pass
+
+
+class StaleTrialError(StorageError):
+    """The trial is not running under this owner (finished, requeued, or owned by another)."""
+
+
+@dataclass(frozen=True)
+class StudyRecord:
+    """A study's fixed definition plus its free-form attributes."""
+
+    name: str
+    direction: str
+    space: Mapping[str, Any]
+    sampler: Mapping[str, Any]
+    seed: int
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+    created: float | None = None
+
+
+def checked_value(value: float | None) -> float | None:
+    """An objective value as stored: None, or a finite float."""
+    if value is None:
+        return None
+    try:
+        number = float(value) if not isinstance(value, bool | str) else math.nan
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number):
+        raise ValueError(f"a trial's value must be a finite number or None, got {value!r}")
+    return number
+
+
+class Storage(ABC):
+    """Where studies and their trials live. See the module docstring for the contract."""
+
+    # -- studies -----------------------------------------------------------------------------
+    @abstractmethod
+    def create_study(self, record: StudyRecord) -> None: ...
+
+    @abstractmethod
+    def load_study(self, name: str) -> StudyRecord: ...
+
+    @abstractmethod
+    def study_names(self) -> list[str]: ...
+
+    @abstractmethod
+    def set_study_attrs(self, name: str, attrs: Mapping[str, Any]) -> None:
+        """Merge ``attrs`` into the study's attributes (JSON values)."""
+
+    # -- trials ------------------------------------------------------------------------------
+    @abstractmethod
+    def create_trials(
+        self, study: str, trials: Sequence[NewTrial], *, owner: str | None
+    ) -> list[FrozenTrial]:
+        """Create trials, running under ``owner``, or queued when ``owner`` is None."""
+
+    @abstractmethod
+    def claim_queued(self, study: str, owner: str, limit: int) -> list[FrozenTrial]:
+        """Move up to ``limit`` queued trials to running under ``owner``, lowest number first."""
+
+    @abstractmethod
+    def requeue(self, study: str, number: int, owner: str) -> None:
+        """Put a trial running under ``owner`` back in the queue (see contract, point 5)."""
+
+    @abstractmethod
+    def heartbeat(self, study: str, numbers: Iterable[int], owner: str) -> None:
+        """Stamp the current time on the given trials that run under ``owner``."""
+
+    @abstractmethod
+    def add_epochs(
+        self, study: str, rows: Sequence[tuple[int, EpochRecord]], *, owner: str
+    ) -> None:
+        """Record learning-curve points ``(trial number, record)`` in one transaction.
+
+        A point for an epoch already recorded replaces it.
+        """
+
+    @abstractmethod
+    def finish_trial(
+        self,
+        study: str,
+        number: int,
+        state: TrialState,
+        value: float | None,
+        *,
+        owner: str,
+        attrs: Mapping[str, Any] | None = None,
+    ) -> FrozenTrial:
+        """Move a running trial to a finished state with its objective value."""
+
+    @abstractmethod
+    def set_trial_attrs(self, study: str, number: int, attrs: Mapping[str, Any]) -> None:
+        """Merge ``attrs`` into a trial's attributes (allowed in any state)."""
+
+    @abstractmethod
+    def get_trials(
+        self,
+        study: str,
+        *,
+        states: Iterable[TrialState] | None = None,
+        curves: bool = True,
+    ) -> list[FrozenTrial]:
+        """Trials sorted by number, with their learning curves unless ``curves`` is False."""
+
+    def close(self) -> None:  # noqa: B027 -- optional for backends without resources
+        """Release files and connections."""

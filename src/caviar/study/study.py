@@ -1,0 +1,382 @@
+"""Study: ask for configurations, tell results, read the leaderboard. Backed by a storage.
+
+The core is ask/tell, so any training loop can drive it::
+
+    study = Study.create("demo", space, storage="caviar.db")
+    for trial in study.ask(16):
+        for epoch in ...:
+            study.report(trial, EpochRecord(epoch, val_accuracy=...))
+        study.tell(trial, value=val_accuracy)
+
+Every process that runs trials is an *owner* (host, pid and a random token). Trials it holds
+carry its heartbeat. :meth:`recover` re-queues trials whose owner died (same host, pid gone) or
+whose heartbeat is stale, so a study killed at any moment continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import platform
+import socket
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from caviar.samplers import RandomSampler, Sampler
+from caviar.seeding import TRIAL, derive_seed
+from caviar.space import SearchSpace
+from caviar.storage.base import (
+    DuplicateStudyError,
+    DuplicateTrialError,
+    StaleTrialError,
+    Storage,
+    StudyRecord,
+)
+from caviar.storage.resolve import open_storage
+from caviar.study.trial import Direction, EpochRecord, FrozenTrial, NewTrial, TrialState
+
+
+@dataclass(frozen=True)
+class Trial:
+    """A trial handed out by :meth:`Study.ask`: its configuration and its seed."""
+
+    number: int
+    params: Mapping[str, Any]
+    unit: tuple[float, ...]
+    seed: int
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RoundSummary:
+    """One coarse-to-fine round: its box in unit coordinates and how it went."""
+
+    index: int
+    box: tuple[tuple[float, float], ...]
+    numbers: tuple[int, ...]
+    n_complete: int
+    best_value: float | None
+
+
+def versions() -> dict[str, str]:
+    """Library versions recorded with every study, so a result can be reproduced."""
+    import numpy
+    import torch
+
+    from caviar import __version__
+
+    return {
+        "caviar": __version__,
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "torch": torch.__version__,
+    }
+
+
+def _new_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def owner_is_dead(owner: str) -> bool:
+    """Whether ``owner`` is a process on this host that no longer exists."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+class Study:
+    """A named search over a space, with its sampler, direction and seed, kept in a storage."""
+
+    def __init__(
+        self,
+        record: StudyRecord,
+        storage: Storage,
+        *,
+        heartbeat_interval: float = 30.0,
+    ) -> None:
+        self._record = record
+        self.storage = storage
+        self.space = SearchSpace.from_config(record.space)
+        self.sampler = Sampler.from_config(record.sampler)
+        self.direction = Direction(record.direction)
+        self.owner = _new_owner()
+        self._held: set[int] = set()
+        self._held_lock = threading.Lock()
+        self._heartbeat_interval = heartbeat_interval
+        self._heartbeat_thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    # -- creation ----------------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        name: str,
+        space: SearchSpace | Mapping[str, Any],
+        *,
+        storage: Storage | str | os.PathLike[str] | None = None,
+        sampler: Sampler | None = None,
+        direction: str | Direction = Direction.MAXIMIZE,
+        seed: int = 0,
+        attrs: Mapping[str, Any] | None = None,
+        load_if_exists: bool = False,
+    ) -> Study:
+        """A new study; with ``load_if_exists``, the stored one if its definition is the same."""
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"a study name must be a non-empty string, got {name!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"Study: seed must be an integer >= 0, got {seed!r}")
+        space = space if isinstance(space, SearchSpace) else SearchSpace(space)
+        sampler = sampler if sampler is not None else RandomSampler(seed)
+        sampler.check(space)
+        backend = open_storage(storage)
+        record = StudyRecord(
+            name=name,
+            direction=Direction(direction).value,
+            space=space.to_config(),
+            sampler=sampler.to_config(),
+            seed=seed,
+            attrs={"versions": versions(), **dict(attrs or {})},
+        )
+        try:
+            backend.create_study(record)
+        except DuplicateStudyError:
+            if not load_if_exists:
+                raise
+            stored = backend.load_study(name)
+            for what in ("space", "sampler", "direction", "seed"):
+                mine, theirs = getattr(record, what), getattr(stored, what)
+                if _normalised(mine) != _normalised(theirs):
+                    raise ValueError(
+                        f"study {name!r} exists in {backend!r} with a different {what}: "
+                        f"stored {theirs!r}, given {mine!r}; use another name, or load it as is"
+                    ) from None
+        return cls(backend.load_study(name), backend)
+
+    @classmethod
+    def load(cls, name: str, storage: Storage | str | os.PathLike[str]) -> Study:
+        backend = open_storage(storage)
+        return cls(backend.load_study(name), backend)
+
+    # -- properties --------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self._record.name
+
+    @property
+    def seed(self) -> int:
+        return self._record.seed
+
+    @property
+    def attrs(self) -> Mapping[str, Any]:
+        return self.storage.load_study(self.name).attrs
+
+    def set_attrs(self, attrs: Mapping[str, Any]) -> None:
+        self.storage.set_study_attrs(self.name, attrs)
+
+    def __repr__(self) -> str:
+        return f"Study({self.name!r}, storage={self.storage!r})"
+
+    # -- ask / tell --------------------------------------------------------------------------
+    def ask(self, n: int = 1) -> list[Trial]:
+        """Up to ``n`` trials to run: queued ones first, then new proposals.
+
+        Fewer come back when the sampler is exhausted or waits for running trials to finish.
+        """
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"Study.ask: n must be an integer >= 1, got {n!r}")
+        frozen = self.storage.claim_queued(self.name, self.owner, n)
+        while len(frozen) < n:
+            want = n - len(frozen)
+            history = self.storage.get_trials(self.name, curves=False)
+            first = history[-1].number + 1 if history else 0
+            new: list[NewTrial] = []
+            for number in range(first, first + want):
+                proposal = self.sampler.propose(self.space, number, history, self.direction)
+                if proposal is None:
+                    break
+                new.append(
+                    NewTrial(
+                        number=number,
+                        params=self.space.from_unit(proposal.unit),
+                        unit=proposal.unit,
+                        seed=derive_seed(self.seed, TRIAL, number),
+                        attrs=dict(proposal.attrs),
+                    )
+                )
+            if not new:
+                break
+            try:
+                frozen += self.storage.create_trials(self.name, new, owner=self.owner)
+            except DuplicateTrialError:
+                continue  # another process took these numbers: read the history again
+            if len(new) < want:
+                break  # the sampler has no more to give now
+        self._hold(t.number for t in frozen)
+        return [Trial(t.number, t.params, t.unit, t.seed, t.attrs) for t in frozen]
+
+    def tell(
+        self,
+        trial: Trial | int,
+        value: float | None = None,
+        *,
+        state: TrialState | str = TrialState.COMPLETE,
+        attrs: Mapping[str, Any] | None = None,
+    ) -> FrozenTrial:
+        """Finish a trial. A complete trial needs a finite ``value``; others may have none."""
+        number = trial if isinstance(trial, int) else trial.number
+        state = TrialState(state)
+        if state is TrialState.COMPLETE and (value is None or not math.isfinite(value)):
+            raise ValueError(
+                f"Study.tell: a complete trial needs a finite value, got {value!r} "
+                f"(use state='diverged' or 'failed')"
+            )
+        finished = self.storage.finish_trial(
+            self.name, number, state, value, owner=self.owner, attrs=attrs
+        )
+        self._release([number])
+        return finished
+
+    def report(self, trial: Trial | int, record: EpochRecord) -> None:
+        """Record one learning-curve point of a running trial."""
+        self.report_epochs([(trial, record)])
+
+    def report_epochs(self, rows: Iterable[tuple[Trial | int, EpochRecord]]) -> None:
+        """Record many learning-curve points in one transaction."""
+        batch = [(t if isinstance(t, int) else t.number, r) for t, r in rows]
+        self.storage.add_epochs(self.name, batch, owner=self.owner)
+
+    def release(self, trials: Iterable[Trial | int]) -> None:
+        """Put trials this process holds back in the queue (e.g. on Ctrl-C)."""
+        numbers = [t if isinstance(t, int) else t.number for t in trials]
+        for number in numbers:
+            with contextlib.suppress(StaleTrialError):
+                self.storage.requeue(self.name, number, self.owner)
+        self._release(numbers)
+
+    # -- recovery and heartbeats -------------------------------------------------------------
+    def recover(self, *, stale_after: float = 300.0) -> list[int]:
+        """Re-queue running trials whose owner died or whose heartbeat is ``stale_after`` old."""
+        now = time.time()
+        requeued = []
+        for t in self.storage.get_trials(self.name, states=[TrialState.RUNNING], curves=False):
+            if t.owner is None or t.owner == self.owner:
+                continue
+            stale = t.heartbeat is None or now - t.heartbeat > stale_after
+            if owner_is_dead(t.owner) or stale:
+                try:
+                    self.storage.requeue(self.name, t.number, t.owner)
+                    requeued.append(t.number)
+                except StaleTrialError:
+                    pass  # it finished or moved meanwhile
+        return requeued
+
+    def heartbeat(self) -> None:
+        """Stamp the time on every trial this process holds."""
+        with self._held_lock:
+            held = sorted(self._held)
+        if held:
+            self.storage.heartbeat(self.name, held, self.owner)
+
+    def _hold(self, numbers: Iterable[int]) -> None:
+        with self._held_lock:
+            self._held.update(numbers)
+            start = bool(self._held) and self._heartbeat_thread is None
+        if start:
+            self._heartbeat_thread = threading.Thread(
+                target=self._beat, name=f"caviar-heartbeat-{self.name}", daemon=True
+            )
+            self._heartbeat_thread.start()
+
+    def _release(self, numbers: Iterable[int]) -> None:
+        with self._held_lock:
+            self._held.difference_update(numbers)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self._heartbeat_interval):
+            try:
+                self.heartbeat()
+            except Exception as e:  # a busy or closed store must not kill the run
+                print(f"caviar: heartbeat failed: {e}", file=sys.stderr)
+
+    def close(self) -> None:
+        """Stop the heartbeat thread and close the storage."""
+        self._stop.set()
+        if self._heartbeat_thread is not None:
+            self._heartbeat_thread.join()
+            self._heartbeat_thread = None
+        self.storage.close()
+
+    # -- results -----------------------------------------------------------------------------
+    def trials(
+        self, states: Iterable[TrialState] | None = None, *, curves: bool = True
+    ) -> list[FrozenTrial]:
+        return self.storage.get_trials(self.name, states=states, curves=curves)
+
+    def leaderboard(self, k: int | None = None, *, curves: bool = False) -> list[FrozenTrial]:
+        """Complete trials, best first (ties: lower number first)."""
+        done = [t for t in self.trials([TrialState.COMPLETE], curves=curves) if t.value is not None]
+        done.sort(key=lambda t: (self.direction.sort_key(t.value or 0.0), t.number))
+        return done if k is None else done[:k]
+
+    @property
+    def best_trial(self) -> FrozenTrial | None:
+        board = self.leaderboard(1, curves=True)
+        return board[0] if board else None
+
+    def rounds(self) -> list[RoundSummary]:
+        """Coarse-to-fine rounds as recorded on the trials (empty for other samplers)."""
+        groups: dict[int, list[FrozenTrial]] = {}
+        for t in self.trials(curves=False):
+            if "round" in t.attrs:
+                groups.setdefault(int(t.attrs["round"]), []).append(t)
+        summaries = []
+        for index in sorted(groups):
+            members = groups[index]
+            values = [
+                t.value for t in members if t.state is TrialState.COMPLETE and t.value is not None
+            ]
+            best = None
+            for v in values:
+                if best is None or self.direction.better(v, best):
+                    best = v
+            summaries.append(
+                RoundSummary(
+                    index=index,
+                    box=tuple((float(lo), float(hi)) for lo, hi in members[0].attrs["box"]),
+                    numbers=tuple(t.number for t in members),
+                    n_complete=len(values),
+                    best_value=best,
+                )
+            )
+        return summaries
+
+
+def _normalised(value: Any) -> Any:
+    """Compare definitions the way the store keeps them (JSON: tuples become lists)."""
+    return json.loads(json.dumps(value))
+
+
+def summarize_states(trials: Sequence[FrozenTrial]) -> dict[str, int]:
+    """How many trials are in each state."""
+    counts = {s.value: 0 for s in TrialState}
+    for t in trials:
+        counts[t.state.value] += 1
+    return counts
