@@ -1,0 +1,231 @@
+"""User data from a file: ``.npz`` (arrays ``x``, ``y``, optionally ``x_test``, ``y_test``) or
+``.csv`` (a header row, one label column, every other column a float feature).
+
+Features are used as given (no rescaling: the user knows their units) but must be finite. Labels
+may be integers or strings; they become 0..K-1 in sorted order (numeric order for integers) and
+the original values are kept as ``class_names``. Without a test set in the file, a stratified
+20 % of the rows is carved off with a fixed seed, so the test set is the same on every run.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from caviar.data.dataset import Dataset
+from caviar.data.splits import split_validation
+from caviar.errors import InvalidValue
+
+TEST_FRACTION = 0.2
+TEST_SEED = 0
+_INT = re.compile(r"[+-]?\d+")
+
+
+def load_npz(path: str | Path) -> Dataset:
+    """The dataset in the ``.npz`` file at ``path`` (loaded without pickle)."""
+    path = Path(path)
+    owner = str(path)
+    _check_exists(path)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise InvalidValue(owner, f"not a readable .npz archive ({e})") from e
+    if "x" not in arrays or "y" not in arrays:
+        raise InvalidValue(owner, f"must hold arrays 'x' and 'y', got arrays {sorted(arrays)}")
+    if ("x_test" in arrays) != ("y_test" in arrays):
+        raise InvalidValue(
+            owner, f"must hold both 'x_test' and 'y_test' or neither, got arrays {sorted(arrays)}"
+        )
+    x = _features(arrays["x"], owner, "x")
+    y = _label_values(arrays["y"], len(x), owner, "y")
+    input_shape = tuple(arrays["x"].shape[1:])
+    if "x_test" not in arrays:
+        return _carve_test(path, x, y, input_shape, "npz arrays x, y")
+    x_test = _features(arrays["x_test"], owner, "x_test")
+    if arrays["x_test"].shape[1:] != arrays["x"].shape[1:]:
+        raise InvalidValue(
+            owner,
+            f"x_test examples must have the shape of x's {list(input_shape)}, "
+            f"got {list(arrays['x_test'].shape[1:])}",
+        )
+    y_test = _label_values(arrays["y_test"], len(x_test), owner, "y_test")
+    if (y.dtype.kind == "U") != (y_test.dtype.kind == "U"):
+        raise InvalidValue(
+            owner,
+            "y and y_test must both hold numbers or both strings, "
+            f"got {y.dtype} and {y_test.dtype}",
+        )
+    classes = _classes(y, owner)
+    unseen = np.setdiff1d(y_test, classes)
+    if len(unseen):
+        raise InvalidValue(
+            owner, f"y_test must only hold labels seen in y, got unseen {unseen[:5].tolist()}"
+        )
+    return Dataset(
+        name=path.stem,
+        x_train=x,
+        y_train=np.searchsorted(classes, y).astype(np.int64),
+        x_test=x_test,
+        y_test=np.searchsorted(classes, y_test).astype(np.int64),
+        n_classes=len(classes),
+        source=f"{path} (npz arrays x, y, x_test, y_test; features as given)",
+        class_names=tuple(str(c) for c in classes.tolist()),
+        input_shape=input_shape,
+    )
+
+
+def load_csv(path: str | Path, label_column: str = "label") -> Dataset:
+    """The dataset in the ``.csv`` file at ``path``: ``label_column`` against all other columns."""
+    path = Path(path)
+    owner = str(path)
+    _check_exists(path)
+    # 1. Rows, with their line numbers for error messages; blank lines are skipped.
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f)
+            rows = [(reader.line_num, row) for row in reader if row]
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise InvalidValue(owner, f"not a readable UTF-8 csv file ({e})") from e
+    if not rows:
+        raise InvalidValue(owner, "must have a header row, got an empty file")
+    header = [name.strip() for name in rows[0][1]]
+    if header.count(label_column) != 1:
+        state = "missing" if label_column not in header else "repeated"
+        raise InvalidValue(owner, f"label column {label_column!r} is {state}, got columns {header}")
+    if len(header) < 2:
+        raise InvalidValue(owner, f"needs at least one feature column, got columns {header}")
+    if len(rows) == 1:
+        raise InvalidValue(owner, "needs at least one data row, got only the header")
+    for line, row in rows[1:]:
+        if len(row) != len(header):
+            raise InvalidValue(
+                owner,
+                f"line {line}: must have {len(header)} fields like the header, got {len(row)}",
+            )
+    # 2. Labels: all integers, or else strings.
+    at = header.index(label_column)
+    labels = [row[at].strip() for _, row in rows[1:]]
+    for (line, _), label in zip(rows[1:], labels, strict=True):
+        if not label:
+            raise InvalidValue(owner, f"line {line}: label column {label_column!r} is empty")
+    y = (
+        np.array([int(s) for s in labels], dtype=np.int64)
+        if all(_INT.fullmatch(s) for s in labels)
+        else np.array(labels, dtype=str)
+    )
+    # 3. Features: every other column, as floats.
+    names = [name for i, name in enumerate(header) if i != at]
+    cells = [[v for i, v in enumerate(row) if i != at] for _, row in rows[1:]]
+    try:
+        x = np.array(cells, dtype=np.float64)  # [N, D]
+    except ValueError:
+        raise _first_bad_cell(owner, rows[1:], cells, names) from None
+    bad = np.argwhere(~np.isfinite(x))
+    if len(bad):
+        r, c = bad[0]
+        raise InvalidValue(
+            owner, f"line {rows[1 + r][0]}, column {names[c]!r}: must be finite, got {x[r, c]}"
+        )
+    x32 = _features(x, owner, "features")
+    return _carve_test(path, x32, y, (len(names),), f"csv, label column {label_column!r}")
+
+
+def _check_exists(path: Path) -> None:
+    if not path.is_file():
+        raise InvalidValue(str(path), "no such file")
+
+
+def _features(x: np.ndarray, owner: str, what: str) -> np.ndarray:
+    """``x`` as finite float32 ``[N, D]``, one row per example (later dims flattened)."""
+    if x.ndim < 2 or len(x) == 0 or x.size == 0:
+        raise InvalidValue(
+            owner, f"{what} must be [N, D] (or [N, ...]) with N, D >= 1, got shape {list(x.shape)}"
+        )
+    if x.dtype == bool or not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
+        raise InvalidValue(owner, f"{what} must hold real numbers, got dtype {x.dtype}")
+    with np.errstate(over="ignore"):  # too large for float32 -> inf, reported just below
+        flat = x.reshape(len(x), -1).astype(np.float32)
+    if not np.isfinite(flat).all():
+        where = np.argwhere(~np.isfinite(flat))[0]
+        raise InvalidValue(
+            owner,
+            f"{what} must be finite (in float32), got {x.reshape(len(x), -1)[tuple(where)]} "
+            f"at row {where[0]}, feature {where[1]}",
+        )
+    return flat
+
+
+def _label_values(y: np.ndarray, n: int, owner: str, what: str) -> np.ndarray:
+    """``y`` checked to be ``[n]`` integer (or integral float) or string labels."""
+    if y.shape != (n,):
+        raise InvalidValue(
+            owner, f"{what} must be [{n}], one label per example, got shape {list(y.shape)}"
+        )
+    if y.dtype.kind in "iub":
+        return y.astype(np.int64) if y.dtype.kind != "b" else y
+    if y.dtype.kind == "f":
+        if not (np.isfinite(y).all() and (y == np.round(y)).all()):
+            raise InvalidValue(
+                owner, f"{what} must hold integer or string labels, got fractional floats"
+            )
+        return y.astype(np.int64)
+    if y.dtype.kind in "US":
+        return y.astype(str)
+    raise InvalidValue(owner, f"{what} must hold integer or string labels, got dtype {y.dtype}")
+
+
+def _classes(y: np.ndarray, owner: str) -> np.ndarray:
+    classes = np.unique(y)  # sorted: numerically for integers, lexicographically for strings
+    if len(classes) < 2:
+        raise InvalidValue(
+            owner, f"must have at least 2 classes, got {len(classes)} ({classes.tolist()})"
+        )
+    return classes
+
+
+def _carve_test(
+    path: Path, x: np.ndarray, y: np.ndarray, input_shape: tuple[int, ...], kind: str
+) -> Dataset:
+    """A dataset from all of ``(x, y)``, its test set a stratified 20 % carved off with seed 0."""
+    owner = str(path)
+    classes = _classes(y, owner)
+    codes = np.searchsorted(classes, y).astype(np.int64)
+    try:
+        cut = split_validation(x, codes, fraction=TEST_FRACTION, seed=TEST_SEED)
+    except InvalidValue as e:
+        raise InvalidValue(
+            owner, f"too few examples to carve off a {TEST_FRACTION:.0%} test set: {e.reason}"
+        ) from e
+    return Dataset(
+        name=path.stem,
+        x_train=cut.x_train,
+        y_train=cut.y_train,
+        x_test=cut.x_val,
+        y_test=cut.y_val,
+        n_classes=len(classes),
+        source=(
+            f"{path} ({kind}; features as given); test: stratified {TEST_FRACTION:.0%} "
+            f"of {len(y)} rows carved off with seed {TEST_SEED} (split {cut.hash[:12]})"
+        ),
+        class_names=tuple(str(c) for c in classes.tolist()),
+        input_shape=input_shape,
+    )
+
+
+def _first_bad_cell(
+    owner: str, rows: list[tuple[int, list[str]]], cells: list[list[str]], names: list[str]
+) -> InvalidValue:
+    for (line, _), values in zip(rows, cells, strict=True):
+        for name, value in zip(names, values, strict=True):
+            try:
+                float(value)
+            except ValueError:
+                return InvalidValue(
+                    owner, f"line {line}, column {name!r}: must be a number, got {value!r}"
+                )
+    return InvalidValue(owner, "features must be numbers")

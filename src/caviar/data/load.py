@@ -1,0 +1,64 @@
+"""``load_dataset``: one entry point for the named datasets and for the user's own files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from caviar.data.dataset import Dataset
+from caviar.data.digits import load_digits
+from caviar.data.files import load_csv, load_npz
+from caviar.data.mnist import FILES, load_idx_dataset
+from caviar.errors import InvalidValue, got
+
+#: names that need no file from the user ("digits" needs no network either)
+NAMES = ("digits", "fashion-mnist", "mnist")
+#: file suffixes read as user data
+SUFFIXES = (".csv", ".npz")
+
+
+def load_dataset(
+    name_or_path: str | os.PathLike[str],
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    train_size: int | None = None,
+    test_size: int | None = None,
+    label_column: str = "label",
+    download: bool = True,
+) -> Dataset:
+    """A classification dataset by name ("mnist", "fashion-mnist", "digits") or from a ``.npz``
+    or ``.csv`` file, cut to its first ``train_size`` / ``test_size`` examples.
+
+    MNIST and Fashion-MNIST are read from ``data_dir`` if given (and only from there), else from
+    the cache (``cache_dir``, ``$CAVIAR_CACHE``, ``$XDG_CACHE_HOME/caviar`` or
+    ``~/.cache/caviar``), downloading missing files unless ``download`` is False. ``label_column``
+    names the label column of a csv file. Bad input raises :class:`~caviar.errors.InvalidValue`;
+    a download that fails on every mirror raises :class:`~caviar.data.DownloadError`.
+    """
+    owner = "load_dataset"
+    if not isinstance(name_or_path, str | os.PathLike):
+        raise InvalidValue(owner, f"name_or_path must be a name or a path, {got(name_or_path)}")
+    text = os.fspath(name_or_path)
+    suffix = Path(text).suffix.lower()
+    key = text.strip().lower().replace("_", "-")
+    if data_dir is not None and key not in FILES:
+        raise InvalidValue(
+            owner,
+            f"data_dir applies only to {', '.join(sorted(FILES))}, got data_dir for {text!r}",
+        )
+    if key in FILES:
+        dataset = load_idx_dataset(key, data_dir=data_dir, cache_dir=cache_dir, download=download)
+    elif key == "digits":
+        dataset = load_digits()
+    elif suffix == ".npz":
+        dataset = load_npz(Path(text).expanduser())
+    elif suffix == ".csv":
+        dataset = load_csv(Path(text).expanduser(), label_column=label_column)
+    else:
+        raise InvalidValue(
+            owner,
+            f"name_or_path must be one of {', '.join(NAMES)} or a file ending in "
+            f"{' or '.join(SUFFIXES)}, {got(text)}",
+        )
+    return dataset.head(train_size, test_size)
