@@ -1,0 +1,44 @@
+"""Which device a population runs on, and the matrix-product precision it uses there."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+
+from caviar.errors import InvalidValue, got
+
+
+def resolve_device(spec: str | torch.device = "auto") -> torch.device:
+    """``auto`` is CUDA when present, else the CPU; ``cpu``, ``cuda`` and ``cuda:N`` as given."""
+    if isinstance(spec, torch.device):
+        device = spec
+    elif spec == "auto":
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        try:
+            device = torch.device(spec)
+        except (RuntimeError, TypeError):
+            raise InvalidValue(
+                "device", f"must be 'auto', 'cpu', 'cuda' or 'cuda:N', {got(spec)}"
+            ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InvalidValue("device", f"CUDA is not available on this machine, {got(str(spec))}")
+    if device.type not in ("cpu", "cuda"):
+        raise InvalidValue("device", f"must be a CPU or CUDA device, {got(str(spec))}")
+    return device
+
+
+@contextmanager
+def matmul_precision(device: torch.device, dtype: torch.dtype) -> Iterator[None]:
+    """TF32 matrix products for float32 on a GPU, restored afterwards; float64 stays exact."""
+    if device.type != "cuda" or dtype != torch.float32:
+        yield
+        return
+    before = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before
