@@ -320,7 +320,8 @@ class Group:
         for key in ("hidden_units", "n_layers", "batch_norm", "optimizer"):
             if getattr(state.spec, key) != getattr(spec, key):
                 raise ValueError(
-                    f"state has {key}={getattr(state.spec, key)!r}, the member {getattr(spec, key)!r}"
+                    f"state has {key}={getattr(state.spec, key)!r}, "
+                    f"the member {getattr(spec, key)!r}"
                 )
         units = spec.hidden_units
 

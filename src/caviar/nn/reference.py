@@ -9,6 +9,7 @@ is torch's own: ``nn.Linear``, ``nn.BatchNorm1d``, ``F.cross_entropy``, autograd
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -41,7 +42,7 @@ class ReferenceNet(nn.Module):
         sizes = spec.layer_sizes(n_inputs, n_classes)
         self.linears = nn.ModuleList(
             nn.Linear(a, b, bias=not spec.batch_norm or i == spec.n_layers, dtype=dtype)
-            for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True))
+            for i, (a, b) in enumerate(itertools.pairwise(sizes))
         )
         self.norms = nn.ModuleList(
             nn.BatchNorm1d(

@@ -186,7 +186,8 @@ class MemberSpec:
         if unknown:
             raise InvalidValue(
                 owner,
-                f"unknown hyperparameter {unknown[0]!r}; the engine knows {sorted(HYPERPARAMETERS)}",
+                f"unknown hyperparameter {unknown[0]!r}; "
+                f"the engine knows {sorted(HYPERPARAMETERS)}",
             )
         try:
             return cls(seed=seed, **dict(params))

@@ -109,7 +109,8 @@ class CoarseToFineSampler(Sampler):
         """How many trials of round ``r`` shape the next box."""
         if isinstance(self.keep, int):
             return self.keep
-        return max(1, math.ceil(self.keep * self.per_round[r]))
+        # rounded first: 0.14 * 50 is 7.000000000000001 in floating point, and ceil would give 8
+        return max(1, math.ceil(round(self.keep * self.per_round[r], 9)))
 
     def box(
         self, r: int, space: SearchSpace, history: Sequence[FrozenTrial], direction: Direction

@@ -137,8 +137,11 @@ class _Scaled(Dimension):
         return self._t(self.low), self._t(self.high)
 
     def from_unit(self, u: float) -> Any:
+        u = _clip01(u)
+        if not self.integer and u in (0.0, 1.0):  # the bounds as written, not 10**log10(low)
+            return self.low if u == 0.0 else self.high
         t_lo, t_hi = self._t_range
-        value = self._v(t_lo + _clip01(u) * (t_hi - t_lo))
+        value = self._v(t_lo + u * (t_hi - t_lo))
         if self.integer:
             value = math.floor(value + 0.5)
         return min(max(value, self.low), self.high)

@@ -45,7 +45,11 @@ class SearchSpace(Mapping[str, Dimension]):
         return len(self._dims)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, SearchSpace) and self._dims == other._dims
+        # order counts: it names the unit cube's axes (and dict equality would ignore it,
+        # disagreeing with __hash__)
+        return isinstance(other, SearchSpace) and list(self._dims.items()) == list(
+            other._dims.items()
+        )
 
     def __hash__(self) -> int:
         return hash(tuple(self._dims.items()))
