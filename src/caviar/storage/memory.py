@@ -6,6 +6,7 @@ the same things and the contract suite tests them alike.
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 import time
@@ -27,6 +28,11 @@ from caviar.study.trial import EpochRecord, FrozenTrial, NewTrial, TrialState
 
 def _json(value: Any) -> Any:
     return json.loads(json.dumps(value, allow_nan=False))
+
+
+def _detached(trial: FrozenTrial) -> FrozenTrial:
+    """A copy the caller may change without changing the store (as with SQLite)."""
+    return replace(trial, params=copy.deepcopy(trial.params), attrs=copy.deepcopy(trial.attrs))
 
 
 class InMemoryStorage(Storage):
@@ -55,7 +61,7 @@ class InMemoryStorage(Storage):
 
     def load_study(self, name: str) -> StudyRecord:
         with self._lock:
-            return self._study(name)
+            return copy.deepcopy(self._study(name))
 
     def _study(self, name: str) -> StudyRecord:
         try:
@@ -100,7 +106,7 @@ class InMemoryStorage(Storage):
                 table[t.number] = frozen
                 self._curves[study][t.number] = {}
                 created.append(frozen)
-            return created
+            return [_detached(t) for t in created]
 
     def _running(self, study: str, number: int, owner: str) -> FrozenTrial:
         self._study(study)
@@ -122,7 +128,7 @@ class InMemoryStorage(Storage):
                 table[n] = replace(
                     table[n], state=TrialState.RUNNING, owner=owner, heartbeat=now, started=now
                 )
-            return [table[n] for n in queued]
+            return [_detached(table[n]) for n in queued]
 
     def requeue(self, study: str, number: int, owner: str) -> None:
         with self._lock:
@@ -177,7 +183,7 @@ class InMemoryStorage(Storage):
                 finished=time.time(),
             )
             self._trials[study][number] = finished
-            return self._with_curve(study, finished)
+            return _detached(self._with_curve(study, finished))
 
     def set_trial_attrs(self, study: str, number: int, attrs: Mapping[str, Any]) -> None:
         with self._lock:
@@ -208,4 +214,4 @@ class InMemoryStorage(Storage):
                 for _, t in sorted(self._trials[study].items())
                 if wanted is None or t.state in wanted
             ]
-            return [self._with_curve(study, t) for t in trials] if curves else trials
+            return [_detached(self._with_curve(study, t) if curves else t) for t in trials]

@@ -1,0 +1,57 @@
+"""What only the SQLite backend promises: the file outlives the process, and its schema version."""
+
+import re
+import sqlite3
+
+import pytest
+
+from caviar.storage import InMemoryStorage, SQLiteStorage, StudyRecord, open_storage
+from caviar.study.trial import EpochRecord, NewTrial, TrialState
+
+
+def test_everything_survives_reopening_the_file(tmp_path):
+    path = tmp_path / "deep" / "folder" / "s.db"  # folders are created
+    first = SQLiteStorage(path)
+    first.create_study(StudyRecord("s", "minimize", {"x": 1}, {"name": "random", "seed": 0}, 0))
+    first.create_trials("s", [NewTrial(0, {"x": 1}, (), 7, {"a": [1]})], owner="h:1:o")
+    first.add_epochs("s", [(0, EpochRecord(1, val_loss=0.5))], owner="h:1:o")
+    first.finish_trial("s", 0, TrialState.COMPLETE, 0.5, owner="h:1:o")
+    first.create_trials("s", [NewTrial(1, {"x": 1}, (), 8)], owner=None)
+    first.close()
+
+    again = SQLiteStorage(path)
+    assert again.study_names() == ["s"]
+    assert again.load_study("s").direction == "minimize"
+    done, queued = again.get_trials("s")
+    assert (done.state, done.value, done.seed, done.attrs) == (
+        TrialState.COMPLETE,
+        0.5,
+        7,
+        {"a": [1]},
+    )
+    assert [(r.epoch, r.val_loss) for r in done.curve] == [(1, 0.5)]
+    assert (queued.number, queued.state) == (1, TrialState.QUEUED)
+    again.close()
+
+
+def test_a_file_from_a_newer_caviar_is_refused(tmp_path):
+    path = tmp_path / "s.db"
+    SQLiteStorage(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE schema_version SET version = 2")
+    with pytest.raises(
+        RuntimeError, match=re.escape("has schema version 2; this caviar reads up to 1")
+    ):
+        SQLiteStorage(path)
+
+
+def test_open_storage_turns_what_the_user_gives_into_a_backend(tmp_path):
+    assert isinstance(open_storage(None), InMemoryStorage)
+    memory = InMemoryStorage()
+    assert open_storage(memory) is memory
+    by_str = open_storage(str(tmp_path / "a.db"))
+    by_path = open_storage(tmp_path / "b.db")
+    assert isinstance(by_str, SQLiteStorage) and isinstance(by_path, SQLiteStorage)
+    assert (tmp_path / "a.db").exists() and (tmp_path / "b.db").exists()
+    with pytest.raises(TypeError, match="storage must be None, a path or a Storage, got 3"):
+        open_storage(3)
