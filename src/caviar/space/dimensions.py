@@ -29,6 +29,8 @@ class Dimension(ABC):
 
     #: how many unit-cube coordinates the dimension takes (a fixed value takes none)
     n_free: ClassVar[int] = 1
+    #: how a plot draws the dimension: linear, log, one_minus_log or categorical
+    axis: ClassVar[str] = "linear"
 
     @abstractmethod
     def from_unit(self, u: float) -> Any:
@@ -211,6 +213,7 @@ class LogUniform(_Scaled):
     """
 
     scale: ClassVar[str] = "log"
+    axis: ClassVar[str] = "log"
 
     def _check_bounds(self, owner: str) -> None:
         if self.low <= 0:
@@ -229,6 +232,7 @@ class IntLogUniform(_Scaled):
 
     scale: ClassVar[str] = "int_log"
     integer: ClassVar[bool] = True
+    axis: ClassVar[str] = "log"
 
     def _check_bounds(self, owner: str) -> None:
         if self.low < 1:
@@ -250,6 +254,7 @@ class OneMinusLog(_Scaled):
     """
 
     scale: ClassVar[str] = "one_minus_log"
+    axis: ClassVar[str] = "one_minus_log"
 
     def _check_bounds(self, owner: str) -> None:
         for name, bound in (("low", self.low), ("high", self.high)):
@@ -277,6 +282,7 @@ class Choice(Dimension):
     """One of a few values (activation, optimizer, batch norm on/off), equally likely."""
 
     options: tuple[Scalar, ...]
+    axis: ClassVar[str] = "categorical"
 
     def __post_init__(self) -> None:
         owner = "Choice"

@@ -195,10 +195,11 @@ class Study:
         return f"Study({self.name!r}, storage={self.storage!r})"
 
     # -- ask / tell --------------------------------------------------------------------------
-    def ask(self, n: int = 1) -> list[Trial]:
+    def ask(self, n: int = 1, *, max_trials: int | None = None) -> list[Trial]:
         """Up to ``n`` trials to run: queued ones first, then new proposals.
 
-        Fewer come back when the sampler is exhausted or waits for running trials to finish.
+        Fewer come back when the sampler is exhausted or waits for running trials to finish,
+        or when the study holds ``max_trials`` trials (numbers 0 .. max_trials - 1) already.
         """
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"Study.ask: n must be an integer >= 1, got {n!r}")
@@ -207,8 +208,9 @@ class Study:
             want = n - len(frozen)
             history = self.storage.get_trials(self.name, curves=False)
             first = history[-1].number + 1 if history else 0
+            last = first + want if max_trials is None else min(first + want, max_trials)
             new: list[NewTrial] = []
-            for number in range(first, first + want):
+            for number in range(first, last):
                 proposal = self.sampler.propose(self.space, number, history, self.direction)
                 if proposal is None:
                     break
