@@ -2,7 +2,13 @@
 
 from caviar.nn.device import resolve_device
 from caviar.nn.memory import Chunk, InsufficientMemory
-from caviar.nn.population import EpochEvent, MemberResult, Population, TrainingData
+from caviar.nn.population import (
+    EpochEvent,
+    MemberResult,
+    Population,
+    TrainingData,
+    evaluate_states,
+)
 from caviar.nn.spec import GROUP_KEYS, HYPERPARAMETERS, Hyperparameter, MemberSpec
 from caviar.nn.state import MemberState
 
@@ -18,5 +24,6 @@ __all__ = [
     "MemberState",
     "Population",
     "TrainingData",
+    "evaluate_states",
     "resolve_device",
 ]

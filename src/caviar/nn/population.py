@@ -343,3 +343,32 @@ class Population:
                     epoch + 1, tuple(event_members), tuple(records), tuple(diverged), seconds
                 )
             )
+
+
+def evaluate_states(
+    states: Sequence[MemberState],
+    x: np.ndarray | Tensor,
+    y: np.ndarray | Tensor,
+    *,
+    device: str | torch.device = "auto",
+    dtype: torch.dtype = torch.float32,
+    batch: int = 1000,
+) -> list[tuple[float, float]]:
+    """Mean cross-entropy and accuracy of trained members on ``(x, y)``, in eval mode."""
+    target = resolve_device(device)
+    xs = torch.as_tensor(np.asarray(x) if not isinstance(x, Tensor) else x).to(target, dtype)
+    ys = torch.as_tensor(np.asarray(y) if not isinstance(y, Tensor) else y).to(target, torch.int64)
+    scores = []
+    with matmul_precision(target, dtype):
+        for state in states:
+            group = Group(
+                [state.spec],
+                state.n_inputs,
+                state.n_classes,
+                device=target,
+                dtype=dtype,
+                states=[state],
+            )
+            loss, accuracy = group.evaluate(xs, ys, min(batch, xs.shape[0]))
+            scores.append((float(loss[0]), float(accuracy[0])))
+    return scores

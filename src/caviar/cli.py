@@ -1,0 +1,251 @@
+"""``caviar``: thin commands over the Python API.
+
+caviar tune [CONFIG] [flags]   run or continue a study (no CONFIG: the embedded demo)
+caviar show STUDY              leaderboard and best configuration
+caviar report STUDY            write the HTML/PNG report again
+caviar test STUDY              score the best configuration on the test set, once
+caviar studies                 the studies in a storage file
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from caviar.errors import InvalidValue
+
+DEFAULT_STORAGE = "caviar.db"
+
+
+def _storage(args: argparse.Namespace) -> str:
+    return args.storage or os.environ.get("CAVIAR_STORAGE") or DEFAULT_STORAGE
+
+
+def _config_mapping(args: argparse.Namespace) -> tuple[dict[str, Any], str, str]:
+    """The config as a mapping with the flags applied, its default name, and where it came from."""
+    from caviar.demo import DEMO
+
+    if args.config is None:
+        raw, default_name, source = copy.deepcopy(DEMO), "demo", "the embedded demo"
+    else:
+        from caviar.config import load_config
+
+        path = Path(args.config)
+        config = load_config(path)  # validates the file as written, before any flag
+        raw, default_name, source = config.to_dict(), path.stem, str(path)
+    overrides = {
+        ("study", "name"): args.name,
+        ("study", "storage"): args.storage or os.environ.get("CAVIAR_STORAGE"),
+        ("study", "seed"): args.seed,
+        ("study", "device"): args.device,
+        ("data", "dataset"): args.dataset,
+        ("data", "data_dir"): args.data_dir,
+        ("data", "train_size"): args.train_size,
+        ("search", "sampler"): args.sampler,
+        ("search", "trials"): args.trials,
+        ("search", "population"): args.population,
+        ("space", "epochs"): args.epochs,
+    }
+    for (section, key), value in overrides.items():
+        if value is not None:
+            raw.setdefault(section, {})[key] = value
+    return raw, default_name, source
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from caviar.config import config_from_mapping
+    from caviar.tune import tune
+
+    raw, default_name, source = _config_mapping(args)
+    config = config_from_mapping(raw, default_name=default_name, source=source)
+    print(
+        f"caviar: study {config.name!r} from {source}: {config.n_trials()} trials, "
+        f"{config.search['sampler']} search over {', '.join(config.space.free_names) or '-'}; "
+        f"stored in {config.study['storage']}",
+        flush=True,
+    )
+    study = tune(config, progress=not args.quiet, report=not args.no_report)
+    best = study.best_trial
+    if best is None:
+        print("caviar: no trial completed (all diverged or failed); see `caviar show`")
+        return 1
+    print(f"\nbest configuration (trial {best.number}): validation accuracy {best.value:.4f}")
+    for name in config.space.free_names:
+        print(f"  {name} = {_fmt(best.params[name])}")
+    if not args.no_report:
+        from caviar.report import default_report_dir
+
+        print(f"report: {default_report_dir(study) / 'index.html'}")
+    print(f"next: caviar show {study.name}   |   caviar test {study.name} (uses the test set once)")
+    study.close()
+    return 0
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _open(args: argparse.Namespace) -> Any:
+    from caviar.storage import SQLiteStorage
+    from caviar.study import Study
+
+    path = Path(_storage(args))
+    if not path.exists():
+        raise InvalidValue("--storage", f"no study file at {str(path)!r}")
+    return Study.load(args.study, SQLiteStorage(path))
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from caviar.report.data import summary
+
+    study = _open(args)
+    trials = study.trials(curves=False)
+    facts = summary(trials)
+    states = ", ".join(f"{n} {s}" for s, n in facts["states"].items() if n)
+    print(f"study {study.name!r} in {study.storage.path}: {facts['trials']} trials ({states})")
+    free = list(study.space.free_names)
+    board = study.leaderboard(args.top)
+    if not board:
+        print("no complete trial yet")
+        return 0
+    header = ["rank", "trial", "val acc", *free]
+    rows = [
+        [str(i + 1), str(t.number), f"{t.value:.4f}", *(_fmt(t.params[n]) for n in free)]
+        for i, t in enumerate(board)
+    ]
+    widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)))
+    best = board[0]
+    print(f"\nbest configuration (trial {best.number}, seed {best.seed}):")
+    for name, value in sorted(best.params.items()):
+        print(f"  {name} = {_fmt(value)}")
+    test = study.attrs.get("test")
+    if test:
+        print(f"\ntest set used ({test['mode']}, {test['when']}): accuracy {test['accuracy']:.4f}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from caviar.report import write_report
+
+    study = _open(args)
+    path = write_report(study, args.out)
+    print(f"report: {path}")
+    return 0
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from caviar.evaluate import evaluate_on_test
+
+    study = _open(args)
+    record = evaluate_on_test(study, mode=args.mode, force=args.force, device=args.device)
+    print(
+        f"test accuracy {record['accuracy']:.4f} (loss {record['loss']:.4f}) on "
+        f"{record['n_test']} examples: {record['how']}; recorded in study {study.name!r}"
+    )
+    if "validation_accuracy_reproduced" in record:
+        print(
+            f"validation accuracy reproduced: {record['validation_accuracy_reproduced']:.4f} "
+            f"(search: {record['validation_accuracy_in_search']:.4f})"
+        )
+    return 0
+
+
+def cmd_studies(args: argparse.Namespace) -> int:
+    from caviar.storage import SQLiteStorage
+    from caviar.study import Study
+
+    path = Path(_storage(args))
+    if not path.exists():
+        print(f"no study file at {path}")
+        return 0
+    storage = SQLiteStorage(path)
+    names = storage.study_names()
+    if not names:
+        print(f"no studies in {path}")
+    for name in names:
+        study = Study.load(name, storage)
+        trials = study.trials(curves=False)
+        best = study.best_trial
+        data = study.attrs.get("data", {}).get("dataset", "?")
+        best_text = "-" if best is None else f"{best.value:.4f}"
+        print(
+            f"{name}: {len(trials)} trials on {data}, best val acc {best_text}, "
+            f"{study.sampler.name} search"
+        )
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="caviar",
+        description="Tune deep nets the way the textbooks teach it, many models at once.",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("tune", help="run or continue a study")
+    t.add_argument("config", nargs="?", help="TOML/YAML study config (default: the demo)")
+    t.add_argument("--name", help="study name")
+    t.add_argument("--storage", help=f"SQLite study file (default {DEFAULT_STORAGE})")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    t.add_argument("--dataset", help="mnist, fashion-mnist, digits, or a .npz/.csv file")
+    t.add_argument("--data-dir", help="folder with the IDX .gz files (no download)")
+    t.add_argument("--train-size", type=int, help="use the first N training examples")
+    t.add_argument("--sampler", choices=["random", "grid", "coarse_to_fine"])
+    t.add_argument("--trials", type=int, help="number of trials")
+    t.add_argument("--population", type=int, help="members trained at once (0: all offered)")
+    t.add_argument("--epochs", type=int, help="epochs per trial (fixes space.epochs)")
+    t.add_argument("--quiet", action="store_true", help="no progress line")
+    t.add_argument("--no-report", action="store_true", help="skip the report")
+    t.set_defaults(run=cmd_tune)
+
+    for name, helptext, run in (
+        ("show", "leaderboard and best configuration", cmd_show),
+        ("report", "write the study's report", cmd_report),
+        ("test", "score the best configuration on the test set, once", cmd_test),
+    ):
+        c = sub.add_parser(name, help=helptext)
+        c.add_argument("study", help="study name")
+        c.add_argument("--storage", help=f"SQLite study file (default {DEFAULT_STORAGE})")
+        c.set_defaults(run=run)
+        if name == "show":
+            c.add_argument("--top", type=int, default=10, help="rows of the leaderboard")
+        if name == "report":
+            c.add_argument("--out", help="folder for the report")
+        if name == "test":
+            c.add_argument("--mode", choices=["retrain", "as-trained"], default="retrain")
+            c.add_argument("--force", action="store_true", help="use the test set again")
+            c.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+
+    s = sub.add_parser("studies", help="list the studies in a storage file")
+    s.add_argument("--storage", help=f"SQLite study file (default {DEFAULT_STORAGE})")
+    s.set_defaults(run=cmd_studies)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from caviar.data import DownloadError
+    from caviar.evaluate import TestSetUsed
+    from caviar.storage import StorageError
+
+    try:
+        return int(args.run(args))
+    except (InvalidValue, TestSetUsed, StorageError, DownloadError) as e:
+        message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        print(f"caviar: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ncaviar: interrupted; run the same command again to continue", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
