@@ -91,6 +91,7 @@ def open_study(config: StudyConfig, data: PreparedData) -> Study:
         attrs={"config": config.to_dict(), "data": data.record()},
         load_if_exists=True,
     )
+    study.set_attrs({"config": config.to_dict()})  # the latest run's budget and settings
     recorded = study.attrs.get("data", {}).get("split_hash")
     if recorded != data.split.hash:
         raise InvalidValue(
