@@ -102,6 +102,10 @@ class MemberResult:
         return self.curve[-1] if self.curve else None
 
 
+def _mib(n_bytes: int) -> str:
+    return f"{n_bytes / 2**20:.2f} MiB"
+
+
 def _is_out_of_memory(error: BaseException) -> bool:
     return isinstance(error, torch.OutOfMemoryError) or (
         isinstance(error, RuntimeError) and "can't allocate memory" in str(error)
@@ -157,34 +161,41 @@ class Population:
             state = states[i] if states is not None else None
             start = (state.epoch, state.batch) if state is not None else (0, 0)
             classes.setdefault((*spec.group_key(), *start), []).append(i)
+
+        def cost(spec: MemberSpec, width: int) -> int:
+            return bytes_per_member(
+                spec, n_inputs, n_classes, width=width, eval_batch=eval_batch, itemsize=itemsize
+            )
+
         chunks = []
         for members in classes.values():
             members.sort(key=lambda i: (self.specs[i].epochs, self.specs[i].hidden_units, i))
             current: list[int] = []
             width = 0
+            # within a class a member's cost depends only on the width and on dropout (its
+            # masks); the costliest kind present stands for every member of the chunk
+            costliest: MemberSpec | None = None
             for i in members:
                 spec = self.specs[i]
-                new_width = max(width, spec.hidden_units)
-                need = bytes_per_member(
-                    spec,
-                    n_inputs,
-                    n_classes,
-                    width=new_width,
-                    eval_batch=eval_batch,
-                    itemsize=itemsize,
-                )
-                if need > budget:
+                alone = cost(spec, spec.hidden_units)
+                if alone > budget:
                     raise InsufficientMemory(
                         f"one member (hidden_units={spec.hidden_units}, n_layers={spec.n_layers}, "
-                        f"batch_size={spec.batch_size}) needs {need / 2**20:.0f} MiB, more than "
-                        f"the {budget / 2**20:.0f} MiB available on {self.device}"
+                        f"batch_size={spec.batch_size}) needs {_mib(alone)}, more than the "
+                        f"{_mib(budget)} available on {self.device}"
                     )
-                full = self.max_chunk is not None and len(current) >= self.max_chunk
-                if current and (full or need * (len(current) + 1) > budget):
-                    chunks.append(self._chunk(current, width, n_inputs, n_classes, eval_batch))
-                    current, new_width = [], spec.hidden_units
+                if current:
+                    assert costliest is not None
+                    rep = spec if spec.dropout > 0 or costliest.dropout == 0 else costliest
+                    wider = max(width, spec.hidden_units)
+                    full = self.max_chunk is not None and len(current) >= self.max_chunk
+                    if full or cost(rep, wider) * (len(current) + 1) > budget:
+                        chunks.append(self._chunk(current, width, n_inputs, n_classes, eval_batch))
+                        current, width, costliest = [], 0, None
                 current.append(i)
-                width = new_width
+                width = max(width, spec.hidden_units)
+                if costliest is None or (spec.dropout > 0 and costliest.dropout == 0):
+                    costliest = spec
             chunks.append(self._chunk(current, width, n_inputs, n_classes, eval_batch))
         return chunks
 
@@ -273,8 +284,15 @@ class Population:
         )
         first = chunk_states[0] if chunk_states else None
         start_epoch, start_batch = (first.epoch, first.batch) if first is not None else (0, 0)
+        if chunk_states is not None:  # members restored from a diverged state stay diverged
+            for k, i in enumerate(members):
+                state = chunk_states[k]
+                if state is not None and state.diverged:
+                    results[i].diverged, results[i].diverged_epoch = True, state.epoch
+                    if keep_states:
+                        results[i].state = state
         epochs = torch.tensor([s.epochs for s in specs], device=self.device)
-        bounds = batch_bounds(x.shape[0], group.batch_size)
+        bounds = batch_bounds(x.shape[0], group.batch_size, batch_norm=group.batch_norm)
         eval_batch = min(self.eval_batch, x.shape[0])
         for epoch in range(start_epoch, max(s.epochs for s in specs)):
             started = time.perf_counter()

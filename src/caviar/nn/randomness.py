@@ -81,13 +81,13 @@ def epoch_order(data_seed: int, epoch: int, n: int) -> torch.Tensor:
     return torch.randperm(n, generator=gen)
 
 
-def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
+def batch_bounds(n: int, batch_size: int, *, batch_norm: bool = False) -> list[tuple[int, int]]:
     """``[start, stop)`` of each mini-batch of an epoch over ``n`` examples.
 
-    The last batch may be smaller; a last batch of a single example is dropped, because batch
-    statistics need two.
+    The last batch may be smaller; with batch norm a last batch of a single example is dropped,
+    because batch statistics need two.
     """
     bounds = [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
-    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+    if batch_norm and len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
         bounds.pop()
     return bounds

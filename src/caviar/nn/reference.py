@@ -127,7 +127,7 @@ def train_reference(
     n_eval = train_eval_size or x.shape[0]
     x_val = None if data.x_val is None else data.x_val.to(device, dtype)
     y_val = None if data.y_val is None else data.y_val.to(device)
-    bounds = batch_bounds(x.shape[0], spec.batch_size)
+    bounds = batch_bounds(x.shape[0], spec.batch_size, batch_norm=spec.batch_norm)
     result = MemberResult(0, spec)
     model.train()
     for epoch in range(spec.epochs):

@@ -1,0 +1,25 @@
+"""Fixtures for the population-engine tests (everything in float64 on the CPU unless a test
+says otherwise)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from _nn_support import tiny_data
+
+from caviar.nn import TrainingData
+
+
+@pytest.fixture(scope="session")
+def data() -> TrainingData:
+    return tiny_data()
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The engine's tensors here are tiny: one intra-op thread is several times faster than two
+    on a shared 2-core machine (thread hand-offs dominate), and makes timings steadier."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
