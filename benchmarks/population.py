@@ -44,8 +44,14 @@ def load(path: str | None, examples: int) -> TrainingData:
 def spec(seed: int) -> MemberSpec:
     rng = np.random.default_rng(seed)
     return MemberSpec(
-        seed=seed, hidden_units=H, n_layers=L, batch_norm=True, optimizer="adam",
-        lr=float(10 ** rng.uniform(-4, -2)), batch_size=100, epochs=1,
+        seed=seed,
+        hidden_units=H,
+        n_layers=L,
+        batch_norm=True,
+        optimizer="adam",
+        lr=float(10 ** rng.uniform(-4, -2)),
+        batch_size=100,
+        epochs=1,
     )
 
 
@@ -61,10 +67,12 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_population(p: int, data: TrainingData, device: torch.device, dtype: torch.dtype
-                    ) -> tuple[float, int, int]:
-    population = Population([spec(i) for i in range(p)], device=device, dtype=dtype,
-                            train_eval_size=1)
+def time_population(
+    p: int, data: TrainingData, device: torch.device, dtype: torch.dtype
+) -> tuple[float, int, int]:
+    population = Population(
+        [spec(i) for i in range(p)], device=device, dtype=dtype, train_eval_size=1
+    )
     chunks = len(population.plan(D, C, len(data.y_train)))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -79,8 +87,12 @@ def time_population(p: int, data: TrainingData, device: torch.device, dtype: tor
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--data", help="folder with MNIST's IDX .gz files (default: synthetic)")
-    ap.add_argument("--examples", type=int, default=None,
-                    help="training examples per epoch (default 60000 on GPU, 6000 on CPU)")
+    ap.add_argument(
+        "--examples",
+        type=int,
+        default=None,
+        help="training examples per epoch (default 60000 on GPU, 6000 on CPU)",
+    )
     ap.add_argument("--sizes", default=None, help="population sizes, e.g. 1,16,64")
     ap.add_argument("--baseline-models", type=int, default=3, help="models timed in the loop")
     ap.add_argument("--device", default="auto")
@@ -91,13 +103,17 @@ def main() -> None:
     dtype = torch.float32 if args.dtype == "float32" else torch.float64
     gpu = device.type == "cuda"
     examples = args.examples or (60000 if gpu else 6000)
-    sizes = [int(s) for s in (args.sizes or ("1,16,64,256,1024,4096" if gpu else "1,16,64,256")
-                              ).split(",")]
+    sizes = [
+        int(s)
+        for s in (args.sizes or ("1,16,64,256,1024,4096" if gpu else "1,16,64,256")).split(",")
+    ]
     data = load(args.data, examples)
     scale = 60000 / examples
     name = torch.cuda.get_device_name(device) if gpu else f"CPU, {torch.get_num_threads()} threads"
-    print(f"device: {name}; torch {torch.__version__}; {args.dtype}; {examples} examples "
-          f"({'MNIST' if args.data else 'synthetic'}); 784-[100x6]-10 batch norm, Adam, batch 100")
+    print(
+        f"device: {name}; torch {torch.__version__}; {args.dtype}; {examples} examples "
+        f"({'MNIST' if args.data else 'synthetic'}); 784-[100x6]-10 batch norm, Adam, batch 100"
+    )
 
     time_population(2, load(None, 1000), device, dtype)  # warm-up: kernels, allocator
     baseline = []
@@ -108,20 +124,26 @@ def main() -> None:
         sync(device)
         baseline.append((time.perf_counter() - started) * scale)
     base_ms = statistics.mean(baseline) * 1e3
-    print(f"plain per-model PyTorch loop: {base_ms:.1f} ms per model-epoch "
-          f"(mean of {len(baseline)}, std {statistics.pstdev(baseline) * 1e3:.1f} ms)")
+    print(
+        f"plain per-model PyTorch loop: {base_ms:.1f} ms per model-epoch "
+        f"(mean of {len(baseline)}, std {statistics.pstdev(baseline) * 1e3:.1f} ms)"
+    )
 
     itemsize = torch.finfo(dtype).bits // 8
     estimate = bytes_per_member(spec(0), D, C, width=H, eval_batch=1000, itemsize=itemsize)
-    print(f"{'P':>6} {'chunks':>6} {'ms/model-epoch':>15} {'TFLOP/s':>8} "
-          f"{'MiB/member est':>15} {'MiB/member peak':>16} {'speed-up':>9}")
+    print(
+        f"{'P':>6} {'chunks':>6} {'ms/model-epoch':>15} {'TFLOP/s':>8} "
+        f"{'MiB/member est':>15} {'MiB/member peak':>16} {'speed-up':>9}"
+    )
     for p in sizes:
         seconds, chunks, peak = time_population(p, data, device, dtype)
         per_model = seconds * scale / p * 1e3
         tflops = flops_per_model_epoch(examples) * p / seconds / 1e12
         peak_text = f"{peak / p / 2**20:.2f}" if gpu else "-"
-        print(f"{p:>6} {chunks:>6} {per_model:>15.2f} {tflops:>8.3f} "
-              f"{estimate / 2**20:>15.2f} {peak_text:>16} {base_ms / per_model:>8.1f}x")
+        print(
+            f"{p:>6} {chunks:>6} {per_model:>15.2f} {tflops:>8.3f} "
+            f"{estimate / 2**20:>15.2f} {peak_text:>16} {base_ms / per_model:>8.1f}x"
+        )
     print(f"(parameters per member: {n_parameters(spec(0), D, C)})")
 
 

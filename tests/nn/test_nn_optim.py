@@ -33,7 +33,7 @@ def hyper(t: int, *, lr=LR, l2=None, decoupled=None) -> Hyper:
         beta2=BETA2.view(P, 1),
         eps=EPS.view(P, 1),
         bias_correction1=(1 - BETA1**t).view(P, 1),
-        bias_correction2=(1 - BETA2**t).view(P, 1),
+        bias_correction2_sqrt=torch.sqrt(1 - BETA2**t).view(P, 1),
         l2=l2.view(P, 1),
         decoupled=decoupled.view(P, 1),
     )

@@ -223,13 +223,13 @@ class Group:
         self.steps += training.to(self.dtype)
         t = self.steps.clamp(min=1.0)
         bias_correction1 = 1.0 - self.beta1**t
-        bias_correction2 = 1.0 - self.beta2**t
+        bias_correction2_sqrt = torch.sqrt(1.0 - self.beta2**t)
         for b in (W_IN, W_REST, AUX):
             shape = self.layout.hyper_shape(b)
             hyper = Hyper(
                 lr=lr.view(shape),
                 bias_correction1=bias_correction1.view(shape),
-                bias_correction2=bias_correction2.view(shape),
+                bias_correction2_sqrt=bias_correction2_sqrt.view(shape),
                 **self._static[b],
             )
             self.optimizer.step(

@@ -36,7 +36,7 @@ class Hyper:
     beta2: Tensor
     eps: Tensor
     bias_correction1: Tensor
-    bias_correction2: Tensor
+    bias_correction2_sqrt: Tensor
     l2: Tensor
     decoupled: Tensor
 
@@ -62,7 +62,7 @@ def _adam(theta: Tensor, grad: Tensor, state: list[Tensor], h: Hyper) -> None:
     exp_avg, exp_avg_sq = state
     exp_avg.lerp_(grad, 1.0 - h.beta1)
     exp_avg_sq.lerp_(grad.square_(), 1.0 - h.beta2)  # grad is scratch from here on
-    denom = exp_avg_sq.sqrt().div_(h.bias_correction2.sqrt()).add_(h.eps)
+    denom = exp_avg_sq.sqrt().div_(h.bias_correction2_sqrt).add_(h.eps)
     theta.addcdiv_(torch.mul(exp_avg, h.lr / h.bias_correction1, out=grad), denom, value=-1.0)
 
 

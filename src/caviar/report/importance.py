@@ -48,7 +48,7 @@ def importance(
     if np.ptp(y) == 0:
         shares = np.full(space.n_free, 1.0 / space.n_free)
     else:
-        forest = RandomForestRegressor(n_estimators=300, min_samples_leaf=2, random_state=seed)
+        forest = RandomForestRegressor(n_estimators=100, min_samples_leaf=2, random_state=seed)
         shares = forest.fit(x, y).feature_importances_
     ranked = sorted(
         zip(space.free_names, shares, strict=True), key=lambda item: (-item[1], item[0])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import math
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from caviar.report.data import Curve, RoundBox, ScatterPanel
 from caviar.report.importance import Importance
@@ -32,12 +34,17 @@ def _one_minus_log_axis(ax: Axes, values: Sequence[float]) -> None:
 
     ax.set_xscale("function", functions=(forward, inverse))
     if values:
-        lo, hi = forward(np.array([min(values), max(values)]))
-        ticks = [1.0 - 10.0**-k for k in range(max(1, math.floor(lo)), math.ceil(hi) + 1)]
+        lo, hi = min(values), max(values)
+        candidates = sorted(1.0 - m * 10.0**-k for k in range(0, 7) for m in (5, 2, 1))
+        ticks = [t for t in candidates if lo - 1e-12 <= t <= hi + 1e-12] or [lo, hi]
+        if len(ticks) > 6:  # keep the powers of ten: 0.9, 0.99, 0.999
+            ticks = [t for t in ticks if math.isclose(math.log10(1 - t) % 1, 0, abs_tol=1e-9)]
         ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
 
 
 def _set_axis(ax: Axes, axis: str, values: Sequence[Any], categories: Sequence[Any] = ()) -> None:
+    if values and all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if axis == "log":
         ax.set_xscale("log")
     elif axis == "one_minus_log":
@@ -58,7 +65,7 @@ def _positions(panel_axis: str, values: Sequence[Any], categories: Sequence[Any]
 def scatter_figure(panels: Sequence[ScatterPanel], score: str) -> Figure:
     cols = min(3, max(1, len(panels)))
     rows = max(1, math.ceil(len(panels) / cols))
-    fig = Figure(figsize=(4.2 * cols, 3.3 * rows), layout="constrained")
+    fig = Figure(figsize=(4.2 * cols, 3.3 * rows), layout="tight")
     for i, panel in enumerate(panels):
         ax = fig.add_subplot(rows, cols, i + 1)
         x = _positions(panel.axis, panel.x, panel.categories)
@@ -80,24 +87,26 @@ def curves_figure(curves: Sequence[Curve]) -> Figure:
     """The book's figure: one small panel per top trial, train dashed, validation solid."""
     cols = 4 if len(curves) > 4 else max(1, len(curves))
     rows = max(1, math.ceil(len(curves) / cols))
-    fig = Figure(figsize=(3.2 * cols, 2.5 * rows), layout="constrained")
+    fig = Figure(figsize=(3.2 * cols, 2.5 * rows))  # a fixed grid: layout engines are slow here
     for i, curve in enumerate(curves):
         ax = fig.add_subplot(rows, cols, i + 1)
         ax.plot(curve.epochs, curve.val_accuracy, "-", label="validation")
         ax.plot(curve.epochs, curve.train_accuracy, "--", label="train")
         ax.set_ylim(0.0, 1.0)
         ax.set_title(f"#{i + 1}  trial {curve.number}  val {curve.value:.3f}", fontsize=8)
-        ax.text(0.02, 0.02, curve.label, transform=ax.transAxes, fontsize=6, wrap=True)
+        label = "\n".join(textwrap.wrap(curve.label, 38))
+        ax.text(0.03, 0.04, label, transform=ax.transAxes, fontsize=5.5, va="bottom")
         ax.tick_params(labelsize=7)
         if i == 0:
             ax.legend(fontsize=7, loc="lower right")
+    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.06, top=0.94, wspace=0.25, hspace=0.45)
     return fig
 
 
 def rounds_figure(boxes: Sequence[RoundBox]) -> Figure:
     """Coarse to fine: each round's box (bar) and samples (dots) per hyperparameter."""
     names = list(dict.fromkeys(b.name for b in boxes))
-    fig = Figure(figsize=(5.0, 1.2 + 1.3 * len(names) * 1.2), layout="constrained")
+    fig = Figure(figsize=(6.0, 0.6 + 1.6 * len(names)), layout="tight")
     for i, name in enumerate(names):
         ax = fig.add_subplot(len(names), 1, i + 1)
         mine = [b for b in boxes if b.name == name]
@@ -127,7 +136,7 @@ def rounds_figure(boxes: Sequence[RoundBox]) -> Figure:
 
 
 def importance_figure(ranking: Sequence[Importance]) -> Figure:
-    fig = Figure(figsize=(5.0, 0.6 + 0.4 * len(ranking)), layout="constrained")
+    fig = Figure(figsize=(5.0, 0.8 + 0.4 * len(ranking)), layout="tight")
     ax = fig.add_subplot(1, 1, 1)
     names = [r.name for r in ranking][::-1]
     ax.barh(names, [r.importance for r in ranking][::-1], color="tab:green")
@@ -137,7 +146,7 @@ def importance_figure(ranking: Sequence[Importance]) -> Figure:
 
 
 def save(fig: Figure, path: Path) -> Path:
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     return path
 
 
