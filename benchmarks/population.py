@@ -8,7 +8,8 @@ pass. Both train one epoch over the same examples (no evaluation pass), after a 
     python benchmarks/population.py                           # synthetic data, sizes for the CPU
     python benchmarks/population.py --data ../shared/datasets/mnist --sizes 1,16,64,256,1024,4096
 
-Printed per P: chunks, ms per model-epoch (scaled to 60000 examples when fewer are used),
+Printed per P: chunks, ms per model-epoch (mean and std over --repeats runs, scaled to 60000
+examples when fewer are used),
 effective TFLOP/s, bytes per member (the engine's estimate, and the measured CUDA peak), and the
 speed-up over the per-model loop.
 """
@@ -95,6 +96,7 @@ def main() -> None:
     )
     ap.add_argument("--sizes", default=None, help="population sizes, e.g. 1,16,64")
     ap.add_argument("--baseline-models", type=int, default=3, help="models timed in the loop")
+    ap.add_argument("--repeats", type=int, default=2, help="timed runs per population size")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     args = ap.parse_args()
@@ -115,7 +117,9 @@ def main() -> None:
         f"({'MNIST' if args.data else 'synthetic'}); 784-[100x6]-10 batch norm, Adam, batch 100"
     )
 
-    time_population(2, load(None, 1000), device, dtype)  # warm-up: kernels, allocator
+    warm = load(None, 1000)  # warm-up of both sides: kernels, allocator, BLAS threads
+    time_population(2, warm, device, dtype)
+    train_reference(spec(0), warm, dtype=dtype, device=device, train_eval_size=1)
     baseline = []
     for seed in range(args.baseline_models):
         sync(device)
@@ -132,16 +136,19 @@ def main() -> None:
     itemsize = torch.finfo(dtype).bits // 8
     estimate = bytes_per_member(spec(0), D, C, width=H, eval_batch=1000, itemsize=itemsize)
     print(
-        f"{'P':>6} {'chunks':>6} {'ms/model-epoch':>15} {'TFLOP/s':>8} "
+        f"{'P':>6} {'chunks':>6} {'ms/model-epoch':>15} {'+-':>6} {'TFLOP/s':>8} "
         f"{'MiB/member est':>15} {'MiB/member peak':>16} {'speed-up':>9}"
     )
     for p in sizes:
-        seconds, chunks, peak = time_population(p, data, device, dtype)
+        runs = [time_population(p, data, device, dtype) for _ in range(args.repeats)]
+        seconds = statistics.mean(r[0] for r in runs)
+        spread = statistics.pstdev(r[0] for r in runs) * scale / p * 1e3
+        chunks, peak = runs[0][1], max(r[2] for r in runs)
         per_model = seconds * scale / p * 1e3
         tflops = flops_per_model_epoch(examples) * p / seconds / 1e12
         peak_text = f"{peak / p / 2**20:.2f}" if gpu else "-"
         print(
-            f"{p:>6} {chunks:>6} {per_model:>15.2f} {tflops:>8.3f} "
+            f"{p:>6} {chunks:>6} {per_model:>15.2f} {spread:>6.2f} {tflops:>8.3f} "
             f"{estimate / 2**20:>15.2f} {peak_text:>16} {base_ms / per_model:>8.1f}x"
         )
     print(f"(parameters per member: {n_parameters(spec(0), D, C)})")

@@ -1,5 +1,5 @@
 """MNIST and Fashion-MNIST: tiny fake files through the real code paths (folder, cache,
-download), then the real files from /work/shared/datasets when that folder exists."""
+download), then the real files from shared/datasets beside the checkout when that folder exists."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from caviar.data import load_dataset
 from caviar.data import mnist as mnist_module
 from caviar.errors import InvalidValue
 
-SHARED = Path("/work/shared/datasets")
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "datasets"  # beside the checkout
 
 # Fake MNIST: 3 training images and 2 test images of 2x2 pixels.
 TRAIN_PIXELS = [0, 255, 51, 102] + [255] * 4 + [0] * 4  # /255 -> 0, 1, 0.2, 0.4, then 1s, then 0s

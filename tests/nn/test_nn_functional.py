@@ -20,72 +20,87 @@ def rand(*shape: int, seed: int, scale: float = 1.0) -> torch.Tensor:
     return scale * torch.randn(*shape, generator=gen, dtype=torch.float64)
 
 
-def bn_params(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-member gamma, beta [P, 1, H] and eps [P, 1, 1], all different."""
-    gamma = 1.0 + rand(P, 1, H, seed=seed, scale=0.5)
-    beta = rand(P, 1, H, seed=seed + 1)
-    eps = torch.tensor([1e-5, 1e-3, 0.1], dtype=torch.float64).view(P, 1, 1)
-    return gamma, beta, eps
+EPS = 1e-3
 
 
-def torch_batch_norm(p: int, gamma: torch.Tensor, beta: torch.Tensor, eps: torch.Tensor):
-    bn = nn.BatchNorm1d(H, eps=float(eps[p]), dtype=torch.float64)
+def bn_params(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """gamma and beta for P members side by side: [P * H] each, all different."""
+    gamma = 1.0 + rand(P * H, seed=seed, scale=0.5)
+    beta = rand(P * H, seed=seed + 1)
+    return gamma, beta
+
+
+def block(t: torch.Tensor, p: int) -> torch.Tensor:
+    """Member p's columns of a [..., P * H] tensor."""
+    return t[..., p * H : (p + 1) * H]
+
+
+def torch_batch_norm(p: int, gamma: torch.Tensor, beta: torch.Tensor) -> nn.BatchNorm1d:
+    bn = nn.BatchNorm1d(H, eps=EPS, dtype=torch.float64)
     with torch.no_grad():
-        bn.weight.copy_(gamma[p, 0])
-        bn.bias.copy_(beta[p, 0])
+        bn.weight.copy_(block(gamma, p))
+        bn.bias.copy_(block(beta, p))
     return bn
 
 
-# -- batch norm ------------------------------------------------------------------------------
-def test_batch_norm_train_matches_batchnorm1d_for_each_member():
-    z = rand(P, B, H, seed=0, scale=3.0) + 2.0
-    gamma, beta, eps = bn_params(1)
+def composed_batch_norm(z: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    """The course's formulas, written with plain operations (autograd differentiates them)."""
+    mean = z.mean(dim=0)
+    var = ((z - mean) ** 2).mean(dim=0)
+    return gamma * (z - mean) / torch.sqrt(var + EPS) + beta
 
-    out, zhat, inv_std, mean, var = F.batch_norm(z, gamma, beta, eps)
+
+# -- batch norm: P members' units side by side, [B, P * H] ------------------------------------
+def test_batch_norm_train_matches_batchnorm1d_for_each_member():
+    z = rand(B, P * H, seed=0, scale=3.0) + 2.0
+    gamma, beta = bn_params(1)
+
+    out, mean, inv_std = F.batch_norm(z, gamma, beta, EPS)
 
     for p in range(P):
-        bn = torch_batch_norm(p, gamma, beta, eps).train()
-        torch.testing.assert_close(out[p], bn(z[p]), rtol=1e-12, atol=1e-12)
-        torch.testing.assert_close(mean[p, 0], z[p].mean(dim=0), rtol=1e-12, atol=1e-12)
-        torch.testing.assert_close(var[p, 0], z[p].var(dim=0, unbiased=False))
-        torch.testing.assert_close(inv_std[p, 0], 1.0 / torch.sqrt(var[p, 0] + eps[p, 0]))
-        torch.testing.assert_close(zhat[p], (z[p] - mean[p]) * inv_std[p])
+        bn = torch_batch_norm(p, gamma, beta).train()
+        zp = block(z, p)
+        torch.testing.assert_close(block(out, p), bn(zp), rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(block(mean, p), zp.mean(dim=0), rtol=1e-12, atol=1e-12)
+        var = zp.var(dim=0, unbiased=False)
+        torch.testing.assert_close(block(inv_std, p), 1.0 / torch.sqrt(var + EPS))
 
 
-def test_batch_norm_backward_matches_autograd():
-    z = rand(P, B, H, seed=2, scale=2.0).requires_grad_()
-    gamma, beta, eps = bn_params(3)
+def test_batch_norm_backward_matches_autograd_of_the_formulas():
+    z = rand(B, P * H, seed=2, scale=2.0).requires_grad_()
+    gamma, beta = bn_params(3)
     gamma.requires_grad_()
     beta.requires_grad_()
-    dout = rand(P, B, H, seed=4)
+    dout = rand(B, P * H, seed=4)
 
-    out, zhat, inv_std, _, _ = F.batch_norm(z, gamma, beta, eps)
-    dz, dgamma, dbeta = F.batch_norm_backward(dout, zhat.detach(), inv_std.detach(), gamma.detach())
-    expected_dz, expected_dgamma, expected_dbeta = torch.autograd.grad(
-        (out * dout).sum(), (z, gamma, beta)
+    _, mean, inv_std = F.batch_norm(z.detach(), gamma.detach(), beta.detach(), EPS)
+    dz, dgamma, dbeta = F.batch_norm_backward(dout, z.detach(), gamma.detach(), mean, inv_std, EPS)
+    expected = torch.autograd.grad(
+        (composed_batch_norm(z, gamma, beta) * dout).sum(), (z, gamma, beta)
     )
 
-    torch.testing.assert_close(dz, expected_dz, rtol=1e-10, atol=1e-12)
-    torch.testing.assert_close(dgamma, expected_dgamma.squeeze(1), rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(dbeta, expected_dbeta.squeeze(1), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(dz, expected[0], rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(dgamma, expected[1], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(dbeta, expected[2], rtol=1e-12, atol=1e-12)
 
 
 def test_batch_norm_eval_matches_batchnorm1d_with_the_same_running_statistics():
-    z = rand(P, B, H, seed=5, scale=2.0)
-    gamma, beta, eps = bn_params(6)
-    running_mean = rand(P, 1, H, seed=7)
-    running_var = 0.5 + rand(P, 1, H, seed=8).abs()
+    z = rand(B, P * H, seed=5, scale=2.0)
+    gamma, beta = bn_params(6)
+    running_mean = rand(P * H, seed=7)
+    running_var = 0.5 + rand(P * H, seed=8).abs()
 
-    out = F.batch_norm_eval(z, running_mean, running_var, gamma, beta, eps)
+    out = F.batch_norm_eval(z, gamma, beta, running_mean, running_var, EPS)
 
     for p in range(P):
-        bn = torch_batch_norm(p, gamma, beta, eps)
-        bn.running_mean.copy_(running_mean[p, 0])
-        bn.running_var.copy_(running_var[p, 0])
+        bn = torch_batch_norm(p, gamma, beta)
+        bn.running_mean.copy_(block(running_mean, p))
+        bn.running_var.copy_(block(running_var, p))
         bn.eval()
-        torch.testing.assert_close(out[p], bn(z[p]), rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(block(out, p), bn(block(z, p)), rtol=1e-12, atol=1e-12)
         # a single example is normalised with the running statistics, not its own
-        torch.testing.assert_close(out[p, :1], bn(z[p, :1]), rtol=1e-12, atol=1e-12)
+        single = F.batch_norm_eval(z[:1], gamma, beta, running_mean, running_var, EPS)
+        torch.testing.assert_close(block(single, p), bn(block(z[:1], p)), rtol=1e-12, atol=1e-12)
 
 
 # -- activations -----------------------------------------------------------------------------

@@ -134,6 +134,7 @@ GROUP_KEY_CASES = {
     "optimizer": {"optimizer": "sgd"},
     "batch_norm": {"batch_norm": True},
     "activation": {"activation": "tanh"},
+    "bn_eps": {"bn_eps": 1e-3},  # torch's batch-norm kernel takes one eps
 }
 
 

@@ -1,7 +1,7 @@
 """Forward and backward of the network's pieces over a population, by hand.
 
-Tensors carry the member axis first and the batch axis second: ``[P, B, H]``. Per-member
-parameters are ``[P, 1, H]`` views, per-member scalars ``[P, 1, 1]``.
+Activations are batch-major, ``[B, P, H]`` (viewed as ``[B, P * H]`` where every member's units
+sit side by side); logits are member-major, ``[P, B, C]``.
 
 Why by hand rather than autograd: the population's gradients are written straight into slices of
 flat per-group buffers that the optimizer updates in a few fused passes; autograd would allocate
@@ -34,44 +34,36 @@ def activation_backward(name: str, da: Tensor, a: Tensor) -> Tensor:
     return da * (a * (1.0 - a))
 
 
-def batch_norm(
-    z: Tensor, gamma: Tensor, beta: Tensor, eps: Tensor
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """Normalise ``z`` [P, B, H] over the batch with its mean and biased variance.
+def batch_norm(z: Tensor, gamma: Tensor, beta: Tensor, eps: float) -> tuple[Tensor, Tensor, Tensor]:
+    """Batch norm in training mode over ``z`` [B, C], every member's units side by side
+    (C = P * H): each column is normalised with the batch's mean and biased variance.
 
-    Returns ``(out, zhat, inv_std, mean, var)`` with ``out = gamma * zhat + beta``,
-    ``zhat = (z - mean) * inv_std`` and ``inv_std = 1 / sqrt(var + eps)``; ``mean`` and ``var``
-    are [P, 1, H] and feed the running averages.
+    Returns ``(out, mean, inv_std)`` with ``out = gamma * (z - mean) * inv_std + beta`` and
+    ``inv_std = 1 / sqrt(var + eps)``, [C] each. Why torch's own kernel and not composed ops:
+    laying the members side by side (HFTA's trick) makes a population's batch norm one ordinary
+    batch norm with P * H channels, and the fused kernel makes 3 to 8 times fewer passes over
+    memory than a dozen elementwise operations.
     """
-    mean = z.mean(dim=1, keepdim=True)  # [P, 1, H]
-    centred = z - mean  # [P, B, H]
-    var = (centred * centred).mean(dim=1, keepdim=True)  # [P, 1, H], biased
-    inv_std = torch.rsqrt(var + eps)  # [P, 1, H]
-    zhat = centred * inv_std  # [P, B, H]
-    return torch.addcmul(beta, zhat, gamma), zhat, inv_std, mean, var
+    out, mean, inv_std = torch.native_batch_norm(z, gamma, beta, None, None, True, 0.0, eps)
+    return out, mean, inv_std
 
 
 def batch_norm_backward(
-    dout: Tensor, zhat: Tensor, inv_std: Tensor, gamma: Tensor
+    dout: Tensor, z: Tensor, gamma: Tensor, mean: Tensor, inv_std: Tensor, eps: float
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Gradients ``(dz, dgamma, dbeta)`` of batch norm, with dgamma and dbeta [P, H].
-
-    dz = inv_std * (dzhat - mean(dzhat) - zhat * mean(dzhat * zhat)), dzhat = dout * gamma.
-    """
-    dbeta = dout.sum(dim=1)  # [P, H]
-    dgamma = (dout * zhat).sum(dim=1)  # [P, H]
-    dzhat = dout * gamma  # [P, B, H]
-    mean_dzhat = dzhat.mean(dim=1, keepdim=True)
-    mean_dzhat_zhat = (dzhat * zhat).mean(dim=1, keepdim=True)
-    dz = (dzhat - mean_dzhat - zhat * mean_dzhat_zhat) * inv_std
+    """Gradients ``(dz, dgamma, dbeta)`` of :func:`batch_norm` (torch's fused kernel)."""
+    dz, dgamma, dbeta = torch.ops.aten.native_batch_norm_backward(
+        dout, z, gamma, None, None, mean, inv_std, True, eps, [True, True, True]
+    )
     return dz, dgamma, dbeta
 
 
 def batch_norm_eval(
-    z: Tensor, mean: Tensor, var: Tensor, gamma: Tensor, beta: Tensor, eps: Tensor
+    z: Tensor, gamma: Tensor, beta: Tensor, running_mean: Tensor, running_var: Tensor, eps: float
 ) -> Tensor:
     """Batch norm at inference: the running mean and variance in place of the batch's."""
-    return torch.addcmul(beta, (z - mean) * torch.rsqrt(var + eps), gamma)
+    out, _, _ = torch.native_batch_norm(z, gamma, beta, running_mean, running_var, False, 0.0, eps)
+    return out
 
 
 def softmax_cross_entropy(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:

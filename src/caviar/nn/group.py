@@ -76,15 +76,15 @@ class Group:
         self.any_decoupled = any(s.weight_decay > 0 and s.decoupled_weight_decay for s in specs)
         self.dropout = per_member("dropout")
         self.any_dropout = any(s.dropout > 0 for s in specs)
-        self.inv_keep = (1.0 / (1.0 - self.dropout)).view(P, 1, 1)
+        self.inv_keep = (1.0 / (1.0 - self.dropout)).view(1, P, 1)
         self.dropout_keys = dropout_keys([s.seed for s in specs], device)
         self.bn_momentum = per_member("bn_momentum").view(P, 1)
-        self.bn_eps = per_member("bn_eps").view(P, 1, 1)
+        self.bn_eps = first.bn_eps  # one per group (a group key): torch's kernel takes a scalar
         units = torch.tensor(self.units, device=device)
         self.width_mask: Tensor | None = None
         if min(self.units) < H:
             mask = torch.arange(H, device=device)[None, :] < units[:, None]  # [P, H]
-            self.width_mask = mask.to(dtype).view(P, 1, H)
+            self.width_mask = mask.to(dtype).view(1, P, H)
         L = self.n_layers
         self.running_mean = torch.zeros(L, P, H, dtype=dtype, device=device)
         self.running_var = torch.ones(L, P, H, dtype=dtype, device=device)
@@ -125,16 +125,21 @@ class Group:
 
     # -- one training step -------------------------------------------------------------------
     def _multiplier(self, layer: int, step: int, batch: int) -> Tensor | None:
-        """Width mask times inverted-dropout scale for one layer: [P, B, H], [P, 1, H] or None."""
+        """Width mask times inverted-dropout scale for one layer: [B, P, H], [1, P, H] or None."""
         m = None
         if self.any_dropout:
             keep = dropout_keep(
                 self.dropout_keys, self.dropout, step, layer, batch, self.layout.width
-            )
+            ).transpose(0, 1)  # [B, P, H], contiguous
             m = keep.to(self.dtype) * self.inv_keep
         if self.width_mask is not None:
             m = self.width_mask if m is None else m * self.width_mask
         return m
+
+    def _flat(self, name: str) -> Tensor:
+        """A [P, H] parameter as the [P * H] vector batch norm takes (a copy: the view is
+        strided inside its buffer)."""
+        return self.params[name].reshape(-1)
 
     def train_step(self, x: Tensor, y: Tensor, step: int, lr: Tensor, active: Tensor) -> Tensor:
         """One mini-batch for every member; returns the per-member loss [P].
@@ -147,55 +152,60 @@ class Group:
         B, D = x.shape
         p, g = self.params, self.grads
         saved = []
-        batch_stats: list[tuple[Tensor, Tensor]] = []
-        # forward ------------------------------------------------------------------------------
-        z = (x @ p["W0"].view(D, P * H)).view(B, P, H).transpose(0, 1)  # [P, B, H]
+        # forward: activations [B, P, H], every member's units side by side ------------------
+        z = x @ p["W0"].view(D, P * H)  # [B, P * H]
         h = x
         for layer in range(L):
             if layer > 0:
-                z = torch.bmm(h, p[f"W{layer}"])  # [P, B, H]
+                z = torch.bmm(h.transpose(0, 1), p[f"W{layer}"]).transpose(0, 1)  # [B, P, H]
             if self.batch_norm:
-                gamma = p[f"gamma{layer}"].unsqueeze(1)  # [P, 1, H]
-                out, zhat, inv_std, mean, var = F.batch_norm(
-                    z, gamma, p[f"beta{layer}"].unsqueeze(1), self.bn_eps
-                )
-                batch_stats.append((mean, var))
-            else:
-                out, zhat, inv_std, gamma = z + p[f"b{layer}"].unsqueeze(1), None, None, None
-            a = F.activation(self.activation, out)  # [P, B, H]
+                z = z.reshape(B, P * H)  # contiguous, for the batch-norm kernel
+                gamma = self._flat(f"gamma{layer}")
+                out, mean, inv_std = F.batch_norm(z, gamma, self._flat(f"beta{layer}"), self.bn_eps)
+                bn = (z, gamma, mean, inv_std)
+            else:  # no copy: a [P, B, H]-ordered product goes straight on
+                out, bn = z.view(B, P, H) + p[f"b{layer}"].unsqueeze(0), None
+            a = F.activation(self.activation, out.view(B, P, H))  # [B, P, H]
             m = self._multiplier(layer, step, B)
-            saved.append((h, a, zhat, inv_std, gamma, m))
+            saved.append((h, a, m, bn))
             h = a if m is None else a * m
-        logits = torch.baddbmm(p[f"b{L}"].unsqueeze(1), h, p[f"W{L}"])  # [P, B, C]
+        logits = torch.baddbmm(p[f"b{L}"].unsqueeze(1), h.transpose(0, 1), p[f"W{L}"])  # [P, B, C]
         loss, dlogits = F.softmax_cross_entropy(logits, y)
 
         # freeze members whose loss is not finite, before the update reaches them ---------------
         finite = torch.isfinite(loss)
         self.alive &= finite | ~active
         training = active & self.alive
-        for layer, (mean, var) in enumerate(batch_stats):
-            self._update_running(layer, mean, var, B, training)
+        for layer, (_, _, _, bn) in enumerate(saved):
+            if bn is not None:
+                self._update_running(layer, bn[2], bn[3], B, training)
 
         # backward -----------------------------------------------------------------------------
-        torch.bmm(h.transpose(1, 2), dlogits, out=g[f"W{L}"])
+        hT = h.transpose(0, 1)  # [P, B, H]
+        torch.bmm(hT.transpose(1, 2), dlogits, out=g[f"W{L}"])
         torch.sum(dlogits, dim=1, out=g[f"b{L}"])
-        dh = torch.bmm(dlogits, p[f"W{L}"].transpose(1, 2))  # [P, B, H]
+        dh = torch.bmm(dlogits, p[f"W{L}"].transpose(1, 2)).transpose(0, 1)  # [B, P, H] view
         for layer in reversed(range(L)):
-            h_in, a, zhat, inv_std, gamma, m = saved[layer]
+            h_in, a, m, bn = saved[layer]
             da = dh if m is None else dh * m
-            dout = F.activation_backward(self.activation, da, a)
-            if self.batch_norm:
-                dz, dgamma, dbeta = F.batch_norm_backward(dout, zhat, inv_std, gamma)
-                g[f"gamma{layer}"].copy_(dgamma)
-                g[f"beta{layer}"].copy_(dbeta)
-            else:
+            dout = F.activation_backward(self.activation, da, a)  # [B, P, H]
+            if bn is not None:
+                z, gamma, mean, inv_std = bn
+                dz, dgamma, dbeta = F.batch_norm_backward(
+                    dout.reshape(B, P * H), z, gamma, mean, inv_std, self.bn_eps
+                )
+                dz = dz.view(B, P, H)
+                g[f"gamma{layer}"].copy_(dgamma.view(P, H))
+                g[f"beta{layer}"].copy_(dbeta.view(P, H))
+            else:  # dout keeps whichever memory order the product gave it: no copy
                 dz = dout
-                torch.sum(dout, dim=1, out=g[f"b{layer}"])
+                torch.sum(dout, dim=0, out=g[f"b{layer}"])
             if layer > 0:
-                torch.bmm(h_in.transpose(1, 2), dz, out=g[f"W{layer}"])
-                dh = torch.bmm(dz, p[f"W{layer}"].transpose(1, 2))
+                dzT = dz.transpose(0, 1)  # [P, B, H]
+                torch.bmm(h_in.transpose(0, 1).transpose(1, 2), dzT, out=g[f"W{layer}"])
+                dh = torch.bmm(dzT, p[f"W{layer}"].transpose(1, 2)).transpose(0, 1)
             else:
-                torch.mm(x.t(), dz.transpose(0, 1).reshape(B, P * H), out=g["W0"].view(D, P * H))
+                torch.mm(x.t(), dz.reshape(B, P * H), out=g["W0"].view(D, P * H))
 
         if self.device.type != "cpu" or not bool(finite.all()):
             self._zero_nonfinite(finite)
@@ -203,13 +213,15 @@ class Group:
         return loss
 
     def _update_running(
-        self, layer: int, mean: Tensor, var: Tensor, batch: int, training: Tensor
+        self, layer: int, mean: Tensor, inv_std: Tensor, batch: int, training: Tensor
     ) -> None:
         """Running averages of the batch statistics (the variance unbiased, as torch keeps it),
         for the members that train this step."""
+        P, H = self.n_members, self.layout.width
+        var = (inv_std.pow(-2) - self.bn_eps).view(P, H)  # the batch's biased variance
         m = self.bn_momentum  # [P, 1]
-        new_mean = torch.lerp(mean.squeeze(1), self.running_mean[layer], m)
-        new_var = torch.lerp(var.squeeze(1) * (batch / (batch - 1)), self.running_var[layer], m)
+        new_mean = torch.lerp(mean.view(P, H), self.running_mean[layer], m)
+        new_var = torch.lerp(var * (batch / (batch - 1)), self.running_var[layer], m)
         keep = training.view(-1, 1)
         self.running_mean[layer] = torch.where(keep, new_mean, self.running_mean[layer])
         self.running_var[layer] = torch.where(keep, new_var, self.running_var[layer])
@@ -252,24 +264,24 @@ class Group:
         for start in range(0, x.shape[0], chunk):
             xb, yb = x[start : start + chunk], y[start : start + chunk]
             B = xb.shape[0]
-            z = (xb @ p["W0"].view(D, P * H)).view(B, P, H).transpose(0, 1)  # [P, B, H]
+            z = xb @ p["W0"].view(D, P * H)  # [B, P * H]
             h = xb
             for layer in range(L):
                 if layer > 0:
-                    z = torch.bmm(h, p[f"W{layer}"])
+                    z = torch.bmm(h.transpose(0, 1), p[f"W{layer}"]).transpose(0, 1)
                 if self.batch_norm:
                     out = F.batch_norm_eval(
-                        z,
-                        self.running_mean[layer].unsqueeze(1),
-                        self.running_var[layer].unsqueeze(1),
-                        p[f"gamma{layer}"].unsqueeze(1),
-                        p[f"beta{layer}"].unsqueeze(1),
+                        z.reshape(B, P * H),
+                        self._flat(f"gamma{layer}"),
+                        self._flat(f"beta{layer}"),
+                        self.running_mean[layer].view(-1),
+                        self.running_var[layer].view(-1),
                         self.bn_eps,
-                    )
+                    ).view(B, P, H)
                 else:
-                    out = z + p[f"b{layer}"].unsqueeze(1)
-                h = F.activation(self.activation, out)
-            logits = torch.baddbmm(p[f"b{L}"].unsqueeze(1), h, p[f"W{L}"])
+                    out = z.view(B, P, H) + p[f"b{layer}"].unsqueeze(0)
+                h = F.activation(self.activation, out)  # [B, P, H]
+            logits = torch.baddbmm(p[f"b{L}"].unsqueeze(1), h.transpose(0, 1), p[f"W{L}"])
             batch_loss, batch_correct = F.loss_and_correct(logits, yb)
             loss_sum += batch_loss.to(torch.float64)
             correct += batch_correct

@@ -62,8 +62,15 @@ def _adam(theta: Tensor, grad: Tensor, state: list[Tensor], h: Hyper) -> None:
     exp_avg, exp_avg_sq = state
     exp_avg.lerp_(grad, 1.0 - h.beta1)
     exp_avg_sq.lerp_(grad.square_(), 1.0 - h.beta2)  # grad is scratch from here on
-    denom = exp_avg_sq.sqrt().div_(h.bias_correction2_sqrt).add_(h.eps)
-    theta.addcdiv_(torch.mul(exp_avg, h.lr / h.bias_correction1, out=grad), denom, value=-1.0)
+    # theta -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps), rewritten so that the per-member step
+    # folds into the denominator, m / (sqrt(v) * scale + eps sqrt(bc2) * scale) with
+    # scale = bc1 / (lr sqrt(bc2)): fewer passes over the buffers, the same value to rounding.
+    # A frozen member (lr = 0) gets an infinite denominator, so its step is exactly 0.
+    moving = h.lr > 0  # [P, 1]
+    scale = torch.where(moving, h.bias_correction1 / (h.lr * h.bias_correction2_sqrt), 0.0)
+    floor = torch.where(moving, h.eps * h.bias_correction2_sqrt * scale, torch.inf)
+    denom = torch.addcmul(floor, torch.sqrt(exp_avg_sq, out=grad), scale, out=grad)
+    theta.addcdiv_(exp_avg, denom, value=-1.0)
 
 
 @dataclass(frozen=True)

@@ -125,7 +125,7 @@ class Population:
         memory_limit: int | None = None,
         max_chunk: int | None = None,
         train_eval_size: int | None = None,
-        eval_batch: int = 1000,
+        eval_batch: int | None = None,
     ) -> None:
         if not specs:
             raise ValueError("a population needs at least one member")
@@ -138,7 +138,9 @@ class Population:
         self.memory_limit = memory_limit
         self.max_chunk = max_chunk
         self.train_eval_size = train_eval_size
-        self.eval_batch = eval_batch
+        # examples per evaluation pass: large on a GPU; on a CPU 200 keeps a pass's activations
+        # in cache (measured fastest from 16 to 256 members of the book's net)
+        self.eval_batch = eval_batch or (1000 if self.device.type == "cuda" else 200)
 
     # -- planning ----------------------------------------------------------------------------
     def plan(

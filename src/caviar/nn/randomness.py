@@ -57,11 +57,12 @@ def dropout_keep(
     salt = (step * 0x9E3779B1 + layer * 0x7F4A7C15 + 0x6A09E667) & _M32
     base = _fmix32(keys ^ _fmix32(torch.tensor(salt, device=device)))  # [P]
     rows = torch.arange(batch, device=device) * 0x9E3779B9 & _M32  # [B]
-    h = _fmix32((base[:, None] + rows[None, :]) & _M32)  # [P, B]
+    h = _fmix32((rows[:, None] + base[None, :]) & _M32)  # [B, P]
     cols = torch.arange(units, device=device) * 0x85EBCA77 & _M32  # [H]
-    h = _fmix32(h[:, :, None] ^ cols[None, None, :])  # [P, B, H]
+    h = _fmix32(h[:, :, None] ^ cols[None, None, :])  # [B, P, H]
     threshold = torch.round(rate.to(torch.float64) * 2**32).to(torch.int64)  # [P]
-    return h >= threshold.view(-1, 1, 1)
+    keep = h >= threshold.view(1, -1, 1)  # [B, P, H], the layout the engine computes in
+    return keep.transpose(0, 1)  # [P, B, H]
 
 
 def initial_weights(spec: MemberSpec, n_inputs: int, n_classes: int) -> list[torch.Tensor]:

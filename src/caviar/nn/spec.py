@@ -125,7 +125,7 @@ HYPERPARAMETERS: dict[str, Hyperparameter] = {
 }
 
 #: hyperparameters that decide which vectorized group a member joins
-GROUP_KEYS = ("n_layers", "batch_size", "batch_norm", "activation", "optimizer")
+GROUP_KEYS = ("n_layers", "batch_size", "batch_norm", "activation", "optimizer", "bn_eps")
 
 
 @dataclass(frozen=True)
