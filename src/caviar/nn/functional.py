@@ -28,7 +28,8 @@ def activation_backward(name: str, da: Tensor, a: Tensor) -> Tensor:
     """Gradient through the activation, from its output ``a``: relu' = [a > 0],
     tanh' = 1 - a**2, sigmoid' = a (1 - a)."""
     if name == "relu":
-        return torch.ops.aten.threshold_backward(da, a, 0.0)  # da where a > 0, else 0
+        grad: Tensor = torch.ops.aten.threshold_backward(da, a, 0.0)  # da where a > 0, else 0
+        return grad
     if name == "tanh":
         return da * (1.0 - a * a)
     return da * (a * (1.0 - a))

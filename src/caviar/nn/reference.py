@@ -55,6 +55,7 @@ class ReferenceNet(nn.Module):
             for linear, w in zip(
                 self.linears, initial_weights(spec, n_inputs, n_classes), strict=True
             ):
+                assert isinstance(linear, nn.Linear)
                 linear.weight.copy_(w.t())
                 if linear.bias is not None:
                     linear.bias.zero_()
@@ -70,10 +71,13 @@ class ReferenceNet(nn.Module):
                 z = self.norms[layer](z)
             h = self.act(z)
             if self.training and self.spec.dropout > 0:
-                assert step is not None, "training with dropout needs the step number"
-                keep = dropout_keep(self._keys, self._rate, step, layer, h.shape[0], h.shape[1])[0]
+                if step is None:
+                    raise ValueError("ReferenceNet: training with dropout needs the step number")
+                keys, rate = self._keys.to(h.device), self._rate.to(h.device)
+                keep = dropout_keep(keys, rate, step, layer, h.shape[0], h.shape[1])[0]
                 h = h * keep.to(h.dtype) / (1.0 - self.spec.dropout)  # inverted dropout
-        return self.linears[-1](h)
+        logits: Tensor = self.linears[-1](h)
+        return logits
 
 
 def make_optimizer(model: ReferenceNet) -> torch.optim.Optimizer:
@@ -142,10 +146,11 @@ def train_reference(
                 result.diverged = True
                 break
             optimizer.zero_grad()
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             if spec.decoupled_weight_decay and spec.optimizer != "adam":
                 with torch.no_grad():
                     for lin in model.linears:
+                        assert isinstance(lin, nn.Linear)
                         lin.weight.mul_(1.0 - lr * spec.weight_decay)
             optimizer.step()
         train = evaluate(model, x[:n_eval], y[:n_eval])

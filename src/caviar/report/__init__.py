@@ -5,13 +5,15 @@ from __future__ import annotations
 import html
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from caviar.report import render
 from caviar.report.data import round_boxes, scatter_panels, summary, top_curves
 from caviar.report.importance import Importance, importance
 from caviar.storage import SQLiteStorage
-from caviar.study import Study
+from caviar.study import FrozenTrial, Study
 
 __all__ = ["Importance", "default_report_dir", "importance", "write_report"]
 
@@ -86,7 +88,9 @@ def write_report(study: Study, directory: str | os.PathLike[str] | None = None) 
     return path
 
 
-def _overview(study: Study, trials: list, board: list, attrs: dict) -> str:
+def _overview(
+    study: Study, trials: list[FrozenTrial], board: list[FrozenTrial], attrs: Mapping[str, Any]
+) -> str:
     facts = summary(trials)
     data = attrs.get("data", {})
     rows = [

@@ -123,13 +123,13 @@ class SQLiteStorage(Storage):
     # -- connections and transactions --------------------------------------------------------
     def _db(self) -> sqlite3.Connection:
         if getattr(self._local, "pid", None) != os.getpid():
-            db = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA foreign_keys=ON")
-            self._local.db, self._local.pid = db, os.getpid()
+            fresh = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+            fresh.execute("PRAGMA journal_mode=WAL")
+            fresh.execute("PRAGMA synchronous=NORMAL")
+            fresh.execute("PRAGMA foreign_keys=ON")
+            self._local.db, self._local.pid = fresh, os.getpid()
             with self._connections_lock:
-                self._connections.append(db)
+                self._connections.append(fresh)
         db: sqlite3.Connection = self._local.db
         return db
 
