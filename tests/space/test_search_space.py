@@ -254,3 +254,12 @@ def test_a_space_must_be_a_mapping():
         ValueError, match=exactly("space: must be a mapping of name -> dimension, got ['lr']")
     ):
         SearchSpace(["lr"])
+
+
+def test_values_of_different_types_are_different_dimensions() -> None:
+    from caviar.space import Choice, Fixed
+
+    assert Choice([1, 2]) != Choice([1.0, 2.0]) and Choice([1, 2]) == Choice([1, 2])
+    assert Fixed(1) != Fixed(True) and Fixed(1) != Fixed(1.0) and Fixed(1) == Fixed(1)
+    assert hash(Choice([True, False])) == hash(Choice([True, False]))
+    assert SearchSpace({"a": Choice([1, 2])}) != SearchSpace({"a": Choice([1.0, 2.0])})

@@ -270,6 +270,11 @@ class OneMinusLog(_Scaled):
         return float(1.0 - 10.0 ** (-t))
 
 
+def _typed(values: tuple[Scalar, ...]) -> tuple[tuple[str, Scalar], ...]:
+    """Values with their types, so that 1, 1.0 and True compare as different."""
+    return tuple((type(v).__name__, v) for v in values)
+
+
 def _check_scalar(owner: str, what: str, value: Any) -> None:
     if value is not None and not isinstance(value, str | int | float | bool):
         raise InvalidValue(owner, f"{what} must be a string, number, boolean or null, {got(value)}")
@@ -297,6 +302,12 @@ class Choice(Dimension):
         if len(set(keys)) != len(keys):
             raise InvalidValue(owner, f"options must be distinct, {got(list(options))}")
         object.__setattr__(self, "options", options)
+
+    def __eq__(self, other: object) -> bool:  # typed: Choice([1]) is not Choice([1.0])
+        return isinstance(other, Choice) and _typed(self.options) == _typed(other.options)
+
+    def __hash__(self) -> int:
+        return hash(_typed(self.options))
 
     def _index(self, value: Any) -> int:
         for i, option in enumerate(self.options):
@@ -334,6 +345,12 @@ class Fixed(Dimension):
 
     def __post_init__(self) -> None:
         _check_scalar("Fixed", "value", self.value)
+
+    def __eq__(self, other: object) -> bool:  # typed: Fixed(1) is not Fixed(1.0) or Fixed(True)
+        return isinstance(other, Fixed) and _typed((self.value,)) == _typed((other.value,))
+
+    def __hash__(self) -> int:
+        return hash(_typed((self.value,)))
 
     def from_unit(self, u: float) -> Any:
         return self.value
