@@ -188,6 +188,10 @@ def tune(
     (``caviar-reports/<study name>/index.html``).
     """
     config = as_config(config)
+    try:  # before any data is loaded or study created
+        resolve_device(config.study["device"])
+    except InvalidValue as e:
+        raise e.at("study.device") from None
     data = prepare_data(config)
     study = open_study(config, data)
     study.recover()

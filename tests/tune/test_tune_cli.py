@@ -114,3 +114,6 @@ def test_errors_are_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture
         capsys, "tune", "--dataset", "cifar", "--storage", str(tmp_path / "s.db"), "--quiet"
     )
     assert code == 2 and "cifar" in err and "mnist" in err
+    code, _, err = run(capsys, "tune", "--device", "tpu", "--storage", str(tmp_path / "d.db"))
+    assert code == 2 and "study.device: must be 'auto', 'cpu', 'cuda' or 'cuda:N'" in err
+    assert not (tmp_path / "d.db").exists()  # refused before anything was written
