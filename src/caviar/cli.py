@@ -27,17 +27,17 @@ def _storage(args: argparse.Namespace) -> str:
 
 
 def _config_mapping(args: argparse.Namespace) -> tuple[dict[str, Any], str, str]:
-    """The config as a mapping with the flags applied, its default name, and where it came from."""
+    """The config as a mapping with the flags applied (validated once, afterwards), its default
+    name, and where it came from."""
     from caviar.demo import DEMO
 
     if args.config is None:
         raw, default_name, source = copy.deepcopy(DEMO), "demo", "the embedded demo"
     else:
-        from caviar.config import load_config
+        from caviar.config import read_config_file
 
         path = Path(args.config)
-        config = load_config(path)  # validates the file as written, before any flag
-        raw, default_name, source = config.to_dict(), path.stem, str(path)
+        raw, default_name, source = read_config_file(path), path.stem, str(path)
     overrides = {
         ("study", "name"): args.name,
         ("study", "storage"): args.storage or os.environ.get("CAVIAR_STORAGE"),
@@ -53,16 +53,20 @@ def _config_mapping(args: argparse.Namespace) -> tuple[dict[str, Any], str, str]
     }
     for (section, key), value in overrides.items():
         if value is not None:
-            raw.setdefault(section, {})[key] = value
+            if raw.get(section) is None:
+                raw[section] = {}
+            if isinstance(raw[section], dict):  # otherwise validation names the bad section
+                raw[section][key] = value
     return raw, default_name, source
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
     from caviar.config import config_from_mapping
-    from caviar.tune import tune
+    from caviar.tune import check_device, tune
 
     raw, default_name, source = _config_mapping(args)
     config = config_from_mapping(raw, default_name=default_name, source=source)
+    check_device(config)
     print(
         f"caviar: study {config.name!r} from {source}: {config.n_trials()} trials, "
         f"{config.search['sampler']} search over {', '.join(config.space.free_names) or '-'}; "
@@ -84,6 +88,13 @@ def cmd_tune(args: argparse.Namespace) -> int:
     print(f"next: caviar show {study.name}   |   caviar test {study.name} (uses the test set once)")
     study.close()
     return 0
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
+    return value
 
 
 def _fmt(value: Any) -> str:
@@ -108,6 +119,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     facts = summary(trials)
     states = ", ".join(f"{n} {s}" for s, n in facts["states"].items() if n)
     print(f"study {study.name!r} in {study.storage.path}: {facts['trials']} trials ({states})")
+    errors = sorted({str(t.attrs["error"]) for t in trials if "error" in t.attrs})
+    for error in errors[:5]:
+        print(f"  a trial failed: {error}")
     free = list(study.space.free_names)
     board = study.leaderboard(args.top)
     if not board:
@@ -216,7 +230,7 @@ def parser() -> argparse.ArgumentParser:
         c.add_argument("--storage", help=f"SQLite study file (default {DEFAULT_STORAGE})")
         c.set_defaults(run=run)
         if name == "show":
-            c.add_argument("--top", type=int, default=10, help="rows of the leaderboard")
+            c.add_argument("--top", type=_positive, default=10, help="rows of the leaderboard")
         if name == "report":
             c.add_argument("--out", help="folder for the report")
         if name == "test":

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -52,8 +53,9 @@ from pathlib import Path
 from typing import Any
 
 from caviar.errors import InvalidValue, got
-from caviar.nn.spec import HYPERPARAMETERS
+from caviar.nn.spec import HYPERPARAMETERS, MemberSpec
 from caviar.samplers import CoarseToFineSampler, GridSampler, RandomSampler, Sampler
+from caviar.seeding import check_seed
 from caviar.space import SearchSpace
 
 
@@ -94,6 +96,15 @@ def _text(path: str, value: Any) -> str:
     return value
 
 
+def _name(path: str, value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}", value):
+        raise InvalidValue(
+            path,
+            f"must be 1-100 letters, digits, '.', '_' or '-', not starting with '.', {got(value)}",
+        )
+    return value
+
+
 def _fraction(path: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
         raise InvalidValue(path, f"must be a number in (0, 1), {got(value)}")
@@ -120,9 +131,9 @@ def _per_round(path: str, value: Any) -> list[int]:
 
 SECTIONS: dict[str, dict[str, Key]] = {
     "study": {
-        "name": Key(None, _optional(_text)),
+        "name": Key(None, _optional(_name)),
         "storage": Key("caviar.db", _text),
-        "seed": Key(0, _integer(0)),
+        "seed": Key(0, check_seed),
         "device": Key("auto", _text),
         "dtype": Key("float32", _one_of("float32", "float64")),
     },
@@ -189,6 +200,11 @@ def space_from_config(table: Any) -> SearchSpace:
                 raise InvalidValue(
                     f"space.{name}", f"{e.reason} (a value of {dim.to_config()!r})"
                 ) from None
+    for u in (0.0, 0.5, 1.0):  # the engine's rules across hyperparameters, at three corners
+        try:
+            MemberSpec.from_params(space.from_unit([u] * space.n_free), seed=0, owner="space")
+        except InvalidValue as e:
+            raise InvalidValue("space", f"{e.reason} (every trial would fail)") from None
     return space
 
 
@@ -289,14 +305,20 @@ def _check_search(config: StudyConfig) -> None:
         raise InvalidValue("search.trials", "must be given for random search, got nothing")
     try:
         sampler = config.sampler()
-        if s["sampler"] == "grid":
-            sampler.capacity(config.space)
+        capacity = sampler.capacity(config.space)
     except InvalidValue as e:
         raise e.at("search") from None
+    if s["sampler"] == "grid" and s["trials"] is not None and s["trials"] < (capacity or 0):
+        raise InvalidValue(
+            "search.trials",
+            f"a grid of {capacity} points cut to {s['trials']} trials would try only its first "
+            f"rows; leave trials out, lower points_per_dim, or use random search, "
+            f"{got(s['trials'])}",
+        )
 
 
-def load_config(path: str | os.PathLike[str]) -> StudyConfig:
-    """Read a TOML (.toml) or YAML (.yaml, .yml) config file."""
+def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The raw mapping of a TOML (.toml) or YAML (.yaml, .yml) file, not yet validated."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".toml", ".yaml", ".yml"):
@@ -314,4 +336,13 @@ def load_config(path: str | os.PathLike[str]) -> StudyConfig:
             raw = yaml.safe_load(text) or {}
     except Exception as e:  # tomllib.TOMLDecodeError, yaml.YAMLError
         raise InvalidValue("config", f"{path} is not valid {suffix[1:].upper()}: {e}") from None
-    return config_from_mapping(raw, default_name=path.stem, source=str(path))
+    if not isinstance(raw, dict):
+        raise InvalidValue("config", f"{path} must hold a table of sections, {got(raw)}")
+    return raw
+
+
+def load_config(path: str | os.PathLike[str]) -> StudyConfig:
+    """Read and validate a TOML or YAML config file (its name is the default study name)."""
+    return config_from_mapping(
+        read_config_file(path), default_name=Path(path).stem, source=str(path)
+    )

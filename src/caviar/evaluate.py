@@ -50,10 +50,13 @@ def evaluate_on_test(
     best = study.best_trial
     if best is None:
         raise InvalidValue("study", f"{study.name!r} has no complete trial to test")
+    if "config" not in attrs:
+        raise InvalidValue(
+            "study", f"{study.name!r} was not made by caviar tune (it stores no config to retrain)"
+        )
     config = config_from_mapping(attrs["config"])
     data = prepare_data(config)
-    if data.split.hash != attrs.get("data", {}).get("split_hash"):
-        raise InvalidValue("data", "the data no longer gives the study's validation split")
+    data.check(study)
     spec = MemberSpec.from_params(best.params, seed=best.seed)
     target = resolve_device(device or config.study["device"])
     dtype = DTYPES[config.study["dtype"]]

@@ -8,7 +8,11 @@ is built to give independent streams for distinct entropy tuples.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+
+from caviar.errors import InvalidValue, got
 
 # Purposes, so that the streams drawn for different uses of one seed never coincide.
 TRIAL = 1
@@ -17,6 +21,21 @@ INIT = 3
 DROPOUT = 4
 DATA_ORDER = 5
 SPLIT = 6
+
+
+#: seeds are integers in [0, 2**63): they fit SQLite's INTEGER and torch's manual_seed
+SEED_LIMIT = 2**63
+
+
+def check_seed(owner: str, seed: Any) -> int:
+    """``seed`` if it is a legal seed, else an InvalidValue naming ``owner``."""
+    if (
+        isinstance(seed, bool)
+        or not isinstance(seed, int | np.integer)
+        or not 0 <= seed < SEED_LIMIT
+    ):
+        raise InvalidValue(owner, f"seed must be an integer in [0, 2**63), {got(seed)}")
+    return int(seed)
 
 
 def derive_seed(*keys: int) -> int:

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Mapping
@@ -39,6 +40,18 @@ class PreparedData:
     split: Split
     training: TrainingData
 
+    def fingerprint(self) -> str:
+        """sha256 of the examples and labels (train and test), as loaded and cut."""
+        digest = hashlib.sha256()
+        for array in (
+            self.dataset.x_train,
+            self.dataset.y_train,
+            self.dataset.x_test,
+            self.dataset.y_test,
+        ):
+            digest.update(np.ascontiguousarray(array).tobytes())
+        return digest.hexdigest()
+
     def record(self) -> dict[str, Any]:
         """What the study keeps about its data, so a later run can check it is the same."""
         return {
@@ -51,7 +64,21 @@ class PreparedData:
             "n_test": len(self.dataset.y_test),
             "validation": self.split.fraction,
             "split_hash": self.split.hash,
+            "data_hash": self.fingerprint(),
         }
+
+    def check(self, study: Study) -> None:
+        """Refuse to go on if the study was run on other data or another split."""
+        recorded = study.attrs.get("data", {})
+        for key, what in (("data_hash", "examples"), ("split_hash", "validation split")):
+            mine = self.record()[key] if key == "split_hash" else self.fingerprint()
+            if recorded.get(key) != mine:
+                raise InvalidValue(
+                    "data",
+                    f"study {study.name!r} was run on other {what} (hash "
+                    f"{str(recorded.get(key))[:12]}); this config gives {mine[:12]}: the "
+                    f"dataset, its size, the validation fraction or the seed changed",
+                )
 
 
 def prepare_data(config: StudyConfig) -> PreparedData:
@@ -81,7 +108,7 @@ def as_config(config: StudyConfig | Mapping[str, Any] | str | os.PathLike[str]) 
 
 
 def open_study(config: StudyConfig, data: PreparedData) -> Study:
-    """Create the study, or load it if it exists with the same definition and data split."""
+    """Create the study, or load it if it exists with the same definition and data."""
     study = Study.create(
         config.name,
         config.space,
@@ -91,14 +118,8 @@ def open_study(config: StudyConfig, data: PreparedData) -> Study:
         attrs={"config": config.to_dict(), "data": data.record()},
         load_if_exists=True,
     )
+    data.check(study)
     study.set_attrs({"config": config.to_dict()})  # the latest run's budget and settings
-    recorded = study.attrs.get("data", {}).get("split_hash")
-    if recorded != data.split.hash:
-        raise InvalidValue(
-            "data",
-            f"study {config.name!r} was run on another validation split (hash {recorded}); "
-            f"this data gives {data.split.hash}: the dataset, its size or the seed changed",
-        )
     return study
 
 
@@ -129,50 +150,69 @@ def run_population(
     data: PreparedData,
     progress: Progress,
 ) -> None:
-    """Train ``trials`` together as one population and tell the study each outcome."""
+    """Train ``trials`` together as one population; tell the study each outcome as soon as the
+    member finishes (or diverges), so a crash loses only unfinished members."""
     trials, specs = specs_for(study, trials)
     if not trials:
         return
     device = resolve_device(config.study["device"])
     dtype = DTYPES[config.study["dtype"]]
     population = Population(specs, data_seed=config.seed, device=device, dtype=dtype)
+    curves: list[list[EpochRecord]] = [[] for _ in trials]
+    told: set[int] = set()
     live_best: list[float] = []
-
-    def on_epoch(event: EpochEvent) -> None:
-        study.report_epochs(
-            (trials[i].number, record)
-            for i, record in zip(event.members, event.records, strict=True)
-        )
-        accuracies = [r.val_accuracy for r in event.records if np.isfinite(r.val_accuracy)]
-        if accuracies:
-            live_best.append(max(accuracies))
-        progress.epoch_done(event.epoch, len(event.members), max(live_best, default=None))
-
     started = time.perf_counter()
-    try:
-        results = population.fit(data.training, on_epoch=on_epoch)
-    except KeyboardInterrupt:
-        study.release(trials)  # a later `caviar tune` runs them again
-        raise
-    except Exception as e:
-        for trial in trials:
-            study.tell(trial, None, state=TrialState.FAILED, attrs={"error": repr(e)})
-        raise
-    seconds = time.perf_counter() - started
-    for trial, result in zip(trials, results, strict=True):
-        attrs = {
+
+    def finish(i: int, diverged_epoch: int | None) -> None:
+        attrs: dict[str, Any] = {
             "device": str(device),
             "dtype": config.study["dtype"],
-            "epochs_run": len(result.curve),
+            "epochs_run": len(curves[i]),
             "population_size": len(trials),
-            "population_seconds": round(seconds, 3),
+            "seconds_in_population": round(time.perf_counter() - started, 3),
         }
-        value = objective(result.curve, config.search["objective"])
-        if result.diverged or value is None:
-            attrs["diverged_epoch"] = result.diverged_epoch
-            study.tell(trial, None, state=TrialState.DIVERGED, attrs=attrs)
+        value = objective(curves[i], config.search["objective"])
+        if diverged_epoch is not None or value is None:
+            attrs["diverged_epoch"] = diverged_epoch
+            study.tell(trials[i], None, state=TrialState.DIVERGED, attrs=attrs)
         else:
-            study.tell(trial, value, attrs=attrs)
+            study.tell(trials[i], value, attrs=attrs)
+        told.add(i)
+
+    def on_epoch(event: EpochEvent) -> None:
+        fresh = [
+            (i, r, d)
+            for i, r, d in zip(event.members, event.records, event.diverged, strict=True)
+            if i not in told
+        ]
+        for i, record, _ in fresh:
+            del curves[i][record.epoch - 1 :]  # a chunk retried after running out of memory
+            curves[i].append(record)
+        study.report_epochs((trials[i].number, record) for i, record, _ in fresh)
+        for i, record, diverged in fresh:
+            if diverged or record.epoch == specs[i].epochs:
+                finish(i, record.epoch if diverged else None)
+        live_best.extend(r.val_accuracy for _, r, _ in fresh if np.isfinite(r.val_accuracy))
+        progress.epoch_done(event.epoch, len(event.members), max(live_best, default=None))
+
+    try:
+        results = population.fit(data.training, on_epoch=on_epoch)
+        for i, result in enumerate(results):  # members the events did not finish
+            if i not in told:
+                finish(i, result.diverged_epoch if result.diverged else None)
+    except BaseException:
+        # Ctrl-C, a busy store, a device error: not the trials' fault. Unfinished trials go back
+        # to the queue and the next `caviar tune` trains them again from their seeds.
+        study.release(t for i, t in enumerate(trials) if i not in told)
+        raise
+
+
+def check_device(config: StudyConfig) -> None:
+    """The config's device exists here (an InvalidValue naming ``study.device`` if not)."""
+    try:
+        resolve_device(config.study["device"])
+    except InvalidValue as e:
+        raise e.at("study.device") from None
 
 
 def tune(
@@ -188,10 +228,7 @@ def tune(
     (``caviar-reports/<study name>/index.html``).
     """
     config = as_config(config)
-    try:  # before any data is loaded or study created
-        resolve_device(config.study["device"])
-    except InvalidValue as e:
-        raise e.at("study.device") from None
+    check_device(config)  # before any data is loaded or study created
     data = prepare_data(config)
     study = open_study(config, data)
     study.recover()

@@ -61,7 +61,7 @@ BAD_VALUES = {
         {"bn_momentum": 1.0},
         "bn_momentum must be a number in [0.0, 1.0), got 1.0",
     ),
-    "seed_negative": ({"seed": -1}, "seed must be an integer >= 0, got -1"),
+    "seed_negative": ({"seed": -1}, "seed must be an integer in [0, 2**63), got -1"),
 }
 
 

@@ -298,7 +298,7 @@ def test_the_study_ends_after_the_last_round():
         ({"keep": True}, "keep must be a number, got True"),
         ({"margin": -0.1}, "margin must be in [0, 1], got -0.1"),
         ({"margin": 1.5}, "margin must be in [0, 1], got 1.5"),
-        ({"seed": -1}, "seed must be an integer >= 0, got -1"),
+        ({"seed": -1}, "seed must be an integer in [0, 2**63), got -1"),
     ],
 )
 def test_bad_settings_raise_value_error_naming_setting_and_value(kwargs, message):

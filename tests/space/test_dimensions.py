@@ -264,7 +264,11 @@ BAD_DIMENSIONS = [
     (lambda: IntLogUniform(True, 8), "IntLogUniform: low must be an integer, got True"),
     (lambda: Uniform(math.nan, 1), "Uniform: low must be a finite number, got nan"),
     (lambda: Uniform(0, math.inf), "Uniform: high must be a finite number, got inf"),
-    (lambda: LogUniform("1e-3", 1), "LogUniform: low must be a finite number, got '1e-3'"),
+    (
+        lambda: LogUniform("1e-3", 1),
+        "LogUniform: low must be a finite number, got '1e-3' (YAML reads 1e-3 as text: "
+        "write 1.0e-3)",
+    ),
     (lambda: Choice([]), "Choice: options must not be empty, got []"),
     (lambda: Choice(["relu", "relu"]), "Choice: options must be distinct, got ['relu', 'relu']"),
     (lambda: Choice("relu"), "Choice: options must be a list of values, got 'relu'"),

@@ -1,11 +1,18 @@
 """What only the SQLite backend promises: the file outlives the process, and its schema version."""
 
+import multiprocessing.synchronize
 import re
 import sqlite3
 
 import pytest
 
-from caviar.storage import InMemoryStorage, SQLiteStorage, StudyRecord, open_storage
+from caviar.storage import (
+    InMemoryStorage,
+    SQLiteStorage,
+    StorageError,
+    StudyRecord,
+    open_storage,
+)
 from caviar.study.trial import EpochRecord, NewTrial, TrialState
 
 
@@ -40,7 +47,7 @@ def test_a_file_from_a_newer_caviar_is_refused(tmp_path):
     with sqlite3.connect(path) as db:
         db.execute("UPDATE schema_version SET version = 2")
     with pytest.raises(
-        RuntimeError, match=re.escape("has schema version 2; this caviar reads up to 1")
+        StorageError, match=re.escape("has schema version 2; this caviar reads up to 1")
     ):
         SQLiteStorage(path)
 
@@ -55,3 +62,32 @@ def test_open_storage_turns_what_the_user_gives_into_a_backend(tmp_path):
     assert (tmp_path / "a.db").exists() and (tmp_path / "b.db").exists()
     with pytest.raises(TypeError, match="storage must be None, a path or a Storage, got 3"):
         open_storage(3)
+
+
+def test_a_path_that_is_no_study_file_is_a_clear_error(tmp_path) -> None:
+    text = tmp_path / "notes.db"
+    text.write_text("not a database, just some words " * 20)
+    with pytest.raises(StorageError, match=r"cannot use .*notes\.db.* as a study file"):
+        SQLiteStorage(text)
+    with pytest.raises(StorageError, match=r"cannot use .* as a study file"):
+        SQLiteStorage(tmp_path)  # a folder
+
+
+def test_processes_opening_a_new_file_together_all_succeed(tmp_path) -> None:
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+
+    def open_it(path: str, start: multiprocessing.synchronize.Barrier) -> None:
+        start.wait()  # all at once: switching a new file to WAL races
+        SQLiteStorage(path).study_names()
+
+    for round_ in range(12):
+        path = str(tmp_path / f"new{round_}.db")
+        start = context.Barrier(6)
+        workers = [context.Process(target=open_it, args=(path, start)) for _ in range(6)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(30)
+        assert [w.exitcode for w in workers] == [0] * 6

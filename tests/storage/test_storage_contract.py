@@ -449,3 +449,13 @@ def test_records_handed_out_are_copies_of_what_is_stored(storage, study):
     assert storage.load_study(study) == record(
         attrs={"note": "first try", "tags": ["a", "b"]}, created=storage.load_study(study).created
     )
+
+
+def test_get_trials_filters_by_number(storage, study):
+    storage.create_trials(study, [new(n) for n in range(4)], owner="a")
+    storage.add_epochs(study, [(2, EpochRecord(1, 0.5))], owner="a")
+    picked = storage.get_trials(study, numbers=[2, 0])
+    assert [t.number for t in picked] == [0, 2] and picked[1].curve == (EpochRecord(1, 0.5),)
+    both = storage.get_trials(study, numbers=[0, 3], states=[TrialState.RUNNING])
+    assert [t.number for t in both] == [0, 3]
+    assert storage.get_trials(study, numbers=[]) == []

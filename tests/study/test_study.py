@@ -214,16 +214,22 @@ def test_creating_a_taken_name_fails_unless_loading_is_asked_for(storage):
 @pytest.mark.parametrize(
     ("change", "what"),
     [
-        ({"space": SearchSpace({"lr": LogUniform(1e-5, 1.0), "units": IntUniform(2, 4)})}, "space"),
-        ({"space": {"lr": {"scale": "log", "low": 1e-4, "high": 1.0}}}, "space"),
-        ({"sampler": RandomSampler(seed=1)}, "sampler"),
-        ({"direction": "minimize"}, "direction"),
-        ({"seed": 1, "sampler": RandomSampler(seed=0)}, "seed"),
+        (
+            {"space": SearchSpace({"lr": LogUniform(1e-5, 1.0), "units": IntUniform(2, 4)})},
+            r"space\.lr\.low: stored 0\.0001, given 1e-05",
+        ),
+        (
+            {"space": {"lr": {"scale": "log", "low": 1e-4, "high": 1.0}}},
+            r"space\.units: stored \{'scale': 'int', 'low': 2, 'high': 4\}, given None",
+        ),
+        ({"sampler": RandomSampler(seed=1)}, r"sampler\.seed: stored 0, given 1"),
+        ({"direction": "minimize"}, r"direction: stored 'maximize', given 'minimize'"),
+        ({"seed": 1, "sampler": RandomSampler(seed=0)}, r"seed: stored 0, given 1"),
     ],
 )
-def test_load_if_exists_refuses_a_different_definition(storage, change, what):
+def test_load_if_exists_refuses_a_different_definition_naming_what_differs(storage, change, what):
     make(storage)
-    with pytest.raises(ValueError, match=rf"^study 's' exists in .* with a different {what}: "):
+    with pytest.raises(ValueError, match=rf"^study 's': exists in .* another definition: {what}"):
         make(storage, load_if_exists=True, **change)
 
 
@@ -237,11 +243,14 @@ def test_load_if_exists_accepts_the_config_form_of_the_same_space(storage):
 
 
 def test_bad_names_and_seeds(storage):
+    rule = "Study: name must be 1-100 letters, digits, '.', '_' or '-', not starting with '.'"
+    for bad in (" ", "", "../up", "/abs", ".hidden", "a b", "x" * 101):
+        with pytest.raises(ValueError, match=exactly(f"{rule} (it names files), got {bad!r}")):
+            Study.create(bad, SPACE, storage=storage)
+    assert Study.create("book-2.v1_a", SPACE, storage=storage).name == "book-2.v1_a"
     with pytest.raises(
-        ValueError, match=exactly("a study name must be a non-empty string, got ' '")
+        ValueError, match=exactly("Study: seed must be an integer in [0, 2**63), got -1")
     ):
-        Study.create(" ", SPACE, storage=storage)
-    with pytest.raises(ValueError, match=exactly("Study: seed must be an integer >= 0, got -1")):
         Study.create("s", SPACE, storage=storage, seed=-1)
     with pytest.raises(UnknownStudyError):
         Study.load("missing", storage)
@@ -284,6 +293,19 @@ def test_recover_requeues_the_trials_of_a_dead_owner_only(storage):
         mine.number: (TrialState.RUNNING, study.owner, 0),
     }
     assert [t.number for t in study.ask(1)] == [0]
+
+
+def test_recover_requeues_an_earlier_process_with_the_same_pid(storage):
+    """Containers restart with the same pids: same host and pid, but not a live owner here."""
+    study = make(storage)
+    plant(storage, 0, f"{socket.gethostname()}:{os.getpid()}:0ldrun00")
+    other = Study.load("s", storage)  # alive in this process: its trials are left alone
+    (live,) = other.ask()
+    assert study.recover() == [0]
+    assert {t.number: t.state for t in study.trials()} == {
+        0: TrialState.QUEUED,
+        live.number: TrialState.RUNNING,
+    }
 
 
 def test_recover_requeues_trials_whose_heartbeat_is_stale(storage, monkeypatch):

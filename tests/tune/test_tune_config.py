@@ -76,8 +76,12 @@ def test_samplers_from_the_search_section() -> None:
     }
     grid = config_from_mapping({"space": space, "search": {"sampler": "grid", "points_per_dim": 4}})
     assert isinstance(grid.sampler(), GridSampler) and grid.n_trials() == 16
-    capped = config_from_mapping({"space": space, "search": {"sampler": "grid", "trials": 5}})
-    assert capped.n_trials() == 5
+    bigger = config_from_mapping(
+        {"space": space, "search": {"sampler": "grid", "trials": 50, "points_per_dim": 3}}
+    )
+    assert bigger.n_trials() == 9  # a budget larger than the grid runs the grid
+    with pytest.raises(ValueError, match=r"^search\.trials: a grid of 25 points cut to 5 trials"):
+        config_from_mapping({"space": space, "search": {"sampler": "grid", "trials": 5}})
     c2f = config_from_mapping(
         {"space": space, "search": {"sampler": "coarse_to_fine", "trials": 10, "rounds": 3}}
     )
@@ -129,6 +133,15 @@ BAD = {
     "per_round length": (
         {"search": {"sampler": "coarse_to_fine", "rounds": 3, "per_round": [4, 4]}},
         r"^search\.per_round: must have one count per round \(3\)",
+    ),
+    "every trial would fail": (
+        {"space": {"lr_decay": "exponential", "decay_rate": 2.0}, "search": {"trials": 2}},
+        r"^space: decay_rate must be in \(0, 1\] for 'exponential' decay, got 2\.0 \(every "
+        r"trial would fail\)$",
+    ),
+    "name as a path": (
+        {"study": {"name": "../x"}, "search": {"trials": 2}},
+        r"^study\.name: must be 1-100 letters",
     ),
     "c2f keep too large": (
         {"search": {"sampler": "coarse_to_fine", "rounds": 2, "trials": 8, "keep": 9}},

@@ -92,11 +92,13 @@ def test_a_changed_definition_is_refused_with_a_clear_message(tmp_path: Path) ->
     tune(tiny(tmp_path), progress=False, report=False)
     changed = tiny(tmp_path)
     changed["space"]["lr"] = {"scale": "log", "low": 1e-4, "high": 1e-1}
-    with pytest.raises(ValueError, match=r"study 't' exists .* with a different space"):
+    with pytest.raises(
+        ValueError, match=r"study 't': exists .* another definition: space\.lr\.low: stored 0\.001"
+    ):
         tune(changed, progress=False, report=False)
     other_data = tiny(tmp_path)
     other_data["data"]["train_size"] = 400
-    with pytest.raises(ValueError, match=r"another validation split"):
+    with pytest.raises(ValueError, match=r"^data: study 't' was run on other examples"):
         tune(other_data, progress=False, report=False)
 
 
@@ -127,3 +129,41 @@ def test_objective_best_takes_the_best_epoch(tmp_path: Path) -> None:
     study = tune(tiny(tmp_path, objective="best"), progress=False, report=False)
     for t in study.trials():
         assert t.value == max(r.val_accuracy for r in t.curve)
+
+
+def test_a_transient_failure_requeues_the_population_instead_of_failing_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    calls = {"n": 0}
+    original = Study.report_epochs
+
+    def flaky(self: Study, rows: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise sqlite3.OperationalError("database is locked")
+        original(self, rows)
+
+    monkeypatch.setattr(Study, "report_epochs", flaky)
+    with pytest.raises(sqlite3.OperationalError):
+        tune(tiny(tmp_path), progress=False, report=False)
+    monkeypatch.setattr(Study, "report_epochs", original)
+    study = tune(tiny(tmp_path), progress=False, report=False)
+    trials = study.trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 6
+    assert all(t.attempt == 1 for t in trials)  # every trial was requeued once, none failed
+    straight = values(tune(tiny(tmp_path / "straight"), progress=False, report=False))
+    assert values(study) == straight
+
+
+def test_members_are_told_as_soon_as_they_finish(tmp_path: Path) -> None:
+    config = tiny(tmp_path)
+    config["space"]["epochs"] = {"choice": [1, 3]}
+    study = tune(config, progress=False, report=False)
+    trials = study.trials()
+    short = [t for t in trials if t.params["epochs"] == 1]
+    long = [t for t in trials if t.params["epochs"] == 3]
+    assert short and long
+    assert all(len(t.curve) == 1 for t in short) and all(len(t.curve) == 3 for t in long)
+    assert max(t.finished for t in short) < min(t.finished for t in long)

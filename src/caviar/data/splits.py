@@ -19,7 +19,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from caviar.errors import InvalidValue, got
-from caviar.seeding import SPLIT, generator
+from caviar.seeding import SPLIT, check_seed, generator
 
 
 @dataclass(frozen=True, eq=False)
@@ -60,8 +60,7 @@ def split_validation(
         raise InvalidValue(owner, f"fraction must be a float in (0, 1), {got(fraction)}")
     if not 0 < fraction < 1:
         raise InvalidValue(owner, f"fraction must be in (0, 1), {got(fraction)}")
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise InvalidValue(owner, f"seed must be a non-negative int, {got(seed)}")
+    seed = check_seed(owner, seed)
     n = len(y)
     n_val = round(fraction * n)
     if not 1 <= n_val <= n - 1:

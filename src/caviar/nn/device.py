@@ -25,6 +25,10 @@ def resolve_device(spec: str | torch.device = "auto") -> torch.device:
             ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InvalidValue("device", f"CUDA is not available on this machine, {got(str(spec))}")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise InvalidValue(
+            "device", f"this machine has {torch.cuda.device_count()} CUDA devices, {got(str(spec))}"
+        )
     if device.type not in ("cpu", "cuda"):
         raise InvalidValue("device", f"must be a CPU or CUDA device, {got(str(spec))}")
     return device

@@ -39,6 +39,15 @@ def _fmix32(h: torch.Tensor) -> torch.Tensor:
     return h ^ (h >> 16)
 
 
+def _fmix32_int(h: int) -> int:
+    """:func:`_fmix32` of one Python integer."""
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) & _M32
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) & _M32
+    return h ^ (h >> 16)
+
+
 def dropout_keys(seeds: list[int], device: torch.device | str = "cpu") -> torch.Tensor:
     """Per-member 32-bit dropout keys, shape [P] (int64)."""
     return torch.tensor([derive_seed(s, DROPOUT) & _M32 for s in seeds], device=device)
@@ -54,8 +63,8 @@ def dropout_keep(
     on those numbers: never on P, on the padded width of the group, or on the other members.
     """
     device = keys.device
-    salt = (step * 0x9E3779B1 + layer * 0x7F4A7C15 + 0x6A09E667) & _M32
-    base = _fmix32(keys ^ _fmix32(torch.tensor(salt, device=device)))  # [P]
+    salt = _fmix32_int((step * 0x9E3779B1 + layer * 0x7F4A7C15 + 0x6A09E667) & _M32)
+    base = _fmix32(keys ^ salt)  # [P]; the salt is mixed on the host: no copy to the device
     rows = torch.arange(batch, device=device) * 0x9E3779B9 & _M32  # [B]
     h = _fmix32((rows[:, None] + base[None, :]) & _M32)  # [B, P]
     cols = torch.arange(units, device=device) * 0x85EBCA77 & _M32  # [H]

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from caviar.errors import InvalidValue, got
+from caviar.seeding import check_seed
 
 
 @dataclass(frozen=True)
@@ -161,8 +162,7 @@ class MemberSpec:
 
     def __post_init__(self) -> None:
         owner = "MemberSpec"
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise InvalidValue(owner, f"seed must be an integer >= 0, {got(self.seed)}")
+        object.__setattr__(self, "seed", check_seed(owner, self.seed))
         for name, rule in HYPERPARAMETERS.items():
             object.__setattr__(self, name, rule.check(getattr(self, name), owner))
         if self.batch_norm and self.batch_size < 2:
@@ -221,6 +221,3 @@ class MemberSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-SPEC_FIELDS = tuple(f.name for f in fields(MemberSpec))

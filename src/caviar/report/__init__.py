@@ -42,7 +42,7 @@ def write_report(study: Study, directory: str | os.PathLike[str] | None = None) 
             "<p class='note'>Each on its own scale: learning rates on log10, betas on "
             "log(1 - beta); red crosses mark diverged trials.</p><img src='scatter.png'>"
         )
-    ranking = importance(study.space, trials, study.direction, seed=study.seed)
+    ranking = importance(study.space, trials, study.direction, seed=study.seed % 2**32)
     if ranking:
         render.save(render.importance_figure(ranking), out / "importance.png")
         sections.append(

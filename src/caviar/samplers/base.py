@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from caviar.errors import InvalidValue
 from caviar.space import SearchSpace
 from caviar.study.trial import Direction, FrozenTrial
 
@@ -65,7 +66,10 @@ class Sampler(ABC):
         params = dict(config)
         name = params.pop("name", None)
         if name not in Sampler.registry:
-            raise ValueError(
-                f"sampler name must be one of {sorted(Sampler.registry)}, got {name!r}"
+            raise InvalidValue(
+                "sampler", f"name must be one of {sorted(Sampler.registry)}, got {name!r}"
             )
-        return Sampler.registry[name](**params)
+        try:
+            return Sampler.registry[name](**params)
+        except TypeError as e:  # an unknown or missing parameter
+            raise InvalidValue("sampler", f"bad parameters for {name!r}: {e}") from None

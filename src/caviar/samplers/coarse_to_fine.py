@@ -20,8 +20,7 @@ from typing import Any
 
 from caviar.errors import InvalidValue, got
 from caviar.samplers.base import Proposal, Sampler
-from caviar.samplers.random import check_seed
-from caviar.seeding import SAMPLER, generator
+from caviar.seeding import SAMPLER, check_seed, generator
 from caviar.space import SearchSpace
 from caviar.study.trial import Direction, FrozenTrial, TrialState
 

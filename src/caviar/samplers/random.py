@@ -5,17 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from caviar.errors import InvalidValue, got
 from caviar.samplers.base import Proposal, Sampler
-from caviar.seeding import SAMPLER, generator
+from caviar.seeding import SAMPLER, check_seed, generator
 from caviar.space import SearchSpace
 from caviar.study.trial import Direction, FrozenTrial
-
-
-def check_seed(owner: str, seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise InvalidValue(owner, f"seed must be an integer >= 0, {got(seed)}")
-    return seed
 
 
 class RandomSampler(Sampler):

@@ -15,6 +15,7 @@ everywhere, integers included.
 from __future__ import annotations
 
 import math
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -98,7 +99,10 @@ def _as_int(owner: str, name: str, x: Any) -> int:
 
 def _as_real(owner: str, name: str, x: Any) -> float:
     if not _is_real(x):
-        raise InvalidValue(owner, f"{name} must be a finite number, {got(x)}")
+        hint = ""
+        if isinstance(x, str) and re.fullmatch(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+", x.strip()):
+            hint = " (YAML reads 1e-3 as text: write 1.0e-3)"
+        raise InvalidValue(owner, f"{name} must be a finite number, {got(x)}{hint}")
     return float(x)
 
 

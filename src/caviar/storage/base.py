@@ -145,9 +145,11 @@ class Storage(ABC):
         study: str,
         *,
         states: Iterable[TrialState] | None = None,
+        numbers: Iterable[int] | None = None,
         curves: bool = True,
     ) -> list[FrozenTrial]:
-        """Trials sorted by number, with their learning curves unless ``curves`` is False."""
+        """Trials sorted by number (those in ``states`` and ``numbers`` when given), with their
+        learning curves unless ``curves`` is False."""
 
     def close(self) -> None:  # noqa: B027 -- optional for backends without resources
         """Release files and connections."""

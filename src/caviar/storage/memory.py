@@ -204,14 +204,16 @@ class InMemoryStorage(Storage):
         study: str,
         *,
         states: Iterable[TrialState] | None = None,
+        numbers: Iterable[int] | None = None,
         curves: bool = True,
     ) -> list[FrozenTrial]:
         with self._lock:
             self._study(study)
             wanted = None if states is None else set(states)
+            chosen = None if numbers is None else set(numbers)
             trials = [
                 t
-                for _, t in sorted(self._trials[study].items())
-                if wanted is None or t.state in wanted
+                for n, t in sorted(self._trials[study].items())
+                if (wanted is None or t.state in wanted) and (chosen is None or n in chosen)
             ]
             return [_detached(self._with_curve(study, t) if curves else t) for t in trials]

@@ -30,6 +30,7 @@ from caviar.storage.base import (
     DuplicateTrialError,
     StaleTrialError,
     Storage,
+    StorageError,
     StudyRecord,
     UnknownStudyError,
     checked_value,
@@ -100,22 +101,25 @@ class SQLiteStorage(Storage):
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 60.0) -> None:
         self.path = Path(path)
         self.timeout = timeout
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
-        with self._write() as db:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
-            row = db.execute("SELECT version FROM schema_version").fetchone()
-            if row is None:
-                db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
-            elif row[0] > SCHEMA_VERSION:
-                raise RuntimeError(
-                    f"{self.path} has schema version {row[0]}; this caviar reads up to "
-                    f"{SCHEMA_VERSION}: upgrade caviar"
-                )
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self._write() as db:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                row = db.execute("SELECT version FROM schema_version").fetchone()
+                if row is None:
+                    db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+                elif row[0] > SCHEMA_VERSION:
+                    raise StorageError(
+                        f"{self.path} has schema version {row[0]}; this caviar reads up to "
+                        f"{SCHEMA_VERSION}: upgrade caviar"
+                    )
+        except (sqlite3.Error, OSError) as e:
+            raise StorageError(f"cannot use {str(self.path)!r} as a study file: {e}") from None
 
     def __repr__(self) -> str:
         return f"SQLiteStorage({str(self.path)!r})"
@@ -124,7 +128,7 @@ class SQLiteStorage(Storage):
     def _db(self) -> sqlite3.Connection:
         if getattr(self._local, "pid", None) != os.getpid():
             fresh = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
-            fresh.execute("PRAGMA journal_mode=WAL")
+            self._use_wal(fresh)
             fresh.execute("PRAGMA synchronous=NORMAL")
             fresh.execute("PRAGMA foreign_keys=ON")
             self._local.db, self._local.pid = fresh, os.getpid()
@@ -132,6 +136,23 @@ class SQLiteStorage(Storage):
                 self._connections.append(fresh)
         db: sqlite3.Connection = self._local.db
         return db
+
+    def _use_wal(self, db: sqlite3.Connection) -> None:
+        """Switch the file to WAL. The switch does not wait on the busy timeout, so processes
+        opening a new file together retry it until ``timeout``."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                (mode,) = db.execute("PRAGMA journal_mode").fetchone()
+                if str(mode).lower() != "wal":
+                    db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) and "busy" not in str(e):
+                    raise
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -382,17 +403,22 @@ class SQLiteStorage(Storage):
         study: str,
         *,
         states: Iterable[TrialState] | None = None,
+        numbers: Iterable[int] | None = None,
         curves: bool = True,
     ) -> list[FrozenTrial]:
+        where: list[str] = ["1"]
+        args: list[Any] = []
+        if states is not None:
+            values = [TrialState(s).value for s in states]
+            where.append(f"state IN ({','.join('?' * len(values))})")
+            args += values
+        if numbers is not None:
+            chosen = [int(n) for n in numbers]
+            where.append(f"number IN ({','.join('?' * len(chosen))})")
+            args += chosen
         with self._read() as db:
             sid = self._study_id(db, study)
-            if states is None:
-                return self._select(db, sid, "1", [], curves=curves)
-            values = [TrialState(s).value for s in states]
-            if not values:
-                return []
-            marks = ",".join("?" * len(values))
-            return self._select(db, sid, f"state IN ({marks})", values, curves=curves)
+            return self._select(db, sid, " AND ".join(where), args, curves=curves)
 
     def _select(
         self,

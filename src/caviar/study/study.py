@@ -20,17 +20,19 @@ import json
 import math
 import os
 import platform
+import re
 import socket
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from caviar.errors import InvalidValue
 from caviar.samplers import RandomSampler, Sampler
-from caviar.seeding import TRIAL, derive_seed
+from caviar.seeding import TRIAL, check_seed, derive_seed
 from caviar.space import SearchSpace
 from caviar.storage.base import (
     DuplicateStudyError,
@@ -80,8 +82,18 @@ def versions() -> dict[str, str]:
     }
 
 
+_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
+
+#: owners created by this process and not closed: a trial whose owner has this process's
+#: pid but is not in here belongs to an earlier process that had the same pid (containers
+#: restart with the same pids), so it is dead
+_LIVE_OWNERS: set[str] = set()
+
+
 def _new_owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    _LIVE_OWNERS.add(owner)
+    return owner
 
 
 def owner_is_dead(owner: str) -> bool:
@@ -92,7 +104,7 @@ def owner_is_dead(owner: str) -> bool:
         return False
     pid = int(pid_text)
     if pid == os.getpid():
-        return False
+        return owner not in _LIVE_OWNERS
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -139,10 +151,13 @@ class Study:
         load_if_exists: bool = False,
     ) -> Study:
         """A new study; with ``load_if_exists``, the stored one if its definition is the same."""
-        if not isinstance(name, str) or not name.strip():
-            raise ValueError(f"a study name must be a non-empty string, got {name!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"Study: seed must be an integer >= 0, got {seed!r}")
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise InvalidValue(
+                "Study",
+                f"name must be 1-100 letters, digits, '.', '_' or '-', not starting with '.' "
+                f"(it names files), got {name!r}",
+            )
+        seed = check_seed("Study", seed)
         space = space if isinstance(space, SearchSpace) else SearchSpace(space)
         sampler = sampler if sampler is not None else RandomSampler(seed)
         sampler.check(space)
@@ -161,13 +176,16 @@ class Study:
             if not load_if_exists:
                 raise
             stored = backend.load_study(name)
-            for what in ("space", "sampler", "direction", "seed"):
-                mine, theirs = getattr(record, what), getattr(stored, what)
-                if _normalised(mine) != _normalised(theirs):
-                    raise ValueError(
-                        f"study {name!r} exists in {backend!r} with a different {what}: "
-                        f"stored {theirs!r}, given {mine!r}; use another name, or load it as is"
-                    ) from None
+            differences = _differences(
+                {k: getattr(stored, k) for k in ("space", "sampler", "direction", "seed")},
+                {k: getattr(record, k) for k in ("space", "sampler", "direction", "seed")},
+            )
+            if differences:
+                raise InvalidValue(
+                    f"study {name!r}",
+                    f"exists in {backend!r} with another definition: {'; '.join(differences)}. "
+                    f"Use another study name, or the stored definition",
+                ) from None
         return cls(backend.load_study(name), backend)
 
     @classmethod
@@ -321,6 +339,7 @@ class Study:
     def close(self) -> None:
         """Stop the heartbeat thread and close the storage."""
         self._stop.set()
+        _LIVE_OWNERS.discard(self.owner)
         if self._heartbeat_thread is not None:
             self._heartbeat_thread.join()
             self._heartbeat_thread = None
@@ -340,8 +359,11 @@ class Study:
 
     @property
     def best_trial(self) -> FrozenTrial | None:
-        board = self.leaderboard(1, curves=True)
-        return board[0] if board else None
+        board = self.leaderboard(1)
+        if not board:
+            return None
+        (best,) = self.storage.get_trials(self.name, numbers=[board[0].number])
+        return best
 
     def rounds(self) -> list[RoundSummary]:
         """Coarse-to-fine rounds as recorded on the trials (empty for other samplers)."""
@@ -376,9 +398,14 @@ def _normalised(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
-def summarize_states(trials: Sequence[FrozenTrial]) -> dict[str, int]:
-    """How many trials are in each state."""
-    counts = {s.value: 0 for s in TrialState}
-    for t in trials:
-        counts[t.state.value] += 1
-    return counts
+def _differences(stored: Mapping[str, Any], given: Mapping[str, Any], path: str = "") -> list[str]:
+    """``key.path: stored X, given Y`` for every leaf where two JSON-like mappings differ."""
+    found = []
+    for key in sorted(set(stored) | set(given), key=str):
+        where = f"{path}.{key}" if path else str(key)
+        a, b = _normalised(stored.get(key)), _normalised(given.get(key))
+        if isinstance(a, dict) and isinstance(b, dict):
+            found += _differences(a, b, where)
+        elif a != b or type(a) is not type(b):
+            found.append(f"{where}: stored {a!r}, given {b!r}")
+    return found
