@@ -255,11 +255,11 @@ class StudyConfig:
         return int(min(c for c in counts if c is not None))
 
     def to_dict(self) -> dict[str, Any]:
-        free = {name: self.space[name].to_config() for name in self.space}
+        space = {name: self.space[name].to_config() for name in self.space}
         return {
             "study": dict(self.study),
             "data": dict(self.data),
-            "space": free,
+            "space": space,
             "search": dict(self.search),
         }
 
