@@ -28,6 +28,10 @@ from caviar.nn.randomness import dropout_keep, dropout_keys, initial_weights
 from caviar.nn.spec import MemberSpec
 from caviar.nn.state import MemberState
 
+#: what a layer keeps for the backward pass: its input, its activation, its mask (width and
+#: dropout, or None) and, under batch norm, (z, gamma, batch mean, batch inverse std)
+Saved = tuple[Tensor, Tensor, Tensor | None, tuple[Tensor, Tensor, Tensor, Tensor] | None]
+
 
 class Group:
     """P members of one architecture class, their parameters, optimizer state and statistics."""
@@ -141,6 +145,45 @@ class Group:
         strided inside its buffer)."""
         return self.params[name].reshape(-1)
 
+    def _forward(self, x: Tensor, step: int | None) -> tuple[Tensor, Tensor, list[Saved]]:
+        """Logits [P, B, C] of every member for a batch ``x`` [B, D], the last hidden layer's
+        output [B, P, H] and, in training, what each layer keeps for the backward pass.
+
+        With a ``step``: training mode (batch statistics, width masks, dropout keyed by the
+        step) and what the backward pass needs is kept. Without: eval mode (running statistics,
+        no dropout; padded units need no mask, their outgoing weights are zero).
+        """
+        P, H, L = self.n_members, self.layout.width, self.n_layers
+        B, D = x.shape
+        p = self.params
+        saved: list[Saved] = []
+        z = x @ p["W0"].view(D, P * H)  # [B, P * H]: every member's units side by side
+        h = x
+        for layer in range(L):
+            if layer > 0:
+                z = torch.bmm(h.transpose(0, 1), p[f"W{layer}"]).transpose(0, 1)  # [B, P, H]
+            bn = None
+            if self.batch_norm:
+                z = z.reshape(B, P * H)  # contiguous, for the batch-norm kernel
+                gamma, beta = self._flat(f"gamma{layer}"), self._flat(f"beta{layer}")
+                if step is None:
+                    mean, var = self.running_mean[layer].view(-1), self.running_var[layer].view(-1)
+                    out = F.batch_norm_eval(z, gamma, beta, mean, var, self.bn_eps)
+                else:
+                    out, mean, inv_std = F.batch_norm(z, gamma, beta, self.bn_eps)
+                    bn = (z, gamma, mean, inv_std)
+            else:  # no copy: a [P, B, H]-ordered product goes straight on
+                out = z.view(B, P, H) + p[f"b{layer}"].unsqueeze(0)
+            a = F.activation(self.activation, out.view(B, P, H))  # [B, P, H]
+            if step is None:
+                h = a
+                continue
+            m = self._multiplier(layer, step, B)
+            saved.append((h, a, m, bn))
+            h = a if m is None else a * m
+        logits = torch.baddbmm(p[f"b{L}"].unsqueeze(1), h.transpose(0, 1), p[f"W{L}"])
+        return logits, h, saved
+
     def train_step(self, x: Tensor, y: Tensor, step: int, lr: Tensor, active: Tensor) -> Tensor:
         """One mini-batch for every member; returns the per-member loss [P].
 
@@ -151,25 +194,7 @@ class Group:
         P, H, L = self.n_members, self.layout.width, self.n_layers
         B, D = x.shape
         p, g = self.params, self.grads
-        saved = []
-        # forward: activations [B, P, H], every member's units side by side ------------------
-        z = x @ p["W0"].view(D, P * H)  # [B, P * H]
-        h = x
-        for layer in range(L):
-            if layer > 0:
-                z = torch.bmm(h.transpose(0, 1), p[f"W{layer}"]).transpose(0, 1)  # [B, P, H]
-            if self.batch_norm:
-                z = z.reshape(B, P * H)  # contiguous, for the batch-norm kernel
-                gamma = self._flat(f"gamma{layer}")
-                out, mean, inv_std = F.batch_norm(z, gamma, self._flat(f"beta{layer}"), self.bn_eps)
-                bn = (z, gamma, mean, inv_std)
-            else:  # no copy: a [P, B, H]-ordered product goes straight on
-                out, bn = z.view(B, P, H) + p[f"b{layer}"].unsqueeze(0), None
-            a = F.activation(self.activation, out.view(B, P, H))  # [B, P, H]
-            m = self._multiplier(layer, step, B)
-            saved.append((h, a, m, bn))
-            h = a if m is None else a * m
-        logits = torch.baddbmm(p[f"b{L}"].unsqueeze(1), h.transpose(0, 1), p[f"W{L}"])  # [P, B, C]
+        logits, h, saved = self._forward(x, step)
         loss, dlogits = F.softmax_cross_entropy(logits, y)
 
         # freeze members whose loss is not finite, before the update reaches them ---------------
@@ -257,31 +282,12 @@ class Group:
     @torch.no_grad()
     def evaluate(self, x: Tensor, y: Tensor, chunk: int) -> tuple[Tensor, Tensor]:
         """Mean loss and accuracy per member [P] in eval mode (running statistics, no dropout)."""
-        P, H, L = self.n_members, self.layout.width, self.n_layers
-        D, p = x.shape[1], self.params
+        P = self.n_members
         loss_sum = torch.zeros(P, dtype=torch.float64, device=self.device)
         correct = torch.zeros(P, dtype=torch.int64, device=self.device)
         for start in range(0, x.shape[0], chunk):
             xb, yb = x[start : start + chunk], y[start : start + chunk]
-            B = xb.shape[0]
-            z = xb @ p["W0"].view(D, P * H)  # [B, P * H]
-            h = xb
-            for layer in range(L):
-                if layer > 0:
-                    z = torch.bmm(h.transpose(0, 1), p[f"W{layer}"]).transpose(0, 1)
-                if self.batch_norm:
-                    out = F.batch_norm_eval(
-                        z.reshape(B, P * H),
-                        self._flat(f"gamma{layer}"),
-                        self._flat(f"beta{layer}"),
-                        self.running_mean[layer].view(-1),
-                        self.running_var[layer].view(-1),
-                        self.bn_eps,
-                    ).view(B, P, H)
-                else:
-                    out = z.view(B, P, H) + p[f"b{layer}"].unsqueeze(0)
-                h = F.activation(self.activation, out)  # [B, P, H]
-            logits = torch.baddbmm(p[f"b{L}"].unsqueeze(1), h.transpose(0, 1), p[f"W{L}"])
+            logits, _, _ = self._forward(xb, None)
             batch_loss, batch_correct = F.loss_and_correct(logits, yb)
             loss_sum += batch_loss.to(torch.float64)
             correct += batch_correct
