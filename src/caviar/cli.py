@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import copy
 import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -252,13 +253,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return int(args.run(args))
-    except (InvalidValue, TestSetUsed, StorageError, DownloadError) as e:
+    except (InvalidValue, TestSetUsed, StorageError, DownloadError, sqlite3.Error) as e:
         message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         print(f"caviar: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\ncaviar: interrupted; run the same command again to continue", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `caviar show ... | head`: the reader left, nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
