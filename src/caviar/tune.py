@@ -16,6 +16,7 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -40,8 +41,10 @@ class PreparedData:
     split: Split
     training: TrainingData
 
+    @cached_property
     def fingerprint(self) -> str:
-        """sha256 of the examples and labels (train and test), as loaded and cut."""
+        """sha256 of the examples and labels (train and test), as loaded and cut (computed
+        once: it reads every byte of the data)."""
         digest = hashlib.sha256()
         for array in (
             self.dataset.x_train,
@@ -64,14 +67,14 @@ class PreparedData:
             "n_test": len(self.dataset.y_test),
             "validation": self.split.fraction,
             "split_hash": self.split.hash,
-            "data_hash": self.fingerprint(),
+            "data_hash": self.fingerprint,
         }
 
     def check(self, study: Study) -> None:
         """Refuse to go on if the study was run on other data or another split."""
         recorded = study.attrs.get("data", {})
         for key, what in (("data_hash", "examples"), ("split_hash", "validation split")):
-            mine = self.record()[key] if key == "split_hash" else self.fingerprint()
+            mine = self.split.hash if key == "split_hash" else self.fingerprint
             if recorded.get(key) != mine:
                 raise InvalidValue(
                     "data",

@@ -89,9 +89,3 @@ class FrozenTrial:
     started: float | None = None
     finished: float | None = None
     attempt: int = 0
-
-    @property
-    def duration(self) -> float | None:
-        if self.started is None or self.finished is None:
-            return None
-        return self.finished - self.started
