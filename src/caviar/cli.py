@@ -4,6 +4,7 @@ caviar tune [CONFIG] [flags]   run or continue a study (no CONFIG: the embedded 
 caviar show STUDY              leaderboard and best configuration
 caviar report STUDY            write the HTML/PNG report again
 caviar test STUDY              score the best configuration on the test set, once
+caviar export STUDY            a kept model as a torch.export program (.pt2)
 caviar studies                 the studies in a storage file
 """
 
@@ -172,6 +173,20 @@ def cmd_test(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from caviar.export import export_model, find_kept_state, read_state
+
+    source = find_kept_state(args.study, args.trial, storage=_storage(args))
+    state = read_state(source)
+    out = export_model(state, args.out or source.with_suffix(".pt2"))
+    print(f"exported {source.stem} of study {args.study!r} to {out}")
+    print(
+        f"load with torch.export.load({str(out)!r}).module(): float32 [batch, {state.n_inputs}] "
+        f"-> logits [batch, {state.n_classes}]"
+    )
+    return 0
+
+
 def cmd_studies(args: argparse.Namespace) -> int:
     from caviar.storage import SQLiteStorage
     from caviar.study import Study
@@ -238,6 +253,13 @@ def parser() -> argparse.ArgumentParser:
             c.add_argument("--mode", choices=["retrain", "as-trained"], default="retrain")
             c.add_argument("--force", action="store_true", help="use the test set again")
             c.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+
+    e = sub.add_parser("export", help="write a kept model as a torch.export program")
+    e.add_argument("study", help="study name")
+    e.add_argument("--trial", type=int, help="trial number (default: the best trial)")
+    e.add_argument("-o", "--out", help="the .pt2 file (default: beside the kept state)")
+    e.add_argument("--storage", help=f"SQLite study file (default {DEFAULT_STORAGE})")
+    e.set_defaults(run=cmd_export)
 
     s = sub.add_parser("studies", help="list the studies in a storage file")
     s.add_argument("--storage", help=f"SQLite study file (default {DEFAULT_STORAGE})")

@@ -1,0 +1,238 @@
+"""The best models kept: a trained member as a ``torch.nn.Module``, and as a program that plain
+PyTorch runs without caviar.
+
+Where kept models live: the tune loop saves the final :class:`~caviar.nn.MemberState` of a
+study's best trials as ``caviar-models/<study>/trial-<N>.pt`` beside the study file
+(:func:`kept_state_path`) and lists their numbers in ``study.attrs["kept_models"]``. From there
+
+- :func:`load_model` gives a :class:`CaviarModel` (``predict``, ``predict_proba``) in Python;
+- :func:`export_model` writes a ``torch.export`` program (``.pt2``) that
+  ``torch.export.load(path).module()`` runs with PyTorch alone (``caviar export`` on the
+  command line).
+
+Why the model computes with :mod:`caviar.nn.functional` and the member's own tensors ("W0" is
+[fan_in, fan_out]) rather than ``nn.Linear``: it is the engine's forward pass, one member at a
+time, so nothing is transposed or renamed on the way, and the tests can check it against an
+independent ``nn.Linear`` / ``nn.BatchNorm1d`` net.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from caviar.errors import InvalidValue, got
+from caviar.nn import functional as F
+from caviar.nn.state import MemberState
+from caviar.storage import SQLiteStorage
+from caviar.study import Study
+
+#: the name of the JSON description stored inside an exported program
+METADATA = "caviar.json"
+
+
+def kept_dir(storage: str | os.PathLike[str], study: str) -> Path:
+    """``caviar-models/<study>/`` beside the study file: where a study's kept models live."""
+    return Path(storage).parent / "caviar-models" / study
+
+
+def kept_state_path(storage: str | os.PathLike[str], study: str, trial: int) -> Path:
+    """Where trial ``trial``'s final member state is kept: ``kept_dir(...)/trial-<trial>.pt``."""
+    return kept_dir(storage, study) / f"trial-{trial}.pt"
+
+
+def _expected_shapes(state: MemberState) -> dict[str, tuple[int, ...]]:
+    """The parameter shapes the state's spec implies (see :class:`MemberState`)."""
+    spec = state.spec
+    sizes = spec.layer_sizes(state.n_inputs, state.n_classes)
+    shapes: dict[str, tuple[int, ...]] = {}
+    for layer, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
+        shapes[f"W{layer}"] = (fan_in, fan_out)
+        if spec.batch_norm and layer < spec.n_layers:
+            shapes[f"gamma{layer}"] = shapes[f"beta{layer}"] = (fan_out,)
+        else:
+            shapes[f"b{layer}"] = (fan_out,)
+    return shapes
+
+
+class CaviarModel(nn.Module):
+    """A trained member, ready for inference: ``x`` [B, D] -> logits [B, C].
+
+    Per hidden layer ``z = h @ W`` (+ ``b``, or batch norm with the running statistics, as
+    ``nn.BatchNorm1d`` in eval mode), then the activation; dropout is a training device and is
+    left out. Parameters and buffers keep the member's names ("W0", "b0" or "gamma0"/"beta0",
+    "running_mean0", ...), so ``state_dict()`` reads like the :class:`MemberState`.
+    """
+
+    def __init__(self, state: MemberState, *, dtype: torch.dtype = torch.float32) -> None:
+        super().__init__()
+        owner = "CaviarModel"
+        if state.diverged:
+            raise InvalidValue(owner, "the member diverged during training; it is not a model")
+        expected = _expected_shapes(state)
+        shapes = {name: list(t.shape) for name, t in state.params.items()}
+        wrong = [
+            f"{name} must be {list(shape)}, got {shapes.get(name, 'none')}"
+            for name, shape in expected.items()
+            if shapes.get(name) != list(shape)
+        ] + [f"{name} is not one of {list(expected)}" for name in shapes if name not in expected]
+        if wrong:
+            raise InvalidValue(owner, f"the state does not fit its spec: {'; '.join(wrong)}")
+        n_stats = state.spec.n_layers if state.spec.batch_norm else 0
+        stats = [*state.running_mean, *state.running_var]
+        if len(stats) != 2 * n_stats or any(t.shape != (state.spec.hidden_units,) for t in stats):
+            raise InvalidValue(
+                owner,
+                f"the state needs running_mean and running_var of shape "
+                f"[{state.spec.hidden_units}] for each of its {n_stats} batch-norm layers",
+            )
+        self.spec: dict[str, Any] = state.spec.to_dict()
+        self.n_inputs = state.n_inputs
+        self.n_classes = state.n_classes
+        for name, tensor in state.params.items():
+            self.register_parameter(name, nn.Parameter(tensor.detach().to("cpu", dtype).clone()))
+        for layer in range(n_stats):
+            mean, var = state.running_mean[layer], state.running_var[layer]
+            self.register_buffer(f"running_mean{layer}", mean.to("cpu", dtype).clone())
+            self.register_buffer(f"running_var{layer}", var.to("cpu", dtype).clone())
+        self.eval()
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Logits [B, C] of inputs [B, D] (in the model's dtype and device)."""
+        spec, p = self.spec, self.get_parameter
+        h = x
+        for layer in range(spec["n_layers"]):
+            if spec["batch_norm"]:
+                z = F.batch_norm_eval(
+                    h @ p(f"W{layer}"),  # [B, H]
+                    p(f"gamma{layer}"),
+                    p(f"beta{layer}"),
+                    self.get_buffer(f"running_mean{layer}"),
+                    self.get_buffer(f"running_var{layer}"),
+                    spec["bn_eps"],
+                )
+            else:
+                z = torch.addmm(p(f"b{layer}"), h, p(f"W{layer}"))  # [B, H]
+            h = F.activation(spec["activation"], z)
+        last = spec["n_layers"]
+        return torch.addmm(p(f"b{last}"), h, p(f"W{last}"))  # [B, C]
+
+    def _inputs(self, x: np.ndarray | Tensor) -> Tensor:
+        w = self.get_parameter("W0")
+        t = torch.as_tensor(x if isinstance(x, Tensor) else np.asarray(x))
+        if t.ndim != 2 or t.shape[1] != self.n_inputs:
+            raise InvalidValue(
+                "CaviarModel", f"inputs must be [batch, {self.n_inputs}], got {list(t.shape)}"
+            )
+        return t.to(w.device, w.dtype)
+
+    @torch.no_grad()
+    def predict_proba(self, x: np.ndarray | Tensor) -> Tensor:
+        """Class probabilities [B, C] (softmax of the logits) of a numpy array or tensor."""
+        return torch.softmax(self(self._inputs(x)), dim=1)
+
+    @torch.no_grad()
+    def predict(self, x: np.ndarray | Tensor) -> Tensor:
+        """The most likely class [B] (int64) of each row of a numpy array or tensor."""
+        logits: Tensor = self(self._inputs(x))
+        return logits.argmax(dim=1)
+
+    def describe(self) -> dict[str, Any]:
+        """What the model is, as JSON-ready data (stored inside an exported program)."""
+        return {
+            "spec": self.spec,
+            "n_inputs": self.n_inputs,
+            "n_classes": self.n_classes,
+            "dtype": str(self.get_parameter("W0").dtype).removeprefix("torch."),
+        }
+
+
+def export_model(
+    state: MemberState, path: str | os.PathLike[str], *, dtype: torch.dtype = torch.float32
+) -> Path:
+    """Write the member as a ``torch.export`` program (``.pt2``) with a dynamic batch size.
+
+    Plain PyTorch runs it: ``torch.export.load(path).module()(x)`` maps ``x`` [B, n_inputs] in
+    ``dtype`` to logits [B, n_classes]. The model's :meth:`CaviarModel.describe` is stored
+    beside the program as ``caviar.json`` (``torch.export.load(path, extra_files=...)``).
+    """
+    model = CaviarModel(state, dtype=dtype)
+    example = torch.zeros(2, state.n_inputs, dtype=dtype)
+    program = torch.export.export(
+        model, (example,), dynamic_shapes={"x": {0: torch.export.Dim("batch")}}
+    )
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.export.save(program, out, extra_files={METADATA: json.dumps(model.describe())})
+    return out
+
+
+def read_state(path: str | os.PathLike[str]) -> MemberState:
+    """A member state saved with :meth:`MemberState.save`, or a clear error."""
+    source = Path(path)
+    if not source.is_file():
+        raise InvalidValue(
+            "load_model",
+            f"no saved member state at {str(source)!r} (a study's name needs storage=)",
+        )
+    try:
+        return MemberState.load(source)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, KeyError, TypeError) as e:
+        raise InvalidValue(
+            "load_model", f"{str(source)!r} is not a saved member state ({type(e).__name__})"
+        ) from None
+
+
+def find_kept_state(
+    study: str, trial: int | None = None, *, storage: str | os.PathLike[str]
+) -> Path:
+    """The kept state of ``trial`` (default: the study's best trial), or an error naming the
+    trials that were kept."""
+    if trial is not None and (isinstance(trial, bool) or not isinstance(trial, int) or trial < 0):
+        raise InvalidValue("trial", f"must be an integer >= 0, {got(trial)}")
+    if not Path(storage).is_file():
+        raise InvalidValue("storage", f"no study file at {str(storage)!r}")
+    loaded = Study.load(study, SQLiteStorage(storage))
+    try:
+        kept = loaded.attrs.get("kept_models") or []
+        if trial is None:
+            best = loaded.best_trial
+            if best is None:
+                raise InvalidValue(f"study {study!r}", "has no complete trial, so no best model")
+            trial = best.number
+    finally:
+        loaded.close()
+    path = kept_state_path(storage, study, trial)
+    if not path.is_file():
+        which = f"kept models: trials {sorted(kept)}" if kept else "no models were kept"
+        raise InvalidValue(
+            f"study {study!r}", f"trial {trial} has no kept model (no {str(path)!r}); {which}"
+        )
+    return path
+
+
+def load_model(
+    source: str | os.PathLike[str],
+    trial: int | None = None,
+    *,
+    storage: str | os.PathLike[str] | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> CaviarModel:
+    """A kept model: ``source`` is a saved member state (``.pt``), or, with ``storage``, a
+    study's name; then ``trial`` picks the trial (default: the best one)."""
+    if storage is None:
+        if trial is not None:
+            raise InvalidValue(
+                "load_model", f"trial= needs storage= (a study's name as source), {got(trial)}"
+            )
+        return CaviarModel(read_state(source), dtype=dtype)
+    path = find_kept_state(str(source), trial, storage=storage)
+    return CaviarModel(read_state(path), dtype=dtype)

@@ -1,0 +1,362 @@
+"""The best model kept: a trained member as a CaviarModel and as a torch.export program.
+
+Both score exactly as the engine's own evaluation does, match an independent torch.nn net in
+float64, take any batch size, and the program runs where caviar is not installed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+import caviar
+from caviar import LogUniform, Study
+from caviar.cli import main
+from caviar.errors import InvalidValue
+from caviar.export import (
+    METADATA,
+    CaviarModel,
+    export_model,
+    kept_dir,
+    kept_state_path,
+    load_model,
+)
+from caviar.nn import MemberSpec, MemberState, Population, TrainingData, evaluate_states
+from caviar.tune import tune
+
+# Each case reads as the member it trains: activation, batch norm, depth, dropout in training.
+CASES: dict[str, dict[str, Any]] = {
+    "relu, batch norm, 1 layer, dropout": dict(batch_norm=True, n_layers=1, dropout=0.3),
+    "relu, 3 layers": dict(n_layers=3),
+    "tanh, batch norm, 3 layers": dict(activation="tanh", batch_norm=True, n_layers=3),
+    "tanh, 1 layer, dropout": dict(activation="tanh", n_layers=1, dropout=0.2),
+    "sigmoid, batch norm, 3 layers, dropout": dict(
+        activation="sigmoid", batch_norm=True, n_layers=3, dropout=0.1
+    ),
+    "sigmoid, 1 layer": dict(activation="sigmoid", n_layers=1),
+}
+NAMES = list(CASES)
+SRC = Path(caviar.__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: one intra-op thread is faster than several."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def data() -> TrainingData:
+    """Three Gaussian blobs in 5 dimensions: 150 training and 60 validation examples."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0.0, 2.0, size=(3, 5))
+    y = rng.integers(0, 3, size=210)
+    x = centres[y] + rng.normal(0.0, 1.5, size=(210, 5))
+    return TrainingData.from_arrays(x[:150], y[:150], x[150:], y[150:], n_classes=3)
+
+
+def train(data: TrainingData, dtype: torch.dtype) -> dict[str, MemberState]:
+    specs = [
+        MemberSpec(seed=k, hidden_units=6 + k, batch_size=16, epochs=3, lr=0.02, **kwargs)
+        for k, kwargs in enumerate(CASES.values())
+    ]
+    results = Population(specs, device="cpu", dtype=dtype).fit(data, keep_states=True)
+    states = {name: r.state for name, r in zip(NAMES, results, strict=True)}
+    assert all(s is not None and not s.diverged for s in states.values())
+    return states  # type: ignore[return-value]
+
+
+@pytest.fixture(scope="module")
+def states32(data: TrainingData) -> dict[str, MemberState]:
+    return train(data, torch.float32)
+
+
+@pytest.fixture(scope="module")
+def states64(data: TrainingData) -> dict[str, MemberState]:
+    return train(data, torch.float64)
+
+
+@pytest.fixture(scope="module")
+def programs(
+    states32: dict[str, MemberState], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("programs")
+    return {
+        name: export_model(s, folder / f"{k}.pt2") for k, (name, s) in enumerate(states32.items())
+    }
+
+
+def run_program(path: Path, x: Tensor) -> Tensor:
+    logits: Tensor = torch.export.load(path).module()(x)
+    return logits
+
+
+def torch_nn_oracle(state: MemberState) -> nn.Sequential:
+    """The member rebuilt by hand from torch.nn's own layers, in float64 and eval mode."""
+    spec, p = state.spec, state.params
+    act = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}[spec.activation]
+    layers: list[nn.Module] = []
+    with torch.no_grad():
+        for layer in range(spec.n_layers + 1):
+            w = p[f"W{layer}"]  # [fan_in, fan_out]
+            linear = nn.Linear(*w.shape, bias=f"b{layer}" in p, dtype=torch.float64)
+            linear.weight.copy_(w.t())
+            if linear.bias is not None:
+                linear.bias.copy_(p[f"b{layer}"])
+            layers.append(linear)
+            if layer == spec.n_layers:
+                break
+            if spec.batch_norm:
+                norm = nn.BatchNorm1d(w.shape[1], eps=spec.bn_eps, dtype=torch.float64)
+                norm.weight.copy_(p[f"gamma{layer}"])
+                norm.bias.copy_(p[f"beta{layer}"])
+                norm.running_mean.copy_(state.running_mean[layer])
+                norm.running_var.copy_(state.running_var[layer])
+                layers.append(norm)
+            layers.append(act())
+    return nn.Sequential(*layers).eval()
+
+
+# -- the model and the program compute what the engine computes ------------------------------
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_model_and_program_score_as_evaluate_states(name, data, states32, programs) -> None:
+    state = states32[name]
+    x, y = data.x_val.float(), data.y_val
+    ((loss, accuracy),) = evaluate_states([state], x, y, device="cpu", dtype=torch.float32)
+    with torch.no_grad():
+        for logits in (CaviarModel(state)(x), run_program(programs[name], x)):
+            assert logits.dtype == torch.float32 and logits.shape == (60, 3)
+            assert (logits.argmax(dim=1) == y).double().mean().item() == accuracy
+            assert F.cross_entropy(logits, y).item() == pytest.approx(loss, abs=1e-5)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_float64_logits_match_a_torch_nn_oracle(name, data, states64, tmp_path) -> None:
+    state = states64[name]
+    x = data.x_val
+    with torch.no_grad():
+        expected = torch_nn_oracle(state)(x)
+        model = CaviarModel(state, dtype=torch.float64)(x)
+    program = run_program(export_model(state, tmp_path / "m.pt2", dtype=torch.float64), x)
+    for logits in (model, program):
+        assert logits.dtype == torch.float64
+        torch.testing.assert_close(logits, expected, rtol=0, atol=1e-12)
+
+
+def test_the_program_takes_any_batch_size(data, states32, programs) -> None:
+    name = "sigmoid, batch norm, 3 layers, dropout"
+    model, program = CaviarModel(states32[name]), torch.export.load(programs[name]).module()
+    with torch.no_grad():
+        for batch in (1, 7):
+            x = data.x_val[:batch].float()
+            torch.testing.assert_close(program(x), model(x), rtol=0, atol=1e-6)
+            assert program(x).shape == (batch, 3)
+
+
+def test_predict_takes_numpy_and_tensors(data, states32) -> None:
+    model = CaviarModel(states32["relu, batch norm, 1 layer, dropout"])
+    x = data.x_val.numpy()  # float64: cast to the model's float32
+    with torch.no_grad():
+        logits = model(torch.as_tensor(x, dtype=torch.float32))
+    assert torch.equal(model.predict(x), logits.argmax(dim=1))
+    assert torch.equal(model.predict(torch.as_tensor(x)), model.predict(x))
+    proba = model.predict_proba(x)
+    torch.testing.assert_close(proba, torch.softmax(logits, dim=1))
+    torch.testing.assert_close(proba.sum(dim=1), torch.ones(60))
+    with pytest.raises(
+        InvalidValue, match=r"^CaviarModel: inputs must be \[batch, 5\], got \[5\]$"
+    ):
+        model.predict(x[0])
+
+
+def test_the_model_keeps_what_it_is(states32, programs) -> None:
+    name = "tanh, batch norm, 3 layers"
+    state = states32[name]
+    model = CaviarModel(state)
+    assert model.spec == state.spec.to_dict() and isinstance(model.spec, dict)
+    assert (model.n_inputs, model.n_classes) == (5, 3)
+    assert not model.training
+    assert set(model.state_dict()) == {
+        *state.params,
+        *(f"running_{s}{k}" for s in ("mean", "var") for k in range(3)),
+    }
+    extra = {METADATA: ""}
+    torch.export.load(programs[name], extra_files=extra)
+    assert json.loads(extra[METADATA]) == {
+        "spec": state.spec.to_dict(),
+        "n_inputs": 5,
+        "n_classes": 3,
+        "dtype": "float32",
+    }
+
+
+def test_a_state_that_is_not_a_model_is_refused(states32) -> None:
+    state = states32["relu, 3 layers"]
+    with pytest.raises(InvalidValue, match=r"^CaviarModel: the member diverged"):
+        CaviarModel(replace(state, diverged=True))
+    wrong = replace(state, params={**state.params, "W1": torch.zeros(4, 4), "b9": torch.zeros(1)})
+    message = (
+        r"^CaviarModel: the state does not fit its spec: W1 must be \[7, 7\], got \[4, 4\]; b9 is"
+    )
+    with pytest.raises(InvalidValue, match=message):
+        CaviarModel(wrong)
+
+
+# -- loading: a state file, or a study's kept trial ------------------------------------------
+
+
+def test_load_model_from_a_saved_state(states32, tmp_path) -> None:
+    state = states32["tanh, 1 layer, dropout"]
+    state.save(tmp_path / "m.pt")
+    model = load_model(tmp_path / "m.pt")
+    x = torch.randn(4, 5)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), CaviarModel(state)(x), rtol=0, atol=0)
+    assert model.spec == state.spec.to_dict()
+
+
+@pytest.fixture
+def study_db(states32, tmp_path) -> Path:
+    """A study whose trial 1 is best and kept, and trial 0 is not kept."""
+    db = tmp_path / "s.db"
+    study = Study.create("s", {"lr": LogUniform(1e-4, 1.0)}, storage=db)
+    for trial, value in zip(study.ask(2), (0.5, 0.9), strict=True):
+        study.tell(trial, value)
+    kept_dir(db, "s").mkdir(parents=True)
+    states32["sigmoid, 1 layer"].save(kept_state_path(db, "s", 1))
+    study.set_attrs({"kept_models": [1]})
+    study.close()
+    return db
+
+
+def test_load_model_from_a_study_defaults_to_its_best_trial(study_db, states32) -> None:
+    assert kept_state_path(study_db, "s", 1) == study_db.parent / "caviar-models/s/trial-1.pt"
+    assert kept_dir(str(study_db), "s") == study_db.parent / "caviar-models" / "s"
+    expected = states32["sigmoid, 1 layer"].spec.to_dict()
+    assert load_model("s", storage=study_db).spec == expected
+    assert load_model("s", 1, storage=str(study_db)).spec == expected
+
+
+@pytest.mark.parametrize(
+    "source, kwargs, message",
+    [
+        ("{dir}/nope.pt", {}, r"^load_model: no saved member state at '.*nope.pt'"),
+        ("{dir}/x.pt", {"trial": 1}, r"^load_model: trial= needs storage="),
+        ("s", {"storage": "none.db"}, r"^storage: no study file at 'none.db'$"),
+        ("s", {"trial": -1, "storage": "{db}"}, r"^trial: must be an integer >= 0, got -1$"),
+        (
+            "s",
+            {"trial": 0, "storage": "{db}"},
+            r"^study 's': trial 0 has no kept model \(no '.*trial-0.pt'\); "
+            r"kept models: trials \[1\]$",
+        ),
+    ],
+    ids=["no file", "trial without a study", "no study file", "bad trial", "trial not kept"],
+)
+def test_load_model_errors_say_what_is_missing(study_db, source, kwargs, message) -> None:
+    def fill(v: Any) -> Any:
+        return v.format(dir=study_db.parent, db=study_db) if isinstance(v, str) else v
+
+    with pytest.raises(InvalidValue, match=message):
+        load_model(fill(source), **{k: fill(v) for k, v in kwargs.items()})
+
+
+def test_a_file_that_is_not_a_state_is_refused(tmp_path) -> None:
+    (tmp_path / "m.pt").write_text("not a state")
+    with pytest.raises(InvalidValue, match=r"^load_model: '.*m.pt' is not a saved member state"):
+        load_model(tmp_path / "m.pt")
+
+
+# -- the program runs with plain PyTorch ------------------------------------------------------
+
+
+NO_CAVIAR = """
+import sys
+sys.modules["caviar"] = None  # an import of caviar fails ...
+sys.path = [p for p in sys.path if not p.startswith({src!r})]  # ... and its source is not found
+import torch
+program = torch.export.load({program!r}).module()
+torch.save(program(torch.load({x!r})), {out!r})
+assert not [m for m in sys.modules if m.startswith("caviar") and sys.modules[m] is not None]
+"""
+
+
+def test_the_program_runs_where_caviar_is_not_installed(data, states32, programs, tmp_path):
+    name = "tanh, batch norm, 3 layers"
+    x = data.x_val[:9].float()
+    torch.save(x, tmp_path / "x.pt")
+    script = NO_CAVIAR.format(
+        src=str(SRC),
+        program=str(programs[name]),
+        x=str(tmp_path / "x.pt"),
+        out=str(tmp_path / "y.pt"),
+    )
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    with torch.no_grad():
+        expected = CaviarModel(states32[name])(x)
+    torch.testing.assert_close(torch.load(tmp_path / "y.pt"), expected, rtol=0, atol=1e-6)
+
+
+# -- the command line --------------------------------------------------------------------------
+
+
+def test_caviar_export_writes_the_best_kept_model(tmp_path, capsys) -> None:
+    from caviar.config import config_from_mapping
+    from caviar.tune import prepare_data
+
+    db = tmp_path / "t.db"
+    config = {
+        "study": {"name": "t", "storage": str(db), "seed": 0},
+        "data": {"dataset": "digits", "train_size": 200, "test_size": 50},
+        "space": {"lr": {"scale": "log", "low": 1e-3, "high": 1e-1}, "hidden_units": 8},
+        "search": {"trials": 2},
+    }
+    config["space"].update(epochs=2, batch_size=32)
+    study = tune(config, progress=False, report=False)
+    best = study.best_trial
+    assert best is not None
+    # keep the best trial's final state as the tune loop does: train it again from its seed
+    prepared = prepare_data(config_from_mapping(study.attrs["config"]))
+    spec = MemberSpec.from_params(best.params, seed=best.seed)
+    (result,) = Population([spec], device="cpu").fit(prepared.training, keep_states=True)
+    assert result.state is not None
+    kept_dir(db, "t").mkdir(parents=True)
+    result.state.save(kept_state_path(db, "t", best.number))
+    study.set_attrs({"kept_models": [best.number]})
+    study.close()
+
+    out = tmp_path / "model.pt2"
+    assert main(["export", "t", "--storage", str(db), "-o", str(out)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == f"exported trial-{best.number} of study 't' to {out}"
+    assert printed[1].startswith(f"load with torch.export.load({str(out)!r}).module()")
+    x, y = prepared.training.x_val.float(), prepared.training.y_val
+    accuracy = (run_program(out, x).argmax(dim=1) == y).double().mean().item()
+    assert accuracy == result.curve[-1].val_accuracy == best.value  # the search's own score
+
+    assert main(["export", "t", "--storage", str(db), "--trial", str(best.number)]) == 0
+    assert kept_state_path(db, "t", best.number).with_suffix(".pt2").is_file()
+    capsys.readouterr()
+    other = 1 - best.number
+    assert main(["export", "t", "--storage", str(db), "--trial", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"caviar: error: study 't': trial {other} has no kept model")
+    assert err.rstrip().endswith(f"kept models: trials [{best.number}]")
