@@ -28,7 +28,8 @@ from caviar.data import Dataset, Split, load_dataset, split_validation
 from caviar.errors import InvalidValue
 from caviar.nn import EpochEvent, MemberSpec, Population, TrainingData, resolve_device
 from caviar.progress import Progress
-from caviar.study import EpochRecord, Study, Trial, TrialState
+from caviar.records import EpochRecord, TrialState
+from caviar.study import Study, Trial
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 

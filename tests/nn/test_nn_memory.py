@@ -1,5 +1,6 @@
-"""Memory planning: a population too large for the budget is split into chunks that each fit,
-every member in exactly one, and the results do not depend on the split."""
+"""Memory and grouping: a population larger than the memory budget trains as many members at
+once as fit, every member in exactly one group, with results that do not depend on it; a group
+that runs out of memory is halved and its epoch retried, unseen by callbacks."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from dataclasses import replace
 
 import pytest
 import torch
-from _nn_support import N_CLASSES, N_INPUTS, N_TRAIN, assert_curves_close, assert_states_equal
+from _nn_support import N_CLASSES, N_INPUTS, N_TRAIN, assert_states_equal, curve_array
 
-from caviar.nn import Chunk, InsufficientMemory, MemberSpec, Population
+from caviar.nn import EpochEvent, InsufficientMemory, MemberSpec, Pool, Population
 from caviar.nn.group import Group
 from caviar.nn.memory import bytes_per_member
 
@@ -18,25 +19,20 @@ BASE = MemberSpec(seed=0, hidden_units=8, batch_size=16, lr=0.01, epochs=2)
 ITEMSIZE = 8  # float64
 
 
-def one_member_bytes(spec: MemberSpec, width: int | None = None) -> int:
-    return bytes_per_member(
-        spec,
-        N_INPUTS,
-        N_CLASSES,
-        width=width or spec.hidden_units,
-        eval_batch=N_TRAIN,
-        itemsize=ITEMSIZE,
-    )
+def one_member_bytes(spec: MemberSpec) -> int:
+    return bytes_per_member(spec, N_INPUTS, N_CLASSES, eval_batch=N_TRAIN, itemsize=ITEMSIZE)
 
 
-def plan(specs: list[MemberSpec], budget: int | None = None, **kwargs) -> list[Chunk]:
-    population = Population(specs, dtype=torch.float64, device="cpu", memory_limit=budget, **kwargs)
-    return population.plan(N_INPUTS, N_CLASSES, N_TRAIN)
+def at_once(specs: list[MemberSpec], budget: int) -> int:
+    population = Population(specs, dtype=torch.float64, device="cpu", memory_limit=budget)
+    return population.check_memory(N_INPUTS, N_CLASSES, N_TRAIN)
 
 
-def assert_partition(chunks: list[Chunk], n: int) -> None:
-    members = sorted(i for c in chunks for i in c.members)
-    assert members == list(range(n)), "every member in exactly one chunk"
+def partition(specs: list[MemberSpec], data, states=None, **kwargs) -> list[list[int]]:
+    pool = Pool(data, device=torch.device("cpu"), dtype=torch.float64, **kwargs)
+    for i, spec in enumerate(specs):
+        pool.add(i, spec, None if states is None else states[i])
+    return sorted(pool.partition())
 
 
 def twelve_members() -> list[MemberSpec]:
@@ -47,42 +43,33 @@ def twelve_members() -> list[MemberSpec]:
     ]
 
 
-def test_a_small_budget_splits_the_population_into_chunks_that_fit():
+def test_a_small_budget_trains_fewer_members_at_once():
     specs = twelve_members()
-    widest = one_member_bytes(specs[0], width=20)
-    budget = 3 * widest + 1
-    chunks = plan(specs, budget)
-
-    assert len(chunks) >= 4
-    assert_partition(chunks, len(specs))
-    for chunk in chunks:
-        assert chunk.bytes <= budget
-        assert chunk.width == max(specs[i].hidden_units for i in chunk.members)
-    # with room for everyone, one chunk
-    assert len(plan(specs, 100 * budget)) == 1
+    widest = max(one_member_bytes(s) for s in specs)
+    assert at_once(specs, 3 * widest + 1) == 3
+    assert at_once(specs, 100 * widest) == 100
 
 
-def test_max_chunk_caps_the_chunk_size():
-    chunks = plan(twelve_members(), 10**12, max_chunk=5)
-    assert [len(c.members) for c in chunks] == [5, 5, 2]
-    assert_partition(chunks, 12)
+def test_max_chunk_caps_the_group_size(data):
+    groups = partition(twelve_members(), data, max_group=5)
+    assert [len(g) for g in groups] == [5, 5, 2]
+    assert sorted(i for g in groups for i in g) == list(range(12))
 
 
-def test_fitting_in_many_chunks_gives_the_one_chunk_results(data):
+def test_fitting_a_few_at_a_time_gives_the_all_at_once_results(data):
     specs = twelve_members()
     one = Population(specs, dtype=torch.float64, device="cpu").fit(data, keep_states=True)
-    budget = 2 * one_member_bytes(specs[0], width=20) + 1
-    assert len(plan(specs, budget)) >= 4
+    budget = 2 * max(one_member_bytes(s) for s in specs) + 1
     many = Population(specs, dtype=torch.float64, device="cpu", memory_limit=budget).fit(
         data, keep_states=True
     )
     for k in range(len(specs)):
         assert many[k].index == k and many[k].spec == specs[k]
-        assert_curves_close(many[k], one[k])
-        assert_states_equal(many[k].state, one[k].state, exact=False)
+        assert torch.equal(curve_array(many[k]), curve_array(one[k]))
+        assert_states_equal(many[k].state, one[k].state, exact=True)
 
 
-def test_a_chunk_that_runs_out_of_memory_is_halved_and_retried(data, monkeypatch):
+def test_a_group_that_runs_out_of_memory_is_halved_and_retried(data, monkeypatch):
     specs = twelve_members()[:6]
     expected = Population(specs, dtype=torch.float64, device="cpu").fit(data)
     original = Group.train_step
@@ -95,11 +82,15 @@ def test_a_chunk_that_runs_out_of_memory_is_halved_and_retried(data, monkeypatch
         return original(self, *args)
 
     monkeypatch.setattr(Group, "train_step", train_step)
-    results = Population(specs, dtype=torch.float64, device="cpu").fit(data)
-    # 6 fails, then 3 and 3, each failing, then 1 + 2 and 1 + 2 train
+    events: list[EpochEvent] = []
+    results = Population(specs, dtype=torch.float64, device="cpu").fit(data, on_epoch=events.append)
+    # 6 fails, then 3 and 3, each failing, then groups of 1 and 2 train
     assert sizes[:2] == [6, 3] and {s for s in sizes if s <= 2} == {1, 2}
     for k in range(len(specs)):
-        assert_curves_close(results[k], expected[k])
+        assert torch.equal(curve_array(results[k]), curve_array(expected[k]))
+    # no epoch reached the callback twice
+    reported = [(i, r.epoch) for e in events for i, r in zip(e.members, e.records, strict=True)]
+    assert len(reported) == len(set(reported)) == 6 * 2
 
 
 def printed_sizes(message: str) -> list[float]:
@@ -114,20 +105,12 @@ def test_a_budget_smaller_than_one_member_names_the_mib_needed():
     need = one_member_bytes(big)
     assert need > 20 * 2**20
     with pytest.raises(InsufficientMemory, match=r"hidden_units=2000.* needs .* MiB") as error:
-        plan([BASE, big], 10 * 2**20)
+        at_once([BASE, big], 10 * 2**20)
     # "needs <need>, more than the <budget> available", to the precision printed
     assert printed_sizes(str(error.value)) == pytest.approx([need, 10 * 2**20], rel=0.02)
 
 
-def test_insufficient_memory_message_shows_a_need_larger_than_the_budget():
-    need = one_member_bytes(BASE)
-    with pytest.raises(InsufficientMemory) as error:
-        plan([BASE], need // 2)
-    shown = printed_sizes(str(error.value))
-    assert len(shown) == 2 and shown[0] > shown[1] > 0, str(error.value)
-
-
-# members that differ in one of these go to different chunks
+# members that differ in one of these go to different groups
 GROUP_KEY_CASES = {
     "n_layers": {"n_layers": 3},
     "batch_size": {"batch_size": 32},
@@ -139,44 +122,23 @@ GROUP_KEY_CASES = {
 
 
 @pytest.mark.parametrize("key", list(GROUP_KEY_CASES))
-def test_members_of_different_architecture_classes_go_to_different_chunks(key):
+def test_members_of_different_architecture_classes_go_to_different_groups(key, data):
     other = replace(BASE, seed=1, **GROUP_KEY_CASES[key])
-    chunks = plan([BASE, other, replace(BASE, seed=2)])
-    assert sorted(c.members for c in chunks) == [(0, 2), (1,)]
+    assert partition([BASE, other, replace(BASE, seed=2)], data) == [[0, 2], [1]]
 
 
-def test_per_member_hyperparameters_share_a_chunk():
+def test_per_member_hyperparameters_and_widths_share_a_group(data):
     specs = [
         BASE,
-        replace(BASE, seed=1, hidden_units=30, lr=0.5, beta1=0.5, dropout=0.4, init="xavier"),
+        replace(BASE, seed=1, hidden_units=300, lr=0.5, beta1=0.5, dropout=0.4, init="xavier"),
         replace(BASE, seed=2, weight_decay=0.1, lr_decay="step", decay_rate=0.1, epochs=7),
     ]
-    assert [c.members for c in plan(specs)] == [(0, 1, 2)]
+    # sorted by padded width: the two 8-unit members first
+    assert partition(specs, data) == [[0, 2, 1]]
 
 
-def test_members_restored_at_different_positions_go_to_different_chunks(data):
+def test_members_restored_mid_epoch_go_to_their_own_group(data):
     first = Population([BASE], dtype=torch.float64, device="cpu").fit(data, keep_states=True)
-    state = first[0].state  # position: epoch 2, batch 0
+    state = replace(first[0].state, batch=2)  # mid-epoch
     specs = [replace(BASE, epochs=4), replace(BASE, seed=1, epochs=4), replace(BASE, epochs=4)]
-    population = Population(specs, dtype=torch.float64, device="cpu")
-    chunks = population.plan(N_INPUTS, N_CLASSES, N_TRAIN, states=[state, None, state])
-    assert sorted(c.members for c in chunks) == [(0, 2), (1,)]
-
-
-def test_every_chunk_fits_the_budget_when_dropout_is_mixed():
-    with_dropout = replace(BASE, dropout=0.5)
-    without = replace(BASE, seed=1)
-    assert one_member_bytes(with_dropout) > one_member_bytes(without)
-    budget = 2 * one_member_bytes(without) + 1  # room for two members without dropout only
-    chunks = plan([with_dropout, without], budget)
-    assert_partition(chunks, 2)
-    assert all(c.bytes <= budget for c in chunks), [(c.members, c.bytes, budget) for c in chunks]
-
-
-def test_a_member_that_fits_alone_never_raises_insufficient_memory():
-    wide = replace(BASE, hidden_units=100, epochs=2)
-    narrow = replace(BASE, seed=1, hidden_units=4, epochs=5, dropout=0.5)
-    budget = one_member_bytes(wide)
-    assert one_member_bytes(narrow) < budget  # each fits alone
-    chunks = plan([wide, narrow], budget)
-    assert sorted(c.members for c in chunks) == [(0,), (1,)]
+    assert partition(specs, data, states=[state, None, state]) == [[0, 2], [1]]

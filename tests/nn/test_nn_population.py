@@ -49,9 +49,11 @@ def test_evaluation_in_small_batches_gives_the_same_curves(data):
 
 def test_train_eval_size_evaluates_the_first_examples_like_the_reference(data):
     spec = replace(BASE, dropout=0.2)
-    result = Population([spec], dtype=torch.float64, device="cpu", train_eval_size=25).fit(data)
-    expected, _ = train_reference(spec, data, train_eval_size=25)
-    full = Population([spec], dtype=torch.float64, device="cpu").fit(data)
+    result = Population(
+        [spec], dtype=torch.float64, device="cpu", train_eval_size=25, train_metrics="full"
+    ).fit(data)
+    expected, _ = train_reference(spec, data, train_eval_size=25, train_metrics="full")
+    full = Population([spec], dtype=torch.float64, device="cpu", train_metrics="full").fit(data)
     assert_curves_close(result[0], expected)
     # the validation columns do not depend on it; the training columns do
     torch.testing.assert_close(

@@ -126,14 +126,15 @@ def test_epoch_order_is_a_permutation_that_changes_with_the_epoch():
 
 
 def test_all_members_see_the_same_data_order(data, monkeypatch):
-    """Members in different chunks (different groups, or split by max_chunk) are trained on the
-    same mini-batches at the same step; the order changes from epoch to epoch."""
-    seen: dict[Group, dict[int, torch.Tensor]] = {}  # keyed by the group itself (kept alive)
+    """Members at the same epoch see the same mini-batches, whichever group they train in
+    (here each alone, by max_chunk=1); the order changes from epoch to epoch."""
+    seen: dict[int, list[torch.Tensor]] = {}  # member seed -> its batches in order
     original = Group.train_step
 
-    def spy(self, x, y, step, lr, active):
-        seen.setdefault(self, {})[step] = x.clone()
-        return original(self, x, y, step, lr, active)
+    def spy(self, xs, ys, lrs, active=None):
+        for spec, x in zip(self.specs, xs, strict=True):
+            seen.setdefault(spec.seed, []).append(x.clone())
+        return original(self, xs, ys, lrs, active)
 
     monkeypatch.setattr(Group, "train_step", spy)
     specs = [
@@ -143,13 +144,13 @@ def test_all_members_see_the_same_data_order(data, monkeypatch):
     ]
     Population(specs, dtype=torch.float64, device="cpu", max_chunk=1).fit(data)
 
-    steps = list(seen.values())
-    assert len(steps) == 3 and all(sorted(s) == list(range(6)) for s in steps)
+    batches = list(seen.values())
+    assert len(batches) == 3 and all(len(b) == 6 for b in batches)
     for step in range(6):
-        assert all(torch.equal(s[step], steps[0][step]) for s in steps)
-    assert not torch.equal(steps[0][0], steps[0][3])  # epoch 2 starts with another batch
+        assert all(torch.equal(b[step], batches[0][step]) for b in batches)
+    assert not torch.equal(batches[0][0], batches[0][3])  # epoch 2 starts with another batch
     # each epoch visits every example once
-    epoch_one = torch.cat([steps[0][b] for b in range(3)])
+    epoch_one = torch.cat(batches[0][:3])
     assert torch.equal(epoch_one.sort(dim=0).values, data.x_train.sort(dim=0).values)
 
 

@@ -7,7 +7,7 @@ import numpy as np
 from caviar.report.data import round_boxes, scatter_panels, summary, top_curves
 from caviar.report.importance import importance
 from caviar.space import Choice, IntUniform, LogUniform, OneMinusLog, SearchSpace
-from caviar.study.trial import Direction, EpochRecord, FrozenTrial, TrialState
+from caviar.records import Direction, EpochRecord, FrozenTrial, TrialState
 
 SPACE = SearchSpace(
     {

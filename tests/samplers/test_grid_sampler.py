@@ -21,7 +21,7 @@ from caviar import (
     Uniform,
 )
 from caviar.samplers import GridWarning
-from caviar.study.trial import Direction
+from caviar.records import Direction
 
 
 def exactly(message: str) -> str:

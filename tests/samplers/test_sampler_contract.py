@@ -29,7 +29,7 @@ from caviar import (
     Uniform,
 )
 from caviar.samplers import Sampler
-from caviar.study.trial import Direction
+from caviar.records import Direction
 
 pytestmark = pytest.mark.filterwarnings("ignore::caviar.samplers.GridWarning")
 

@@ -13,7 +13,7 @@ import pytest
 
 from caviar.samplers import RandomSampler
 from caviar.space import IntLogUniform, IntUniform, LogUniform, OneMinusLog, SearchSpace
-from caviar.study.trial import Direction
+from caviar.records import Direction
 
 N = 20_000
 

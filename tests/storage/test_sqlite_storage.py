@@ -13,7 +13,7 @@ from caviar.storage import (
     StudyRecord,
     open_storage,
 )
-from caviar.study.trial import EpochRecord, NewTrial, TrialState
+from caviar.records import EpochRecord, NewTrial, TrialState
 
 
 def test_everything_survives_reopening_the_file(tmp_path):

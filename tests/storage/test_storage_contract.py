@@ -15,7 +15,7 @@ from caviar.storage import (
     StudyRecord,
     UnknownStudyError,
 )
-from caviar.study.trial import EpochRecord, NewTrial, TrialState
+from caviar.records import EpochRecord, NewTrial, TrialState
 
 A, B = "host:1:aaaa", "host:2:bbbb"
 

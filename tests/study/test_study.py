@@ -27,7 +27,7 @@ from caviar import (
 )
 from caviar.seeding import TRIAL, derive_seed
 from caviar.storage import DuplicateStudyError, StaleTrialError, UnknownStudyError
-from caviar.study.trial import NewTrial
+from caviar.records import NewTrial
 
 SPACE = SearchSpace({"lr": LogUniform(1e-4, 1.0), "units": IntUniform(2, 4)})
 

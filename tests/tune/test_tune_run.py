@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from caviar.study import Study, TrialState
-from caviar.study.trial import NewTrial
+from caviar.records import NewTrial
 from caviar.tune import tune
 
 

@@ -70,13 +70,13 @@ def batch_norm_eval(
 def softmax_cross_entropy(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
     """Mean softmax cross-entropy per member and its gradient with respect to the logits.
 
-    ``logits`` [P, B, C], ``labels`` [B]. Loss per member ``mean_b(logsumexp(z_b) - z_b[y_b])``
+    ``logits`` [P, B, C], ``labels`` [B] (shared) or [P, B] (each member its own). Loss per member ``mean_b(logsumexp(z_b) - z_b[y_b])``
     (stable: the max is subtracted inside logsumexp); gradient ``(softmax(z) - onehot(y)) / B``,
     the course's ``yhat - y`` averaged over the batch.
     """
     batch = logits.shape[1]
     log_probs = torch.log_softmax(logits, dim=2)  # [P, B, C]
-    index = labels.view(1, -1, 1).expand(logits.shape[0], -1, 1)
+    index = _label_index(labels, logits.shape[0])
     loss = -log_probs.gather(2, index).squeeze(2).mean(dim=1)  # [P]
     grad = log_probs.exp_()
     grad.scatter_add_(2, index, torch.full_like(index, -1, dtype=grad.dtype))
@@ -86,7 +86,19 @@ def softmax_cross_entropy(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tenso
 def loss_and_correct(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
     """Summed cross-entropy and number of correct predictions per member, [P] each."""
     log_probs = torch.log_softmax(logits, dim=2)
-    index = labels.view(1, -1, 1).expand(logits.shape[0], -1, 1)
+    index = _label_index(labels, logits.shape[0])
     loss_sum = -log_probs.gather(2, index).sum(dim=(1, 2))
-    correct = (logits.argmax(dim=2) == labels.view(1, -1)).sum(dim=1)
+    correct = correct_count(logits, labels)
     return loss_sum, correct
+
+
+def correct_count(logits: Tensor, labels: Tensor) -> Tensor:
+    """Correct predictions per member [P] for logits [P, B, C] and labels [B] or [P, B]."""
+    return (logits.argmax(dim=2) == labels.view(-1, logits.shape[1])).sum(dim=1)
+
+
+def _label_index(labels: Tensor, members: int) -> Tensor:
+    """Labels [B] or [P, B] as a gather index [P, B, 1]."""
+    if labels.dim() == 2:
+        return labels.unsqueeze(2)
+    return labels.view(1, -1, 1).expand(members, -1, 1)

@@ -2,18 +2,18 @@
 
 The estimate is deliberately generous (it counts the temporaries of a training step and of an
 evaluation pass), because the promise is that a population too large for the device is split
-into chunks that fit, never ended by an out-of-memory error. The population engine also halves a
-chunk and retries it if the device runs out anyway (another process may have taken memory).
+into as many members at once as fit, never ended by an out-of-memory error. The pool also halves
+a group and retries its epoch if the device runs out anyway (another process may have taken
+memory).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-
 import torch
 
 from caviar.nn.optim import OPTIMIZERS
+from caviar.nn.ragged import padded_width
 from caviar.nn.spec import MemberSpec
 
 #: activations and temporaries kept per unit of a [B, H] layer during a training step
@@ -26,30 +26,32 @@ class InsufficientMemory(RuntimeError):
     """Not even one member fits on the device."""
 
 
-def n_parameters(spec: MemberSpec, n_inputs: int, n_classes: int, width: int | None = None) -> int:
-    """Parameters of one member, at ``width`` hidden units (its own width by default)."""
-    H, L = width or spec.hidden_units, spec.n_layers
+def n_parameters(spec: MemberSpec, n_inputs: int, n_classes: int) -> int:
+    """Parameters one member holds in a group, its width rounded up as the layout does."""
+    H, L = padded_width(spec.hidden_units), spec.n_layers
     per_layer = 2 * H if spec.batch_norm else H
     return n_inputs * H + (L - 1) * H * H + H * n_classes + L * per_layer + n_classes
 
 
 def bytes_per_member(
-    spec: MemberSpec,
-    n_inputs: int,
-    n_classes: int,
-    *,
-    width: int,
-    eval_batch: int,
-    itemsize: int,
+    spec: MemberSpec, n_inputs: int, n_classes: int, *, eval_batch: int, itemsize: int
 ) -> int:
-    """Device bytes one member of a group of padded ``width`` needs while training."""
-    n = n_parameters(spec, n_inputs, n_classes, width)
+    """Device bytes one member needs while training: parameters, gradients and optimizer
+    state, plus the activations of a training step or an evaluation pass."""
+    n = n_parameters(spec, n_inputs, n_classes)
     slots = len(OPTIMIZERS[spec.optimizer].slots)
-    B, H, L, C = spec.batch_size, width, spec.n_layers, n_classes
+    B, H, L, C = spec.batch_size, padded_width(spec.hidden_units), spec.n_layers, n_classes
     train = _TRAIN_ACTIVATIONS * B * H * L + 4 * B * C
     evaluation = _EVAL_ACTIVATIONS * eval_batch * H + 4 * eval_batch * C
-    dropout = 3 * 8 * B * H if spec.dropout > 0 else 0  # int64 hashes of the mask
+    dropout = 3 * 4 * B * H if spec.dropout > 0 else 0  # int32 hashes of the mask
     return itemsize * (n * (2 + slots) + max(train, evaluation)) + dropout
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` is the device running out of memory."""
+    return isinstance(error, torch.OutOfMemoryError) or (
+        isinstance(error, RuntimeError) and "can't allocate memory" in str(error)
+    )
 
 
 def available_bytes(device: torch.device) -> int:
@@ -69,16 +71,3 @@ def available_bytes(device: torch.device) -> int:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
     except (ValueError, OSError, AttributeError):
         return 4 * 2**30
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """Members (population indices) trained together as one vectorized group."""
-
-    members: tuple[int, ...]
-    width: int
-    bytes_per_member: int
-
-    @property
-    def bytes(self) -> int:
-        return self.bytes_per_member * len(self.members)

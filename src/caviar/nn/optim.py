@@ -16,6 +16,11 @@ The rules, the course's (and torch's, see tests/nn/test_population_vs_reference.
 Weight decay, on weight matrices only: coupled L2 adds ``l2 * theta`` to g (the gradient of
 ``l2/2 ||W||**2`` in the loss); decoupled decay scales ``theta *= 1 - lr * wd`` first (AdamW).
 A member whose ``lr`` is 0 (frozen: diverged or done) keeps its parameters exactly.
+
+Hyperparameters are floats when a buffer holds one member (the engine updates each member's
+weights on their own, in cache-sized pieces: 6x faster on a CPU than one pass over a buffer of
+many members, which streams every pass from main memory) or tensors when it holds many (the
+small buffer of biases and batch-norm parameters).
 """
 
 from __future__ import annotations
@@ -27,50 +32,68 @@ import torch
 from torch import Tensor
 
 
+#: a hyperparameter: one float for a buffer holding one member, or a tensor broadcasting
+#: along the member axis of a buffer holding many
+Value = float | Tensor
+
+
 @dataclass(frozen=True)
 class Hyper:
-    """Per-member hyperparameters shaped to broadcast against one buffer."""
+    """Per-member hyperparameters: floats (one member's buffer) or tensors shaped to
+    broadcast against a buffer of many members."""
 
-    lr: Tensor
-    beta1: Tensor
-    beta2: Tensor
-    eps: Tensor
-    bias_correction1: Tensor
-    bias_correction2_sqrt: Tensor
-    l2: Tensor
-    decoupled: Tensor
+    lr: Value
+    beta1: Value
+    beta2: Value
+    eps: Value
+    bias_correction1: Value
+    bias_correction2_sqrt: Value
+    l2: Value
+    decoupled: Value
+
+
+def _add_scaled(theta: Tensor, x: Tensor, scale: Value) -> None:
+    """``theta += scale * x``."""
+    if isinstance(scale, Tensor):
+        theta.addcmul_(x, scale)
+    else:
+        theta.add_(x, alpha=scale)
+
+
+def _sub_ratio(theta: Tensor, num: Tensor, denom: Tensor, scale: Value) -> None:
+    """``theta -= scale * num / denom`` (``denom`` is scratch). A tensor ``scale`` is folded
+    into the denominator, so a frozen member (scale 0) gets an infinite one and moves by
+    exactly 0."""
+    if isinstance(scale, Tensor):
+        theta.addcdiv_(num, denom.div_(scale), value=-1.0)
+    else:
+        theta.addcdiv_(num, denom, value=-scale)
 
 
 def _sgd(theta: Tensor, grad: Tensor, state: list[Tensor], h: Hyper) -> None:
-    theta.addcmul_(grad, h.lr, value=-1.0)
+    _add_scaled(theta, grad, -h.lr)
 
 
 def _momentum(theta: Tensor, grad: Tensor, state: list[Tensor], h: Hyper) -> None:
     (momentum_buffer,) = state
     momentum_buffer.lerp_(grad, 1.0 - h.beta1)
-    theta.addcmul_(momentum_buffer, h.lr, value=-1.0)
+    _add_scaled(theta, momentum_buffer, -h.lr)
 
 
 def _rmsprop(theta: Tensor, grad: Tensor, state: list[Tensor], h: Hyper) -> None:
     (square_avg,) = state
-    square_avg.mul_(h.beta2).addcmul_(grad, grad * (1.0 - h.beta2))
-    denom = square_avg.sqrt().add_(h.eps)
-    theta.addcdiv_(grad.mul_(h.lr), denom, value=-1.0)
+    square_avg.lerp_(grad * grad, 1.0 - h.beta2)
+    denom = torch.sqrt(square_avg).add_(h.eps)
+    _sub_ratio(theta, grad, denom, h.lr)
 
 
 def _adam(theta: Tensor, grad: Tensor, state: list[Tensor], h: Hyper) -> None:
     exp_avg, exp_avg_sq = state
     exp_avg.lerp_(grad, 1.0 - h.beta1)
     exp_avg_sq.lerp_(grad.square_(), 1.0 - h.beta2)  # grad is scratch from here on
-    # theta -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps), rewritten so that the per-member step
-    # folds into the denominator, m / (sqrt(v) * scale + eps sqrt(bc2) * scale) with
-    # scale = bc1 / (lr sqrt(bc2)): fewer passes over the buffers, the same value to rounding.
-    # A frozen member (lr = 0) gets an infinite denominator, so its step is exactly 0.
-    moving = h.lr > 0  # [P, 1]
-    scale = torch.where(moving, h.bias_correction1 / (h.lr * h.bias_correction2_sqrt), 0.0)
-    floor = torch.where(moving, h.eps * h.bias_correction2_sqrt * scale, torch.inf)
-    denom = torch.addcmul(floor, torch.sqrt(exp_avg_sq, out=grad), scale, out=grad)
-    theta.addcdiv_(exp_avg, denom, value=-1.0)
+    # torch.optim.Adam's single-tensor form: theta -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps)
+    denom = torch.sqrt(exp_avg_sq, out=grad).div_(h.bias_correction2_sqrt).add_(h.eps)
+    _sub_ratio(theta, exp_avg, denom, h.lr / h.bias_correction1)
 
 
 @dataclass(frozen=True)
@@ -101,7 +124,7 @@ class Optimizer:
         (False for buffers of biases and batch-norm parameters), so no pass is spent otherwise.
         """
         if coupled_decay:
-            grad.addcmul_(theta, h.l2)
+            _add_scaled(grad, theta, h.l2)
         if decoupled_decay:
             theta.mul_(1.0 - h.lr * h.decoupled)
         self.update(theta, grad, state, h)

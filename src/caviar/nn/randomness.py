@@ -5,8 +5,9 @@ invariance) and makes a run restartable from any epoch:
 
 - initial weights: drawn per member from its own generator, in the member's own shapes, in
   float64 on the CPU, whatever the device, dtype or padding of the group;
-- dropout masks: a counter-based hash of (member seed, step, layer, example, unit), evaluated
-  for the whole population in a few tensor operations, with no generator state to carry;
+- dropout masks: a counter-based 32-bit hash of (member seed, step, layer, example, unit),
+  evaluated for the whole population in a few int32 tensor operations, with no generator
+  state to carry;
 - data order: one permutation per epoch from the population's data seed, shared by all members
   so comparisons between configurations are paired.
 
@@ -53,25 +54,85 @@ def dropout_keys(seeds: list[int], device: torch.device | str = "cpu") -> torch.
     return torch.tensor([derive_seed(s, DROPOUT) & _M32 for s in seeds], device=device)
 
 
+def _signed32(h: torch.Tensor) -> torch.Tensor:
+    """32-bit values held in int64 as int32 (two's complement), for the fast 2-D pass."""
+    return torch.where(h >= 2**31, h - 2**32, h).to(torch.int32)
+
+
+def dropout_thresholds(rate: torch.Tensor) -> torch.Tensor:
+    """Per-entry keep thresholds (int32) for drop rates ``rate``: a unit is kept when its
+    hash, read as a signed 32-bit integer, is at least the threshold, so with probability
+    ``1 - rate`` (a rate of 0 gives -2**31: always kept)."""
+    scaled = torch.round(rate.to(torch.float64) * 2**32).to(torch.int64) - 2**31
+    return scaled.clamp(-(2**31), 2**31 - 1).to(torch.int32)
+
+
+def column_keys(
+    keys: torch.Tensor, steps: list[int], layer: int, units: list[int]
+) -> torch.Tensor:
+    """The 32-bit key of every column of a layer, members side by side: int32 [sum(units)].
+
+    Member p (key ``keys[p]``, at optimizer step ``steps[p]``) owns ``units[p]`` columns; the
+    key of its unit j depends on (key, step, layer, j) only. This part is small ([columns]);
+    the per-example part is :func:`dropout_keep_columns`.
+    """
+    device = keys.device
+    salts = [
+        _fmix32_int((step * 0x9E3779B1 + layer * 0x7F4A7C15 + 0x6A09E667) & _M32)
+        for step in steps
+    ]
+    salt = torch.tensor(salts, dtype=torch.int64)  # mixed on the host: one small copy
+    base = _fmix32(keys ^ salt.to(device))  # [P]
+    counts = torch.tensor(units, device=device)
+    member = torch.repeat_interleave(base, counts)  # [S]
+    starts = torch.cumsum(counts, 0) - counts
+    unit = torch.arange(member.shape[0], device=device) - torch.repeat_interleave(starts, counts)
+    return _signed32(_fmix32((member + unit * 0x85EBCA77) & _M32))
+
+
+def _row_keys(batch: int, device: torch.device) -> torch.Tensor:
+    rows = torch.arange(batch, device=device, dtype=torch.int64) * 0x9E3779B9 & _M32
+    return _signed32(_fmix32(rows))  # [B]
+
+
+def dropout_keep_columns(
+    columns: torch.Tensor, thresholds: torch.Tensor, batch: int
+) -> torch.Tensor:
+    """Keep mask bool [B, S] for example rows 0..B-1 and the given column keys.
+
+    The hash of (row, column) is one round of a 32-bit integer mixer (lowbias32's constants)
+    over ``row_key + column_key``, computed in int32 with wrapping multiplication: about eight
+    cheap passes over [B, S], where 64-bit arithmetic needed twenty-five. Both keys are already
+    full-avalanche hashes, and the multiply-xorshift rounds make the result non-linear in them.
+    """
+    h = _row_keys(batch, columns.device)[:, None] + columns[None, :]  # [B, S], wraps
+    h ^= (h >> 16) & 0xFFFF  # a logical shift: int32's >> is arithmetic
+    h *= 0x7FEB352D
+    h ^= (h >> 15) & 0x1FFFF
+    h *= 0x846CA68B - 2**32
+    return h >= thresholds[None, :]
+
+
 def dropout_keep(
-    keys: torch.Tensor, rate: torch.Tensor, step: int, layer: int, batch: int, units: int
+    keys: torch.Tensor,
+    rate: torch.Tensor,
+    step: int | list[int],
+    layer: int,
+    batch: int,
+    units: int,
 ) -> torch.Tensor:
     """Inverted-dropout keep mask for each (member, example, unit): bool [P, batch, units].
 
-    Unit j of example b is kept when a 32-bit hash of (keys[p], step, layer, b, j) is at least
-    ``rate[p] * 2**32``, so it is kept with probability ``1 - rate[p]``. The mask depends only
-    on those numbers: never on P, on the padded width of the group, or on the other members.
+    Unit j of example b is kept with probability ``1 - rate[p]``; the mask depends only on
+    (keys[p], step, layer, b, j): never on P, on any padding, or on the other members. ``step``
+    is one for all members or one per member.
     """
-    device = keys.device
-    salt = _fmix32_int((step * 0x9E3779B1 + layer * 0x7F4A7C15 + 0x6A09E667) & _M32)
-    base = _fmix32(keys ^ salt)  # [P]; the salt is mixed on the host: no copy to the device
-    rows = torch.arange(batch, device=device) * 0x9E3779B9 & _M32  # [B]
-    h = _fmix32((rows[:, None] + base[None, :]) & _M32)  # [B, P]
-    cols = torch.arange(units, device=device) * 0x85EBCA77 & _M32  # [H]
-    h = _fmix32(h[:, :, None] ^ cols[None, None, :])  # [B, P, H]
-    threshold = torch.round(rate.to(torch.float64) * 2**32).to(torch.int64)  # [P]
-    keep = h >= threshold.view(1, -1, 1)  # [B, P, H], the layout the engine computes in
-    return keep.transpose(0, 1)  # [P, B, H]
+    P = keys.shape[0]
+    steps = [step] * P if isinstance(step, int) else list(step)
+    columns = column_keys(keys, steps, layer, [units] * P)
+    thresholds = torch.repeat_interleave(dropout_thresholds(rate).to(keys.device), units)
+    keep = dropout_keep_columns(columns, thresholds, batch)  # [B, P * units]
+    return keep.view(batch, P, units).transpose(0, 1)  # [P, B, units]
 
 
 def initial_weights(spec: MemberSpec, n_inputs: int, n_classes: int) -> list[torch.Tensor]:

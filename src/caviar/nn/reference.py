@@ -25,7 +25,7 @@ from caviar.nn.randomness import (
     initial_weights,
 )
 from caviar.nn.spec import MemberSpec
-from caviar.study.trial import EpochRecord
+from caviar.records import EpochRecord
 
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
 
@@ -123,8 +123,13 @@ def train_reference(
     dtype: torch.dtype = torch.float64,
     device: str | torch.device = "cpu",
     train_eval_size: int | None = None,
+    train_metrics: str = "pass",
 ) -> tuple[MemberResult, ReferenceNet]:
-    """Train one member the plain way; its result and its trained model."""
+    """Train one member the plain way; its result and its trained model.
+
+    Training loss and accuracy are the mean over the epoch's mini-batches in training mode
+    (``"pass"``), or an eval-mode pass over the first ``train_eval_size`` examples (``"full"``).
+    """
     model = ReferenceNet(spec, data.n_inputs, data.n_classes, dtype).to(device)
     optimizer = make_optimizer(model)
     x, y = data.x_train.to(device, dtype), data.y_train.to(device)
@@ -139,9 +144,14 @@ def train_reference(
         for group in optimizer.param_groups:
             group["lr"] = lr
         order = epoch_order(data_seed, epoch, x.shape[0]).to(device)
+        loss_sum, correct, seen = 0.0, 0, 0
         for b, (lo, hi) in enumerate(bounds):
             index = order[lo:hi]
-            loss = F.cross_entropy(model(x[index], step=epoch * len(bounds) + b), y[index])
+            logits = model(x[index], step=epoch * len(bounds) + b)
+            loss = F.cross_entropy(logits, y[index])
+            loss_sum += loss.item() * (hi - lo)
+            correct += int((logits.argmax(dim=1) == y[index]).sum())
+            seen += hi - lo
             if not math.isfinite(loss.item()):
                 result.diverged = True
                 break
@@ -153,7 +163,10 @@ def train_reference(
                         assert isinstance(lin, nn.Linear)
                         lin.weight.mul_(1.0 - lr * spec.weight_decay)
             optimizer.step()
-        train = evaluate(model, x[:n_eval], y[:n_eval])
+        if train_metrics == "full":
+            train = evaluate(model, x[:n_eval], y[:n_eval])
+        else:
+            train = (loss_sum / seen, correct / seen)
         val = (
             evaluate(model, x_val, y_val)
             if x_val is not None and y_val is not None

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from caviar.space import SearchSpace
-from caviar.study.trial import Direction, FrozenTrial, TrialState
+from caviar.records import Direction, FrozenTrial, TrialState
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from caviar.space import SearchSpace
-from caviar.study.trial import Direction, FrozenTrial, TrialState
+from caviar.records import Direction, FrozenTrial, TrialState
 
 MIN_TRIALS = 8
 

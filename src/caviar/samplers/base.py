@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from caviar.errors import InvalidValue
 from caviar.space import SearchSpace
-from caviar.study.trial import Direction, FrozenTrial
+from caviar.records import Direction, FrozenTrial
 
 
 @dataclass(frozen=True)

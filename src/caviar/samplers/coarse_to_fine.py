@@ -22,7 +22,7 @@ from caviar.errors import InvalidValue, got
 from caviar.samplers.base import Proposal, Sampler
 from caviar.seeding import SAMPLER, check_seed, generator
 from caviar.space import SearchSpace
-from caviar.study.trial import Direction, FrozenTrial, TrialState
+from caviar.records import Direction, FrozenTrial, TrialState
 
 Box = tuple[tuple[float, float], ...]
 

@@ -15,7 +15,7 @@ from typing import Any
 from caviar.errors import InvalidValue, got
 from caviar.samplers.base import Proposal, Sampler
 from caviar.space import SearchSpace
-from caviar.study.trial import Direction, FrozenTrial
+from caviar.records import Direction, FrozenTrial
 
 
 class GridWarning(UserWarning):

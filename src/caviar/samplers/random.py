@@ -8,7 +8,7 @@ from typing import Any
 from caviar.samplers.base import Proposal, Sampler
 from caviar.seeding import SAMPLER, check_seed, generator
 from caviar.space import SearchSpace
-from caviar.study.trial import Direction, FrozenTrial
+from caviar.records import Direction, FrozenTrial
 
 
 class RandomSampler(Sampler):

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from caviar.study.trial import EpochRecord, FrozenTrial, NewTrial, TrialState
+from caviar.records import EpochRecord, FrozenTrial, NewTrial, TrialState
 
 
 class StorageError(Exception):

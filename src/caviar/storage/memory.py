@@ -23,7 +23,7 @@ from caviar.storage.base import (
     UnknownStudyError,
     checked_value,
 )
-from caviar.study.trial import EpochRecord, FrozenTrial, NewTrial, TrialState
+from caviar.records import EpochRecord, FrozenTrial, NewTrial, TrialState
 
 
 def _json(value: Any) -> Any:

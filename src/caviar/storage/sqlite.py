@@ -35,7 +35,7 @@ from caviar.storage.base import (
     UnknownStudyError,
     checked_value,
 )
-from caviar.study.trial import METRICS, EpochRecord, FrozenTrial, NewTrial, TrialState
+from caviar.records import METRICS, EpochRecord, FrozenTrial, NewTrial, TrialState
 
 SCHEMA_VERSION = 1
 

@@ -42,7 +42,7 @@ from caviar.storage.base import (
     StudyRecord,
 )
 from caviar.storage.resolve import open_storage
-from caviar.study.trial import Direction, EpochRecord, FrozenTrial, NewTrial, TrialState
+from caviar.records import Direction, EpochRecord, FrozenTrial, NewTrial, TrialState
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,6 @@
-"""Trial records: states, per-epoch learning-curve points, and the frozen view storages return."""
+"""Trial records every layer shares: states, learning-curve points and the frozen view storages
+return. The ground floor of the house: it imports nothing from caviar, so the engine, storages,
+samplers and the study all build on it without importing one another."""
 
 from __future__ import annotations
 

@@ -1,0 +1,186 @@
+"""Where each parameter of each member of a group lives: a ragged layout, each member at its
+own width.
+
+A group of P members, member p with ``units[p]`` hidden units (H), D inputs, C classes and L
+hidden layers keeps two flat buffers:
+
+- ``weights``: one contiguous segment per member, holding its W0 [D, H], W1 .. W_{L-1} [H, H]
+  and W_L [H, C] in their true shapes, each starting at a multiple of 16 entries (the gaps hold
+  zeros). Products read them in place; the optimizer updates a segment on its own, in
+  cache-sized pieces;
+- ``aux``: per hidden layer (gamma, beta) under batch norm, or a bias, each [S] with the
+  members' columns side by side, so batch norm is one kernel over activations [B, S]; then the
+  output biases, one row of 32 per member.
+
+In activations [B, S] member p owns ``padded[p]`` columns: its H rounded up to a multiple of
+32, and S itself is rounded up to a multiple of 32 times the CPU thread count. Why: vectorized
+CPU kernels treat entries that do not fill a whole block (two AVX-512 registers, 32 floats) in
+a scalar tail whose rounding can differ from the vector body, and a multi-threaded kernel cuts
+its range into one piece per thread. With these sizes no member's entry ever falls in a tail,
+alone or in any group, so its results are bitwise the same. Products use the true widths only
+(strided views), so the padding costs no FLOPs; padded columns hold zeros and are never read
+by a product.
+
+With ``batched`` (on a GPU, where one kernel per member would be too many launches), members of
+equal width that sit next to each other form a bucket, whose hidden and output matrices are one
+strided [n, H, H] view, for one batched product. On a CPU every member is its own bucket: a
+batched product does not give bitwise the results of the products one by one there (measured),
+and the per-member products cost only the Python calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+#: a member's columns, and an output-bias row, are rounded up to a multiple of this
+ALIGN = 32
+#: every weight matrix starts at a multiple of this many entries (64 bytes in float32): the
+#: CPU's matrix-product kernels round differently when their output is not so aligned (measured)
+MATRIX_ALIGN = 16
+
+
+def padded_width(units: int, align: int = ALIGN) -> int:
+    return -(-units // align) * align
+
+
+def group_align(threads: int | None = None) -> int:
+    """What S is rounded up to: 32 times the thread count (rounded up to a power of two), so a
+    kernel's per-thread pieces are whole blocks."""
+    threads = threads or torch.get_num_threads()
+    return ALIGN * (1 << max(0, threads - 1).bit_length())
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """Members ``first .. stop-1``, all ``units`` wide (``width`` with padding), whose columns
+    of [B, S] start at ``start``."""
+
+    first: int
+    stop: int
+    units: int
+    width: int
+    start: int
+
+    @property
+    def size(self) -> int:
+        return self.stop - self.first
+
+    def view(self, activations: Tensor) -> Tensor:
+        """The bucket's true columns of ``activations`` [B, S] as [n, B, units]."""
+        B = activations.shape[0]
+        block = activations[:, self.start : self.start + self.size * self.width]
+        return block.view(B, self.size, self.width)[:, :, : self.units].transpose(0, 1)
+
+
+class Ragged:
+    """The ragged layout of a group's parameters (see the module docstring)."""
+
+    def __init__(
+        self,
+        units: list[int],
+        n_inputs: int,
+        n_classes: int,
+        n_layers: int,
+        batch_norm: bool,
+        align: int | None = None,
+        batched: bool = False,
+    ) -> None:
+        self.units = list(units)
+        self.padded = [padded_width(u) for u in units]
+        self.n_inputs, self.n_classes, self.n_layers = n_inputs, n_classes, n_layers
+        self.batch_norm = batch_norm
+        self.offsets = [sum(self.padded[:k]) for k in range(len(units))]
+        whole = align or group_align()
+        self.S = padded_width(sum(self.padded), whole)
+        self.segment_sizes = [
+            sum(padded_width(r * c, MATRIX_ALIGN) for r, c in self._matrix_shapes(H))
+            for H in self.units
+        ]
+        self.segment_starts = [sum(self.segment_sizes[:k]) for k in range(len(units))]
+        self.n_weights = sum(self.segment_sizes)
+        self.aux_names = [
+            f"{name}{layer}"
+            for layer in range(n_layers)
+            for name in (("gamma", "beta") if batch_norm else ("b",))
+        ]
+        self.bias_row = padded_width(n_classes)
+        self.n_aux = padded_width(len(self.aux_names) * self.S + len(units) * self.bias_row, whole)
+        self.buckets = self._buckets(batched)
+
+    def _buckets(self, batched: bool) -> list[Bucket]:
+        buckets: list[Bucket] = []
+        first = 0
+        for k in range(1, len(self.units) + 1):
+            if k == len(self.units) or not batched or self.units[k] != self.units[first]:
+                buckets.append(
+                    Bucket(first, k, self.units[first], self.padded[first], self.offsets[first])
+                )
+                first = k
+        return buckets
+
+    # -- members -----------------------------------------------------------------------------
+    def columns(self, k: int, *, real: bool = False) -> slice:
+        """Member ``k``'s columns of an activation [B, S] (its true units only, if ``real``)."""
+        start = self.offsets[k]
+        return slice(start, start + (self.units[k] if real else self.padded[k]))
+
+    def segment(self, k: int) -> tuple[int, int]:
+        """``[lo, hi)`` of member ``k``'s weights in the weights buffer."""
+        lo = self.segment_starts[k]
+        return lo, lo + self.segment_sizes[k]
+
+    def _matrix_shapes(self, units: int) -> list[tuple[int, int]]:
+        D, C, L = self.n_inputs, self.n_classes, self.n_layers
+        return [(D, units), *[(units, units)] * (L - 1), (units, C)]
+
+    def weight_views(self, buffer: Tensor) -> list[list[Tensor]]:
+        """Per member, its L + 1 weight matrices, views into ``buffer``."""
+        views = []
+        for k, units in enumerate(self.units):
+            offset = self.segment_starts[k]
+            mats = []
+            for rows, cols in self._matrix_shapes(units):
+                mats.append(buffer[offset : offset + rows * cols].view(rows, cols))
+                offset += padded_width(rows * cols, MATRIX_ALIGN)
+            views.append(mats)
+        return views
+
+    def bucket_view(self, buffer: Tensor, bucket: Bucket, layer: int) -> Tensor:
+        """The bucket's layer-``layer`` matrices (layer >= 1) as one [n, rows, cols] view."""
+        shapes = self._matrix_shapes(bucket.units)
+        rows, cols = shapes[layer]
+        start = self.segment_starts[bucket.first] + sum(
+            padded_width(r * c, MATRIX_ALIGN) for r, c in shapes[:layer]
+        )
+        stride = self.segment_sizes[bucket.first]
+        return buffer.as_strided((bucket.size, rows, cols), (stride, cols, 1), start)
+
+    def aux_views(self, buffer: Tensor) -> dict[str, Tensor]:
+        """Name -> [S] view of each per-layer aux parameter; ``b{L}`` -> [P, C]."""
+        S, P = self.S, len(self.units)
+        views = {name: buffer[i * S : (i + 1) * S] for i, name in enumerate(self.aux_names)}
+        start = len(self.aux_names) * S
+        rows = buffer[start : start + P * self.bias_row].view(P, self.bias_row)
+        views[f"b{self.n_layers}"] = rows[:, : self.n_classes]
+        return views
+
+    # -- per-entry member indices ------------------------------------------------------------
+    def column_member(self) -> Tensor:
+        """The member owning each column of [B, S] (the last one owns the group's tail):
+        int64 [S]."""
+        owner = torch.repeat_interleave(
+            torch.arange(len(self.units)), torch.tensor(self.padded, dtype=torch.int64)
+        )
+        tail = torch.full((self.S - owner.shape[0],), len(self.units) - 1, dtype=torch.int64)
+        return torch.cat([owner, tail])
+
+    def aux_member(self) -> Tensor:
+        """The member owning each entry of the aux buffer: int64 [n_aux]."""
+        per_layer = self.column_member().repeat(len(self.aux_names))
+        rows = torch.arange(len(self.units)).repeat_interleave(self.bias_row)
+        used = per_layer.shape[0] + rows.shape[0]
+        tail = torch.full((self.n_aux - used,), len(self.units) - 1, dtype=torch.int64)
+        return torch.cat([per_layer, rows, tail])
