@@ -51,6 +51,9 @@ def _config_mapping(args: argparse.Namespace) -> tuple[dict[str, Any], str, str]
         ("search", "sampler"): args.sampler,
         ("search", "trials"): args.trials,
         ("search", "population"): args.population,
+        ("search", "timeout"): args.timeout,
+        ("search", "halving"): _halving_flags(args),
+        ("study", "threads"): args.threads,
         ("space", "epochs"): args.epochs,
     }
     for (section, key), value in overrides.items():
@@ -60,6 +63,23 @@ def _config_mapping(args: argparse.Namespace) -> tuple[dict[str, Any], str, str]
             if isinstance(raw[section], dict):  # otherwise validation names the bad section
                 raw[section][key] = value
     return raw, default_name, source
+
+
+def _halving_flags(args: argparse.Namespace) -> dict[str, int] | None:
+    """``search.halving`` from --halving, --halving-eta and --halving-min-epochs (None: the
+    config decides)."""
+    if not (args.halving or args.halving_eta or args.halving_min_epochs):
+        return None
+    table = {"min_epochs": 1, "eta": 3}
+    if args.halving_eta is not None:
+        table["eta"] = args.halving_eta
+    if args.halving_min_epochs is not None:
+        table["min_epochs"] = args.halving_min_epochs
+    return table
+
+
+def _threads(text: str) -> int | str:
+    return text if text == "auto" else int(text)
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -230,7 +250,14 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--train-size", type=int, help="use the first N training examples")
     t.add_argument("--sampler", choices=["random", "grid", "coarse_to_fine"])
     t.add_argument("--trials", type=int, help="number of trials")
-    t.add_argument("--population", type=int, help="members trained at once (0: all offered)")
+    t.add_argument(
+        "--population", type=int, help="members trained at once (0: 16 on a CPU, 1024 on a GPU)"
+    )
+    t.add_argument("--timeout", type=float, help="time budget in seconds (search.timeout)")
+    t.add_argument("--halving", action="store_true", help="successive halving: min_epochs 1, eta 3")
+    t.add_argument("--halving-eta", type=int, help="keep the top 1/eta at each rung")
+    t.add_argument("--halving-min-epochs", type=int, help="the first rung, in epochs")
+    t.add_argument("--threads", type=_threads, help="CPU threads: auto or N (study.threads)")
     t.add_argument("--epochs", type=int, help="epochs per trial (fixes space.epochs)")
     t.add_argument("--quiet", action="store_true", help="no progress line")
     t.add_argument("--no-report", action="store_true", help="skip the report")

@@ -8,6 +8,7 @@
     seed = 0                   # configurations, initial weights, data order and split
     device = "auto"            # auto | cpu | cuda | cuda:N
     dtype = "float32"          # float32 | float64
+    threads = "auto"           # CPU threads: auto (the cores other work leaves free) or N
 
     [data]
     dataset = "mnist"          # mnist | fashion-mnist | digits | path/to/file.npz | file.csv
@@ -27,13 +28,17 @@
     [search]
     sampler = "random"         # random | grid | coarse_to_fine
     trials = 100               # total trials (grid: taken from the grid)
-    population = 0             # members trained at once (0: as many as the sampler offers)
+    population = 0             # the pool's slots, members training at once (0: 16 CPU, 1024 GPU)
     objective = "final"        # validation accuracy at the last epoch, or the "best" epoch
     points_per_dim = 5         # grid: an int, or a table name -> int
     rounds = 3                 # coarse_to_fine: rounds, trials split evenly over them ...
     per_round = [40, 30, 30]   # ... or given per round (their sum is the trial count)
     keep = 0.25                # coarse_to_fine: best trials kept per round (count or fraction)
     margin = 0.1               # coarse_to_fine: box margin, a fraction of the previous box
+    timeout = 150              # seconds: no new work after this; unfinished trials requeued
+    halving = { min_epochs = 1, eta = 3 }  # successive halving (ASHA) at min_epochs * eta**k
+    train_metrics = "pass"     # training loss/accuracy from the epoch's batches, or a "full" pass
+    keep_models = 5            # the final state of the best N trials is kept beside the study
 
 Hyperparameters left out of ``[space]`` take the engine's defaults (``caviar.nn.HYPERPARAMETERS``)
 and are recorded as fixed values, so every trial carries its complete configuration. Unknown
@@ -53,6 +58,7 @@ from pathlib import Path
 from typing import Any
 
 from caviar.errors import InvalidValue, got
+from caviar.halving import Halving
 from caviar.nn.spec import HYPERPARAMETERS, MemberSpec
 from caviar.samplers import CoarseToFineSampler, GridSampler, RandomSampler, Sampler
 from caviar.seeding import check_seed
@@ -117,6 +123,28 @@ def _number(path: str, value: Any) -> int | float:
     return value
 
 
+def _positive(path: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+        raise InvalidValue(path, f"must be a number of seconds > 0, {got(value)}")
+    return float(value)
+
+
+def _threads(path: str, value: Any) -> int | None:
+    if value == "auto":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidValue(path, f"must be 'auto' or an integer >= 1, {got(value)}")
+    return value
+
+
+def _halving(path: str, value: Any) -> dict[str, int] | None:
+    try:
+        halving = Halving.from_config(dict(value) if isinstance(value, Mapping) else value)
+    except InvalidValue as e:
+        raise InvalidValue(path if e.owner == "search.halving" else e.owner, e.reason) from None
+    return None if halving is None else halving.to_config()
+
+
 def _points(path: str, value: Any) -> int | dict[str, int]:
     if isinstance(value, Mapping):
         return {str(k): _integer(1)(f"{path}.{k}", v) for k, v in value.items()}
@@ -136,6 +164,7 @@ SECTIONS: dict[str, dict[str, Key]] = {
         "seed": Key(0, check_seed),
         "device": Key("auto", _text),
         "dtype": Key("float32", _one_of("float32", "float64")),
+        "threads": Key(None, _optional(_threads)),
     },
     "data": {
         "dataset": Key("digits", _text),
@@ -156,6 +185,10 @@ SECTIONS: dict[str, dict[str, Key]] = {
         "per_round": Key(None, _optional(_per_round)),
         "keep": Key(0.25, _number),
         "margin": Key(0.1, _number),
+        "timeout": Key(None, _optional(_positive)),
+        "halving": Key(None, _halving),
+        "train_metrics": Key("pass", _one_of("pass", "full")),
+        "keep_models": Key(5, _integer(0)),
     },
 }
 
@@ -208,6 +241,10 @@ def space_from_config(table: Any) -> SearchSpace:
     return space
 
 
+#: the trial count of a search bounded only by its timeout
+UNBOUNDED = 10**9
+
+
 @dataclass(frozen=True)
 class StudyConfig:
     """A validated study config; ``to_dict`` gives back the plain mapping it came from."""
@@ -252,7 +289,11 @@ class StudyConfig:
         """How many trials the study runs in all: the trial count, capped by what the sampler
         can propose (a grid's size, the rounds of coarse to fine)."""
         counts = [self.sampler().capacity(self.space), self.search["trials"]]
-        return int(min(c for c in counts if c is not None))
+        return int(min((c for c in counts if c is not None), default=UNBOUNDED))
+
+    def halving(self) -> Halving | None:
+        """The successive-halving schedule, or None when halving is off."""
+        return Halving.from_config(self.search["halving"])
 
     def to_dict(self) -> dict[str, Any]:
         space = {name: self.space[name].to_config() for name in self.space}
@@ -301,8 +342,10 @@ def _check_search(config: StudyConfig) -> None:
             raise InvalidValue(
                 "search.trials", f"must be >= rounds ({s['rounds']}), {got(s['trials'])}"
             )
-    elif s["sampler"] == "random" and s["trials"] is None:
-        raise InvalidValue("search.trials", "must be given for random search, got nothing")
+    elif s["sampler"] == "random" and s["trials"] is None and s["timeout"] is None:
+        raise InvalidValue(
+            "search.trials", "must be given for random search without a timeout, got nothing"
+        )
     try:
         sampler = config.sampler()
         capacity = sampler.capacity(config.space)

@@ -1,4 +1,5 @@
-"""Live progress of a tuning run: trials done, epochs, ETA, best so far, diverged count.
+"""Live progress of a search: trials finished as they finish, the best *finished* trial, how many
+were pruned or diverged, and the time left (the budget, or an estimate).
 
 On a terminal it is one line redrawn in place; otherwise (a log file, CI) a plain line at most
 every ``interval`` seconds, so logs stay readable.
@@ -9,7 +10,10 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable
 from typing import TextIO
+
+from caviar.records import TrialState
 
 
 def _clock(seconds: float) -> str:
@@ -22,79 +26,89 @@ def _clock(seconds: float) -> str:
 
 
 class Progress:
-    """Counts model-epochs as they stream in and renders one status line."""
+    """Counts trials and model-epochs as they stream in and renders one status line."""
 
     def __init__(
         self,
         name: str,
-        total_trials: int,
+        total_trials: int | None,
         *,
         stream: TextIO | None = None,
         enabled: bool = True,
         interval: float = 10.0,
+        timeout: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = name
         self.total_trials = total_trials
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = enabled
         self.interval = interval
+        self.timeout = timeout
+        self.clock = clock
         self.live = enabled and self.stream.isatty()
-        self.started = time.monotonic()
+        self.started = clock()
         self._last_print = -math.inf
-        self.trials_done = 0
+        self.done_before = 0  # trials finished by earlier runs of the study
+        self.finished = 0  # trials finished in this run
+        self.running = 0
+        self.pruned = 0
         self.diverged = 0
         self.best: float | None = None
-        self.model_epochs_done = 0
-        self.model_epochs_total = 0
-        self.epoch = 0
-        self.epochs = 0
+        self.model_epochs = 0
         self._width = 0
 
-    def population(self, trials_done: int, members: int, epochs: list[int]) -> None:
-        """A population of ``members`` starts; ``epochs`` are their epoch counts."""
-        self.trials_done = trials_done
-        self.epoch, self.epochs = 0, max(epochs, default=0)
-        mean = sum(epochs) / len(epochs) if epochs else 0
-        remaining = self.total_trials - trials_done
-        self.model_epochs_total = self.model_epochs_done + round(remaining * mean)
-        self._show()
-
-    def epoch_done(self, epoch: int, members: int, best: float | None) -> None:
-        self.epoch = max(self.epoch, epoch)
-        self.model_epochs_done += members
-        self._offer(best)
-        self._show()
-
-    def trials_finished(self, done: int, diverged: int, best: float | None) -> None:
-        self.trials_done = done
-        self.diverged = diverged
+    def resume(self, done_before: int, best: float | None) -> None:
+        """The study already holds ``done_before`` finished trials, the best scoring ``best``."""
+        self.done_before = done_before
         self._offer(best)
         self._show(force=True)
+
+    def epochs_done(self, model_epochs: int, running: int) -> None:
+        self.model_epochs += model_epochs
+        self.running = running
+        self._show()
+
+    def trial_finished(self, state: TrialState, value: float | None) -> None:
+        """A trial left the pool as ``state`` (its objective ``value`` if complete)."""
+        self.finished += 1
+        if state is TrialState.PRUNED:
+            self.pruned += 1
+        elif state is TrialState.DIVERGED:
+            self.diverged += 1
+        elif state is TrialState.COMPLETE:
+            self._offer(value)
+        self._show(force=self.finished == 1)
 
     def _offer(self, best: float | None) -> None:
         if best is not None and (self.best is None or best > self.best):
             self.best = best
 
-    def eta(self) -> float:
-        elapsed = time.monotonic() - self.started
-        if self.model_epochs_done == 0:
+    def time_left(self) -> float:
+        """Seconds to the budget's end, or an estimate from the pace of finished trials."""
+        elapsed = self.clock() - self.started
+        if self.timeout is not None:
+            return max(0.0, self.timeout - elapsed)
+        if not self.finished or self.total_trials is None:
             return math.inf
-        rate = self.model_epochs_done / elapsed
-        return max(0.0, (self.model_epochs_total - self.model_epochs_done) / rate)
+        remaining = self.total_trials - self.done_before - self.finished
+        return max(0.0, remaining * elapsed / self.finished)
 
     def line(self) -> str:
         best = "-" if self.best is None else f"{self.best:.4f}"
+        done = self.done_before + self.finished
+        total = "" if self.total_trials is None else f"/{self.total_trials}"
+        left = "budget left" if self.timeout is not None else "ETA"
         return (
-            f"caviar {self.name}: trials {self.trials_done}/{self.total_trials}  "
-            f"epoch {self.epoch}/{self.epochs}  best val acc {best}  "
-            f"diverged {self.diverged}  elapsed {_clock(time.monotonic() - self.started)}  "
-            f"ETA {_clock(self.eta())}"
+            f"caviar {self.name}: trials {done}{total} done, {self.running} training  "
+            f"best val acc {best}  pruned {self.pruned}  diverged {self.diverged}  "
+            f"elapsed {_clock(self.clock() - self.started)}  {left} {_clock(self.time_left())}"
         )
 
     def _show(self, force: bool = False) -> None:
         if not self.enabled:
             return
-        now = time.monotonic()
+        now = self.clock()
         if self.live:
             text = self.line()
             pad = " " * max(0, self._width - len(text))
@@ -106,6 +120,10 @@ class Progress:
             print(self.line(), file=self.stream, flush=True)
 
     def close(self) -> None:
-        if self.enabled and self.live:
+        if not self.enabled:
+            return
+        if self.live:
             self.stream.write("\n")
             self.stream.flush()
+        else:
+            self._show(force=True)

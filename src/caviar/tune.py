@@ -3,10 +3,10 @@
 1. Load the data and carve the validation split (seeded, stratified; its hash goes into the
    study, and a study continued later must see the same split). The test set is not touched.
 2. Open the study, or continue it: trials of a dead run go back to the queue.
-3. Ask the sampler for as many trials as it can offer (a whole random search, one
-   coarse-to-fine round), train them together as one population, stream every member's learning
-   curve into the study, and tell each trial its objective (or that it diverged).
-4. Repeat until the budget is spent; write the report.
+3. Run the search: a pool of members, each slot taking the next trial as soon as the last one
+   finished, diverged or was pruned (:mod:`caviar.search_loop`), until the trials or the time
+   budget are spent.
+4. Write the report.
 """
 
 from __future__ import annotations
@@ -14,24 +14,24 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
-import torch
 
-from caviar.config import StudyConfig, config_from_mapping, load_config
+from caviar.config import UNBOUNDED, StudyConfig, config_from_mapping, load_config
 from caviar.data import Dataset, Split, load_dataset, split_validation
 from caviar.errors import InvalidValue
-from caviar.nn import EpochEvent, MemberSpec, Population, TrainingData, resolve_device
+from caviar.nn import TrainingData, resolve_device
 from caviar.progress import Progress
-from caviar.records import EpochRecord, TrialState
-from caviar.study import Study, Trial
+from caviar.search_loop import DTYPES, SearchLoop, objective
+from caviar.study import Study
+from caviar.threads import ThreadGovernor
 
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
+__all__ = ["DTYPES", "PreparedData", "objective", "prepare_data", "tune"]
 
 
 @dataclass(frozen=True)
@@ -127,90 +127,6 @@ def open_study(config: StudyConfig, data: PreparedData) -> Study:
     return study
 
 
-def objective(curve: list[EpochRecord], mode: str) -> float | None:
-    """Validation accuracy at the last epoch (the book's ranking) or at the best epoch."""
-    values = [r.val_accuracy for r in curve if np.isfinite(r.val_accuracy)]
-    if not values:
-        return None
-    return float(values[-1] if mode == "final" else max(values))
-
-
-def specs_for(study: Study, trials: list[Trial]) -> tuple[list[Trial], list[MemberSpec]]:
-    """Member specs for trials; a configuration the engine refuses fails its trial."""
-    kept, specs = [], []
-    for trial in trials:
-        try:
-            specs.append(MemberSpec.from_params(trial.params, seed=trial.seed, owner="params"))
-            kept.append(trial)
-        except InvalidValue as e:
-            study.tell(trial, None, state=TrialState.FAILED, attrs={"error": str(e)})
-    return kept, specs
-
-
-def run_population(
-    study: Study,
-    trials: list[Trial],
-    config: StudyConfig,
-    data: PreparedData,
-    progress: Progress,
-) -> None:
-    """Train ``trials`` together as one population; tell the study each outcome as soon as the
-    member finishes (or diverges), so a crash loses only unfinished members."""
-    trials, specs = specs_for(study, trials)
-    if not trials:
-        return
-    device = resolve_device(config.study["device"])
-    dtype = DTYPES[config.study["dtype"]]
-    population = Population(specs, data_seed=config.seed, device=device, dtype=dtype)
-    curves: list[list[EpochRecord]] = [[] for _ in trials]
-    told: set[int] = set()
-    live_best: list[float] = []
-    started = time.perf_counter()
-
-    def finish(i: int, diverged_epoch: int | None) -> None:
-        attrs: dict[str, Any] = {
-            "device": str(device),
-            "dtype": config.study["dtype"],
-            "epochs_run": len(curves[i]),
-            "population_size": len(trials),
-            "seconds_in_population": round(time.perf_counter() - started, 3),
-        }
-        value = objective(curves[i], config.search["objective"])
-        if diverged_epoch is not None or value is None:
-            attrs["diverged_epoch"] = diverged_epoch
-            study.tell(trials[i], None, state=TrialState.DIVERGED, attrs=attrs)
-        else:
-            study.tell(trials[i], value, attrs=attrs)
-        told.add(i)
-
-    def on_epoch(event: EpochEvent) -> None:
-        fresh = [
-            (i, r, d)
-            for i, r, d in zip(event.members, event.records, event.diverged, strict=True)
-            if i not in told
-        ]
-        for i, record, _ in fresh:
-            del curves[i][record.epoch - 1 :]  # a chunk retried after running out of memory
-            curves[i].append(record)
-        study.report_epochs((trials[i].number, record) for i, record, _ in fresh)
-        for i, record, diverged in fresh:
-            if diverged or record.epoch == specs[i].epochs:
-                finish(i, record.epoch if diverged else None)
-        live_best.extend(r.val_accuracy for _, r, _ in fresh if np.isfinite(r.val_accuracy))
-        progress.epoch_done(event.epoch, len(event.members), max(live_best, default=None))
-
-    try:
-        results = population.fit(data.training, on_epoch=on_epoch)
-        for i, result in enumerate(results):  # members the events did not finish
-            if i not in told:
-                finish(i, result.diverged_epoch if result.diverged else None)
-    except BaseException:
-        # Ctrl-C, a busy store, a device error: not the trials' fault. Unfinished trials go back
-        # to the queue and the next `caviar tune` trains them again from their seeds.
-        study.release(t for i, t in enumerate(trials) if i not in told)
-        raise
-
-
 def check_device(config: StudyConfig) -> None:
     """The config's device exists here (an InvalidValue naming ``study.device`` if not)."""
     try:
@@ -225,44 +141,37 @@ def tune(
     progress: bool = True,
     report: bool = True,
     stream: TextIO | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Study:
     """Run (or continue) the study a config describes; returns the study.
 
-    With ``report``, the report is written beside the storage file
-    (``caviar-reports/<study name>/index.html``).
+    With ``search.timeout``, the budget counts from this call. With ``report``, the report is
+    written beside the storage file (``caviar-reports/<study name>/index.html``).
     """
+    started = clock()
     config = as_config(config)
     check_device(config)  # before any data is loaded or study created
+    governor = ThreadGovernor(config.study["threads"])
     data = prepare_data(config)
     study = open_study(config, data)
     study.recover()
     total = config.n_trials()
-    meter = Progress(config.name, total, stream=stream, enabled=progress)
-    population = config.search["population"] or total
+    meter = Progress(
+        config.name,
+        None if total == UNBOUNDED else total,
+        stream=stream,
+        enabled=progress,
+        timeout=config.search["timeout"],
+        clock=clock,
+    )
+    finished = [t for t in study.trials(curves=False) if t.state.is_finished]
+    best = study.best_trial
+    meter.resume(len(finished), None if best is None else best.value)
+    loop = SearchLoop(
+        study, config, data.training, meter, clock=clock, started=started, governor=governor
+    )
     try:
-        while True:
-            trials = study.ask(population, max_trials=total)
-            if not trials:
-                others = study.trials([TrialState.RUNNING, TrialState.QUEUED], curves=False)
-                if not others:
-                    break
-                time.sleep(2.0)  # another process runs the trials this round waits for
-                study.recover()
-                continue
-            done = study.trials(curves=False)
-            meter.population(
-                sum(t.state.is_finished for t in done),
-                len(trials),
-                [int(t.params["epochs"]) for t in trials],
-            )
-            run_population(study, trials, config, data, meter)
-            finished = [t for t in study.trials(curves=False) if t.state.is_finished]
-            best = study.best_trial
-            meter.trials_finished(
-                len(finished),
-                sum(t.state is TrialState.DIVERGED for t in finished),
-                None if best is None else best.value,
-            )
+        loop.run()
     finally:
         meter.close()
     if report:

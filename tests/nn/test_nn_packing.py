@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 import torch
-from _nn_support import assert_curves_close, assert_states_equal, curve_array
+from _nn_support import assert_states_equal, curve_array
 
 from caviar.nn import MemberSpec, Population
 from caviar.nn.group import Group

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from caviar.records import Direction, EpochRecord, FrozenTrial, TrialState
 from caviar.report.data import round_boxes, scatter_panels, summary, top_curves
 from caviar.report.importance import importance
 from caviar.space import Choice, IntUniform, LogUniform, OneMinusLog, SearchSpace
-from caviar.records import Direction, EpochRecord, FrozenTrial, TrialState
 
 SPACE = SearchSpace(
     {

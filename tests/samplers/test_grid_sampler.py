@@ -20,8 +20,8 @@ from caviar import (
     Study,
     Uniform,
 )
-from caviar.samplers import GridWarning
 from caviar.records import Direction
+from caviar.samplers import GridWarning
 
 
 def exactly(message: str) -> str:

@@ -28,8 +28,8 @@ from caviar import (
     Study,
     Uniform,
 )
-from caviar.samplers import Sampler
 from caviar.records import Direction
+from caviar.samplers import Sampler
 
 pytestmark = pytest.mark.filterwarnings("ignore::caviar.samplers.GridWarning")
 

@@ -11,9 +11,9 @@ import math
 import numpy as np
 import pytest
 
+from caviar.records import Direction
 from caviar.samplers import RandomSampler
 from caviar.space import IntLogUniform, IntUniform, LogUniform, OneMinusLog, SearchSpace
-from caviar.records import Direction
 
 N = 20_000
 

@@ -1,11 +1,11 @@
 """What only the SQLite backend promises: the file outlives the process, and its schema version."""
 
-import multiprocessing.synchronize
 import re
 import sqlite3
 
 import pytest
 
+from caviar.records import EpochRecord, NewTrial, TrialState
 from caviar.storage import (
     InMemoryStorage,
     SQLiteStorage,
@@ -13,7 +13,6 @@ from caviar.storage import (
     StudyRecord,
     open_storage,
 )
-from caviar.records import EpochRecord, NewTrial, TrialState
 
 
 def test_everything_survives_reopening_the_file(tmp_path):

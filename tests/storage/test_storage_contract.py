@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from caviar.records import EpochRecord, NewTrial, TrialState
 from caviar.storage import (
     DuplicateStudyError,
     DuplicateTrialError,
@@ -15,7 +16,6 @@ from caviar.storage import (
     StudyRecord,
     UnknownStudyError,
 )
-from caviar.records import EpochRecord, NewTrial, TrialState
 
 A, B = "host:1:aaaa", "host:2:bbbb"
 

@@ -25,9 +25,9 @@ from caviar import (
     TrialState,
     Uniform,
 )
+from caviar.records import NewTrial
 from caviar.seeding import TRIAL, derive_seed
 from caviar.storage import DuplicateStudyError, StaleTrialError, UnknownStudyError
-from caviar.records import NewTrial
 
 SPACE = SearchSpace({"lr": LogUniform(1e-4, 1.0), "units": IntUniform(2, 4)})
 

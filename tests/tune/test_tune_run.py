@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from caviar.study import Study, TrialState
 from caviar.records import NewTrial
+from caviar.study import Study, TrialState
 from caviar.tune import tune
 
 

@@ -70,9 +70,10 @@ def batch_norm_eval(
 def softmax_cross_entropy(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
     """Mean softmax cross-entropy per member and its gradient with respect to the logits.
 
-    ``logits`` [P, B, C], ``labels`` [B] (shared) or [P, B] (each member its own). Loss per member ``mean_b(logsumexp(z_b) - z_b[y_b])``
-    (stable: the max is subtracted inside logsumexp); gradient ``(softmax(z) - onehot(y)) / B``,
-    the course's ``yhat - y`` averaged over the batch.
+    ``logits`` [P, B, C], ``labels`` [B] (shared) or [P, B] (each member its own). Loss per
+    member ``mean_b(logsumexp(z_b) - z_b[y_b])`` (stable: the max is subtracted inside
+    logsumexp); gradient ``(softmax(z) - onehot(y)) / B``, the course's ``yhat - y`` averaged
+    over the batch.
     """
     batch = logits.shape[1]
     log_probs = torch.log_softmax(logits, dim=2)  # [P, B, C]

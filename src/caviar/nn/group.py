@@ -126,9 +126,9 @@ class Group:
         # units per member for the dropout keys, the last member taking the group's tail
         self._key_units = [*lay.padded[:-1], lay.padded[-1] + lay.S - sum(lay.padded)]
         self._keys = dropout_keys([s.seed for s in specs], device)
-        self.bn_momentum = torch.tensor(
-            [s.bn_momentum for s in specs], dtype=dtype, device=device
-        )[cols]
+        self.bn_momentum = torch.tensor([s.bn_momentum for s in specs], dtype=dtype, device=device)[
+            cols
+        ]
         L = self.n_layers
         self.running_mean = torch.zeros(L, lay.S, dtype=dtype, device=device)
         self.running_var = torch.ones(L, lay.S, dtype=dtype, device=device)

@@ -10,6 +10,7 @@ memory).
 from __future__ import annotations
 
 import os
+
 import torch
 
 from caviar.nn.optim import OPTIMIZERS

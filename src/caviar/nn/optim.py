@@ -31,7 +31,6 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-
 #: a hyperparameter: one float for a buffer holding one member, or a tensor broadcasting
 #: along the member axis of a buffer holding many
 Value = float | Tensor

@@ -20,7 +20,7 @@ training set in eval mode instead, as the book does (it costs about half an epoc
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -28,8 +28,8 @@ from torch import Tensor
 
 from caviar.nn.group import Group
 from caviar.nn.memory import is_out_of_memory
-from caviar.nn.randomness import batch_bounds, epoch_order
 from caviar.nn.ragged import padded_width
+from caviar.nn.randomness import batch_bounds, epoch_order
 from caviar.nn.spec import MemberSpec
 from caviar.nn.state import MemberState
 from caviar.nn.training_data import TrainingData
@@ -93,7 +93,9 @@ class Pool:
         keep_states: bool = False,
     ) -> None:
         if train_metrics not in TRAIN_METRICS:
-            raise ValueError(f"train_metrics must be one of {list(TRAIN_METRICS)}, got {train_metrics!r}")
+            raise ValueError(
+                f"train_metrics must be one of {list(TRAIN_METRICS)}, got {train_metrics!r}"
+            )
         self.data_seed, self.device, self.dtype = data_seed, device, dtype
         self.max_group = max_group
         self.train_metrics, self.keep_states = train_metrics, keep_states
@@ -106,7 +108,9 @@ class Pool:
         self.n_inputs, self.n_classes = data.n_inputs, data.n_classes
         # examples per evaluation pass: large on a GPU; on a CPU 200 keeps a pass's activations
         # in cache (measured fastest from 16 to 256 members of the book's net)
-        self.eval_batch = min(eval_batch or (1000 if device.type == "cuda" else 200), self.x.shape[0])
+        self.eval_batch = min(
+            eval_batch or (1000 if device.type == "cuda" else 200), self.x.shape[0]
+        )
         self._members: dict[int, _Member] = {}
         self._groups: list[tuple[list[int], Group]] = []
         self._orders: dict[int, Tensor] = {}
@@ -316,4 +320,3 @@ class Pool:
 
 def _finite(value: float) -> bool:
     return value == value and abs(value) != float("inf")
-

@@ -67,9 +67,7 @@ def dropout_thresholds(rate: torch.Tensor) -> torch.Tensor:
     return scaled.clamp(-(2**31), 2**31 - 1).to(torch.int32)
 
 
-def column_keys(
-    keys: torch.Tensor, steps: list[int], layer: int, units: list[int]
-) -> torch.Tensor:
+def column_keys(keys: torch.Tensor, steps: list[int], layer: int, units: list[int]) -> torch.Tensor:
     """The 32-bit key of every column of a layer, members side by side: int32 [sum(units)].
 
     Member p (key ``keys[p]``, at optimizer step ``steps[p]``) owns ``units[p]`` columns; the
@@ -78,8 +76,7 @@ def column_keys(
     """
     device = keys.device
     salts = [
-        _fmix32_int((step * 0x9E3779B1 + layer * 0x7F4A7C15 + 0x6A09E667) & _M32)
-        for step in steps
+        _fmix32_int((step * 0x9E3779B1 + layer * 0x7F4A7C15 + 0x6A09E667) & _M32) for step in steps
     ]
     salt = torch.tensor(salts, dtype=torch.int64)  # mixed on the host: one small copy
     base = _fmix32(keys ^ salt.to(device))  # [P]

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from caviar.space import SearchSpace
 from caviar.records import Direction, FrozenTrial, TrialState
+from caviar.space import SearchSpace
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from caviar.space import SearchSpace
 from caviar.records import Direction, FrozenTrial, TrialState
+from caviar.space import SearchSpace
 
 MIN_TRIALS = 8
 

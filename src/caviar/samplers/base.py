@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from caviar.errors import InvalidValue
-from caviar.space import SearchSpace
 from caviar.records import Direction, FrozenTrial
+from caviar.space import SearchSpace
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from caviar.errors import InvalidValue, got
+from caviar.records import Direction, FrozenTrial, TrialState
 from caviar.samplers.base import Proposal, Sampler
 from caviar.seeding import SAMPLER, check_seed, generator
 from caviar.space import SearchSpace
-from caviar.records import Direction, FrozenTrial, TrialState
 
 Box = tuple[tuple[float, float], ...]
 

@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from caviar.errors import InvalidValue, got
+from caviar.records import Direction, FrozenTrial
 from caviar.samplers.base import Proposal, Sampler
 from caviar.space import SearchSpace
-from caviar.records import Direction, FrozenTrial
 
 
 class GridWarning(UserWarning):

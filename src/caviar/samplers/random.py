@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from caviar.records import Direction, FrozenTrial
 from caviar.samplers.base import Proposal, Sampler
 from caviar.seeding import SAMPLER, check_seed, generator
 from caviar.space import SearchSpace
-from caviar.records import Direction, FrozenTrial
 
 
 class RandomSampler(Sampler):

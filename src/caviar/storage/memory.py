@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from caviar.records import EpochRecord, FrozenTrial, NewTrial, TrialState
 from caviar.storage.base import (
     DuplicateStudyError,
     DuplicateTrialError,
@@ -23,7 +24,6 @@ from caviar.storage.base import (
     UnknownStudyError,
     checked_value,
 )
-from caviar.records import EpochRecord, FrozenTrial, NewTrial, TrialState
 
 
 def _json(value: Any) -> Any:

@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from caviar.records import METRICS, EpochRecord, FrozenTrial, NewTrial, TrialState
 from caviar.storage.base import (
     DuplicateStudyError,
     DuplicateTrialError,
@@ -35,7 +36,6 @@ from caviar.storage.base import (
     UnknownStudyError,
     checked_value,
 )
-from caviar.records import METRICS, EpochRecord, FrozenTrial, NewTrial, TrialState
 
 SCHEMA_VERSION = 1
 

@@ -1,7 +1,7 @@
 """Studies: ask/tell over a search space, trial records and their states."""
 
-from caviar.study.study import RoundSummary, Study, Trial
 from caviar.records import Direction, EpochRecord, FrozenTrial, NewTrial, TrialState
+from caviar.study.study import RoundSummary, Study, Trial
 
 __all__ = [
     "Direction",

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from caviar.errors import InvalidValue
+from caviar.records import Direction, EpochRecord, FrozenTrial, NewTrial, TrialState
 from caviar.samplers import RandomSampler, Sampler
 from caviar.seeding import TRIAL, check_seed, derive_seed
 from caviar.space import SearchSpace
@@ -42,7 +43,6 @@ from caviar.storage.base import (
     StudyRecord,
 )
 from caviar.storage.resolve import open_storage
-from caviar.records import Direction, EpochRecord, FrozenTrial, NewTrial, TrialState
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,273 @@
+"""The search as a loop over pool events: ask -> fit -> tell.
+
+1. Ask the study for as many trials as the pool has free slots (none once the time budget is
+   spent), and add them to the pool.
+2. Train one round: an epoch for every member (:class:`~caviar.nn.Pool`).
+3. Tell the study what the round gave: every epoch's record; each member that finished or
+   diverged; each member that successive halving stops at a rung (pruned, with its curve).
+   Their slots go to the next trials at once.
+4. When the budget runs out mid-round, the round stops there, and the members still training go
+   back to the queue for the next ``caviar tune``: every trial is complete, pruned, diverged,
+   failed, or queued; none is half-told.
+
+The final states of the best ``keep_models`` trials are kept beside the study
+(:mod:`caviar.export`), so the searched model itself can be tested, exported and loaded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from caviar.config import StudyConfig
+from caviar.errors import InvalidValue
+from caviar.export import kept_state_path
+from caviar.halving import Halving, Rungs
+from caviar.nn import (
+    InsufficientMemory,
+    MemberSpec,
+    MemberState,
+    Pool,
+    TrainingData,
+    resolve_device,
+)
+from caviar.nn.device import matmul_precision
+from caviar.nn.memory import available_bytes, bytes_per_member
+from caviar.nn.pool import RoundResult
+from caviar.progress import Progress
+from caviar.records import EpochRecord, FrozenTrial, TrialState
+from caviar.study import Study, Trial
+from caviar.threads import ThreadGovernor
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+#: members in the pool when the config leaves ``search.population`` at 0: enough on a CPU to
+#: share every kernel but the products (measured: 8 to 32 members run at the same speed per
+#: model-epoch), while a trial still finishes early in the budget; a GPU needs many more to fill
+DEFAULT_SLOTS = {"cpu": 16, "cuda": 1024}
+
+
+def objective(curve: list[EpochRecord], mode: str) -> float | None:
+    """Validation accuracy at the last epoch (the book's ranking) or at the best epoch."""
+    values = [r.val_accuracy for r in curve if np.isfinite(r.val_accuracy)]
+    if not values:
+        return None
+    return float(values[-1] if mode == "final" else max(values))
+
+
+class ModelKeeper:
+    """Keeps the final states of a study's best ``k`` complete trials on disk."""
+
+    def __init__(self, study: Study, storage: str, k: int) -> None:
+        self.study, self.storage, self.k = study, storage, k
+
+    def offer(self, number: int, state: MemberState) -> None:
+        """Keep trial ``number``'s state if it is among the best ``k``; drop any that fell out."""
+        if self.k == 0:
+            return
+        best = [t.number for t in self.study.leaderboard(self.k)]
+        if number not in best:
+            return
+        path = kept_state_path(self.storage, self.study.name, number)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state.save(path)
+        kept = [n for n in self.study.attrs.get("kept_models", []) if n != number]
+        for n in kept:
+            if n not in best:
+                with contextlib.suppress(FileNotFoundError):
+                    kept_state_path(self.storage, self.study.name, n).unlink()
+        self.study.set_attrs({"kept_models": sorted([*(n for n in kept if n in best), number])})
+
+
+class SearchLoop:
+    """One run of a study's search over a pool of members (see the module docstring)."""
+
+    def __init__(
+        self,
+        study: Study,
+        config: StudyConfig,
+        training: TrainingData,
+        progress: Progress,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        started: float | None = None,
+        governor: ThreadGovernor | None = None,
+    ) -> None:
+        self.study, self.config, self.progress = study, config, progress
+        self.clock = clock
+        self.started = clock() if started is None else started
+        timeout = config.search["timeout"]
+        self.deadline = None if timeout is None else self.started + timeout
+        self.total = config.n_trials()
+        self.mode = config.search["objective"]
+        self.device = resolve_device(config.study["device"])
+        self.dtype = DTYPES[config.study["dtype"]]
+        self.slots = config.search["population"] or DEFAULT_SLOTS.get(self.device.type, 16)
+        self.halving: Halving | None = config.halving()
+        self.rungs = Rungs(self.halving) if self.halving is not None else None
+        self.governor = governor
+        self._next_adjust = 0.0
+        self.training = training
+        self.pool = Pool(
+            training,
+            data_seed=config.seed,
+            device=self.device,
+            dtype=self.dtype,
+            train_metrics=config.search["train_metrics"],
+            keep_states=True,
+        )
+        self.keeper = ModelKeeper(study, config.study["storage"], config.search["keep_models"])
+        self.running: dict[int, Trial] = {}
+        self.specs: dict[int, MemberSpec] = {}
+        self.curves: dict[int, list[EpochRecord]] = {}
+        self.budget = available_bytes(self.device)
+
+    # -- the loop ----------------------------------------------------------------------------
+    def out_of_time(self) -> bool:
+        return self.deadline is not None and self.clock() >= self.deadline
+
+    def _should_stop(self) -> bool:
+        """Asked before every mini-batch: the budget, and now and then the thread count."""
+        if self.governor is not None and self.clock() >= self._next_adjust:
+            self.governor.adjust()
+            self._next_adjust = self.clock() + 2.0
+        return self.out_of_time()
+
+    def run(self) -> None:
+        self._replay_rungs()
+        try:
+            with matmul_precision(self.device, self.dtype):
+                while True:
+                    if not self.out_of_time():
+                        self._fill()
+                    if not len(self.pool):
+                        if self.out_of_time() or not self._wait_for_others():
+                            break
+                        continue
+                    result = self.pool.step(self._should_stop)
+                    self._tell(result)
+                    if result.interrupted:
+                        break
+        finally:
+            # Ctrl-C, a busy store, a device error, the budget: unfinished trials go back to the
+            # queue, and the next `caviar tune` trains them again from their seeds
+            self.study.release(list(self.running.values()))
+            self.running.clear()
+
+    def _wait_for_others(self) -> bool:
+        """Whether trials held by other processes may still give this run work (after a
+        short wait); False when the study has nothing left to run."""
+        others = self.study.trials([TrialState.RUNNING, TrialState.QUEUED], curves=False)
+        if not others:
+            return False
+        time.sleep(2.0)  # another process runs the trials the sampler waits for
+        self.study.recover()
+        return True
+
+    def _fill(self) -> None:
+        """Give every free slot a trial."""
+        free = self.slots - len(self.pool)
+        if free <= 0:
+            return
+        for trial in self.study.ask(free, max_trials=self.total):
+            spec = self._spec(trial)
+            if spec is None:
+                continue
+            self.running[trial.number] = trial
+            self.specs[trial.number] = spec
+            self.curves[trial.number] = []
+            self.pool.add(trial.number, spec)
+
+    def _spec(self, trial: Trial) -> MemberSpec | None:
+        """The member spec of a trial, or None after failing a trial the engine cannot run."""
+        try:
+            spec = MemberSpec.from_params(trial.params, seed=trial.seed, owner="params")
+            need = bytes_per_member(
+                spec,
+                self.training.n_inputs,
+                self.training.n_classes,
+                eval_batch=self.pool.eval_batch,
+                itemsize=torch.finfo(self.dtype).bits // 8,
+            )
+            if need > self.budget:
+                raise InsufficientMemory(
+                    f"the member needs {need / 2**20:.0f} MiB, more than the "
+                    f"{self.budget / 2**20:.0f} MiB available on {self.device}"
+                )
+        except (InvalidValue, InsufficientMemory) as e:
+            self.study.tell(trial, None, state=TrialState.FAILED, attrs={"error": str(e)})
+            self.progress.trial_finished(TrialState.FAILED, None)
+            return None
+        return spec
+
+    # -- telling -----------------------------------------------------------------------------
+    def _tell(self, result: RoundResult) -> None:
+        for e in result.epochs:
+            self.curves[e.key].append(e.record)
+        self.study.report_epochs((e.key, e.record) for e in result.epochs)
+        for e in result.epochs:
+            if e.finished:
+                self._finish(e.key, e.diverged, e.state)
+            elif self._pruned_at_rung(e.key, e.record.epoch):
+                self.pool.remove(e.key)
+        self.progress.epochs_done(len(result.epochs), len(self.pool))
+
+    def _pruned_at_rung(self, number: int, epoch: int) -> bool:
+        """Successive halving at a rung: record the member's value there; if it falls below the
+        top 1/eta, tell it pruned and report True."""
+        if self.halving is None or self.rungs is None or not self.halving.is_rung(epoch):
+            return False
+        value = objective(self.curves[number], self.mode)
+        if value is not None and self.rungs.keep(epoch, value):
+            return False
+        self.study.tell(
+            self.running.pop(number),
+            None,
+            state=TrialState.PRUNED,
+            attrs={**self._attrs(number), "rung": epoch, "rung_value": value},
+        )
+        self.progress.trial_finished(TrialState.PRUNED, None)
+        return True
+
+    def _attrs(self, number: int) -> dict[str, Any]:
+        return {
+            "device": str(self.device),
+            "dtype": self.config.study["dtype"],
+            "epochs_run": len(self.curves[number]),
+            "pool_size": self.slots,
+            "halving": None if self.halving is None else self.halving.to_config(),
+        }
+
+    def _finish(self, number: int, diverged: bool, state: MemberState | None) -> None:
+        trial = self.running.pop(number)
+        curve = self.curves[number]
+        value = objective(curve, self.mode)
+        attrs = self._attrs(number)
+        if diverged or value is None:
+            attrs["diverged_epoch"] = curve[-1].epoch if curve else None
+            self.study.tell(trial, None, state=TrialState.DIVERGED, attrs=attrs)
+            self.progress.trial_finished(TrialState.DIVERGED, None)
+            return
+        self.study.tell(trial, value, attrs=attrs)
+        self.progress.trial_finished(TrialState.COMPLETE, value)
+        if state is not None:
+            self.keeper.offer(number, state)
+
+    def _replay_rungs(self) -> None:
+        """Rung values of trials earlier runs finished, so halving judges against them too."""
+        if self.rungs is None:
+            return
+        done: list[FrozenTrial] = self.study.trials(
+            [TrialState.COMPLETE, TrialState.PRUNED], curves=True
+        )
+        history = []
+        for t in done:
+            values = [objective(list(t.curve[: i + 1]), self.mode) for i in range(len(t.curve))]
+            clean = [v if v is not None else float("-inf") for v in values]
+            history.append((clean, int(t.params.get("epochs", len(clean)))))
+        self.rungs.replay(history)
