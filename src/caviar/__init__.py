@@ -1,9 +1,9 @@
 """caviar: tune deep nets the way the textbooks teach it, many models at once."""
 
-# ruff: noqa: I001 -- caviar.study first: the samplers read the trial records it defines.
 __version__ = "0.1.0"
 
-from caviar.study import EpochRecord, FrozenTrial, Study, Trial, TrialState
+from typing import Any
+
 from caviar.samplers import CoarseToFineSampler, GridSampler, RandomSampler, Sampler
 from caviar.space import (
     Choice,
@@ -16,6 +16,7 @@ from caviar.space import (
     Uniform,
 )
 from caviar.storage import InMemoryStorage, SQLiteStorage
+from caviar.study import EpochRecord, FrozenTrial, Study, Trial, TrialState
 
 __all__ = [
     "Choice",
@@ -38,4 +39,25 @@ __all__ = [
     "TrialState",
     "Uniform",
     "__version__",
+    "evaluate_on_test",
+    "load_model",
+    "tune",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``caviar.tune``, ``caviar.load_model`` and ``caviar.evaluate_on_test``, imported on first
+    use: they bring in torch, which ``import caviar`` alone does not need."""
+    if name == "tune":
+        from caviar.tuning import tune
+
+        return tune
+    if name == "load_model":
+        from caviar.export import load_model
+
+        return load_model
+    if name == "evaluate_on_test":
+        from caviar.evaluate import evaluate_on_test
+
+        return evaluate_on_test
+    raise AttributeError(f"module 'caviar' has no attribute {name!r}")

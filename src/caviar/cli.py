@@ -84,7 +84,7 @@ def _threads(text: str) -> int | str:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     from caviar.config import config_from_mapping
-    from caviar.tune import check_device, tune
+    from caviar.tuning import check_device, tune
 
     raw, default_name, source = _config_mapping(args)
     config = config_from_mapping(raw, default_name=default_name, source=source)

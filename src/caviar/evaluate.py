@@ -4,9 +4,11 @@ Two ways, recorded with the result:
 
 - ``retrain`` (default): train the best configuration again, with its seed and epoch count, on
   training + validation data, the usual last step once the hyperparameters are chosen;
-- ``as-trained``: train it again exactly as in the search (same split, seed and data order), which
-  rebuilds the very model the search scored, since every result is reproducible from its seed;
-  the reproduced validation accuracy is recorded beside the one the search found.
+- ``as-trained``: the very model the search scored: the trial's final state, which the search
+  kept beside the study (:mod:`caviar.export`), evaluated with no retraining; its validation
+  accuracy is recorded beside the one the search found, and equals it. A study without a kept
+  state for the trial (``keep_models = 0``, or made before models were kept) trains it again
+  exactly as in the search instead (same split, seed and data order), and says so.
 
 The study records that the test set was used; a second use is refused unless forced, and counted.
 """
@@ -20,11 +22,31 @@ import numpy as np
 
 from caviar.config import config_from_mapping
 from caviar.errors import InvalidValue, got
-from caviar.nn import MemberSpec, Population, TrainingData, evaluate_states, resolve_device
+from caviar.export import kept_state_path
+from caviar.nn import (
+    MemberSpec,
+    MemberState,
+    Population,
+    TrainingData,
+    evaluate_states,
+    resolve_device,
+)
 from caviar.study import Study
-from caviar.tune import DTYPES, prepare_data
+from caviar.tuning import DTYPES, prepare_data
 
 MODES = ("retrain", "as-trained")
+#: examples per evaluation pass, as the pool evaluates on a CPU: the same products, so the same
+#: logits, bit for bit
+EVAL_BATCH = 200
+
+
+def _kept_state(study: Study, trial: int) -> MemberState | None:
+    """The kept final state of ``trial``, or None if the study kept none for it."""
+    storage = getattr(study.storage, "path", None)
+    if storage is None or trial not in study.attrs.get("kept_models", []):
+        return None
+    path = kept_state_path(storage, study.name, trial)
+    return MemberState.load(path) if path.is_file() else None
 
 
 class TestSetUsed(RuntimeError):
@@ -60,26 +82,47 @@ def evaluate_on_test(
     spec = MemberSpec.from_params(best.params, seed=best.seed)
     target = resolve_device(device or config.study["device"])
     dtype = DTYPES[config.study["dtype"]]
-    if mode == "retrain":
-        split = data.split
-        training = TrainingData.from_arrays(
-            np.concatenate([split.x_train, split.x_val]),
-            np.concatenate([split.y_train, split.y_val]),
-            n_classes=data.dataset.n_classes,
-        )
+    state = _kept_state(study, best.number) if mode == "as-trained" else None
+    if state is not None:
         how = (
-            f"retrained on training + validation ({len(training.y_train)} examples) with trial "
-            f"{best.number}'s seed and {spec.epochs} epochs"
+            f"trial {best.number}'s kept final state: the model the search scored, "
+            f"not trained again"
+        )
+        split = data.split
+        ((_, reproduced),) = evaluate_states(
+            [state], split.x_val, split.y_val, device=target, dtype=dtype, batch=EVAL_BATCH
         )
     else:
-        training = data.training
-        how = f"trial {best.number} trained again exactly as in the search"
-    population = Population([spec], data_seed=config.seed, device=target, dtype=dtype)
-    (result,) = population.fit(training, keep_states=True)
-    if result.state is None or result.diverged:
-        raise RuntimeError(f"retraining trial {best.number} diverged; nothing to test")
+        if mode == "retrain":
+            split = data.split
+            training = TrainingData.from_arrays(
+                np.concatenate([split.x_train, split.x_val]),
+                np.concatenate([split.y_train, split.y_val]),
+                n_classes=data.dataset.n_classes,
+            )
+            how = (
+                f"retrained on training + validation ({len(training.y_train)} examples) with "
+                f"trial {best.number}'s seed and {spec.epochs} epochs"
+            )
+        else:
+            training = data.training
+            how = (
+                f"trial {best.number} trained again exactly as in the search (no kept state: "
+                f"keep_models was 0, or the study predates kept models)"
+            )
+        population = Population([spec], data_seed=config.seed, device=target, dtype=dtype)
+        (result,) = population.fit(training, keep_states=True)
+        if result.state is None or result.diverged:
+            raise RuntimeError(f"retraining trial {best.number} diverged; nothing to test")
+        state = result.state
+        reproduced = result.curve[-1].val_accuracy
     ((loss, accuracy),) = evaluate_states(
-        [result.state], data.dataset.x_test, data.dataset.y_test, device=target, dtype=dtype
+        [state],
+        data.dataset.x_test,
+        data.dataset.y_test,
+        device=target,
+        dtype=dtype,
+        batch=EVAL_BATCH,
     )
     record: dict[str, Any] = {
         "trial": best.number,
@@ -94,6 +137,6 @@ def evaluate_on_test(
         "device": str(target),
     }
     if mode == "as-trained":
-        record["validation_accuracy_reproduced"] = result.curve[-1].val_accuracy
+        record["validation_accuracy_reproduced"] = reproduced
     study.set_attrs({"test": record})
     return record

@@ -32,7 +32,7 @@ from caviar.export import (
     load_model,
 )
 from caviar.nn import MemberSpec, MemberState, Population, TrainingData, evaluate_states
-from caviar.tune import tune
+from caviar.tuning import tune
 
 # Each case reads as the member it trains: activation, batch norm, depth, dropout in training.
 CASES: dict[str, dict[str, Any]] = {
@@ -320,7 +320,7 @@ def test_the_program_runs_where_caviar_is_not_installed(data, states32, programs
 
 def test_caviar_export_writes_the_best_kept_model(tmp_path, capsys) -> None:
     from caviar.config import config_from_mapping
-    from caviar.tune import prepare_data
+    from caviar.tuning import prepare_data
 
     db = tmp_path / "t.db"
     config = {

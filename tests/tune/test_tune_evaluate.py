@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from caviar.evaluate import TestSetUsed, evaluate_on_test
-from caviar.tune import tune
+from caviar.nn import Population
+from caviar.tuning import tune
 
 
 def config(tmp_path: Path) -> dict:
@@ -26,14 +27,35 @@ def config(tmp_path: Path) -> dict:
     }
 
 
-def test_as_trained_rebuilds_the_searched_model_exactly(tmp_path: Path) -> None:
-    study = tune(config(tmp_path), progress=False, report=False)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_as_trained_evaluates_the_kept_searched_model_without_retraining(
+    tmp_path: Path, dtype: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = config(tmp_path)
+    cfg["study"]["dtype"] = dtype
+    study = tune(cfg, progress=False, report=False)
+
+    def no_training(*args: object, **kwargs: object) -> None:
+        raise AssertionError("as-trained must not train again")
+
+    monkeypatch.setattr(Population, "fit", no_training)
     record = evaluate_on_test(study, mode="as-trained")
     best = study.best_trial
     assert record["trial"] == best.number and record["n_test"] == 120
-    assert record["validation_accuracy_reproduced"] == best.value
+    assert "kept final state" in record["how"]
+    assert record["validation_accuracy_reproduced"] == best.value  # exactly, in every dtype
     assert 0.0 <= record["accuracy"] <= 1.0 and record["uses"] == 1
     assert study.attrs["test"] == record
+
+
+def test_as_trained_without_a_kept_state_trains_again_and_says_so(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    cfg["search"]["keep_models"] = 0
+    study = tune(cfg, progress=False, report=False)
+    record = evaluate_on_test(study, mode="as-trained")
+    assert "trained again exactly as in the search (no kept state" in record["how"]
+    # every member's result is a function of its seed: the retrained model scores the same
+    assert record["validation_accuracy_reproduced"] == study.best_trial.value
 
 
 def test_a_second_use_is_refused_then_counted_when_forced(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from caviar.records import NewTrial
 from caviar.study import Study, TrialState
-from caviar.tune import tune
+from caviar.tuning import tune
 
 
 def tiny(tmp_path: Path, name: str = "t", **search: Any) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 ``Population.fit`` puts every member in one :class:`~caviar.nn.pool.Pool` and runs rounds until
 all have finished; results stream to ``on_epoch`` after every round. A member's result depends
 only on its spec and the data seed, never on the other members (see :mod:`caviar.nn.pool`).
-A search that adds and stops members as it goes drives the pool itself (:mod:`caviar.tune`).
+A search that adds and stops members as it goes drives the pool itself (:mod:`caviar.search_loop`).
 """
 
 from __future__ import annotations
