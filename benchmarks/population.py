@@ -198,24 +198,22 @@ def realistic(args: argparse.Namespace, device: torch.device, dtype: torch.dtype
         f"({'MNIST' if args.data else 'synthetic'}), times scaled to 48000 + 12000"
     )
     time_population([realistic_spec(i) for i in range(2)], load(None, 500, 100), device, dtype)
-    loop = [
-        loop_epoch(realistic_spec(i), data, device) * scale for i in range(args.baseline_models)
-    ]
-    base = statistics.mean(loop)
+    count = max(args.baseline_models, min(sizes))
+    loop = [loop_epoch(realistic_spec(i), data, device) * scale for i in range(count)]
     print(
-        f"plain per-model loop (nn.Sequential + Adam): {base:.3f} s per model-epoch "
-        f"(mean of {len(loop)} members, std {statistics.pstdev(loop):.3f})"
+        f"plain per-model loop (nn.Sequential + Adam): {statistics.mean(loop):.3f} s per "
+        f"model-epoch (mean over members 0..{count - 1}, std {statistics.pstdev(loop):.3f}); "
+        f"each P is compared with the loop over its own first min(P, {count}) members"
     )
     print(f"{'P':>5} {'s/model-epoch':>14} {'+-':>6} {'speed-up':>9} {'exec/useful FLOPs':>18}")
     for p in sizes:
         specs = [realistic_spec(i) for i in range(p)]
         runs = [time_population(specs, data, device, dtype)[0] for _ in range(args.repeats)]
         per_model = [r * scale / p for r in runs]
-        useful = product_flops(
-            examples, [s.hidden_units for s in specs], [s.n_layers for s in specs]
-        )
+        widths, depths = [s.hidden_units for s in specs], [s.n_layers for s in specs]
+        useful = product_flops(examples, widths, depths)
         executed = executed_flops(examples, specs)
-        # the loop's members are the first baseline-models of the same draws
+        base = statistics.mean(loop[: min(p, count)])
         print(
             f"{p:>5} {statistics.mean(per_model):>14.3f} {statistics.pstdev(per_model):>6.3f} "
             f"{base / statistics.mean(per_model):>8.2f}x {executed / useful:>18.3f}"
