@@ -141,6 +141,14 @@ def cmd_show(args: argparse.Namespace) -> int:
     facts = summary(trials)
     states = ", ".join(f"{n} {s}" for s, n in facts["states"].items() if n)
     print(f"study {study.name!r} in {study.storage.path}: {facts['trials']} trials ({states})")
+    from caviar.report.data import rung_table
+
+    for row in rung_table(study.trials()):
+        best = "-" if row.best is None else f"{row.best:.4f}"
+        print(
+            f"  rung at epoch {row.epoch}: {row.reached} trials reached it, {row.pruned} pruned "
+            f"there, best val acc {best}"
+        )
     errors = sorted({str(t.attrs["error"]) for t in trials if "error" in t.attrs})
     for error in errors[:5]:
         print(f"  a trial failed: {error}")

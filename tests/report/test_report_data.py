@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from caviar.records import Direction, EpochRecord, FrozenTrial, TrialState
-from caviar.report.data import round_boxes, scatter_panels, summary, top_curves
+from caviar.report.data import round_boxes, rung_table, scatter_panels, summary, top_curves
 from caviar.report.importance import importance
 from caviar.space import Choice, IntUniform, LogUniform, OneMinusLog, SearchSpace
 
@@ -110,3 +110,37 @@ def test_importance_finds_the_hyperparameter_that_matters() -> None:
     assert ranking is not None and ranking[0].name == "lr" and ranking[0].importance > 0.8
     assert np.isclose(sum(r.importance for r in ranking), 1.0)
     assert importance(space, trials[:5], Direction.MAXIMIZE) is None  # too few to say
+
+
+def halving_trial(number: int, vals: list[float], **attrs: object) -> FrozenTrial:
+    """A trial of a study with halving {min_epochs 1, eta 3} whose curve has these values."""
+    curve = tuple(EpochRecord(e + 1, val_accuracy=v) for e, v in enumerate(vals))
+    state = TrialState.PRUNED if "rung" in attrs else TrialState.COMPLETE
+    params = {"lr": 1e-3, "beta1": 0.9, "act": "relu", "epochs": 5}
+    halving = {"min_epochs": 1, "eta": 3}
+    return FrozenTrial(
+        number,
+        state,
+        params,
+        (0.5, 0.5, 0.5),
+        number,
+        None,
+        {"halving": halving, **attrs},
+        curve,
+    )
+
+
+def test_rung_table_counts_by_hand() -> None:
+    trials = [
+        halving_trial(0, [0.5, 0.6, 0.7, 0.8, 0.85]),  # complete: reached rungs 1 and 3
+        halving_trial(1, [0.3], rung=1),  # pruned at 1
+        halving_trial(2, [0.55, 0.6, 0.65], rung=3),  # pruned at 3
+        halving_trial(3, [0.2], rung=1),
+    ]
+    rows = rung_table(trials)
+    # rung 1: all four reached it, two pruned there, best 0.55; rung 3: trials 0 and 2
+    assert [(r.epoch, r.reached, r.pruned, r.best) for r in rows] == [
+        (1, 4, 2, 0.55),
+        (3, 2, 1, 0.7),
+    ]
+    assert rung_table([trial(0, 1e-3, 0.99, "relu", 0.8)]) == []  # no halving: no table

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from caviar.report import render
-from caviar.report.data import round_boxes, scatter_panels, summary, top_curves
+from caviar.report.data import round_boxes, rung_table, scatter_panels, summary, top_curves
 from caviar.report.importance import Importance, importance
 from caviar.storage import SQLiteStorage
 from caviar.study import FrozenTrial, Study
@@ -71,6 +71,17 @@ def write_report(study: Study, directory: str | os.PathLike[str] | None = None) 
             + render.table(
                 ["round", "hyperparameter", "low", "high", "best"],
                 [(b.round, b.name, b.low, b.high, b.best) for b in boxes],
+            )
+        )
+    rungs = rung_table(trials)
+    if rungs:
+        sections.append(
+            "<h2>Successive halving</h2><p class='note'>At each rung a trial goes on only if it "
+            "is among the best 1/eta of the trials that reached the rung before it; the others "
+            "are pruned there and their slot goes to the next trial.</p>"
+            + render.table(
+                ["rung (epoch)", "trials reached", "pruned there", "best validation accuracy"],
+                [(r.epoch, r.reached, r.pruned, r.best) for r in rungs],
             )
         )
     sections.append(

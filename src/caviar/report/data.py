@@ -142,3 +142,43 @@ def summary(trials: Sequence[FrozenTrial]) -> dict[str, Any]:
     ends = [t.finished for t in trials if t.finished is not None]
     wall = (max(ends) - min(starts)) if starts and ends else math.nan
     return {"trials": len(trials), "states": counts, "wall_seconds": wall}
+
+
+@dataclass(frozen=True)
+class RungRow:
+    """Successive halving at one rung: how many trials reached it, how many it stopped, and
+    the best validation accuracy recorded there."""
+
+    epoch: int
+    reached: int
+    pruned: int
+    best: float | None
+
+
+def rung_table(trials: Sequence[FrozenTrial]) -> list[RungRow]:
+    """One row per rung of a study that ran successive halving (empty otherwise).
+
+    A trial reached a rung if it trained at least that many epochs; the rungs are the epochs
+    recorded on pruned trials (``attrs["rung"]``) and the halving schedule stored with them.
+    """
+    schedules = [t.attrs.get("halving") for t in trials if t.attrs.get("halving")]
+    if not schedules:
+        return []
+    epochs = {int(t.attrs["rung"]) for t in trials if "rung" in t.attrs}
+    longest = max((len(t.curve) for t in trials), default=0)
+    for schedule in schedules[:1]:
+        rung = int(schedule["min_epochs"])
+        while rung < longest:
+            epochs.add(rung)
+            rung *= int(schedule["eta"])
+    rows = []
+    for epoch in sorted(epochs):
+        reached = [t for t in trials if len(t.curve) >= epoch]
+        values = [
+            t.curve[epoch - 1].val_accuracy
+            for t in reached
+            if math.isfinite(t.curve[epoch - 1].val_accuracy)
+        ]
+        pruned = sum(1 for t in trials if t.attrs.get("rung") == epoch)
+        rows.append(RungRow(epoch, len(reached), pruned, max(values) if values else None))
+    return rows
