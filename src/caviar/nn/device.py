@@ -36,13 +36,19 @@ def resolve_device(spec: str | torch.device = "auto") -> torch.device:
 
 @contextmanager
 def matmul_precision(device: torch.device, dtype: torch.dtype) -> Iterator[None]:
-    """TF32 matrix products for float32 on a GPU, restored afterwards; float64 stays exact."""
+    """TF32 matrix products for float32 on a GPU, restored afterwards; float64 stays exact.
+
+    Through the ``fp32_precision`` setting: PyTorch refuses to mix it with the legacy
+    ``allow_tf32`` flags in one process, so a user's own code may use either without breaking
+    caviar's (nor caviar theirs, as long as they use the new one).
+    """
     if device.type != "cuda" or dtype != torch.float32:
         yield
         return
-    before = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = True
+    matmul = torch.backends.cuda.matmul
+    before = matmul.fp32_precision
+    matmul.fp32_precision = "tf32"
     try:
         yield
     finally:
-        torch.backends.cuda.matmul.allow_tf32 = before
+        matmul.fp32_precision = before

@@ -38,7 +38,8 @@ from caviar.nn import functional as F
 from caviar.nn.optim import OPTIMIZERS, Hyper
 from caviar.nn.ragged import Ragged
 from caviar.nn.randomness import (
-    column_keys,
+    column_keys_from,
+    column_layout,
     dropout_keep_columns,
     dropout_keys,
     dropout_thresholds,
@@ -71,6 +72,7 @@ class Group:
         device: torch.device,
         dtype: torch.dtype,
         states: Sequence[MemberState | None] | None = None,
+        vectorized: bool | None = None,
     ) -> None:
         keys = {s.group_key() for s in specs}
         if len(keys) != 1:
@@ -88,8 +90,10 @@ class Group:
             n_classes,
             first.n_layers,
             first.batch_norm,
-            batched=device.type == "cuda",
+            batched=device.type == "cuda" if vectorized is None else vectorized,
         )
+        # on a GPU: no host sync per step, one optimizer update per bucket (see _update_buckets)
+        self.vectorized = device.type == "cuda" if vectorized is None else vectorized
         lay = self.layout
         self.weights = torch.zeros(lay.n_weights, dtype=dtype, device=device)
         self.aux = torch.zeros(lay.n_aux, dtype=dtype, device=device)
@@ -111,10 +115,6 @@ class Group:
         self.bn_eps = first.bn_eps  # one per group (a group key): torch's kernel takes a scalar
         # per-entry hyperparameters of the shared aux buffer (biases, gamma, beta): [n_aux]
         self._aux_member = lay.aux_member().to(device)
-        per_member = torch.tensor(
-            [[s.beta1, s.beta2, s.eps] for s in specs], dtype=dtype, device=device
-        )
-        self._aux_static = per_member[self._aux_member]  # [n_aux, 3]
         # per-column constants [S]
         cols = lay.column_member().to(device)
         self._column_member = cols
@@ -123,8 +123,9 @@ class Group:
         self._thresholds = dropout_thresholds(rates).to(device)[cols]  # int32 [S]
         inv_keep = torch.tensor([1.0 / (1.0 - s.dropout) for s in specs], dtype=dtype)
         self._scale = inv_keep.to(device)[cols].view(1, -1)  # [1, S]
-        # units per member for the dropout keys, the last member taking the group's tail
-        self._key_units = [*lay.padded[:-1], lay.padded[-1] + lay.S - sum(lay.padded)]
+        # each column's member and unit for the dropout keys, the last member taking the tail
+        key_units = [*lay.padded[:-1], lay.padded[-1] + lay.S - sum(lay.padded)]
+        self._key_columns = column_layout(key_units, device)
         self._keys = dropout_keys([s.seed for s in specs], device)
         self.bn_momentum = torch.tensor([s.bn_momentum for s in specs], dtype=dtype, device=device)[
             cols
@@ -132,8 +133,21 @@ class Group:
         L = self.n_layers
         self.running_mean = torch.zeros(L, lay.S, dtype=dtype, device=device)
         self.running_var = torch.ones(L, lay.S, dtype=dtype, device=device)
-        self.steps = [0] * len(specs)  # optimizer steps taken, per member
-        self.alive = [True] * len(specs)
+        self.steps = [0] * len(specs)  # optimizer steps taken (vectorized: steps attempted)
+        self.steps_t = torch.zeros(len(specs), dtype=torch.float64, device=device)
+        self.alive_t = torch.ones(len(specs), dtype=torch.bool, device=device)
+        self._all_active = torch.ones(len(specs), dtype=torch.bool, device=device)
+        self._per_member = {
+            name: torch.tensor(values, dtype=torch.float64, device=device)
+            for name, values in (
+                ("beta1", self.beta1),
+                ("beta2", self.beta2),
+                ("eps", self.eps),
+                ("l2", self.l2),
+                ("decoupled", self.decoupled),
+            )
+        }
+        self._lr_cache: tuple[tuple[float, ...], Tensor] | None = None
         for k, spec in enumerate(specs):
             state = states[k] if states is not None else None
             if state is None:
@@ -161,7 +175,8 @@ class Group:
         """Inverted-dropout multiplier for one layer: [B, S], or None without dropout."""
         if not self.any_dropout:
             return None
-        columns = column_keys(self._keys, list(steps), layer, self._key_units)
+        steps_now: list[int] | Tensor = self.steps_t if self.vectorized else list(steps)
+        columns = column_keys_from(self._keys, steps_now, layer, *self._key_columns)
         keep = dropout_keep_columns(columns, self._thresholds, batch)  # [B, S]
         return torch.where(keep, self._scale, 0.0)
 
@@ -256,16 +271,17 @@ class Group:
         loss, dlogits = F.softmax_cross_entropy(logits, ys)
 
         # freeze members whose loss is not finite, before the update reaches them -----------
-        losses = loss.tolist()  # the one host sync of a step
-        for k in range(P):
-            if active[k] and not math.isfinite(losses[k]):
-                self.alive[k] = False
-        training = [a and alive for a, alive in zip(active, self.alive, strict=True)]
-        all_train = all(training)
+        active_t = self._all_active if all(active) else torch.tensor(active, device=self.device)
+        self.alive_t &= torch.isfinite(loss) | ~active_t
+        training_t = active_t & self.alive_t
         train_columns = None
-        if not all_train:
-            flags = torch.tensor(training, device=self.device)
-            train_columns = flags[self._column_member]  # [S]
+        training: list[bool] = []
+        if self.vectorized:  # no host sync: masks on the device
+            train_columns = training_t[self._column_member]  # [S]
+        else:
+            training = training_t.tolist()  # the one host sync of a step (free on a CPU)
+            if not all(training):
+                train_columns = training_t[self._column_member]
         for layer, (_, _, _, bn) in enumerate(saved):
             if bn is not None:
                 self._update_running(layer, bn[2], bn[3], B, train_columns)
@@ -304,7 +320,13 @@ class Group:
                 for k in range(P):
                     torch.mm(h_in[k].t(), dz[:, lay.columns(k, real=True)], out=gW[k][0])
 
-        self._update(lrs, training, train_columns)
+        if self.vectorized:
+            self._update_buckets(lrs, training_t)
+            self.steps = [s + 1 for s in self.steps]
+        else:
+            self._update_members(lrs, training)
+            self.steps_t += training_t
+        self._update_aux(lrs, training_t, train_columns is not None)
         return loss
 
     def _update_running(
@@ -322,17 +344,17 @@ class Group:
         self.running_mean[layer] = new_mean
         self.running_var[layer] = new_var
 
-    def _update(self, lrs: Sequence[float], training: list[bool], train: Tensor | None) -> None:
-        """Each training member's weights, then the shared aux buffer."""
+    def _update_members(self, lrs: Sequence[float], training: list[bool]) -> None:
+        """Each training member's weights on their own, in cache-sized pieces, with its
+        hyperparameters as floats (the CPU path)."""
         for k, moving in enumerate(training):
             if not moving:
                 continue
             self.steps[k] += 1
             t = self.steps[k]
-            lr = lrs[k]
             b1, b2 = self.beta1[k], self.beta2[k]
             hyper = Hyper(
-                lr=lr,
+                lr=lrs[k],
                 beta1=b1,
                 beta2=b2,
                 eps=self.eps[k],
@@ -352,39 +374,73 @@ class Group:
                     coupled_decay=self.l2[k] > 0,
                     decoupled_decay=self.decoupled[k] > 0,
                 )
-        # the aux buffer: per-entry hyperparameters; frozen members get lr 0 and no gradient
-        lr = torch.tensor(
-            [lr if moving else 0.0 for lr, moving in zip(lrs, training, strict=True)],
-            dtype=self.dtype,
-        )
-        t = torch.tensor([float(max(s, 1)) for s in self.steps], dtype=torch.float64)
-        beta1 = torch.tensor(self.beta1, dtype=torch.float64)
-        beta2 = torch.tensor(self.beta2, dtype=torch.float64)
-        bc1 = (1.0 - beta1**t).to(self.dtype)
-        bc2_sqrt = torch.sqrt(1.0 - beta2**t).to(self.dtype)
-        per_member = torch.stack([lr, bc1, bc2_sqrt], dim=1).to(self.device)[self._aux_member]
-        if train is not None:
-            aux_train = torch.tensor(training, device=self.device)[self._aux_member]
-            self.grad_aux.copy_(torch.where(aux_train, self.grad_aux, 0.0))
-        static = self._aux_static
-        hyper = Hyper(
-            lr=per_member[:, 0],
-            beta1=static[:, 0],
-            beta2=static[:, 1],
-            eps=static[:, 2],
-            bias_correction1=per_member[:, 1],
-            bias_correction2_sqrt=per_member[:, 2],
-            l2=0.0,
-            decoupled=0.0,
-        )
+
+    def _lr_tensor(self, lrs: Sequence[float]) -> Tensor:
+        """This epoch's learning rates on the device (copied once per epoch, not per step)."""
+        key = tuple(lrs)
+        if self._lr_cache is None or self._lr_cache[0] != key:
+            self._lr_cache = (key, torch.tensor(key, dtype=torch.float64, device=self.device))
+        return self._lr_cache[1]
+
+    def _hyper(self, lrs: Sequence[float], training: Tensor) -> dict[str, Tensor]:
+        """Per-member hyperparameters of this step as float64 [P] device tensors; a frozen
+        member gets lr 0 (so it moves by exactly 0)."""
+        h = dict(self._per_member)
+        t = self.steps_t.clamp(min=1.0)
+        h["lr"] = self._lr_tensor(lrs) * training
+        h["bias_correction1"] = 1.0 - h["beta1"] ** t
+        h["bias_correction2_sqrt"] = torch.sqrt(1.0 - h["beta2"] ** t)
+        return h
+
+    def _update_buckets(self, lrs: Sequence[float], training: Tensor) -> None:
+        """The weights of each bucket (members of one width) in one update, hyperparameters as
+        [n, 1] tensors, no host sync (the GPU path)."""
+        self.steps_t += training
+        h = self._hyper(lrs, training)
+        for bucket in self.layout.buckets:
+            k0, k1, n = bucket.first, bucket.stop, bucket.size
+            lo, size = self.layout.segment_starts[k0], self.layout.segment_sizes[k0]
+
+            def rows(buffer: Tensor, lo: int = lo, size: int = size, n: int = n) -> Tensor:
+                return buffer[lo : lo + n * size].view(n, size)
+
+            grad = rows(self.grad_weights)
+            grad.copy_(torch.where(training[k0:k1].view(n, 1), grad, 0.0))  # NaN of the frozen
+            col = {name: v[k0:k1].view(n, 1).to(self.dtype) for name, v in h.items()}
+            self.optimizer.step(
+                rows(self.weights),
+                grad,
+                [rows(s) for s in self.state_weights],
+                Hyper(**col),
+                coupled_decay=any(self.l2[k0:k1]),
+                decoupled_decay=any(self.decoupled[k0:k1]),
+            )
+
+    def _update_aux(self, lrs: Sequence[float], training: Tensor, masked: bool) -> None:
+        """The shared buffer of biases and batch-norm parameters: per-entry hyperparameters;
+        frozen members get lr 0 and no gradient."""
+        h = self._hyper(lrs, training)
+        entry = {name: v.to(self.dtype)[self._aux_member] for name, v in h.items()}
+        if masked:
+            keep = training[self._aux_member]
+            self.grad_aux.copy_(torch.where(keep, self.grad_aux, 0.0))
+        entry["l2"] = entry["decoupled"] = torch.zeros((), dtype=self.dtype, device=self.device)
         self.optimizer.step(
             self.aux,
             self.grad_aux,
             self.state_aux,
-            hyper,
+            Hyper(**entry),
             coupled_decay=False,
             decoupled_decay=False,
         )
+
+    @property
+    def alive(self) -> list[bool]:
+        """Which members have not diverged (a host copy)."""
+        return [bool(a) for a in self.alive_t.tolist()]
+
+    def set_alive(self, k: int, alive: bool) -> None:
+        self.alive_t[k] = alive
 
     # -- evaluation --------------------------------------------------------------------------
     @torch.no_grad()
@@ -448,7 +504,7 @@ class Group:
             n_classes=self.layout.n_classes,
             params=take(self.weights, self.aux),
             optimizer=optimizer,
-            optimizer_steps=self.steps[k],
+            optimizer_steps=int(self.steps_t[k].item()),
             running_mean=[self.running_mean[i, real].cpu().clone() for i in stats],
             running_var=[self.running_var[i, real].cpu().clone() for i in stats],
             epoch=epoch,
@@ -485,4 +541,5 @@ class Group:
                 self.running_mean[i, real] = state.running_mean[i].to(self.device, self.dtype)
                 self.running_var[i, real] = state.running_var[i].to(self.device, self.dtype)
             self.steps[k] = state.optimizer_steps
-            self.alive[k] = not state.diverged
+            self.steps_t[k] = state.optimizer_steps
+            self.alive_t[k] = not state.diverged

@@ -304,11 +304,13 @@ class Pool:
         host = [t.cpu().tolist() for t in (train_loss, train_acc, val_loss, val_acc)]
         seconds = time.perf_counter() - started
         out = []
+        alive = group.alive  # one host copy
         for k, m in enumerate(members):
             if not (_finite(host[0][k]) and (self.x_val is None or _finite(host[2][k]))):
-                group.alive[k] = False  # e.g. running statistics that overflowed
+                group.set_alive(k, False)  # e.g. running statistics that overflowed
+                alive[k] = False
             m.epoch, m.batch = m.epoch + 1, 0
-            diverged = not group.alive[k]
+            diverged = not alive[k]
             record = EpochRecord(m.epoch, *(float(values[k]) for values in host))
             finished = diverged or m.epoch >= m.spec.epochs
             state = None

@@ -67,24 +67,49 @@ def dropout_thresholds(rate: torch.Tensor) -> torch.Tensor:
     return scaled.clamp(-(2**31), 2**31 - 1).to(torch.int32)
 
 
-def column_keys(keys: torch.Tensor, steps: list[int], layer: int, units: list[int]) -> torch.Tensor:
+def column_keys(
+    keys: torch.Tensor, steps: list[int] | torch.Tensor, layer: int, units: list[int]
+) -> torch.Tensor:
     """The 32-bit key of every column of a layer, members side by side: int32 [sum(units)].
 
     Member p (key ``keys[p]``, at optimizer step ``steps[p]``) owns ``units[p]`` columns; the
     key of its unit j depends on (key, step, layer, j) only. This part is small ([columns]);
     the per-example part is :func:`dropout_keep_columns`.
     """
-    device = keys.device
-    salts = [
-        _fmix32_int((step * 0x9E3779B1 + layer * 0x7F4A7C15 + 0x6A09E667) & _M32) for step in steps
-    ]
-    salt = torch.tensor(salts, dtype=torch.int64)  # mixed on the host: one small copy
-    base = _fmix32(keys ^ salt.to(device))  # [P]
-    counts = torch.tensor(units, device=device)
-    member = torch.repeat_interleave(base, counts)  # [S]
+    member, unit = column_layout(units, keys.device)
+    return column_keys_from(keys, steps, layer, member, unit)
+
+
+def column_layout(units: list[int], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """For columns laid out as ``units[p]`` per member: each column's member and unit index
+    (int64 [S] each), computed once per group."""
+    counts = torch.tensor(units, dtype=torch.int64)
+    member = torch.repeat_interleave(torch.arange(len(units)), counts)
     starts = torch.cumsum(counts, 0) - counts
-    unit = torch.arange(member.shape[0], device=device) - torch.repeat_interleave(starts, counts)
-    return _signed32(_fmix32((member + unit * 0x85EBCA77) & _M32))
+    unit = torch.arange(member.shape[0]) - torch.repeat_interleave(starts, counts)
+    return member.to(device), unit.to(device)
+
+
+def column_keys_from(
+    keys: torch.Tensor,
+    steps: list[int] | torch.Tensor,
+    layer: int,
+    member: torch.Tensor,
+    unit: torch.Tensor,
+) -> torch.Tensor:
+    """:func:`column_keys` with the column layout given (see :func:`column_layout`); ``steps``
+    may be a device tensor, so a GPU step needs no copy from the host."""
+    if isinstance(steps, torch.Tensor):
+        counter = steps.to(torch.int64) * 0x9E3779B1 + (layer * 0x7F4A7C15 + 0x6A09E667)
+        salt = _fmix32(counter & _M32)  # [P], on the device
+    else:
+        salts = [
+            _fmix32_int((step * 0x9E3779B1 + layer * 0x7F4A7C15 + 0x6A09E667) & _M32)
+            for step in steps
+        ]
+        salt = torch.tensor(salts, dtype=torch.int64).to(keys.device)
+    base = _fmix32(keys ^ salt)  # [P]
+    return _signed32(_fmix32((base[member] + unit * 0x85EBCA77) & _M32))
 
 
 def _row_keys(batch: int, device: torch.device) -> torch.Tensor:
