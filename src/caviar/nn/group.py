@@ -36,7 +36,7 @@ from torch import Tensor
 
 from caviar.nn import functional as F
 from caviar.nn.optim import OPTIMIZERS, Hyper
-from caviar.nn.ragged import Ragged
+from caviar.nn.ragged import Bucket, Ragged
 from caviar.nn.randomness import (
     column_keys_from,
     column_layout,
@@ -58,6 +58,15 @@ Saved = tuple[
 #: elements per piece of a member's weights in the optimizer update: 512 KiB stays in a
 #: core's L2 cache across the update's passes (measured 6x faster than whole-buffer passes)
 _PIECE_BYTES = 512 * 1024
+
+
+def _inputs(xs: Sequence[Tensor], bucket: Bucket) -> Tensor:
+    """A bucket's inputs: the shared batch [B, D] when its members share one (the same epoch),
+    else theirs stacked [n, B, D]."""
+    mine = xs[bucket.first : bucket.stop]
+    if all(x is mine[0] for x in mine):
+        return mine[0]
+    return torch.stack(list(mine))
 
 
 class Group:
@@ -206,8 +215,13 @@ class Group:
         B = xs[0].shape[0]
         saved: list[Saved] = []
         z = torch.zeros(B, lay.S, dtype=self.dtype, device=self.device)
-        for k in range(self.n_members):
-            torch.mm(xs[k], self.W[k][0], out=z[:, lay.columns(k, real=True)])
+        for bucket in lay.buckets:
+            k0 = bucket.first
+            if bucket.size == 1:
+                torch.mm(xs[k0], self.W[k0][0], out=z[:, lay.columns(k0, real=True)])
+            else:  # [n, B, H] = x [B, D] (or [n, B, D]) @ [n, D, H]
+                w = lay.bucket_view(self.weights, bucket, 0)
+                bucket.view(z).copy_(torch.matmul(_inputs(xs, bucket), w))
         h_in: Tensor | list[Tensor] = list(xs)
         h = z  # replaced below; typed for the loop
         for layer in range(L):
@@ -287,13 +301,10 @@ class Group:
                 self._update_running(layer, bn[2], bn[3], B, train_columns)
 
         # backward ---------------------------------------------------------------------------
-        lay, gW, gA, W = self.layout, self.gW, self.gA, self.W
+        lay, gA = self.layout, self.gA
         torch.sum(dlogits, dim=1, out=gA[f"b{L}"])
         dh = torch.zeros(B, lay.S, dtype=self.dtype, device=self.device)
-        for k in range(P):
-            cols = lay.columns(k, real=True)
-            torch.mm(h[:, cols].t(), dlogits[k], out=gW[k][L])
-            torch.mm(dlogits[k], W[k][L].t(), out=dh[:, cols])
+        self._backward_product(h, dlogits, dh, L)
         for layer in reversed(range(L)):
             h_in, a, m, bn = saved[layer]
             da = dh if m is None else dh * m
@@ -311,14 +322,18 @@ class Group:
             if layer > 0:
                 assert isinstance(h_in, Tensor)
                 dh = torch.zeros_like(dh)
-                for k in range(P):
-                    cols = lay.columns(k, real=True)
-                    torch.mm(h_in[:, cols].t(), dz[:, cols], out=gW[k][layer])
-                    torch.mm(dz[:, cols], W[k][layer].t(), out=dh[:, cols])
+                self._backward_product(h_in, dz, dh, layer)
             else:
                 assert isinstance(h_in, list)
-                for k in range(P):
-                    torch.mm(h_in[k].t(), dz[:, lay.columns(k, real=True)], out=gW[k][0])
+                for bucket in lay.buckets:
+                    k0 = bucket.first
+                    if bucket.size == 1:
+                        cols = lay.columns(k0, real=True)
+                        torch.mm(h_in[k0].t(), dz[:, cols], out=self.gW[k0][0])
+                    else:  # [n, D, H] = x.T [D, B] (or [n, D, B]) @ dz [n, B, H]
+                        x_t = _inputs(h_in, bucket).transpose(-1, -2)
+                        grad = lay.bucket_view(self.grad_weights, bucket, 0)
+                        grad.copy_(torch.matmul(x_t, bucket.view(dz)))
 
         if self.vectorized:
             self._update_buckets(lrs, training_t)
@@ -328,6 +343,25 @@ class Group:
             self.steps_t += training_t
         self._update_aux(lrs, training_t, train_columns is not None)
         return loss
+
+    def _backward_product(self, h: Tensor, dout: Tensor, dh: Tensor, layer: int) -> None:
+        """For ``out = h_p @ W_p`` (layer >= 1): the weight gradients, and the gradient of ``h``
+        written into ``dh`` [B, S]. ``dout`` is [P, B, C] for the output layer, else [B, S]."""
+        lay, L = self.layout, self.n_layers
+        for bucket in lay.buckets:
+            k0, k1 = bucket.first, bucket.stop
+            if bucket.size == 1:
+                cols = lay.columns(k0, real=True)
+                d = dout[k0] if layer == L else dout[:, cols]
+                torch.mm(h[:, cols].t(), d, out=self.gW[k0][layer])
+                torch.mm(d, self.W[k0][layer].t(), out=dh[:, cols])
+            else:  # [n, H, H'] = h [n, H, B] @ d [n, B, H']; dh [n, B, H] = d @ W.T
+                d = dout[k0:k1] if layer == L else bucket.view(dout)
+                hb = bucket.view(h)
+                grad = lay.bucket_view(self.grad_weights, bucket, layer)
+                grad.copy_(torch.bmm(hb.transpose(1, 2), d))
+                w = lay.bucket_view(self.weights, bucket, layer)
+                bucket.view(dh).copy_(torch.bmm(d, w.transpose(1, 2)))
 
     def _update_running(
         self, layer: int, mean: Tensor, inv_std: Tensor, batch: int, train: Tensor | None
