@@ -42,3 +42,17 @@ def test_the_search_core_tour_runs_as_printed() -> None:
     (_, lo0, hi0), (_, lo1, hi1) = (m.groups() for m in rounds if m)
     assert (float(lo0), float(hi0)) == (1e-4, 1.0)
     assert 1e-4 < float(lo1) < 1e-2 < float(hi1) < 1.0  # zoomed in around lr = 1e-2
+
+
+def test_the_engine_and_job_tour_runs_as_printed(tmp_path: Path, monkeypatch) -> None:
+    """`import caviar; caviar.tune(...)` and `caviar.load_model` work as the README shows."""
+    tour = re.findall(r"```python\n(.*?)```", README, flags=re.S)[1]
+    monkeypatch.chdir(tmp_path)  # the tour writes py.db and its kept models here
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(tour, "README.md", "exec"), {})
+    accuracies, job = out.getvalue().splitlines()
+    assert all(0.0 < a <= 1.0 for a in eval(accuracies))  # three members' last-epoch scores
+    best, predicted = job.split(" ", 1)
+    assert 0.0 < float(best) <= 1.0 and len(eval(predicted)) == 5
+    assert (tmp_path / "py.db").is_file() and (tmp_path / "caviar-models" / "py").is_dir()
