@@ -68,8 +68,18 @@ def outcomes(trials: Sequence[FrozenTrial]) -> dict[int, tuple[str, int]]:
 # -- successive halving: the decisions, replayed by hand -------------------------------------
 
 
+def objective_at(trial: FrozenTrial, epoch: int) -> float:
+    """The book's objective after ``epoch`` epochs: the last finite validation accuracy."""
+    return [r.val_accuracy for r in trial.curve[:epoch] if math.isfinite(r.val_accuracy)][-1]
+
+
 def asha_by_hand(
-    trials: Sequence[FrozenTrial], *, slots: int, rungs: Sequence[int], eta: int
+    trials: Sequence[FrozenTrial],
+    *,
+    slots: int,
+    rungs: Sequence[int],
+    eta: int,
+    before: Sequence[FrozenTrial] = (),
 ) -> dict[int, tuple[str, int]]:
     """Replay a study's recorded curves through the pool as its docstrings describe it, and
     apply the ASHA rule by hand.
@@ -79,11 +89,20 @@ def asha_by_hand(
     trial-number order. After its epoch a member leaves complete at its last epoch, diverged where
     its curve ends in divergence, or, at a rung, is judged: its objective (the last finite
     validation accuracy so far) joins the values recorded at that rung, and it goes on only if it
-    is not below the max(1, n // eta)-th best of the n values there (itself included)."""
+    is not below the max(1, n // eta)-th best of the n values there (itself included).
+
+    ``before``: the trials an earlier run of the study finished; the values its complete and
+    pruned trials reached at each rung below their last epoch are recorded first, and only the
+    other trials are replayed."""
     by_number = {t.number: t for t in trials}
-    queue = sorted(by_number)
-    pool: dict[int, int] = {}  # trial number -> epochs done
     at_rung: dict[int, list[float]] = {r: [] for r in rungs}
+    for t in before:
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED):
+            for rung in rungs:
+                if rung < t.params["epochs"] and rung <= len(t.curve):
+                    at_rung[rung].append(objective_at(t, rung))
+    queue = sorted(set(by_number) - {t.number for t in before})
+    pool: dict[int, int] = {}  # trial number -> epochs done
     out: dict[int, tuple[str, int]] = {}
     while queue or pool:
         free = slots - len(pool)
@@ -102,8 +121,7 @@ def asha_by_hand(
             elif t.state is TrialState.DIVERGED and epoch == len(t.curve):
                 out[n] = ("diverged", epoch)
             elif epoch in at_rung:
-                finite = [r.val_accuracy for r in t.curve[:epoch] if math.isfinite(r.val_accuracy)]
-                value = finite[-1]
+                value = objective_at(t, epoch)
                 at_rung[epoch].append(value)
                 k = max(1, len(at_rung[epoch]) // eta)
                 if value < sorted(at_rung[epoch], reverse=True)[k - 1]:
@@ -153,6 +171,25 @@ def test_halving_decisions_equal_a_replay_by_hand(
             assert t.value == t.curve[-1].val_accuracy
     assert pruned_at <= {t.attrs["rung"] for t in trials if t.state is TrialState.PRUNED}
     assert outcomes(trials) == asha_by_hand(trials, slots=population, rungs=[1, 3], eta=3)
+
+
+def test_a_continued_study_judges_new_trials_against_the_earlier_rung_values(
+    tmp_path: Path,
+) -> None:
+    first = tune(
+        config(tmp_path, trials=6, population=4, halving=HALVING), progress=False, report=False
+    ).trials()
+    study = tune(
+        config(tmp_path, trials=12, population=4, halving=HALVING), progress=False, report=False
+    )
+    trials = study.trials()
+    assert [t.number for t in trials] == list(range(12))
+    assert [(t.state, t.value) for t in trials[:6]] == [(t.state, t.value) for t in first]
+    new = {n: end for n, end in outcomes(trials).items() if n >= 6}
+    assert new == asha_by_hand(trials, slots=4, rungs=[1, 3], eta=3, before=first)
+    # and the earlier values mattered: judged among themselves, the new trials would end otherwise
+    alone = asha_by_hand(trials[6:], slots=4, rungs=[1, 3], eta=3)
+    assert new != alone
 
 
 @pytest.mark.parametrize("max_group", [1, 3])
