@@ -68,7 +68,7 @@ def _config_mapping(args: argparse.Namespace) -> tuple[dict[str, Any], str, str]
 def _halving_flags(args: argparse.Namespace) -> dict[str, int] | None:
     """``search.halving`` from --halving, --halving-eta and --halving-min-epochs (None: the
     config decides)."""
-    if not (args.halving or args.halving_eta or args.halving_min_epochs):
+    if not args.halving and args.halving_eta is None and args.halving_min_epochs is None:
         return None
     table = {"min_epochs": 1, "eta": 3}
     if args.halving_eta is not None:

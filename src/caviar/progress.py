@@ -38,6 +38,7 @@ class Progress:
         interval: float = 10.0,
         timeout: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        started: float | None = None,
     ) -> None:
         self.name = name
         self.total_trials = total_trials
@@ -47,7 +48,7 @@ class Progress:
         self.timeout = timeout
         self.clock = clock
         self.live = enabled and self.stream.isatty()
-        self.started = clock()
+        self.started = clock() if started is None else started  # the budget's start
         self._last_print = -math.inf
         self.done_before = 0  # trials finished by earlier runs of the study
         self.finished = 0  # trials finished in this run
@@ -63,6 +64,10 @@ class Progress:
         self.done_before = done_before
         self._offer(best)
         self._show(force=True)
+
+    def training(self, running: int) -> None:
+        """``running`` members are in the pool now."""
+        self.running = running
 
     def epochs_done(self, model_epochs: int, running: int) -> None:
         self.model_epochs += model_epochs

@@ -149,6 +149,7 @@ class SearchLoop:
                         if self.out_of_time() or not self._wait_for_others():
                             break
                         continue
+                    self.progress.training(len(self.pool))
                     result = self.pool.step(self._should_stop)
                     self._tell(result)
                     if result.interrupted:

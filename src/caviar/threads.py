@@ -71,9 +71,9 @@ class ThreadGovernor:
         """Re-measure and set the thread count; returns it."""
         now = self._sample()
         (busy0, own0, t0), (busy1, own1, t1) = self._last, now
-        self._last = now
         if self.setting is not None or busy0 is None or busy1 is None or t1 - t0 < 0.05:
-            return self.threads
+            return self.threads  # too short to measure: the interval goes on
+        self._last = now
         self.others = max(0.0, ((busy1 - busy0) - (own1 - own0)) / (t1 - t0))
         threads = max(1, min(self.cores, round(self.cores - self.others)))
         if threads != self.threads:

@@ -163,6 +163,7 @@ def tune(
         enabled=progress,
         timeout=config.search["timeout"],
         clock=clock,
+        started=started,
     )
     finished = [t for t in study.trials(curves=False) if t.state.is_finished]
     best = study.best_trial

@@ -348,12 +348,6 @@ def test_a_time_budget_starts_nothing_late_and_requeues_what_it_cut(
     assert [t.value for t in done] == [t.value for t in straight.trials()]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the live line's clock starts after the data is loaded (Progress takes its own "
-    "clock() in tune), while the deadline counts from the call: slow data loading is missing "
-    "from 'elapsed' and 'budget left'",
-)
 def test_the_live_line_counts_the_budget_from_the_call(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -507,12 +501,7 @@ BAD_FLAGS = {
     ),
 }
 
-# BUG in caviar.cli._halving_flags: it tests the flags for truth, so an explicit 0 reads as "not
-# given": the flag is dropped, the run goes ahead without halving and exits 0
-ZERO_IGNORED = pytest.mark.xfail(
-    strict=True, reason="BUG: cli._halving_flags drops a value of 0 (truth test, not `is None`)"
-)
-BAD_FLAGS_IGNORED = {
+ZERO_FLAGS = {  # an explicit 0 is a value, not "not given"
     "halving min_epochs 0 alone": (
         ["--halving-min-epochs", "0"],
         "search.halving.min_epochs: must be an integer in [1, inf), got 0",
@@ -528,10 +517,7 @@ BAD_FLAGS_IGNORED = {
     ("flags", "message"),
     [
         *(pytest.param(*case, id=name) for name, case in BAD_FLAGS.items()),
-        *(
-            pytest.param(*case, id=name, marks=ZERO_IGNORED)
-            for name, case in BAD_FLAGS_IGNORED.items()
-        ),
+        *(pytest.param(*case, id=name) for name, case in ZERO_FLAGS.items()),
     ],
 )
 def test_bad_flag_values_exit_2_with_one_line_naming_the_key(
