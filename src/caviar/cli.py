@@ -143,11 +143,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(f"study {study.name!r} in {study.storage.path}: {facts['trials']} trials ({states})")
     from caviar.report.data import rung_table
 
-    for row in rung_table(study.trials()):
-        best = "-" if row.best is None else f"{row.best:.4f}"
+    for rung in rung_table(study.trials()):
+        top = "-" if rung.best is None else f"{rung.best:.4f}"
         print(
-            f"  rung at epoch {row.epoch}: {row.reached} trials reached it, {row.pruned} pruned "
-            f"there, best val acc {best}"
+            f"  rung at epoch {rung.epoch}: {rung.reached} trials reached it, {rung.pruned} "
+            f"pruned there, best val acc {top}"
         )
     errors = sorted({str(t.attrs["error"]) for t in trials if "error" in t.attrs})
     for error in errors[:5]:

@@ -170,7 +170,7 @@ class Pool:
         for key in sorted(self._members):
             m = self._members[key]
             classes.setdefault((*m.spec.group_key(), m.batch), []).append(key)
-        groups = []
+        groups: list[list[int]] = []
         for _, keys in sorted(classes.items(), key=lambda item: min(item[1])):
             keys.sort(key=lambda key: (padded_width(self._members[key].spec.hidden_units), key))
             size = self.max_group or len(keys)

@@ -161,16 +161,15 @@ def rung_table(trials: Sequence[FrozenTrial]) -> list[RungRow]:
     A trial reached a rung if it trained at least that many epochs; the rungs are the epochs
     recorded on pruned trials (``attrs["rung"]``) and the halving schedule stored with them.
     """
-    schedules = [t.attrs.get("halving") for t in trials if t.attrs.get("halving")]
-    if not schedules:
+    schedule: Any = next((t.attrs["halving"] for t in trials if t.attrs.get("halving")), None)
+    if schedule is None:
         return []
     epochs = {int(t.attrs["rung"]) for t in trials if "rung" in t.attrs}
     longest = max((len(t.curve) for t in trials), default=0)
-    for schedule in schedules[:1]:
-        rung = int(schedule["min_epochs"])
-        while rung < longest:
-            epochs.add(rung)
-            rung *= int(schedule["eta"])
+    rung = int(schedule["min_epochs"])
+    while rung < longest:
+        epochs.add(rung)
+        rung *= int(schedule["eta"])
     rows = []
     for epoch in sorted(epochs):
         reached = [t for t in trials if len(t.curve) >= epoch]
