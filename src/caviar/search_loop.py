@@ -51,6 +51,9 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 #: model-epoch), while a trial still finishes early in the budget; a GPU needs many more to fill
 DEFAULT_SLOTS = {"cpu": 16, "cuda": 1024}
 
+#: under a time budget, the share of it in which a first trial should be able to finish
+FIRST_RESULT = 0.15
+
 
 def objective(curve: list[EpochRecord], mode: str) -> float | None:
     """Validation accuracy at the last epoch (the book's ranking) or at the best epoch."""
@@ -108,6 +111,10 @@ class SearchLoop:
         self.device = resolve_device(config.study["device"])
         self.dtype = DTYPES[config.study["dtype"]]
         self.slots = config.search["population"] or DEFAULT_SLOTS.get(self.device.type, 16)
+        # with a budget and no pool size given, the pool is sized from the measured pace so
+        # that a trial can finish early in the budget (see _size_pool)
+        self.auto_slots = not config.search["population"] and timeout is not None
+        self.max_slots = self.slots
         self.halving: Halving | None = config.halving()
         self.rungs = Rungs(self.halving) if self.halving is not None else None
         self.governor = governor
@@ -150,8 +157,10 @@ class SearchLoop:
                             break
                         continue
                     self.progress.training(len(self.pool))
+                    members, round_started = len(self.pool), time.perf_counter()
                     result = self.pool.step(self._should_stop)
                     self._tell(result)
+                    self._size_pool(members, time.perf_counter() - round_started)
                     if result.interrupted:
                         break
         finally:
@@ -159,6 +168,19 @@ class SearchLoop:
             # queue, and the next `caviar tune` trains them again from their seeds
             self.study.release(list(self.running.values()))
             self.running.clear()
+
+    def _size_pool(self, members: int, seconds: float) -> None:
+        """Under a time budget with the pool size left to caviar: as many slots as let a trial
+        of the longest planned length finish within ``FIRST_RESULT`` of the budget, at the
+        pace just measured (one round is an epoch of every member), between 2 and the default.
+        More slots share more work per kernel; fewer give results sooner."""
+        if not self.auto_slots or members == 0 or seconds <= 0 or self.deadline is None:
+            return
+        budget = self.deadline - self.started
+        epochs = max((s.epochs for s in self.specs.values()), default=1)
+        per_member_epoch = seconds / members
+        fit = int(FIRST_RESULT * budget / (epochs * per_member_epoch))
+        self.slots = max(2, min(self.max_slots, fit))
 
     def _wait_for_others(self) -> bool:
         """Whether trials held by other processes may still give this run work (after a

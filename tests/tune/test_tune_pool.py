@@ -528,3 +528,40 @@ def test_bad_flag_values_exit_2_with_one_line_naming_the_key(
     assert code == 2
     assert re.fullmatch(re.escape(f"caviar: error: {message}") + "\n", err), err
     assert not db.exists()  # refused before any study was created
+
+
+# pace of one member-epoch (s), budget (s), planned epochs -> slots: 0.15 * budget / (epochs *
+# pace), between 2 and the CPU default of 16 (worked out by hand)
+POOL_SIZE_CASES = {
+    "slow members, short budget": (0.6, 150.0, 5, 7),  # 22.5 / 3.0 = 7.5
+    "fast members": (0.01, 150.0, 5, 16),  # 450, capped at the default
+    "very slow": (10.0, 60.0, 5, 2),  # 0.18, raised to the floor of 2
+}
+
+
+@pytest.mark.parametrize("name", list(POOL_SIZE_CASES))
+def test_under_a_budget_the_pool_is_sized_so_a_trial_can_finish_early(tmp_path, name) -> None:
+    from caviar.config import config_from_mapping
+    from caviar.progress import Progress
+    from caviar.search_loop import SearchLoop
+    from caviar.tuning import open_study, prepare_data
+
+    pace, budget, epochs, expected = POOL_SIZE_CASES[name]
+    cfg = config_from_mapping(config(tmp_path, space={"epochs": epochs}, timeout=budget))
+    data = prepare_data(cfg)
+    study = open_study(cfg, data)
+    loop = SearchLoop(study, cfg, data.training, Progress("p", None, enabled=False))
+    assert loop.slots == 16 and loop.auto_slots
+    loop._fill()  # 16 trials of `epochs` epochs in the pool
+    loop._size_pool(members=16, seconds=16 * pace)
+    assert loop.slots == expected
+    # an explicit pool size is the user's: never changed
+    fixed = config_from_mapping(
+        config(tmp_path / "fixed", space={"epochs": epochs}, timeout=budget, population=5)
+    )
+    other = SearchLoop(
+        open_study(fixed, data), fixed, data.training, Progress("p", None, enabled=False)
+    )
+    other._size_pool(members=5, seconds=5 * pace)
+    assert other.slots == 5
+    study.release(list(loop.running.values()))
