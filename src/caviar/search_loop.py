@@ -53,6 +53,8 @@ DEFAULT_SLOTS = {"cpu": 16, "cuda": 1024}
 
 #: under a time budget, the share of it in which a first trial should be able to finish
 FIRST_RESULT = 0.15
+#: under a time budget, the members of the first round, which measures the pace
+FIRST_ROUND_SLOTS = 4
 
 
 def objective(curve: list[EpochRecord], mode: str) -> float | None:
@@ -115,6 +117,8 @@ class SearchLoop:
         # that a trial can finish early in the budget (see _size_pool)
         self.auto_slots = not config.search["population"] and timeout is not None
         self.max_slots = self.slots
+        if self.auto_slots:  # a short first round measures the pace; the pool then grows
+            self.slots = min(self.slots, FIRST_ROUND_SLOTS)
         self.halving: Halving | None = config.halving()
         self.rungs = Rungs(self.halving) if self.halving is not None else None
         self.governor = governor

@@ -551,9 +551,9 @@ def test_under_a_budget_the_pool_is_sized_so_a_trial_can_finish_early(tmp_path, 
     data = prepare_data(cfg)
     study = open_study(cfg, data)
     loop = SearchLoop(study, cfg, data.training, Progress("p", None, enabled=False))
-    assert loop.slots == 16 and loop.auto_slots
-    loop._fill()  # 16 trials of `epochs` epochs in the pool
-    loop._size_pool(members=16, seconds=16 * pace)
+    assert loop.slots == 4 and loop.max_slots == 16 and loop.auto_slots  # a short first round
+    loop._fill()  # 4 trials of `epochs` epochs in the pool
+    loop._size_pool(members=4, seconds=4 * pace)
     assert loop.slots == expected
     # an explicit pool size is the user's: never changed
     fixed = config_from_mapping(
