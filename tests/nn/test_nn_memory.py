@@ -112,7 +112,6 @@ def test_a_budget_smaller_than_one_member_names_the_mib_needed():
 
 # members that differ in one of these go to different groups
 GROUP_KEY_CASES = {
-    "n_layers": {"n_layers": 3},
     "batch_size": {"batch_size": 32},
     "optimizer": {"optimizer": "sgd"},
     "batch_norm": {"batch_norm": True},
@@ -127,14 +126,15 @@ def test_members_of_different_architecture_classes_go_to_different_groups(key, d
     assert partition([BASE, other, replace(BASE, seed=2)], data) == [[0, 2], [1]]
 
 
-def test_per_member_hyperparameters_and_widths_share_a_group(data):
+def test_per_member_hyperparameters_widths_and_depths_share_a_group(data):
     specs = [
         BASE,
         replace(BASE, seed=1, hidden_units=300, lr=0.5, beta1=0.5, dropout=0.4, init="xavier"),
         replace(BASE, seed=2, weight_decay=0.1, lr_decay="step", decay_rate=0.1, epochs=7),
+        replace(BASE, seed=3, n_layers=4),
     ]
-    # sorted by padded width: the two 8-unit members first
-    assert partition(specs, data) == [[0, 2, 1]]
+    # sorted by width, then depth: the 8-unit members first, the deeper one after its peers
+    assert partition(specs, data) == [[0, 2, 3, 1]]
 
 
 def test_members_restored_mid_epoch_go_to_their_own_group(data):

@@ -34,7 +34,8 @@ TARGETS = {
 
 def crowd(target: MemberSpec) -> list[MemberSpec]:
     """Eleven other members: eight in the target's group (widths 2..40, other learning rates,
-    dropout, weight decay and epochs) and three in other groups; the target is at index 7."""
+    dropout, weight decay and epochs), one shallower (the same group: depths share one) and two
+    in other groups; the target is at index 7. Its deeper twin comes in the tests."""
     widths = [2, 40, 5, 11, 7, 23, 3, 16]
     same_group = [
         replace(
@@ -51,7 +52,7 @@ def crowd(target: MemberSpec) -> list[MemberSpec]:
     ]
     other_groups = [
         replace(target, seed=200, batch_size=32),
-        replace(target, seed=201, n_layers=1, hidden_units=30),
+        replace(target, seed=201, n_layers=1, hidden_units=30),  # shallower, the same group
         replace(target, seed=202, batch_norm=not target.batch_norm),
     ]
     members = [*same_group[:4], *other_groups, *same_group[4:]]
@@ -81,7 +82,8 @@ def test_member_trains_bitwise_the_same_alone_and_in_a_crowd(name, dtype, data):
     assert_states_equal(twice[12].state, twice[7].state, exact=True)
     # in groups cut small (max_chunk) and with a same-width neighbour (a batched product)
     neighbour = replace(target, seed=77, lr=target.lr * 2)
-    small = Population([*specs, neighbour], dtype=dtype, device="cpu", max_chunk=3).fit(
+    deeper = replace(target, seed=78, n_layers=4)
+    small = Population([*specs, neighbour, deeper], dtype=dtype, device="cpu", max_chunk=3).fit(
         data, keep_states=True
     )
     assert torch.equal(curve_array(small[7]), curve_array(alone))
@@ -143,7 +145,7 @@ def test_padded_columns_stay_silent(name, data):
             index = order[lo:hi]
             group.train_step([x[index]] * 2, y[index], [s.lr for s in specs])
     for name_, view in group.A.items():
-        if name_ == f"b{group.n_layers}":
+        if name_ == "b_out":
             continue
         assert torch.equal(view[~real], start[name_][~real]), f"padding of {name_} moved"
         for slot in group.state_aux:

@@ -104,6 +104,7 @@ def population_around(target: MemberSpec) -> list[MemberSpec]:
             target,
             seed=target.seed + 2,
             hidden_units=12,
+            n_layers=target.n_layers + 1,  # a deeper member shares the group
             lr=target.lr * 1.5,
             dropout=0.0,
             weight_decay=0.01,

@@ -89,7 +89,8 @@ class Group:
         first = specs[0]
         self.specs = list(specs)
         self.device, self.dtype = device, dtype
-        self.n_layers, self.batch_norm = first.n_layers, first.batch_norm
+        self.depths = [s.n_layers for s in specs]
+        self.n_layers, self.batch_norm = max(self.depths), first.batch_norm
         self.activation, self.batch_size = first.activation, first.batch_size
         self.optimizer = OPTIMIZERS[first.optimizer]
         self.units = [s.hidden_units for s in specs]
@@ -97,7 +98,7 @@ class Group:
             self.units,
             n_inputs,
             n_classes,
-            first.n_layers,
+            self.depths,
             first.batch_norm,
             batched=device.type == "cuda" if vectorized is None else vectorized,
         )
@@ -176,7 +177,7 @@ class Group:
             for layer, w in enumerate(weights):
                 self.W[k][layer].copy_(w)
             if self.batch_norm:
-                for layer in range(self.n_layers):
+                for layer in range(spec.n_layers):
                     self.A[f"gamma{layer}"][lay.columns(k, real=True)] = 1.0
 
     # -- one training step -------------------------------------------------------------------
@@ -190,10 +191,12 @@ class Group:
         return torch.where(keep, self._scale, 0.0)
 
     def _product(self, h: Tensor, layer: int) -> Tensor:
-        """``h_p @ W_p`` of a hidden layer for every member, over true widths only: [B, S]
-        from [B, S] (padded columns zero)."""
+        """``h_p @ W_p`` of a hidden layer for every member that deep, over true widths only:
+        [B, S] from [B, S] (padded columns, and those of shallower members, zero)."""
         z = torch.zeros(h.shape[0], self.layout.S, dtype=self.dtype, device=self.device)
         for bucket in self.layout.buckets:
+            if bucket.depth <= layer:
+                continue
             if bucket.size == 1:
                 cols = self.layout.columns(bucket.first, real=True)
                 torch.mm(h[:, cols], self.W[bucket.first][layer], out=z[:, cols])
@@ -204,9 +207,10 @@ class Group:
 
     def _forward(
         self, xs: Sequence[Tensor], steps: Sequence[int] | None
-    ) -> tuple[Tensor, Tensor, list[Saved]]:
-        """Logits [P, B, C] of every member (member p reads ``xs[p]`` [B, D]), the last hidden
+    ) -> tuple[Tensor, list[Tensor], list[Saved]]:
+        """Logits [P, B, C] of every member (member p reads ``xs[p]`` [B, D]), each hidden
         layer's output [B, S] and, in training, what each layer keeps for the backward pass.
+        A member's output layer reads the output of its own last hidden layer.
 
         With ``steps`` (each member's optimizer step, which keys its dropout masks): training
         mode (batch statistics, dropout). Without: eval mode (running statistics, no dropout).
@@ -224,6 +228,7 @@ class Group:
                 bucket.view(z).copy_(torch.matmul(_inputs(xs, bucket), w))
         h_in: Tensor | list[Tensor] = list(xs)
         h = z  # replaced below; typed for the loop
+        outs: list[Tensor] = []
         for layer in range(L):
             if layer > 0:
                 z = self._product(h, layer)
@@ -241,25 +246,28 @@ class Group:
             a = F.activation(self.activation, out)  # [B, S]
             if steps is None:
                 h = a
+                outs.append(h)
                 continue
             m = self._multiplier(layer, steps, B)
             saved.append((h_in, a, m, bn))
             h = a if m is None else a * m
+            outs.append(h)
             h_in = h
-        return self._logits(h), h, saved
+        return self._logits(outs), outs, saved
 
-    def _logits(self, h: Tensor) -> Tensor:
-        B, L = h.shape[0], self.n_layers
-        C = self.layout.n_classes
+    def _logits(self, outs: list[Tensor]) -> Tensor:
+        """Every member's logits [P, B, C], from the output of its own last hidden layer."""
+        B, C = outs[0].shape[0], self.layout.n_classes
         logits = torch.empty(self.n_members, B, C, dtype=self.dtype, device=self.device)
-        b_out = self.A[f"b{L}"]  # [P, C]
+        b_out = self.A["b_out"]  # [P, C]
         for bucket in self.layout.buckets:
-            k0, k1 = bucket.first, bucket.stop
+            k0, k1, depth = bucket.first, bucket.stop, bucket.depth
+            h = outs[depth - 1]
             if bucket.size == 1:
                 cols = self.layout.columns(k0, real=True)
-                torch.addmm(b_out[k0], h[:, cols], self.W[k0][L], out=logits[k0])
+                torch.addmm(b_out[k0], h[:, cols], self.W[k0][depth], out=logits[k0])
             else:
-                w = self.layout.bucket_view(self.weights, bucket, L)
+                w = self.layout.bucket_view(self.weights, bucket, depth)
                 torch.baddbmm(b_out[k0:k1].unsqueeze(1), bucket.view(h), w, out=logits[k0:k1])
         return logits
 
@@ -280,7 +288,7 @@ class Group:
         P, L = self.n_members, self.n_layers
         B = xs[0].shape[0]
         active = [True] * P if active is None else list(active)
-        logits, h, saved = self._forward(xs, self.steps)
+        logits, outs, saved = self._forward(xs, self.steps)
         self.last_correct = F.correct_count(logits, ys)  # for the epoch's training accuracy
         loss, dlogits = F.softmax_cross_entropy(logits, ys)
 
@@ -302,11 +310,14 @@ class Group:
 
         # backward ---------------------------------------------------------------------------
         lay, gA = self.layout, self.gA
-        torch.sum(dlogits, dim=1, out=gA[f"b{L}"])
-        dh = torch.zeros(B, lay.S, dtype=self.dtype, device=self.device)
-        self._backward_product(h, dlogits, dh, L)
+        torch.sum(dlogits, dim=1, out=gA["b_out"])
+        # the gradient of each hidden layer's output, [B, S]: from the output layer for the
+        # members it is the last of, from the layer above for the deeper ones
+        dhs = [torch.zeros(B, lay.S, dtype=self.dtype, device=self.device) for _ in range(L)]
+        self._backward_product(outs, dlogits, dhs, None)
         for layer in reversed(range(L)):
             h_in, a, m, bn = saved[layer]
+            dh = dhs[layer]
             da = dh if m is None else dh * m
             dout = F.activation_backward(self.activation, da, a)  # [B, S]
             if bn is not None:
@@ -320,9 +331,7 @@ class Group:
                 dz = dout
                 torch.sum(dout, dim=0, out=gA[f"b{layer}"])
             if layer > 0:
-                assert isinstance(h_in, Tensor)
-                dh = torch.zeros_like(dh)
-                self._backward_product(h_in, dz, dh, layer)
+                self._backward_product(outs, dz, dhs, layer)
             else:
                 assert isinstance(h_in, list)
                 for bucket in lay.buckets:
@@ -344,23 +353,29 @@ class Group:
         self._update_aux(lrs, training_t, train_columns is not None)
         return loss
 
-    def _backward_product(self, h: Tensor, dout: Tensor, dh: Tensor, layer: int) -> None:
-        """For ``out = h_p @ W_p`` (layer >= 1): the weight gradients, and the gradient of ``h``
-        written into ``dh`` [B, S]. ``dout`` is [P, B, C] for the output layer, else [B, S]."""
-        lay, L = self.layout, self.n_layers
+    def _backward_product(
+        self, outs: list[Tensor], dout: Tensor, dhs: list[Tensor], layer: int | None
+    ) -> None:
+        """For ``z = h_p @ W_p`` of hidden layer ``layer`` (>= 1; None: each member's output
+        layer, ``dout`` then [P, B, C]): the weight gradients, and the gradient of the layer's
+        input ``h`` (the previous layer's output) written into that layer's ``dhs`` entry."""
+        lay = self.layout
         for bucket in lay.buckets:
             k0, k1 = bucket.first, bucket.stop
+            if layer is not None and bucket.depth <= layer:
+                continue  # a shallower member: nothing of it in this layer
+            index = bucket.depth if layer is None else layer
+            h, dh = outs[index - 1], dhs[index - 1]
             if bucket.size == 1:
                 cols = lay.columns(k0, real=True)
-                d = dout[k0] if layer == L else dout[:, cols]
-                torch.mm(h[:, cols].t(), d, out=self.gW[k0][layer])
-                torch.mm(d, self.W[k0][layer].t(), out=dh[:, cols])
+                d = dout[k0] if layer is None else dout[:, cols]
+                torch.mm(h[:, cols].t(), d, out=self.gW[k0][index])
+                torch.mm(d, self.W[k0][index].t(), out=dh[:, cols])
             else:  # [n, H, H'] = h [n, H, B] @ d [n, B, H']; dh [n, B, H] = d @ W.T
-                d = dout[k0:k1] if layer == L else bucket.view(dout)
-                hb = bucket.view(h)
-                grad = lay.bucket_view(self.grad_weights, bucket, layer)
-                grad.copy_(torch.bmm(hb.transpose(1, 2), d))
-                w = lay.bucket_view(self.weights, bucket, layer)
+                d = dout[k0:k1] if layer is None else bucket.view(dout)
+                grad = lay.bucket_view(self.grad_weights, bucket, index)
+                grad.copy_(torch.bmm(bucket.view(h).transpose(1, 2), d))
+                w = lay.bucket_view(self.weights, bucket, index)
                 bucket.view(dh).copy_(torch.bmm(d, w.transpose(1, 2)))
 
     def _update_running(
@@ -503,7 +518,8 @@ class Group:
         self, k: int, weights: Tensor, aux: Tensor
     ) -> dict[str, tuple[Tensor, tuple[slice, ...]]]:
         """Every parameter of member ``k`` as (padded view, index of its true shape)."""
-        lay, L, C = self.layout, self.n_layers, self.layout.n_classes
+        lay, C = self.layout, self.layout.n_classes
+        L = self.depths[k]
         views = lay.weight_views(weights)[k]
         named: dict[str, tuple[Tensor, tuple[slice, ...]]] = {}
         for layer, w in enumerate(views):
@@ -514,7 +530,7 @@ class Group:
         for layer in range(L):
             for name in names:
                 named[f"{name}{layer}"] = (a[f"{name}{layer}"], (real,))
-        named[f"b{L}"] = (a[f"b{L}"][k], (slice(0, C),))
+        named[f"b{L}"] = (a["b_out"][k], (slice(0, C),))
         return named
 
     def member_state(self, k: int, *, epoch: int, batch: int) -> MemberState:
@@ -531,7 +547,7 @@ class Group:
             for i, slot in enumerate(self.optimizer.slots)
         }
         real = self.layout.columns(k, real=True)
-        stats = range(self.n_layers) if self.batch_norm else range(0)
+        stats = range(self.depths[k]) if self.batch_norm else range(0)
         return MemberState(
             spec=self.specs[k],
             n_inputs=self.layout.n_inputs,

@@ -164,18 +164,23 @@ class Pool:
 
     # -- grouping ----------------------------------------------------------------------------
     def partition(self) -> list[list[int]]:
-        """Members by architecture class and start position, each class sorted by padded width
-        (so equal widths form buckets) and cut into groups of at most ``max_group``."""
+        """Members by architecture class and start position, each class sorted by width and
+        depth (so equal shapes form buckets) and cut into groups of at most ``max_group``."""
         classes: dict[tuple[object, ...], list[int]] = {}
         for key in sorted(self._members):
             m = self._members[key]
             classes.setdefault((*m.spec.group_key(), m.batch), []).append(key)
         groups: list[list[int]] = []
         for _, keys in sorted(classes.items(), key=lambda item: min(item[1])):
-            keys.sort(key=lambda key: (padded_width(self._members[key].spec.hidden_units), key))
+            # equal widths and depths next to each other: one bucket (a batched product)
+            keys.sort(key=lambda key: self._shape(key))
             size = self.max_group or len(keys)
             groups.extend(keys[i : i + size] for i in range(0, len(keys), size))
         return groups
+
+    def _shape(self, key: int) -> tuple[int, int, int, int]:
+        spec = self._members[key].spec
+        return padded_width(spec.hidden_units), spec.hidden_units, spec.n_layers, key
 
     def _build(self, keys: list[int]) -> Group:
         members = [self._members[key] for key in keys]

@@ -1,8 +1,8 @@
 """Where each parameter of each member of a group lives: a ragged layout, each member at its
 own width.
 
-A group of P members, member p with ``units[p]`` hidden units (H), D inputs, C classes and L
-hidden layers keeps two flat buffers:
+A group of P members, member p with ``units[p]`` hidden units (H) in ``depths[p]`` hidden layers,
+D inputs and C classes keeps two flat buffers:
 
 - ``weights``: one contiguous segment per member, holding its W0 [D, H], W1 .. W_{L-1} [H, H]
   and W_L [H, C] in their true shapes, each starting at a multiple of 16 entries (the gaps hold
@@ -10,7 +10,8 @@ hidden layers keeps two flat buffers:
   cache-sized pieces;
 - ``aux``: per hidden layer (gamma, beta) under batch norm, or a bias, each [S] with the
   members' columns side by side, so batch norm is one kernel over activations [B, S]; then the
-  output biases, one row of 32 per member.
+  output biases, one row of 32 per member. Members of different depths share the group: in a
+  layer deeper than a member, its columns hold zeros, and nothing reads them.
 
 In activations [B, S] member p owns ``padded[p]`` columns: its H rounded up to a multiple of
 32, and S itself is rounded up to a multiple of 32 times the CPU thread count. Why: vectorized
@@ -55,14 +56,15 @@ def group_align(threads: int | None = None) -> int:
 
 @dataclass(frozen=True)
 class Bucket:
-    """Members ``first .. stop-1``, all ``units`` wide (``width`` with padding), whose columns
-    of [B, S] start at ``start``."""
+    """Members ``first .. stop-1``, all ``units`` wide (``width`` with padding) and ``depth``
+    hidden layers deep, whose columns of [B, S] start at ``start``."""
 
     first: int
     stop: int
     units: int
     width: int
     start: int
+    depth: int
 
     @property
     def size(self) -> int:
@@ -83,21 +85,23 @@ class Ragged:
         units: list[int],
         n_inputs: int,
         n_classes: int,
-        n_layers: int,
+        depths: list[int] | int,
         batch_norm: bool,
         align: int | None = None,
         batched: bool = False,
     ) -> None:
         self.units = list(units)
+        self.depths = [depths] * len(units) if isinstance(depths, int) else list(depths)
         self.padded = [padded_width(u) for u in units]
+        n_layers = max(self.depths)
         self.n_inputs, self.n_classes, self.n_layers = n_inputs, n_classes, n_layers
         self.batch_norm = batch_norm
         self.offsets = [sum(self.padded[:k]) for k in range(len(units))]
         whole = align or group_align()
         self.S = padded_width(sum(self.padded), whole)
         self.segment_sizes = [
-            sum(padded_width(r * c, MATRIX_ALIGN) for r, c in self._matrix_shapes(H))
-            for H in self.units
+            sum(padded_width(r * c, MATRIX_ALIGN) for r, c in self._matrix_shapes(H, d))
+            for H, d in zip(self.units, self.depths, strict=True)
         ]
         self.segment_starts = [sum(self.segment_sizes[:k]) for k in range(len(units))]
         self.n_weights = sum(self.segment_sizes)
@@ -113,10 +117,18 @@ class Ragged:
     def _buckets(self, batched: bool) -> list[Bucket]:
         buckets: list[Bucket] = []
         first = 0
+        shape = list(zip(self.units, self.depths, strict=True))
         for k in range(1, len(self.units) + 1):
-            if k == len(self.units) or not batched or self.units[k] != self.units[first]:
+            if k == len(self.units) or not batched or shape[k] != shape[first]:
                 buckets.append(
-                    Bucket(first, k, self.units[first], self.padded[first], self.offsets[first])
+                    Bucket(
+                        first,
+                        k,
+                        self.units[first],
+                        self.padded[first],
+                        self.offsets[first],
+                        self.depths[first],
+                    )
                 )
                 first = k
         return buckets
@@ -132,25 +144,26 @@ class Ragged:
         lo = self.segment_starts[k]
         return lo, lo + self.segment_sizes[k]
 
-    def _matrix_shapes(self, units: int) -> list[tuple[int, int]]:
-        D, C, L = self.n_inputs, self.n_classes, self.n_layers
-        return [(D, units), *[(units, units)] * (L - 1), (units, C)]
+    def _matrix_shapes(self, units: int, depth: int) -> list[tuple[int, int]]:
+        D, C = self.n_inputs, self.n_classes
+        return [(D, units), *[(units, units)] * (depth - 1), (units, C)]
 
     def weight_views(self, buffer: Tensor) -> list[list[Tensor]]:
-        """Per member, its L + 1 weight matrices, views into ``buffer``."""
+        """Per member, its depth + 1 weight matrices, views into ``buffer``."""
         views = []
         for k, units in enumerate(self.units):
             offset = self.segment_starts[k]
             mats = []
-            for rows, cols in self._matrix_shapes(units):
+            for rows, cols in self._matrix_shapes(units, self.depths[k]):
                 mats.append(buffer[offset : offset + rows * cols].view(rows, cols))
                 offset += padded_width(rows * cols, MATRIX_ALIGN)
             views.append(mats)
         return views
 
     def bucket_view(self, buffer: Tensor, bucket: Bucket, layer: int) -> Tensor:
-        """The bucket's layer-``layer`` matrices (layer >= 1) as one [n, rows, cols] view."""
-        shapes = self._matrix_shapes(bucket.units)
+        """The bucket's layer-``layer`` matrices as one [n, rows, cols] view (layer ``depth`` is
+        the output layer)."""
+        shapes = self._matrix_shapes(bucket.units, bucket.depth)
         rows, cols = shapes[layer]
         start = self.segment_starts[bucket.first] + sum(
             padded_width(r * c, MATRIX_ALIGN) for r, c in shapes[:layer]
@@ -159,12 +172,12 @@ class Ragged:
         return buffer.as_strided((bucket.size, rows, cols), (stride, cols, 1), start)
 
     def aux_views(self, buffer: Tensor) -> dict[str, Tensor]:
-        """Name -> [S] view of each per-layer aux parameter; ``b{L}`` -> [P, C]."""
+        """Name -> [S] view of each per-layer aux parameter; ``b_out`` -> [P, C]."""
         S, P = self.S, len(self.units)
         views = {name: buffer[i * S : (i + 1) * S] for i, name in enumerate(self.aux_names)}
         start = len(self.aux_names) * S
         rows = buffer[start : start + P * self.bias_row].view(P, self.bias_row)
-        views[f"b{self.n_layers}"] = rows[:, : self.n_classes]
+        views["b_out"] = rows[:, : self.n_classes]
         return views
 
     # -- per-entry member indices ------------------------------------------------------------

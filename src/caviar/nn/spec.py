@@ -78,8 +78,8 @@ def _hp(name: str, kind: type, default: Any, help: str, **rule: Any) -> Hyperpar
 HYPERPARAMETERS: dict[str, Hyperparameter] = {
     h.name: h
     for h in (
-        # architecture: members that differ here go to different vectorized groups,
-        # except hidden_units (members of one group are padded to the widest and masked)
+        # architecture: members that differ in activation, batch norm, batch size or optimizer
+        # go to different vectorized groups; widths and depths share a group (nn/ragged.py)
         _hp("hidden_units", int, 100, "units in each hidden layer", low=1),
         _hp("n_layers", int, 2, "number of hidden layers", low=1),
         _hp("activation", str, "relu", "hidden activation", choices=("relu", "tanh", "sigmoid")),
@@ -126,7 +126,7 @@ HYPERPARAMETERS: dict[str, Hyperparameter] = {
 }
 
 #: hyperparameters that decide which vectorized group a member joins
-GROUP_KEYS = ("n_layers", "batch_size", "batch_norm", "activation", "optimizer", "bn_eps")
+GROUP_KEYS = ("batch_size", "batch_norm", "activation", "optimizer", "bn_eps")
 
 
 @dataclass(frozen=True)
