@@ -108,7 +108,9 @@ def executed_flops(n: int, specs: list[MemberSpec]) -> float:
     total = 0.0
     for keys in pool.partition():
         members = [specs[k] for k in keys]
-        layout = Ragged([m.hidden_units for m in members], D, C, members[0].n_layers, True)
+        layout = Ragged(
+            [m.hidden_units for m in members], D, C, [m.n_layers for m in members], True
+        )
         buffer = torch.empty(layout.n_weights)
         for mats in layout.weight_views(buffer):
             fwd = sum(w.shape[0] * w.shape[1] for w in mats)
