@@ -133,8 +133,8 @@ def test_per_member_hyperparameters_widths_and_depths_share_a_group(data):
         replace(BASE, seed=2, weight_decay=0.1, lr_decay="step", decay_rate=0.1, epochs=7),
         replace(BASE, seed=3, n_layers=4),
     ]
-    # sorted by width, then depth: the 8-unit members first, the deeper one after its peers
-    assert partition(specs, data) == [[0, 2, 3, 1]]
+    # deepest first (layer activations end at the last member that deep), then by width
+    assert partition(specs, data) == [[3, 0, 2, 1]]
 
 
 def test_members_restored_mid_epoch_go_to_their_own_group(data):

@@ -186,14 +186,17 @@ class Group:
         if not self.any_dropout:
             return None
         steps_now: list[int] | Tensor = self.steps_t if self.vectorized else list(steps)
-        columns = column_keys_from(self._keys, steps_now, layer, *self._key_columns)
-        keep = dropout_keep_columns(columns, self._thresholds, batch)  # [B, S]
-        return torch.where(keep, self._scale, 0.0)
+        S = self.layout.widths[layer]
+        member, unit = self._key_columns
+        columns = column_keys_from(self._keys, steps_now, layer, member[:S], unit[:S])
+        keep = dropout_keep_columns(columns, self._thresholds[:S], batch)  # [B, S]
+        return torch.where(keep, self._scale[:, :S], 0.0)
 
     def _product(self, h: Tensor, layer: int) -> Tensor:
         """``h_p @ W_p`` of a hidden layer for every member that deep, over true widths only:
         [B, S] from [B, S] (padded columns, and those of shallower members, zero)."""
-        z = torch.zeros(h.shape[0], self.layout.S, dtype=self.dtype, device=self.device)
+        S = self.layout.widths[layer]
+        z = torch.zeros(h.shape[0], S, dtype=self.dtype, device=self.device)
         for bucket in self.layout.buckets:
             if bucket.depth <= layer:
                 continue
@@ -218,7 +221,7 @@ class Group:
         lay, L = self.layout, self.n_layers
         B = xs[0].shape[0]
         saved: list[Saved] = []
-        z = torch.zeros(B, lay.S, dtype=self.dtype, device=self.device)
+        z = torch.zeros(B, lay.widths[0], dtype=self.dtype, device=self.device)
         for bucket in lay.buckets:
             k0 = bucket.first
             if bucket.size == 1:
@@ -233,16 +236,17 @@ class Group:
             if layer > 0:
                 z = self._product(h, layer)
             bn = None
+            S = lay.widths[layer]
             if self.batch_norm:
-                gamma, beta = self.A[f"gamma{layer}"], self.A[f"beta{layer}"]
+                gamma, beta = self.A[f"gamma{layer}"][:S], self.A[f"beta{layer}"][:S]
                 if steps is None:
-                    mean, var = self.running_mean[layer], self.running_var[layer]
+                    mean, var = self.running_mean[layer, :S], self.running_var[layer, :S]
                     out = F.batch_norm_eval(z, gamma, beta, mean, var, self.bn_eps)
                 else:
                     out, mean, inv_std = F.batch_norm(z, gamma, beta, self.bn_eps)
                     bn = (z, gamma, mean, inv_std)
             else:
-                out = z + self.A[f"b{layer}"]
+                out = z + self.A[f"b{layer}"][:S]
             a = F.activation(self.activation, out)  # [B, S]
             if steps is None:
                 h = a
@@ -306,30 +310,36 @@ class Group:
                 train_columns = training_t[self._column_member]
         for layer, (_, _, _, bn) in enumerate(saved):
             if bn is not None:
-                self._update_running(layer, bn[2], bn[3], B, train_columns)
+                S = self.layout.widths[layer]
+                train = None if train_columns is None else train_columns[:S]
+                self._update_running(layer, bn[2], bn[3], B, train)
 
         # backward ---------------------------------------------------------------------------
         lay, gA = self.layout, self.gA
         torch.sum(dlogits, dim=1, out=gA["b_out"])
         # the gradient of each hidden layer's output, [B, S]: from the output layer for the
         # members it is the last of, from the layer above for the deeper ones
-        dhs = [torch.zeros(B, lay.S, dtype=self.dtype, device=self.device) for _ in range(L)]
+        dhs = [torch.zeros(B, S, dtype=self.dtype, device=self.device) for S in lay.widths]
         self._backward_product(outs, dlogits, dhs, None)
         for layer in reversed(range(L)):
             h_in, a, m, bn = saved[layer]
             dh = dhs[layer]
             da = dh if m is None else dh * m
             dout = F.activation_backward(self.activation, da, a)  # [B, S]
+            S = lay.widths[layer]
             if bn is not None:
                 z, gamma, mean, inv_std = bn
                 dz, dgamma, dbeta = F.batch_norm_backward(
                     dout, z, gamma, mean, inv_std, self.bn_eps
                 )
-                gA[f"gamma{layer}"].copy_(dgamma)
-                gA[f"beta{layer}"].copy_(dbeta)
+                gA[f"gamma{layer}"][:S].copy_(dgamma)
+                gA[f"beta{layer}"][:S].copy_(dbeta)
+                gA[f"gamma{layer}"][S:].zero_()  # the optimizer used the buffer as scratch
+                gA[f"beta{layer}"][S:].zero_()
             else:
                 dz = dout
-                torch.sum(dout, dim=0, out=gA[f"b{layer}"])
+                torch.sum(dout, dim=0, out=gA[f"b{layer}"][:S])
+                gA[f"b{layer}"][S:].zero_()
             if layer > 0:
                 self._backward_product(outs, dz, dhs, layer)
             else:
@@ -383,15 +393,17 @@ class Group:
     ) -> None:
         """Running averages of the batch statistics (the variance unbiased, as torch keeps it),
         for the members that train this step."""
+        S = mean.shape[0]  # the layer's width
         var = inv_std.pow(-2) - self.bn_eps  # the batch's biased variance [S]
-        m = self.bn_momentum
-        new_mean = torch.lerp(mean, self.running_mean[layer], m)
-        new_var = torch.lerp(var * (batch / (batch - 1)), self.running_var[layer], m)
+        m = self.bn_momentum[:S]
+        running_mean, running_var = self.running_mean[layer, :S], self.running_var[layer, :S]
+        new_mean = torch.lerp(mean, running_mean, m)
+        new_var = torch.lerp(var * (batch / (batch - 1)), running_var, m)
         if train is not None:
-            new_mean = torch.where(train, new_mean, self.running_mean[layer])
-            new_var = torch.where(train, new_var, self.running_var[layer])
-        self.running_mean[layer] = new_mean
-        self.running_var[layer] = new_var
+            new_mean = torch.where(train, new_mean, running_mean)
+            new_var = torch.where(train, new_var, running_var)
+        running_mean.copy_(new_mean)
+        running_var.copy_(new_var)
 
     def _update_members(self, lrs: Sequence[float], training: list[bool]) -> None:
         """Each training member's weights on their own, in cache-sized pieces, with its

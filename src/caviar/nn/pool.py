@@ -172,15 +172,17 @@ class Pool:
             classes.setdefault((*m.spec.group_key(), m.batch), []).append(key)
         groups: list[list[int]] = []
         for _, keys in sorted(classes.items(), key=lambda item: min(item[1])):
-            # equal widths and depths next to each other: one bucket (a batched product)
+            # deepest first, equal shapes next to each other (one bucket, a batched product)
             keys.sort(key=lambda key: self._shape(key))
             size = self.max_group or len(keys)
             groups.extend(keys[i : i + size] for i in range(0, len(keys), size))
         return groups
 
     def _shape(self, key: int) -> tuple[int, int, int, int]:
+        """Deepest first (each layer's activations then end at the last member that deep),
+        then by width: equal shapes side by side."""
         spec = self._members[key].spec
-        return padded_width(spec.hidden_units), spec.hidden_units, spec.n_layers, key
+        return -spec.n_layers, padded_width(spec.hidden_units), spec.hidden_units, key
 
     def _build(self, keys: list[int]) -> Group:
         members = [self._members[key] for key in keys]

@@ -10,8 +10,10 @@ D inputs and C classes keeps two flat buffers:
   cache-sized pieces;
 - ``aux``: per hidden layer (gamma, beta) under batch norm, or a bias, each [S] with the
   members' columns side by side, so batch norm is one kernel over activations [B, S]; then the
-  output biases, one row of 32 per member. Members of different depths share the group: in a
-  layer deeper than a member, its columns hold zeros, and nothing reads them.
+  output biases, one row of 32 per member. Members of different depths share the group: layer
+  l's activations are only as wide as the last member deeper than l needs (``widths[l]``; the
+  pool puts the deepest members first), and in them a shallower member's columns hold zeros
+  that nothing reads.
 
 In activations [B, S] member p owns ``padded[p]`` columns: its H rounded up to a multiple of
 32, and S itself is rounded up to a multiple of 32 times the CPU thread count. Why: vectorized
@@ -99,6 +101,13 @@ class Ragged:
         self.offsets = [sum(self.padded[:k]) for k in range(len(units))]
         whole = align or group_align()
         self.S = padded_width(sum(self.padded), whole)
+        # each layer's activations end with the last member that deep (members sorted deepest
+        # first make that a short prefix), rounded up as S is
+        ends = list(zip(self.offsets, self.padded, self.depths, strict=True))
+        self.widths = [
+            padded_width(max(o + w for o, w, d in ends if d > layer), whole)
+            for layer in range(n_layers)
+        ]
         self.segment_sizes = [
             sum(padded_width(r * c, MATRIX_ALIGN) for r, c in self._matrix_shapes(H, d))
             for H, d in zip(self.units, self.depths, strict=True)
