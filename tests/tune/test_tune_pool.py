@@ -565,3 +565,20 @@ def test_under_a_budget_the_pool_is_sized_so_a_trial_can_finish_early(tmp_path, 
     other._size_pool(members=5, seconds=5 * pace)
     assert other.slots == 5
     study.release(list(loop.running.values()))
+
+
+def test_a_trial_too_large_for_memory_fails_alone_and_the_others_train(tmp_path) -> None:
+    """A member that cannot fit is failed with the reason (never retried forever as a queued
+    trial), and its slot goes to the next trial."""
+    cfg = config(tmp_path, space={"hidden_units": {"choice": [8, 10_000_000]}, "epochs": 2})
+    cfg["search"].update(trials=8, population=2)
+    study = tune(cfg, progress=False, report=False)
+    trials = study.trials()
+    huge = [t for t in trials if t.params["hidden_units"] == 10_000_000]
+    small = [t for t in trials if t.params["hidden_units"] == 8]
+    assert huge and small
+    assert all(t.state is TrialState.FAILED for t in huge)
+    assert all(
+        re.search(r"needs \d+ MiB, more than the \d+ MiB available", t.attrs["error"]) for t in huge
+    )
+    assert all(t.state is TrialState.COMPLETE and len(t.curve) == 2 for t in small)
