@@ -177,3 +177,32 @@ BOUNDS_CASES = {
 def test_batch_bounds(name):
     n, batch_size, batch_norm, expected = BOUNDS_CASES[name]
     assert batch_bounds(n, batch_size, batch_norm=batch_norm) == expected
+
+
+def test_dropout_masks_show_no_correlation_between_neighbours_or_steps():
+    """At rate 0.5, over 400 x 512 bits: the masks of adjacent units, adjacent examples, the
+    next step and the next layer agree half of the time, within 5 standard errors (a weak
+    hash shows up here as stripes or repeats)."""
+    batch, units = 400, 512
+    base = keep_mask([7], [0.5], step=10, layer=1, batch=batch, units=units)[0].double()
+    n = batch * units
+    se = 0.5 / math.sqrt(n)
+    pairs = {
+        "next unit": (base[:, :-1], base[:, 1:]),
+        "next example": (base[:-1], base[1:]),
+        "next step": (
+            base,
+            keep_mask([7], [0.5], step=11, layer=1, batch=batch, units=units)[0].double(),
+        ),
+        "next layer": (
+            base,
+            keep_mask([7], [0.5], step=10, layer=2, batch=batch, units=units)[0].double(),
+        ),
+        "next seed": (
+            base,
+            keep_mask([8], [0.5], step=10, layer=1, batch=batch, units=units)[0].double(),
+        ),
+    }
+    for what, (a, b) in pairs.items():
+        agreement = (a == b).double().mean().item()
+        assert abs(agreement - 0.5) < 5 * se * math.sqrt(n / a.numel()), what

@@ -81,13 +81,18 @@ def column_keys(
 
 
 def column_layout(units: list[int], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """For columns laid out as ``units[p]`` per member: each column's member and unit index
-    (int64 [S] each), computed once per group."""
+    """For columns laid out as ``units[p]`` per member: each column's member (int64 [S]) and
+    the 32-bit key of its unit index (int32 [S]), computed once per group."""
     counts = torch.tensor(units, dtype=torch.int64)
     member = torch.repeat_interleave(torch.arange(len(units)), counts)
     starts = torch.cumsum(counts, 0) - counts
     unit = torch.arange(member.shape[0]) - torch.repeat_interleave(starts, counts)
-    return member.to(device), unit.to(device)
+    unit_key = _signed32(_fmix32((unit * 0x85EBCA77 + 0x3C6EF372) & _M32))
+    return member.to(device), unit_key.to(device)
+
+
+def _salt(step: int, layer: int) -> int:
+    return _fmix32_int((step * 0x9E3779B1 + layer * 0x7F4A7C15 + 0x6A09E667) & _M32)
 
 
 def column_keys_from(
@@ -95,26 +100,38 @@ def column_keys_from(
     steps: list[int] | torch.Tensor,
     layer: int,
     member: torch.Tensor,
-    unit: torch.Tensor,
+    unit_key: torch.Tensor,
 ) -> torch.Tensor:
     """:func:`column_keys` with the column layout given (see :func:`column_layout`); ``steps``
-    may be a device tensor, so a GPU step needs no copy from the host."""
+    may be a device tensor, so a GPU step needs no copy from the host.
+
+    A member's key for this (step, layer) is a full hash of (seed, step, layer), [P]; a
+    column's key is that XOR its unit's key: two cheap passes over [S]. The per-example mixing
+    in :func:`dropout_keep_columns` makes the bits of the final hash depend on all of them.
+    """
     if isinstance(steps, torch.Tensor):
         counter = steps.to(torch.int64) * 0x9E3779B1 + (layer * 0x7F4A7C15 + 0x6A09E667)
-        salt = _fmix32(counter & _M32)  # [P], on the device
-    else:
-        salts = [
-            _fmix32_int((step * 0x9E3779B1 + layer * 0x7F4A7C15 + 0x6A09E667) & _M32)
-            for step in steps
+        base = _signed32(_fmix32(keys ^ _fmix32(counter & _M32)))  # [P], on the device
+    else:  # mixed on the host: one small copy
+        mixed = [
+            _fmix32_int(int(k) ^ _salt(step, layer))
+            for k, step in zip(keys.tolist(), steps, strict=True)
         ]
-        salt = torch.tensor(salts, dtype=torch.int64).to(keys.device)
-    base = _fmix32(keys ^ salt)  # [P]
-    return _signed32(_fmix32((base[member] + unit * 0x85EBCA77) & _M32))
+        signed = [m - 2**32 if m >= 2**31 else m for m in mixed]
+        base = torch.tensor(signed, dtype=torch.int32).to(keys.device)
+    return base[member] ^ unit_key
+
+
+_ROW_KEYS: dict[tuple[int, torch.device], torch.Tensor] = {}
 
 
 def _row_keys(batch: int, device: torch.device) -> torch.Tensor:
-    rows = torch.arange(batch, device=device, dtype=torch.int64) * 0x9E3779B9 & _M32
-    return _signed32(_fmix32(rows))  # [B]
+    """The 32-bit key of each example row 0..batch-1 (int32 [B]), cached."""
+    cached = _ROW_KEYS.get((batch, device))
+    if cached is None:
+        rows = torch.arange(batch, device=device, dtype=torch.int64) * 0x9E3779B9 & _M32
+        cached = _ROW_KEYS.setdefault((batch, device), _signed32(_fmix32(rows)))
+    return cached
 
 
 def dropout_keep_columns(
@@ -122,15 +139,15 @@ def dropout_keep_columns(
 ) -> torch.Tensor:
     """Keep mask bool [B, S] for example rows 0..B-1 and the given column keys.
 
-    The hash of (row, column) is one round of a 32-bit integer mixer (lowbias32's constants)
-    over ``row_key + column_key``, computed in int32 with wrapping multiplication: about eight
-    cheap passes over [B, S], where 64-bit arithmetic needed twenty-five. Both keys are already
-    full-avalanche hashes, and the multiply-xorshift rounds make the result non-linear in them.
+    The hash of (row, column) is a multiply-xorshift-multiply round (lowbias32's constants)
+    over ``row_key + column_key``, computed in int32 with wrapping multiplication: seven cheap
+    passes over [B, S], where 64-bit arithmetic needed twenty-five. The row keys are full
+    hashes, and the rounds make the high bits, which the threshold reads, depend on every bit
+    of both keys.
     """
     h = _row_keys(batch, columns.device)[:, None] + columns[None, :]  # [B, S], wraps
-    h ^= (h >> 16) & 0xFFFF  # a logical shift: int32's >> is arithmetic
     h *= 0x7FEB352D
-    h ^= (h >> 15) & 0x1FFFF
+    h ^= (h >> 15) & 0x1FFFF  # a logical shift: int32's >> is arithmetic
     h *= 0x846CA68B - 2**32
     return h >= thresholds[None, :]
 
