@@ -52,7 +52,7 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 DEFAULT_SLOTS = {"cpu": 16, "cuda": 1024}
 
 #: under a time budget, the share of it in which a first trial should be able to finish
-FIRST_RESULT = 0.15
+FIRST_RESULT = 0.18
 #: under a time budget, the members of the first round, which measures the pace
 FIRST_ROUND_SLOTS = 4
 
@@ -117,6 +117,7 @@ class SearchLoop:
         # that a trial can finish early in the budget (see _size_pool)
         self.auto_slots = not config.search["population"] and timeout is not None
         self.max_slots = self.slots
+        self.completed = 0  # trials completed in this run
         if self.auto_slots:  # a short first round measures the pace; the pool then grows
             self.slots = min(self.slots, FIRST_ROUND_SLOTS)
         self.halving: Halving | None = config.halving()
@@ -174,16 +175,26 @@ class SearchLoop:
             self.running.clear()
 
     def _size_pool(self, members: int, seconds: float) -> None:
-        """Under a time budget with the pool size left to caviar: as many slots as let a trial
-        of the longest planned length finish within ``FIRST_RESULT`` of the budget, at the
-        pace just measured (one round is an epoch of every member), between 2 and the default.
-        More slots share more work per kernel; fewer give results sooner."""
+        """Under a time budget with the pool size left to caviar, at the pace just measured
+        (one round is an epoch of every member):
+
+        - until a first trial is complete, as many slots as let the member furthest along
+          finish within ``FIRST_RESULT`` of the budget: results come early;
+        - from then on, the default: more members share more work per kernel.
+
+        Always between 2 and the default."""
         if not self.auto_slots or members == 0 or seconds <= 0 or self.deadline is None:
             return
+        if self.completed:
+            self.slots = self.max_slots
+            return
         budget = self.deadline - self.started
-        epochs = max((s.epochs for s in self.specs.values()), default=1)
-        per_member_epoch = seconds / members
-        fit = int(FIRST_RESULT * budget / (epochs * per_member_epoch))
+        room = FIRST_RESULT * budget - (self.clock() - self.started)
+        left = min(
+            (self.specs[n].epochs - len(self.curves[n]) for n in self.running),
+            default=max((s.epochs for s in self.specs.values()), default=1),
+        )
+        fit = int(room / (max(left, 1) * seconds / members))
         self.slots = max(2, min(self.max_slots, fit))
 
     def _wait_for_others(self) -> bool:
@@ -281,6 +292,7 @@ class SearchLoop:
             self.progress.trial_finished(TrialState.DIVERGED, None)
             return
         self.study.tell(trial, value, attrs=attrs)
+        self.completed += 1
         self.progress.trial_finished(TrialState.COMPLETE, value)
         if state is not None:
             self.keeper.offer(number, state)

@@ -530,12 +530,13 @@ def test_bad_flag_values_exit_2_with_one_line_naming_the_key(
     assert not db.exists()  # refused before any study was created
 
 
-# pace of one member-epoch (s), budget (s), planned epochs -> slots: 0.15 * budget / (epochs *
-# pace), between 2 and the CPU default of 16 (worked out by hand)
+# pace of one member-epoch (s), budget (s), planned epochs -> slots before a first trial is
+# complete: 0.18 * budget (a clock standing at the start) / (epochs * pace), between 2 and the
+# CPU default of 16 (worked out by hand)
 POOL_SIZE_CASES = {
-    "slow members, short budget": (0.6, 150.0, 5, 7),  # 22.5 / 3.0 = 7.5
-    "fast members": (0.01, 150.0, 5, 16),  # 450, capped at the default
-    "very slow": (10.0, 60.0, 5, 2),  # 0.18, raised to the floor of 2
+    "slow members, short budget": (0.6, 150.0, 5, 9),  # 27 / 3.0
+    "fast members": (0.01, 150.0, 5, 16),  # about 540, capped at the default
+    "very slow": (10.0, 60.0, 5, 2),  # 0.2, raised to the floor of 2
 }
 
 
@@ -550,11 +551,21 @@ def test_under_a_budget_the_pool_is_sized_so_a_trial_can_finish_early(tmp_path, 
     cfg = config_from_mapping(config(tmp_path, space={"epochs": epochs}, timeout=budget))
     data = prepare_data(cfg)
     study = open_study(cfg, data)
-    loop = SearchLoop(study, cfg, data.training, Progress("p", None, enabled=False))
+    loop = SearchLoop(
+        study,
+        cfg,
+        data.training,
+        Progress("p", None, enabled=False),
+        clock=lambda: 0.0,
+        started=0.0,
+    )
     assert loop.slots == 4 and loop.max_slots == 16 and loop.auto_slots  # a short first round
     loop._fill()  # 4 trials of `epochs` epochs in the pool
     loop._size_pool(members=4, seconds=4 * pace)
     assert loop.slots == expected
+    loop.completed = 1  # once a trial is complete: the default, for throughput
+    loop._size_pool(members=4, seconds=4 * pace)
+    assert loop.slots == 16
     # an explicit pool size is the user's: never changed
     fixed = config_from_mapping(
         config(tmp_path / "fixed", space={"epochs": epochs}, timeout=budget, population=5)
