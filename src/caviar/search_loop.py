@@ -52,7 +52,7 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 DEFAULT_SLOTS = {"cpu": 16, "cuda": 1024}
 
 #: under a time budget, the share of it in which a first trial should be able to finish
-FIRST_RESULT = 0.18
+FIRST_RESULT = 0.15
 #: under a time budget, the members of the first round, which measures the pace
 FIRST_ROUND_SLOTS = 4
 
@@ -178,8 +178,9 @@ class SearchLoop:
         """Under a time budget with the pool size left to caviar, at the pace just measured
         (one round is an epoch of every member):
 
-        - until a first trial is complete, as many slots as let the member furthest along
-          finish within ``FIRST_RESULT`` of the budget: results come early;
+        - until a first trial is complete, no more than the first round's members, and fewer
+          if that many would not let the member furthest along finish within
+          ``FIRST_RESULT`` of the budget: results come early;
         - from then on, the default: more members share more work per kernel.
 
         Always between 2 and the default."""
@@ -195,7 +196,7 @@ class SearchLoop:
             default=max((s.epochs for s in self.specs.values()), default=1),
         )
         fit = int(room / (max(left, 1) * seconds / members))
-        self.slots = max(2, min(self.max_slots, fit))
+        self.slots = max(2, min(self.slots, fit))
 
     def _wait_for_others(self) -> bool:
         """Whether trials held by other processes may still give this run work (after a

@@ -531,12 +531,13 @@ def test_bad_flag_values_exit_2_with_one_line_naming_the_key(
 
 
 # pace of one member-epoch (s), budget (s), planned epochs -> slots before a first trial is
-# complete: 0.18 * budget (a clock standing at the start) / (epochs * pace), between 2 and the
-# CPU default of 16 (worked out by hand)
+# complete: the first round's 4, or fewer if 0.15 * budget (a clock standing at the start) /
+# (epochs left * pace) is fewer, never below 2 (worked out by hand)
 POOL_SIZE_CASES = {
-    "slow members, short budget": (0.6, 150.0, 5, 9),  # 27 / 3.0
-    "fast members": (0.01, 150.0, 5, 16),  # about 540, capped at the default
-    "very slow": (10.0, 60.0, 5, 2),  # 0.2, raised to the floor of 2
+    "slow members, short budget": (0.6, 150.0, 5, 4),  # 22.5 / 3.0 = 7.5: the 4 fit
+    "fast members": (0.01, 150.0, 5, 4),  # 450: still 4 until a first result
+    "slower": (2.0, 150.0, 5, 2),  # 22.5 / 10 = 2.25
+    "very slow": (10.0, 60.0, 5, 2),  # 0.18, raised to the floor of 2
 }
 
 
