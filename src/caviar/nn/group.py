@@ -137,6 +137,7 @@ class Group:
         key_units = [*lay.padded[:-1], lay.padded[-1] + lay.S - sum(lay.padded)]
         self._key_columns = column_layout(key_units, device)
         self._keys = dropout_keys([s.seed for s in specs], device)
+        self._key_list = [int(k) for k in self._keys.tolist()]
         self.bn_momentum = torch.tensor([s.bn_momentum for s in specs], dtype=dtype, device=device)[
             cols
         ]
@@ -158,6 +159,14 @@ class Group:
             )
         }
         self._lr_cache: tuple[tuple[float, ...], Tensor] | None = None
+        # the aux buffer's constant per-entry hyperparameters, spread once
+        self._aux_static = {
+            name: self._per_member[name].to(dtype)[self._aux_member]
+            for name in ("beta1", "beta2", "eps")
+        }
+        self._aux_static["l2"] = self._aux_static["decoupled"] = torch.zeros(
+            (), dtype=dtype, device=device
+        )
         for k, spec in enumerate(specs):
             state = states[k] if states is not None else None
             if state is None:
@@ -185,10 +194,12 @@ class Group:
         """Inverted-dropout multiplier for one layer: [B, S], or None without dropout."""
         if not self.any_dropout:
             return None
-        steps_now: list[int] | Tensor = self.steps_t if self.vectorized else list(steps)
         S = self.layout.widths[layer]
-        member, unit = self._key_columns
-        columns = column_keys_from(self._keys, steps_now, layer, member[:S], unit[:S])
+        member, unit = self._key_columns[0][:S], self._key_columns[1][:S]
+        if self.vectorized:  # keys and step counts on the device: no copy either way
+            columns = column_keys_from(self._keys, self.steps_t, layer, member, unit)
+        else:  # mixed on the host from the keys kept as ints
+            columns = column_keys_from(self._key_list, list(steps), layer, member, unit)
         keep = dropout_keep_columns(columns, self._thresholds[:S], batch)  # [B, S]
         return torch.mul(keep, self._scale[:, :S])  # one pass: bool x float (where: 4x slower)
 
@@ -354,13 +365,14 @@ class Group:
                         grad = lay.bucket_view(self.grad_weights, bucket, 0)
                         grad.copy_(torch.matmul(x_t, bucket.view(dz)))
 
+        self.steps_t += training_t
+        hyper = self._hyper(lrs, training_t)  # this step's bias corrections, for both updates
         if self.vectorized:
-            self._update_buckets(lrs, training_t)
+            self._update_buckets(hyper, training_t)
             self.steps = [s + 1 for s in self.steps]
         else:
             self._update_members(lrs, training)
-            self.steps_t += training_t
-        self._update_aux(lrs, training_t, train_columns is not None)
+        self._update_aux(hyper, training_t, train_columns is not None)
         return loss
 
     def _backward_product(
@@ -478,11 +490,9 @@ class Group:
         h["bias_correction2_sqrt"] = torch.sqrt(1.0 - h["beta2"] ** t)
         return h
 
-    def _update_buckets(self, lrs: Sequence[float], training: Tensor) -> None:
+    def _update_buckets(self, h: dict[str, Tensor], training: Tensor) -> None:
         """The weights of each bucket (members of one width) in one update, hyperparameters as
         [n, 1] tensors, no host sync (the GPU path)."""
-        self.steps_t += training
-        h = self._hyper(lrs, training)
         for bucket in self.layout.buckets:
             k0, k1, n = bucket.first, bucket.stop, bucket.size
             lo, size = self.layout.segment_starts[k0], self.layout.segment_sizes[k0]
@@ -502,15 +512,16 @@ class Group:
                 decoupled_decay=any(self.decoupled[k0:k1]),
             )
 
-    def _update_aux(self, lrs: Sequence[float], training: Tensor, masked: bool) -> None:
-        """The shared buffer of biases and batch-norm parameters: per-entry hyperparameters;
-        frozen members get lr 0 and no gradient."""
-        h = self._hyper(lrs, training)
-        entry = {name: v.to(self.dtype)[self._aux_member] for name, v in h.items()}
+    def _update_aux(self, h: dict[str, Tensor], training: Tensor, masked: bool) -> None:
+        """The shared buffer of biases and batch-norm parameters: per-entry hyperparameters
+        (the constant ones spread once, at construction); frozen members get lr 0 and no
+        gradient."""
+        entry = dict(self._aux_static)
+        for name in ("lr", "bias_correction1", "bias_correction2_sqrt"):
+            entry[name] = h[name].to(self.dtype)[self._aux_member]
         if masked:
             keep = training[self._aux_member]
             self.grad_aux.copy_(torch.where(keep, self.grad_aux, 0.0))
-        entry["l2"] = entry["decoupled"] = torch.zeros((), dtype=self.dtype, device=self.device)
         self.optimizer.step(
             self.aux,
             self.grad_aux,
@@ -543,12 +554,6 @@ class Group:
             correct += batch_correct
         n = x.shape[0]
         return loss_sum / n, correct.to(torch.float64) / n
-
-    @torch.no_grad()
-    def logits(self, x: Tensor) -> Tensor:
-        """Eval-mode logits [P, N, C] of every member for ``x`` [N, D]."""
-        logits, _, _ = self._forward([x] * self.n_members, None)
-        return logits
 
     # -- member states -----------------------------------------------------------------------
     def _member_tensors(

@@ -19,6 +19,7 @@ training set in eval mode instead, as the book does (it costs about half an epoc
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -135,10 +136,10 @@ class Pool:
 
     def remove(self, key: int) -> MemberState:
         """Take member ``key`` out of the pool; returns its state (at its last epoch end)."""
-        state = self._state(key)
         for keys, group in list(self._groups):
             if key in keys:
-                self._dissolve(keys, group)
+                self._dissolve(keys, group)  # its members' states, this one's included
+        state = self._state(key)
         del self._members[key]
         return state
 
@@ -313,7 +314,9 @@ class Pool:
         out = []
         alive = group.alive  # one host copy
         for k, m in enumerate(members):
-            if not (_finite(host[0][k]) and (self.x_val is None or _finite(host[2][k]))):
+            if not (
+                math.isfinite(host[0][k]) and (self.x_val is None or math.isfinite(host[2][k]))
+            ):
                 group.set_alive(k, False)  # e.g. running statistics that overflowed
                 alive[k] = False
             m.epoch, m.batch = m.epoch + 1, 0
@@ -325,7 +328,3 @@ class Pool:
                 state = group.member_state(k, epoch=m.epoch, batch=0)
             out.append(MemberEpoch(m.key, record, diverged, finished, seconds, state))
         return out
-
-
-def _finite(value: float) -> bool:
-    return value == value and abs(value) != float("inf")

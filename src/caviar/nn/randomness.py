@@ -96,7 +96,7 @@ def _salt(step: int, layer: int) -> int:
 
 
 def column_keys_from(
-    keys: torch.Tensor,
+    keys: torch.Tensor | list[int],
     steps: list[int] | torch.Tensor,
     layer: int,
     member: torch.Tensor,
@@ -110,15 +110,14 @@ def column_keys_from(
     in :func:`dropout_keep_columns` makes the bits of the final hash depend on all of them.
     """
     if isinstance(steps, torch.Tensor):
+        assert isinstance(keys, torch.Tensor)  # keys on the device, beside the steps
         counter = steps.to(torch.int64) * 0x9E3779B1 + (layer * 0x7F4A7C15 + 0x6A09E667)
         base = _signed32(_fmix32(keys ^ _fmix32(counter & _M32)))  # [P], on the device
-    else:  # mixed on the host: one small copy
-        mixed = [
-            _fmix32_int(int(k) ^ _salt(step, layer))
-            for k, step in zip(keys.tolist(), steps, strict=True)
-        ]
+    else:  # mixed on the host (keys as a list: nothing read back): one small copy
+        host = keys if isinstance(keys, list) else keys.tolist()
+        mixed = [_fmix32_int(k ^ _salt(step, layer)) for k, step in zip(host, steps, strict=True)]
         signed = [m - 2**32 if m >= 2**31 else m for m in mixed]
-        base = torch.tensor(signed, dtype=torch.int32).to(keys.device)
+        base = torch.tensor(signed, dtype=torch.int32).to(member.device)
     return base[member] ^ unit_key
 
 
