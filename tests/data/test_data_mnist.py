@@ -89,7 +89,7 @@ def test_data_dir_missing_file_names_file_and_folder(fake_mnist, tmp_path) -> No
         InvalidValue, match=f"t10k-labels-idx1-ubyte.gz is missing from data_dir '{tmp_path}'"
     ):
         load_dataset("mnist", data_dir=tmp_path)
-    with pytest.raises(InvalidValue, match="data_dir must be a folder"):
+    with pytest.raises(InvalidValue, match="data_dir: must be a folder"):
         load_dataset("mnist", data_dir=tmp_path / "nowhere")
 
 

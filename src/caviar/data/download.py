@@ -45,6 +45,34 @@ def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     return Path.home() / ".cache" / "caviar"
 
 
+def cache_source(cache_dir: str | os.PathLike[str] | None = None) -> str:
+    """Where :func:`cache_root` took its answer from, for messages: ``""`` for ``cache_dir``
+    itself, else ``"$CAVIAR_CACHE"``, ``"$XDG_CACHE_HOME"`` or ``"the default ~/.cache/caviar"``."""
+    if cache_dir is not None:
+        return ""
+    for variable in ("CAVIAR_CACHE", "XDG_CACHE_HOME"):
+        if os.environ.get(variable):
+            return f"${variable}"
+    return "the default ~/.cache/caviar"
+
+
+def prepare_folder(folder: Path, owner: str, what: str = "folder", source: str = "") -> None:
+    """Create ``folder`` if needed and check that a file can be written in it, or raise an
+    :class:`InvalidValue` owned by ``owner`` with the path and the OS reason (``source``, if
+    given, says where the path came from)."""
+    where = f"{what} '{folder}'" + (f" (set by {source})" if source else "")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InvalidValue(owner, f"cannot create the {where}: {e.strerror or e}") from None
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".caviar-probe-")
+    except OSError as e:
+        raise InvalidValue(owner, f"cannot write in the {where}: {e.strerror or e}") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
 def md5_file(path: str | os.PathLike[str]) -> str:
     """The md5 hex digest of the file at ``path``, read in chunks."""
     digest = hashlib.md5(usedforsecurity=False)
@@ -56,7 +84,10 @@ def md5_file(path: str | os.PathLike[str]) -> str:
 
 def check_md5(path: Path, md5: str) -> None:
     """Nothing if ``path`` has md5 ``md5``, else an :class:`InvalidValue` naming both digests."""
-    actual = md5_file(path)
+    try:
+        actual = md5_file(path)
+    except OSError as e:
+        raise InvalidValue(str(path), f"cannot read the file: {e.strerror or e}") from None
     if actual != md5:
         raise InvalidValue(str(path), f"md5 must be {md5}, got {actual} (a corrupt or other file)")
 
@@ -69,17 +100,23 @@ def ensure_file(
     *,
     download: bool = True,
     timeout: float | None = None,
+    owner: str = "cache_dir",
+    source: str = "",
 ) -> Path:
     """``folder / name`` with md5 ``md5``, downloaded from the first mirror that serves it right.
 
     A file already there with another md5 is deleted and fetched again (``folder`` is a cache we
     own). ``mirrors`` are base URLs: the file's URL is ``mirror + name``. With ``download=False`` a
     missing or wrong file is an :class:`InvalidValue`; a failed download is a
-    :class:`DownloadError`.
+    :class:`DownloadError`. A ``folder`` that cannot be created or written in is an
+    :class:`InvalidValue` owned by ``owner`` (``source`` says where the folder came from).
     """
     target = folder / name
     if target.is_file():
-        actual = md5_file(target)
+        try:
+            actual = md5_file(target)
+        except OSError as e:
+            raise InvalidValue(str(target), f"cannot read the file: {e.strerror or e}") from None
         if actual == md5:
             return target
         log.warning("%s: md5 %s, expected %s; discarding it", target, actual, md5)
@@ -90,7 +127,7 @@ def ensure_file(
         raise InvalidValue(
             str(target), f"{state} and download=False; pass download=True or a data_dir"
         )
-    folder.mkdir(parents=True, exist_ok=True)
+    prepare_folder(folder, owner, "cache folder", source)
     failures = []
     for mirror in mirrors:
         url = mirror + name

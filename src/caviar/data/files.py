@@ -22,7 +22,16 @@ from caviar.errors import InvalidValue
 
 TEST_FRACTION = 0.2
 TEST_SEED = 0
-_INT = re.compile(r"[+-]?\d+")
+INT64 = (-(2**63), 2**63 - 1)
+# Plain decimal numbers, ASCII only: what a csv cell may hold. Python's float() also takes
+# "1_000", non-ASCII digits ("١٢") and "nan"/"inf"; the first two are refused as not plain, the
+# last as not finite.
+_INT = re.compile(r"[+-]?[0-9]+")
+_INT_POINT = re.compile(r"[+-]?[0-9]+\.0*")  # "2.0", as float columns are often written
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_NOT_FINITE = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
+_ODD_CHAR = re.compile(r"[^0-9eE+\-. \t]")  # a cell with one of these needs a closer look
+_BOMS = {b"\xff\xfe": "UTF-16", b"\xfe\xff": "UTF-16"}
 
 
 def load_npz(path: str | Path) -> Dataset:
@@ -90,6 +99,12 @@ def load_csv(path: str | Path, label_column: str = "label") -> Dataset:
             reader = csv.reader(f)
             rows = [(reader.line_num, row) for row in reader if row]
     except (OSError, UnicodeDecodeError, csv.Error) as e:
+        if isinstance(e, UnicodeDecodeError) and _bom(path):
+            raise InvalidValue(
+                owner,
+                f"not a readable UTF-8 csv file: it starts with a {_bom(path)} byte order mark; "
+                "save it as UTF-8",
+            ) from e
         raise InvalidValue(owner, f"not a readable UTF-8 csv file ({e})") from e
     if not rows:
         raise InvalidValue(owner, "must have a header row, got an empty file")
@@ -110,21 +125,30 @@ def load_csv(path: str | Path, label_column: str = "label") -> Dataset:
     # 2. Labels: all integers, or else strings.
     at = header.index(label_column)
     labels = [row[at].strip() for _, row in rows[1:]]
-    for (line, _), label in zip(rows[1:], labels, strict=True):
-        if not label:
-            raise InvalidValue(owner, f"line {line}: label column {label_column!r} is empty")
+    numbers = [
+        _label(label, line, owner, label_column)
+        for (line, _), label in zip(rows[1:], labels, strict=True)
+    ]
     y = (
-        np.array([int(s) for s in labels], dtype=np.int64)
-        if all(_INT.fullmatch(s) for s in labels)
+        np.array(numbers, dtype=np.int64)
+        if all(v is not None for v in numbers)
         else np.array(labels, dtype=str)
     )
-    # 3. Features: every other column, as floats.
+    # 3. Features: every other column, as plain decimal floats.
     names = [name for i, name in enumerate(header) if i != at]
     cells = [[v for i, v in enumerate(row) if i != at] for _, row in rows[1:]]
     try:
         x = np.array(cells, dtype=np.float64)  # [N, D]
     except ValueError:
-        raise _first_bad_cell(owner, rows[1:], cells, names) from None
+        raise _first_bad_cell(owner, rows[1:], cells, names) or InvalidValue(
+            owner, "features must be numbers"
+        ) from None
+    # One regex pass over all the text finds whether any cell needs a closer look (fast on
+    # MNIST-sized files); the closer look names the first bad cell.
+    if _ODD_CHAR.search(" ".join(" ".join(values) for values in cells)):
+        error = _first_bad_cell(owner, rows[1:], cells, names)
+        if error is not None:
+            raise error
     bad = np.argwhere(~np.isfinite(x))
     if len(bad):
         r, c = bad[0]
@@ -136,8 +160,41 @@ def load_csv(path: str | Path, label_column: str = "label") -> Dataset:
 
 
 def _check_exists(path: Path) -> None:
+    if path.is_dir():
+        raise InvalidValue(str(path), "is a folder, not a file")
     if not path.is_file():
         raise InvalidValue(str(path), "no such file")
+
+
+def _bom(path: Path) -> str:
+    """The encoding whose byte order mark starts the file, or ``""``."""
+    try:
+        with open(path, "rb") as f:
+            return _BOMS.get(f.read(2), "")
+    except OSError:
+        return ""
+
+
+def _label(text: str, line: int, owner: str, column: str) -> int | None:
+    """The integer a csv label stands for (``2``, ``-2``, ``2.0``), or None for a class name;
+    refuses an empty label and other numbers (``0.5``, ``1e3``, ``1_0``, ``nan``)."""
+    where = f"line {line}, column {column!r}"
+    if not text:
+        raise InvalidValue(owner, f"line {line}: label column {column!r} is empty")
+    if _INT.fullmatch(text):
+        value = int(text)
+        if not INT64[0] <= value <= INT64[1]:
+            raise InvalidValue(
+                owner, f"{where}: must fit in int64 (from -2**63 to 2**63 - 1), got {text!r}"
+            )
+        return value
+    if _INT_POINT.fullmatch(text):
+        return _label(text[: text.index(".")], line, owner, column)  # "2.0" -> 2
+    try:
+        float(text)
+    except ValueError:
+        return None  # a class name
+    raise InvalidValue(owner, f"{where}: must be an integer or a class name, got {text!r}")
 
 
 def _features(x: np.ndarray, owner: str, what: str) -> np.ndarray:
@@ -166,13 +223,21 @@ def _label_values(y: np.ndarray, n: int, owner: str, what: str) -> np.ndarray:
         raise InvalidValue(
             owner, f"{what} must be [{n}], one label per example, got shape {list(y.shape)}"
         )
-    if y.dtype.kind in "iub":
-        return y.astype(np.int64) if y.dtype.kind != "b" else y
-    if y.dtype.kind == "f":
-        if not (np.isfinite(y).all() and (y == np.round(y)).all()):
+    if y.dtype.kind in "iuf" and len(y):
+        low, high = y.min(), y.max()
+        if y.dtype.kind == "f" and not (np.isfinite(y).all() and (y == np.round(y)).all()):
             raise InvalidValue(
                 owner, f"{what} must hold integer or string labels, got fractional floats"
             )
+        # float(2**63) is exactly representable: an integral float below it fits in int64
+        for value in (low, high):
+            if not -(2.0**63) <= float(value) < 2.0**63 or (
+                y.dtype.kind == "u" and int(value) > INT64[1]
+            ):
+                raise InvalidValue(owner, f"{what} must hold labels that fit in int64, got {value}")
+    if y.dtype.kind in "iub":
+        return y.astype(np.int64) if y.dtype.kind != "b" else y
+    if y.dtype.kind == "f":
         return y.astype(np.int64)
     if y.dtype.kind in "US":
         return y.astype(str)
@@ -219,13 +284,19 @@ def _carve_test(
 
 def _first_bad_cell(
     owner: str, rows: list[tuple[int, list[str]]], cells: list[list[str]], names: list[str]
-) -> InvalidValue:
+) -> InvalidValue | None:
+    """The error for the first cell that is not a finite plain decimal number, if any."""
     for (line, _), values in zip(rows, cells, strict=True):
         for name, value in zip(names, values, strict=True):
+            where = f"line {line}, column {name!r}"
+            text = value.strip(" \t")
+            if _DECIMAL.fullmatch(text):
+                continue
             try:
-                float(value)
+                number = float(value)
             except ValueError:
-                return InvalidValue(
-                    owner, f"line {line}, column {name!r}: must be a number, got {value!r}"
-                )
-    return InvalidValue(owner, "features must be numbers")
+                return InvalidValue(owner, f"{where}: must be a number, got {value!r}")
+            if _NOT_FINITE.fullmatch(text):
+                return InvalidValue(owner, f"{where}: must be finite, got {number}")
+            return InvalidValue(owner, f"{where}: must be a plain decimal number, got {value!r}")
+    return None

@@ -26,6 +26,7 @@ def load_dataset(
     test_size: int | None = None,
     label_column: str = "label",
     download: bool = True,
+    key_prefix: str = "",
 ) -> Dataset:
     """A classification dataset by name ("mnist", "fashion-mnist", "digits") or from a ``.npz``
     or ``.csv`` file, cut to its first ``train_size`` / ``test_size`` examples.
@@ -34,7 +35,10 @@ def load_dataset(
     the cache (``cache_dir``, ``$CAVIAR_CACHE``, ``$XDG_CACHE_HOME/caviar`` or
     ``~/.cache/caviar``), downloading missing files unless ``download`` is False. ``label_column``
     names the label column of a csv file. Bad input raises :class:`~caviar.errors.InvalidValue`;
-    a download that fails on every mirror raises :class:`~caviar.data.DownloadError`.
+    a download that fails on every mirror raises :class:`~caviar.data.DownloadError`. An error
+    about ``data_dir`` or ``cache_dir`` (missing, not a folder, not writable: with the path and
+    the OS reason) is owned by ``key_prefix`` + the parameter's name, e.g. ``data.cache_dir``
+    for ``key_prefix="data."``.
     """
     owner = "load_dataset"
     if not isinstance(name_or_path, str | os.PathLike):
@@ -48,7 +52,13 @@ def load_dataset(
             f"data_dir applies only to {', '.join(sorted(FILES))}, got data_dir for {text!r}",
         )
     if key in FILES:
-        dataset = load_idx_dataset(key, data_dir=data_dir, cache_dir=cache_dir, download=download)
+        dataset = load_idx_dataset(
+            key,
+            data_dir=data_dir,
+            cache_dir=cache_dir,
+            download=download,
+            key_prefix=key_prefix,
+        )
     elif key == "digits":
         dataset = load_digits()
     elif suffix == ".npz":

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from caviar.data.dataset import Dataset
-from caviar.data.download import cache_root, check_md5, ensure_file
+from caviar.data.download import cache_root, cache_source, check_md5, ensure_file
 from caviar.data.idx import read_idx
 from caviar.errors import InvalidValue, got
 
@@ -69,22 +69,28 @@ def load_idx_dataset(
     data_dir: str | os.PathLike[str] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     download: bool = True,
+    key_prefix: str = "",
 ) -> Dataset:
     """``name`` ("mnist" or "fashion-mnist") from ``data_dir`` only, or else from the cache,
-    downloading what is missing; every file is md5-checked before it is read."""
+    downloading what is missing; every file is md5-checked before it is read. A bad
+    ``data_dir`` or cache folder is an :class:`InvalidValue` owned by ``key_prefix`` +
+    ``"data_dir"`` / ``"cache_dir"``."""
     files = FILES[name]
     if data_dir is not None:
         folder = Path(data_dir).expanduser()
         if not folder.is_dir():
+            state = "is a file" if folder.exists() else "does not exist"
             raise InvalidValue(
-                f"load_dataset({name!r})", f"data_dir must be a folder, got {str(folder)!r}"
+                f"{key_prefix}data_dir",
+                f"must be a folder holding the {name} IDX files, got {str(folder)!r}, "
+                f"which {state}",
             )
         paths = {}
         for file, md5 in files.items():
             path = folder / file
             if not path.is_file():
                 raise InvalidValue(
-                    f"load_dataset({name!r})",
+                    f"{key_prefix}data_dir",
                     f"file {file} is missing from data_dir {str(folder)!r} "
                     f"(expected the gzipped files {', '.join(files)})",
                 )
@@ -94,7 +100,15 @@ def load_idx_dataset(
     else:
         folder = cache_root(cache_dir) / name
         paths = {
-            file: ensure_file(file, folder, md5, MIRRORS[name], download=download)
+            file: ensure_file(
+                file,
+                folder,
+                md5,
+                MIRRORS[name],
+                download=download,
+                owner=f"{key_prefix}cache_dir",
+                source=cache_source(cache_dir),
+            )
             for file, md5 in files.items()
         }
         where = f"{folder} (cache)"

@@ -1,0 +1,147 @@
+"""Checks a study runs on its data before spending hours on it.
+
+Two kinds of trouble, told apart on purpose:
+
+- **Refused** (:class:`~caviar.errors.InvalidValue`): nothing sensible can come out. Some class has
+  no training example, or a part of the split is smaller than the number of classes (so at least
+  one class is missing from it): ``validation = 0.999`` of 1150 examples trains on 1, and
+  ``validation = 0.001`` validates on 1, where every lucky trial reads 1.0000.
+- **Warned about** (:class:`DataWarning`, through :func:`warnings.warn`): the run works but its
+  numbers mislead. A class without a validation example (a class of one example cannot be in both
+  parts: it stays in training, see :mod:`caviar.data.splits`), fewer than
+  :data:`MIN_VAL_PER_CLASS` validation examples per class (accuracy moves in coarse steps and the
+  best of many trials is partly luck), a training set smaller than the validation set, a batch
+  larger than the training set.
+
+Every message names the key (``key_prefix`` + the parameter: ``data.validation`` when the caller
+passes ``key_prefix="data."``) and the counts it is about.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from caviar.data.dataset import Dataset
+from caviar.data.splits import Split, class_quotas, split_validation
+from caviar.errors import InvalidValue, got
+
+#: fewer validation examples than this many per class (on average) draw a DataWarning
+MIN_VAL_PER_CLASS = 10
+
+
+class DataWarning(UserWarning):
+    """The data can be used, but what a study measures on it will mislead; the message says why."""
+
+
+def split_for_study(
+    dataset: Dataset,
+    fraction: float,
+    seed: int,
+    *,
+    train_size: int | None = None,
+    key_prefix: str = "",
+) -> Split:
+    """:func:`~caviar.data.split_validation` of ``dataset``'s training set, refused or warned
+    about as the module docstring says.
+
+    ``train_size`` is the size the caller asked for, if any: a training set too small for its
+    classes is then blamed on ``train_size``, else on ``dataset``. The split itself is exactly
+    ``split_validation(x_train, y_train, fraction, seed=seed)``.
+    """
+    y = dataset.y_train
+    n, n_classes = len(y), dataset.n_classes
+    name = dataset.class_names
+    validation = f"{key_prefix}validation"
+    size_key = f"{key_prefix}{'train_size' if train_size is not None else 'dataset'}"
+    # 1. Enough examples for one per class in each part, and every class among them.
+    if n < 2 * n_classes:
+        raise InvalidValue(
+            size_key,
+            f"{n} training examples for {n_classes} classes; at least {2 * n_classes} are needed "
+            "(one per class for training and one for validation)",
+        )
+    counts = np.bincount(y, minlength=n_classes)  # (K,)
+    absent = np.flatnonzero(counts == 0)
+    if len(absent):
+        raise InvalidValue(
+            size_key,
+            f"the {n} training examples hold no example of {_classes(absent, name)}; every one "
+            f"of the {n_classes} classes needs at least 2 (one for training, one for validation)",
+        )
+    # 2. The sizes of the two parts, as split_validation will cut them.
+    if isinstance(fraction, bool) or not isinstance(fraction, int | float | np.floating):
+        raise InvalidValue(validation, f"fraction must be a float in (0, 1), {got(fraction)}")
+    if not 0 < fraction < 1:
+        raise InvalidValue(validation, f"fraction must be in (0, 1), {got(fraction)}")
+    n_val = round(fraction * n)
+    n_fit = n - n_val
+    of = f"{fraction} of {n} training examples"
+    for part, size in (("training", n_fit), ("validation", n_val)):
+        if size < n_classes:
+            raise InvalidValue(
+                validation,
+                f"{of} leaves {size} for {part}; at least {n_classes} (one per class) are needed",
+            )
+    quota = class_quotas(counts, fraction, n_val)  # (K,) validation examples per class
+    emptied = np.flatnonzero(quota >= counts)
+    if len(emptied):
+        k = int(emptied[0])
+        raise InvalidValue(
+            validation,
+            f"{of} leaves class {name[k]!r} ({_examples(counts[k])}) with no training example; "
+            "every class needs at least one",
+        )
+    # 3. Usable, but misleading.
+    for k in np.flatnonzero(quota == 0):
+        _warn(
+            f"{validation}: class {name[k]!r} ({counts[k]} of the {n} training examples) has no "
+            "validation example; validation accuracy says nothing about it"
+        )
+    if n_val < MIN_VAL_PER_CLASS * n_classes:
+        _warn(
+            f"{validation}: {of} leaves {n_val} for validation, fewer than {MIN_VAL_PER_CLASS} "
+            f"per class ({MIN_VAL_PER_CLASS * n_classes} for {n_classes} classes); accuracy moves "
+            f"in steps of 1/{n_val} = {1 / n_val:.4f}, so the best of many trials is partly luck"
+        )
+    if n_fit < n_val:
+        _warn(
+            f"{validation}: {of} leaves {n_fit} for training and {n_val} for validation; "
+            "the training set is smaller than the validation set"
+        )
+    try:
+        return split_validation(dataset.x_train, y, fraction, seed=seed)
+    except InvalidValue as e:
+        raise e.at(validation) from None
+
+
+def check_batch_size(batch_size: int, n_train: int, *, owner: str = "batch_size") -> None:
+    """Warn (:class:`DataWarning`) when ``batch_size`` exceeds the ``n_train`` training examples:
+    every epoch is then one full batch, so larger values all train the same way.
+
+    Pass the largest batch size a study can try (a fixed value, or a dimension's upper bound).
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
+        raise InvalidValue(owner, f"must be an int >= 1, {got(batch_size)}")
+    if batch_size < 1:
+        raise InvalidValue(owner, f"must be an int >= 1, {got(batch_size)}")
+    if batch_size > n_train:
+        _warn(
+            f"{owner}: {batch_size} is larger than the {n_train} training examples; "
+            f"each epoch is one full batch of {n_train}"
+        )
+
+
+def _warn(message: str) -> None:
+    # stacklevel 3: the line that called split_for_study / check_batch_size
+    warnings.warn(message, DataWarning, stacklevel=3)
+
+
+def _classes(ks: np.ndarray, names: tuple[str, ...]) -> str:
+    quoted = ", ".join(repr(names[k]) for k in ks)
+    return f"class {quoted}" if len(ks) == 1 else f"classes {quoted}"
+
+
+def _examples(count: int) -> str:
+    return "1 example" if count == 1 else f"{count} examples"
