@@ -18,7 +18,6 @@ independent ``nn.Linear`` / ``nn.BatchNorm1d`` net.
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import pickle
@@ -49,20 +48,6 @@ def kept_state_path(storage: str | os.PathLike[str], study: str, trial: int) -> 
     return kept_dir(storage, study) / f"trial-{trial}.pt"
 
 
-def _expected_shapes(state: MemberState) -> dict[str, tuple[int, ...]]:
-    """The parameter shapes the state's spec implies (see :class:`MemberState`)."""
-    spec = state.spec
-    sizes = spec.layer_sizes(state.n_inputs, state.n_classes)
-    shapes: dict[str, tuple[int, ...]] = {}
-    for layer, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
-        shapes[f"W{layer}"] = (fan_in, fan_out)
-        if spec.batch_norm and layer < spec.n_layers:
-            shapes[f"gamma{layer}"] = shapes[f"beta{layer}"] = (fan_out,)
-        else:
-            shapes[f"b{layer}"] = (fan_out,)
-    return shapes
-
-
 class CaviarModel(nn.Module):
     """A trained member, ready for inference: ``x`` [B, D] -> logits [B, C].
 
@@ -77,7 +62,7 @@ class CaviarModel(nn.Module):
         owner = "CaviarModel"
         if state.diverged:
             raise InvalidValue(owner, "the member diverged during training; it is not a model")
-        expected = _expected_shapes(state)
+        expected = state.param_shapes()
         shapes = {name: list(t.shape) for name, t in state.params.items()}
         wrong = [
             f"{name} must be {list(shape)}, got {shapes.get(name, 'none')}"

@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from caviar.errors import InvalidValue
 from caviar.nn import MemberSpec, Population
 from caviar.nn.group import Group
 from caviar.nn.randomness import (
@@ -167,7 +168,7 @@ BOUNDS_CASES = {
     ),
     "trailing_batch_of_two_kept": (11, 3, True, [(0, 3), (3, 6), (6, 9), (9, 11)]),
     "batch_larger_than_data": (7, 100, True, [(0, 7)]),
-    "single_batch_of_one_is_all_there_is": (1, 5, True, [(0, 1)]),
+    "single_batch_of_one_without_batch_norm": (1, 5, False, [(0, 1)]),
     "batch_size_one_visits_every_example": (3, 1, False, [(0, 1), (1, 2), (2, 3)]),
     "ninety_in_batches_of_89_under_batch_norm": (90, 89, True, [(0, 89)]),
 }
@@ -177,6 +178,15 @@ BOUNDS_CASES = {
 def test_batch_bounds(name):
     n, batch_size, batch_norm, expected = BOUNDS_CASES[name]
     assert batch_bounds(n, batch_size, batch_norm=batch_norm) == expected
+
+
+def test_batch_bounds_of_a_single_example_under_batch_norm_name_the_sizes():
+    with pytest.raises(
+        InvalidValue,
+        match=r"^batch_norm: needs at least 2 training examples .*got a training set of 1 "
+        r"with batch_size 5$",
+    ):
+        batch_bounds(1, 5, batch_norm=True)
 
 
 def test_dropout_masks_show_no_correlation_between_neighbours_or_steps():

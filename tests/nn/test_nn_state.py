@@ -3,13 +3,15 @@ states (in memory or through files) gives what the straight run gives, bit for b
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import pytest
 import torch
 from _nn_support import assert_states_equal, curve_array
 
-from caviar.nn import MemberSpec, MemberState, Population
+from caviar.errors import InvalidValue
+from caviar.nn import MemberSpec, MemberState, Population, TrainingData, evaluate_states
 from caviar.nn.group import Group
 from caviar.nn.randomness import batch_bounds, epoch_order
 
@@ -88,7 +90,10 @@ def test_continuing_from_the_middle_of_an_epoch(data):
         group.train_step(
             [data.x_train[index]] * len(specs), data.y_train[index], [s.lr_at(0) for s in specs]
         )
-    states = [group.member_state(k, epoch=0, batch=3) for k in range(len(specs))]
+    states = [
+        group.member_state(k, epoch=0, batch=3, data_seed=0, n_train=len(data.x_train))
+        for k in range(len(specs))
+    ]
     continued = Population(specs, dtype=torch.float64, device="cpu", train_metrics="full").fit(
         data, states=states, keep_states=True
     )
@@ -139,7 +144,7 @@ def test_loading_a_state_into_a_member_of_another_width_is_a_clear_error(data):
         .state
     )
     wider = replace(SPECS[0], hidden_units=9, epochs=SPECS[0].epochs + 1)
-    with pytest.raises(ValueError, match=r"hidden_units=7.*9"):
+    with pytest.raises(InvalidValue, match=r"trained with hidden_units=7, not 9$"):
         Population([wider], dtype=torch.float64, device="cpu").fit(data, states=[state])
 
 
@@ -151,10 +156,99 @@ def test_loading_a_state_for_other_data_is_a_clear_error(data):
     )
     state.n_inputs = data.n_inputs + 1
     longer = replace(SPECS[0], epochs=SPECS[0].epochs + 1)  # so that it has an epoch to run
-    with pytest.raises(ValueError, match=rf"{data.n_inputs + 1} inputs.*{data.n_inputs}"):
+    with pytest.raises(
+        InvalidValue, match=rf"trained with n_inputs={data.n_inputs + 1}, not {data.n_inputs}$"
+    ):
         Population([longer], dtype=torch.float64, device="cpu").fit(data, states=[state])
 
 
 def test_states_must_be_one_per_member(data):
     with pytest.raises(ValueError, match=r"one per member \(2\), got 1"):
         Population(SPECS[:2], dtype=torch.float64, device="cpu").fit(data, states=[None])
+
+
+# -- what a state records, and what continuing it checks -------------------------------------
+@pytest.fixture(scope="module")
+def saved(data) -> MemberState:
+    """SPECS[0] after 2 epochs in float64 with data seed 0 (90 training examples)."""
+    spec = with_epochs(2)[0]
+    return (
+        Population([spec], dtype=torch.float64, device="cpu").fit(data, keep_states=True)[0].state
+    )
+
+
+def test_a_state_records_the_data_it_was_trained_on(saved, data, tmp_path):
+    assert (saved.data_seed, saved.n_train) == (0, len(data.x_train))
+    saved.save(tmp_path / "s.pt")
+    loaded = MemberState.load(tmp_path / "s.pt")
+    assert (loaded.data_seed, loaded.n_train) == (0, len(data.x_train))
+
+
+def continue_with(state, data, *, data_seed=0, dtype=torch.float64, **changes):
+    spec = replace(state.spec, epochs=3, **changes)  # more epochs: always allowed
+    population = Population([spec], data_seed=data_seed, dtype=dtype, device="cpu")
+    return population.fit(data, states=[state])
+
+
+# name: (what differs when continuing, the stored and the given value in the message)
+MISMATCHES = {
+    "seed": ({"seed": 2}, "seed=1, not 2"),
+    "activation": ({"activation": "tanh"}, "activation='relu', not 'tanh'"),
+    "batch_size": ({"batch_size": 32}, "batch_size=16, not 32"),
+    "lr": ({"lr": 0.02}, "lr=0.01, not 0.02"),
+    "dropout": ({"dropout": 0.5}, "dropout=0.3, not 0.5"),
+    "bn_momentum": ({"bn_momentum": 0.5}, "bn_momentum=0.9, not 0.5"),
+    "lr_decay": ({"lr_decay": "inverse_time"}, "lr_decay='none', not 'inverse_time'"),
+    "data_seed": ({"data_seed": 1}, "data_seed=0, not 1"),
+    "dtype": ({"dtype": torch.float32}, "dtype=torch.float64, not torch.float32"),
+}
+
+
+@pytest.mark.parametrize("name", list(MISMATCHES))
+def test_continuing_a_state_under_other_settings_names_the_key_and_both_values(name, saved, data):
+    changes, message = MISMATCHES[name]
+    with pytest.raises(
+        InvalidValue, match=rf"^MemberState: the state was trained with {re.escape(message)}"
+    ):
+        continue_with(saved, data, **changes)
+
+
+def test_continuing_a_state_on_a_training_set_of_another_size_is_refused(saved, data):
+    fewer = TrainingData.from_arrays(
+        data.x_train[:60], data.y_train[:60], data.x_val, data.y_val, n_classes=data.n_classes
+    )
+    with pytest.raises(
+        InvalidValue, match=r"^MemberState: the state was trained with n_train=90, not 60"
+    ):
+        continue_with(saved, fewer)
+
+
+def test_a_state_whose_tensors_do_not_fit_its_spec_is_refused(saved, data):
+    broken = replace(saved, params={**saved.params, "W1": torch.zeros(3, 3, dtype=torch.float64)})
+    with pytest.raises(InvalidValue, match=r"^MemberState: W1 must be \[7, 7\], got \[3, 3\]"):
+        continue_with(broken, data)
+    slot = {**saved.optimizer["exp_avg"], "b2": torch.zeros(5, dtype=torch.float64)}
+    broken = replace(saved, optimizer={**saved.optimizer, "exp_avg": slot})
+    with pytest.raises(InvalidValue, match=r"^MemberState: exp_avg\[b2\] must be \[3\], got \[5\]"):
+        continue_with(broken, data)
+
+
+def test_a_state_saved_before_the_data_was_recorded_evaluates_but_does_not_continue(
+    saved, data, tmp_path
+):
+    path = tmp_path / "old.pt"
+    saved.save(path)
+    payload = torch.load(path, weights_only=True)
+    del payload["data_seed"], payload["n_train"]
+    torch.save(payload, path)
+    old = MemberState.load(path)
+    assert old.data_seed is None and old.n_train is None
+    (scores,) = evaluate_states([old], data.x_val, data.y_val, device="cpu", dtype=torch.float64)
+    assert (
+        scores
+        == evaluate_states([saved], data.x_val, data.y_val, device="cpu", dtype=torch.float64)[0]
+    )
+    with pytest.raises(
+        InvalidValue, match=r"^MemberState: the state does not record its data_seed"
+    ):
+        continue_with(old, data)

@@ -34,6 +34,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from caviar.errors import InvalidValue
 from caviar.nn import functional as F
 from caviar.nn.optim import OPTIMIZERS, Hyper
 from caviar.nn.ragged import Bucket, Ragged
@@ -302,6 +303,10 @@ class Group:
         """
         P, L = self.n_members, self.n_layers
         B = xs[0].shape[0]
+        if self.batch_norm and B < 2:  # the running variance's B / (B - 1), torch's refusal
+            raise InvalidValue(
+                "batch_norm", f"needs mini-batches of at least 2 examples in training, got {B}"
+            )
         active = [True] * P if active is None else list(active)
         logits, outs, saved = self._forward(xs, self.steps)
         self.last_correct = F.correct_count(logits, ys)  # for the epoch's training accuracy
@@ -575,8 +580,18 @@ class Group:
         named[f"b{L}"] = (a["b_out"][k], (slice(0, C),))
         return named
 
-    def member_state(self, k: int, *, epoch: int, batch: int) -> MemberState:
-        """A copy of member ``k``'s training state, in its own shapes, on the CPU."""
+    def member_state(
+        self,
+        k: int,
+        *,
+        epoch: int,
+        batch: int,
+        data_seed: int | None = None,
+        n_train: int | None = None,
+    ) -> MemberState:
+        """A copy of member ``k``'s training state, in its own shapes, on the CPU; at
+        (``epoch``, ``batch``) of the data order of ``data_seed`` over ``n_train`` examples
+        (the group does not know them: the pool does)."""
 
         def take(weights: Tensor, aux: Tensor) -> dict[str, Tensor]:
             return {
@@ -602,23 +617,15 @@ class Group:
             epoch=epoch,
             batch=batch,
             diverged=not self.alive[k],
+            data_seed=data_seed,
+            n_train=n_train,
         )
 
     def load_member(self, k: int, state: MemberState) -> None:
-        """Put a saved state into slot ``k`` (architecture must match the member's)."""
-        spec = self.specs[k]
+        """Put a saved state into slot ``k``: an InvalidValue naming the key unless it is a
+        model of the member's spec for this data (see :meth:`MemberState.check_model`)."""
         lay = self.layout
-        if (state.n_inputs, state.n_classes) != (lay.n_inputs, lay.n_classes):
-            raise ValueError(
-                f"state is for {state.n_inputs} inputs and {state.n_classes} classes, "
-                f"the data has {lay.n_inputs} and {lay.n_classes}"
-            )
-        for key in ("hidden_units", "n_layers", "batch_norm", "optimizer"):
-            if getattr(state.spec, key) != getattr(spec, key):
-                raise ValueError(
-                    f"state has {key}={getattr(state.spec, key)!r}, "
-                    f"the member {getattr(spec, key)!r}"
-                )
+        state.check_model(self.specs[k], lay.n_inputs, lay.n_classes)
 
         def put(weights: Tensor, aux: Tensor, values: dict[str, Tensor]) -> None:
             for name, (view, index) in self._member_tensors(k, weights, aux).items():

@@ -107,6 +107,7 @@ class Pool:
         self.x_val = None if data.x_val is None else data.x_val.to(device, dtype)
         self.y_val = None if data.y_val is None else data.y_val.to(device)
         self.n_inputs, self.n_classes = data.n_inputs, data.n_classes
+        self.n_train = int(self.x.shape[0])
         # examples per evaluation pass: large on a GPU; on a CPU 200 keeps a pass's activations
         # in cache (measured fastest from 16 to 256 members of the book's net)
         self.eval_batch = min(
@@ -126,13 +127,33 @@ class Pool:
         return sorted(self._members)
 
     def add(self, key: int, spec: MemberSpec, state: MemberState | None = None) -> None:
-        """A new member (from scratch, or continuing ``state``)."""
+        """A new member (from scratch, or continuing ``state``).
+
+        An :class:`~caviar.errors.InvalidValue` if the member cannot train on this data (batch
+        norm on a training set of one example) or ``state`` is not a state of this member in
+        this data order and dtype (see :meth:`check`).
+        """
         if key in self._members:
             raise ValueError(f"member {key} is in the pool already")
+        self.check(spec, state)
         member = _Member(key, spec)
         if state is not None:
             member.epoch, member.batch, member.state = state.epoch, state.batch, state
         self._members[key] = member
+
+    def check(self, spec: MemberSpec, state: MemberState | None = None) -> None:
+        """An :class:`~caviar.errors.InvalidValue` unless ``spec`` can train here, continuing
+        ``state`` exactly if one is given (see :meth:`MemberState.check_continues`)."""
+        batch_bounds(self.n_train, spec.batch_size, batch_norm=spec.batch_norm)
+        if state is not None:
+            state.check_continues(
+                spec,
+                n_inputs=self.n_inputs,
+                n_classes=self.n_classes,
+                data_seed=self.data_seed,
+                n_train=self.n_train,
+                dtype=self.dtype,
+            )
 
     def remove(self, key: int) -> MemberState:
         """Take member ``key`` out of the pool; returns its state (at its last epoch end)."""
@@ -148,20 +169,30 @@ class Pool:
         for k, key in enumerate(keys):
             if key in self._members:
                 m = self._members[key]
-                m.state = group.member_state(k, epoch=m.epoch, batch=m.batch)
+                m.state = self._take(group, k, m)
         self._groups = [(ks, g) for ks, g in self._groups if g is not group]
 
     def _state(self, key: int) -> MemberState:
         member = self._members[key]
         for keys, group in self._groups:
             if key in keys:
-                return group.member_state(keys.index(key), epoch=member.epoch, batch=member.batch)
+                return self._take(group, keys.index(key), member)
         if member.state is not None:
             return member.state
         group = Group(  # never trained: its initial state
             [member.spec], self.n_inputs, self.n_classes, device=self.device, dtype=self.dtype
         )
-        return group.member_state(0, epoch=member.epoch, batch=member.batch)
+        return self._take(group, 0, member)
+
+    def _take(self, group: Group, k: int, member: _Member) -> MemberState:
+        """Member ``k`` of ``group`` as a state at ``member``'s position in this data order."""
+        return group.member_state(
+            k,
+            epoch=member.epoch,
+            batch=member.batch,
+            data_seed=self.data_seed,
+            n_train=self.n_train,
+        )
 
     # -- grouping ----------------------------------------------------------------------------
     def partition(self) -> list[list[int]]:
@@ -255,10 +286,7 @@ class Pool:
         memory (a copy of the parameters: small next to an epoch's work)."""
         if len(keys) == 1 or group not in self._fresh:
             return []  # an unchanged group allocates what it did in its last epoch
-        return [
-            group.member_state(k, epoch=self._members[key].epoch, batch=self._members[key].batch)
-            for k, key in enumerate(keys)
-        ]
+        return [self._take(group, k, self._members[key]) for k, key in enumerate(keys)]
 
     def _order(self, epoch: int) -> Tensor:
         order = self._orders.get(epoch)
@@ -325,6 +353,6 @@ class Pool:
             finished = diverged or m.epoch >= m.spec.epochs
             state = None
             if finished and self.keep_states:
-                state = group.member_state(k, epoch=m.epoch, batch=0)
+                state = self._take(group, k, m)
             out.append(MemberEpoch(m.key, record, diverged, finished, seconds, state))
         return out

@@ -114,7 +114,15 @@ class Population:
         states: Sequence[MemberState | None] | None = None,
         keep_states: bool = False,
     ) -> list[MemberResult]:
-        """Train every member; with ``states``, continue members from saved states."""
+        """Train every member; with ``states``, continue members from saved states.
+
+        Before anything trains: an :class:`~caviar.errors.InvalidValue` for a member that cannot
+        train on ``data`` (batch norm on a single training example: torch's ``BatchNorm1d``
+        refuses a batch of one in training; a last mini-batch of one is dropped instead, see
+        :func:`~caviar.nn.randomness.batch_bounds`), or for a state that this population would
+        not continue exactly (another spec but for ``epochs``, data seed, training-set size,
+        dtype or shapes: see :meth:`MemberState.check_continues`).
+        """
         if states is not None and len(states) != len(self.specs):
             raise ValueError(
                 f"states must be one per member ({len(self.specs)}), got {len(states)}"
@@ -133,6 +141,8 @@ class Population:
             train_eval_size=self.train_eval_size,
             keep_states=keep_states,
         )
+        for i, spec in enumerate(self.specs):
+            pool.check(spec, states[i] if states is not None else None)
         waiting = []
         for i, spec in enumerate(self.specs):
             state = states[i] if states is not None else None

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import torch
 
+from caviar.errors import InvalidValue
 from caviar.nn.spec import MemberSpec
 from caviar.seeding import DATA_ORDER, DROPOUT, INIT, derive_seed
 
@@ -193,9 +194,17 @@ def epoch_order(data_seed: int, epoch: int, n: int) -> torch.Tensor:
 def batch_bounds(n: int, batch_size: int, *, batch_norm: bool = False) -> list[tuple[int, int]]:
     """``[start, stop)`` of each mini-batch of an epoch over ``n`` examples.
 
-    The last batch may be smaller; with batch norm a last batch of a single example is dropped,
-    because batch statistics need two.
+    The last batch may be smaller. With batch norm a last batch of a single example is dropped
+    (as ``DataLoader(drop_last=...)`` would, but only then): batch statistics need two examples,
+    and torch's ``BatchNorm1d`` refuses a batch of one in training. A training set of a single
+    example has no batch of two to keep: an :class:`~caviar.errors.InvalidValue` naming the sizes.
     """
+    if batch_norm and n < 2:
+        raise InvalidValue(
+            "batch_norm",
+            f"needs at least 2 training examples (batch statistics need two per mini-batch), "
+            f"got a training set of {n} with batch_size {batch_size}",
+        )
     bounds = [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
     if batch_norm and len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
         bounds.pop()

@@ -5,18 +5,32 @@ optimizer state (and step count), batch-norm running statistics, whether it dive
 position in the data order (the next epoch and mini-batch). No random-generator state is needed:
 every random number a member sees is a function of its seed and that position
 (:mod:`caviar.nn.randomness`).
+
+That position means something only for the data order it was taken in, so a state records what
+the order depends on (the data seed and the number of training examples) beside its spec, and
+continuing it checks everything: the spec (every hyperparameter but ``epochs``, which may grow),
+the data, the dtype and every tensor's shape (:meth:`MemberState.check_continues`). A mismatch is
+an error naming the key, the stored and the given value, never a silently different run.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from caviar.errors import InvalidValue
+from caviar.nn.optim import OPTIMIZERS
 from caviar.nn.spec import MemberSpec
+
+_OWNER = "MemberState"
+
+#: spec fields a continued member may change: how many epochs it runs in all
+_MAY_CHANGE = frozenset({"epochs"})
 
 
 @dataclass
@@ -34,6 +48,83 @@ class MemberState:
     epoch: int = 0  # position: the next epoch to run ...
     batch: int = 0  # ... and the next mini-batch in it
     diverged: bool = False
+    # what the position refers to (None in states saved before they were recorded)
+    data_seed: int | None = None  # the seed of the data order
+    n_train: int | None = None  # training examples: the order is a permutation of them
+
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The shape of every parameter the spec implies, by name."""
+        spec = self.spec
+        sizes = spec.layer_sizes(self.n_inputs, self.n_classes)
+        shapes: dict[str, tuple[int, ...]] = {}
+        for layer, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
+            shapes[f"W{layer}"] = (fan_in, fan_out)
+            if spec.batch_norm and layer < spec.n_layers:
+                shapes[f"gamma{layer}"] = shapes[f"beta{layer}"] = (fan_out,)
+            else:
+                shapes[f"b{layer}"] = (fan_out,)
+        return shapes
+
+    def check_model(self, spec: MemberSpec, n_inputs: int, n_classes: int) -> None:
+        """An :class:`~caviar.errors.InvalidValue` unless the state is a model of ``spec`` for
+        data of ``n_inputs`` features and ``n_classes`` classes, every tensor in its shape."""
+        for f in fields(MemberSpec):
+            if f.name not in _MAY_CHANGE:
+                _same(f.name, getattr(self.spec, f.name), getattr(spec, f.name))
+        _same("n_inputs", self.n_inputs, n_inputs)
+        _same("n_classes", self.n_classes, n_classes)
+        expected = self.param_shapes()
+        _shapes(self.params, expected, "")
+        slots = OPTIMIZERS[spec.optimizer].slots
+        if sorted(self.optimizer) != sorted(slots):
+            raise InvalidValue(
+                _OWNER, f"optimizer slots must be {list(slots)}, got {sorted(self.optimizer)}"
+            )
+        for slot in slots:
+            _shapes(self.optimizer[slot], expected, slot)
+        n_stats = spec.n_layers if spec.batch_norm else 0
+        for name, stats in (("running_mean", self.running_mean), ("running_var", self.running_var)):
+            if len(stats) != n_stats:
+                raise InvalidValue(
+                    _OWNER, f"{name} must hold {n_stats} layers' statistics, got {len(stats)}"
+                )
+            _shapes(
+                {f"{name}[{i}]": t for i, t in enumerate(stats)},
+                {f"{name}[{i}]": (spec.hidden_units,) for i in range(n_stats)},
+                "",
+            )
+
+    def check_continues(
+        self,
+        spec: MemberSpec,
+        *,
+        n_inputs: int,
+        n_classes: int,
+        data_seed: int,
+        n_train: int,
+        dtype: torch.dtype,
+    ) -> None:
+        """An :class:`~caviar.errors.InvalidValue` unless training ``spec`` on from this state
+        continues the run it was saved from: :meth:`check_model`, the same data order (data
+        seed and number of training examples) and the same dtype."""
+        for name, stored in (("data_seed", self.data_seed), ("n_train", self.n_train)):
+            if stored is None:
+                raise InvalidValue(
+                    _OWNER,
+                    f"the state does not record its {name} (saved by an older caviar), so its "
+                    f"position in the data order is unknown and it cannot be continued exactly",
+                )
+        self.check_model(spec, n_inputs, n_classes)
+        _same("data_seed", self.data_seed, data_seed)
+        _same("n_train", self.n_train, n_train)
+        tensors = [
+            *self.params.values(),
+            *(t for by_name in self.optimizer.values() for t in by_name.values()),
+            *self.running_mean,
+            *self.running_var,
+        ]
+        for t in tensors:
+            _same("dtype", t.dtype, dtype)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the state with ``torch.save`` (tensors on the CPU)."""
@@ -52,6 +143,8 @@ class MemberState:
             "epoch": self.epoch,
             "batch": self.batch,
             "diverged": self.diverged,
+            "data_seed": self.data_seed,
+            "n_train": self.n_train,
         }
         torch.save(payload, path)
 
@@ -60,3 +153,23 @@ class MemberState:
         payload = torch.load(path, weights_only=True)
         payload["spec"] = MemberSpec(**payload["spec"])
         return cls(**payload)
+
+
+def _same(key: str, stored: Any, given: Any) -> None:
+    if type(stored) is not type(given) or stored != given:
+        raise InvalidValue(_OWNER, f"the state was trained with {key}={stored!r}, not {given!r}")
+
+
+def _shapes(tensors: dict[str, Tensor], expected: dict[str, tuple[int, ...]], slot: str) -> None:
+    """Each tensor in its expected shape, and no tensor missing or extra."""
+
+    def label(name: str) -> str:
+        return f"{slot}[{name}]" if slot else name
+
+    for name, shape in expected.items():
+        got = list(tensors[name].shape) if name in tensors else "none"
+        if got != list(shape):
+            raise InvalidValue(_OWNER, f"{label(name)} must be {list(shape)}, got {got}")
+    extra = sorted(set(tensors) - set(expected))
+    if extra:
+        raise InvalidValue(_OWNER, f"{label(extra[0])} is not one of {list(expected)}")
