@@ -35,6 +35,7 @@ import os
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from itertools import pairwise
 from pathlib import Path
 
@@ -192,12 +193,15 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
     config = load_config(ROOT / "examples" / "book.toml")
-    if "threads" in config.study:  # the vmap side's count, not "auto" (the free cores)
-        config.study["threads"] = threads
     with tempfile.TemporaryDirectory() as folder:
-        config.study["storage"] = str(Path(folder) / "book.db")
-        config.study["seed"] = args.seed
-        config.data["data_dir"] = args.data_dir
+        config = replace(
+            config,
+            # threads: the vmap side's count, not "auto" (the free cores)
+            study=replace(
+                config.study, threads=threads, storage=str(Path(folder) / "book.db"), seed=args.seed
+            ),
+            data=replace(config.data, data_dir=args.data_dir),
+        )
         started = time.perf_counter()
         study = tune(config, progress=False, report=False)
         caviar_seconds = time.perf_counter() - started
@@ -230,7 +234,7 @@ def main() -> None:
         per_trial = (time.perf_counter() - started) / args.baseline_trials
     baseline_seconds = per_trial * len(trials)
 
-    n_pool = config.search["population"]
+    n_pool = config.search.population
     pool = f"a pool of {n_pool} members" if n_pool else "the default pool size"
     print(
         f"book search: {len(trials)} trials, {len(split.y_train)} training / "

@@ -91,8 +91,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     check_device(config)
     print(
         f"caviar: study {config.name!r} from {source}: {config.n_trials()} trials, "
-        f"{config.search['sampler']} search over {', '.join(config.space.free_names) or '-'}; "
-        f"stored in {config.study['storage']}",
+        f"{config.search.sampler} search over {', '.join(config.space.free_names) or '-'}; "
+        f"stored in {config.study.storage}",
         flush=True,
     )
     study = tune(config, progress=not args.quiet, report=not args.no_report)

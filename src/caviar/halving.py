@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from caviar.constraints import integer
 from caviar.errors import InvalidValue, got
 
 
@@ -30,12 +31,8 @@ class Halving:
     eta: int = 3
 
     def __post_init__(self) -> None:
-        for name, low in (("min_epochs", 1), ("eta", 2)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise InvalidValue(
-                    f"search.halving.{name}", f"must be an integer in [{low}, inf), {got(value)}"
-                )
+        integer(1).check(self.min_epochs, "search.halving.min_epochs")
+        integer(2).check(self.eta, "search.halving.eta")
 
     @classmethod
     def from_config(cls, value: Any) -> Halving | None:

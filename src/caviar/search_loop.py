@@ -106,16 +106,16 @@ class SearchLoop:
         self.study, self.config, self.progress = study, config, progress
         self.clock = clock
         self.started = clock() if started is None else started
-        timeout = config.search["timeout"]
+        timeout = config.search.timeout
         self.deadline = None if timeout is None else self.started + timeout
         self.total = config.n_trials()
-        self.mode = config.search["objective"]
-        self.device = resolve_device(config.study["device"])
-        self.dtype = DTYPES[config.study["dtype"]]
-        self.slots = config.search["population"] or DEFAULT_SLOTS.get(self.device.type, 16)
+        self.mode = config.search.objective
+        self.device = resolve_device(config.study.device)
+        self.dtype = DTYPES[config.study.dtype]
+        self.slots = config.search.population or DEFAULT_SLOTS.get(self.device.type, 16)
         # with a budget and no pool size given, the pool is sized from the measured pace so
         # that a trial can finish early in the budget (see _size_pool)
-        self.auto_slots = not config.search["population"] and timeout is not None
+        self.auto_slots = not config.search.population and timeout is not None
         self.max_slots = self.slots
         self.completed = 0  # trials completed in this run
         if self.auto_slots:  # a short first round measures the pace; the pool then grows
@@ -130,10 +130,10 @@ class SearchLoop:
             data_seed=config.seed,
             device=self.device,
             dtype=self.dtype,
-            train_metrics=config.search["train_metrics"],
+            train_metrics=config.search.train_metrics,
             keep_states=True,
         )
-        self.keeper = ModelKeeper(study, config.study["storage"], config.search["keep_models"])
+        self.keeper = ModelKeeper(study, config.study.storage, config.search.keep_models)
         self.running: dict[int, Trial] = {}
         self.specs: dict[int, MemberSpec] = {}
         self.curves: dict[int, list[EpochRecord]] = {}
@@ -276,7 +276,7 @@ class SearchLoop:
     def _attrs(self, number: int) -> dict[str, Any]:
         return {
             "device": str(self.device),
-            "dtype": self.config.study["dtype"],
+            "dtype": self.config.study.dtype,
             "epochs_run": len(self.curves[number]),
             "pool_size": self.slots,
             "halving": None if self.halving is None else self.halving.to_config(),

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from caviar.errors import InvalidValue, got
+from caviar.constraints import Constraint
 
 # Purposes, so that the streams drawn for different uses of one seed never coincide.
 TRIAL = 1
@@ -27,15 +27,16 @@ SPLIT = 6
 SEED_LIMIT = 2**63
 
 
+#: the rule every seed meets
+SEED = Constraint("integer", 0, SEED_LIMIT - 1, words="an integer in [0, 2**63)")
+
+
 def check_seed(owner: str, seed: Any) -> int:
-    """``seed`` if it is a legal seed, else an InvalidValue naming ``owner``."""
-    if (
-        isinstance(seed, bool)
-        or not isinstance(seed, int | np.integer)
-        or not 0 <= seed < SEED_LIMIT
-    ):
-        raise InvalidValue(owner, f"seed must be an integer in [0, 2**63), {got(seed)}")
-    return int(seed)
+    """``seed`` if it is a legal seed, else an InvalidValue owned by ``<owner>.seed`` (or by
+    ``owner`` when it names the seed already, as the config key ``study.seed`` does)."""
+    if isinstance(seed, np.integer):
+        seed = int(seed)
+    return int(SEED.check(seed, owner if owner.endswith("seed") else f"{owner}.seed"))
 
 
 def derive_seed(*keys: int) -> int:

@@ -88,14 +88,14 @@ class PreparedData:
 def prepare_data(config: StudyConfig) -> PreparedData:
     d = config.data
     dataset = load_dataset(
-        d["dataset"],
-        data_dir=d["data_dir"],
-        cache_dir=d["cache_dir"],
-        train_size=d["train_size"],
-        test_size=d["test_size"],
-        label_column=d["label_column"],
+        d.dataset,
+        data_dir=d.data_dir,
+        cache_dir=d.cache_dir,
+        train_size=d.train_size,
+        test_size=d.test_size,
+        label_column=d.label_column,
     )
-    split = split_validation(dataset.x_train, dataset.y_train, d["validation"], seed=config.seed)
+    split = split_validation(dataset.x_train, dataset.y_train, d.validation, seed=config.seed)
     training = TrainingData.from_arrays(
         split.x_train, split.y_train, split.x_val, split.y_val, n_classes=dataset.n_classes
     )
@@ -116,7 +116,7 @@ def open_study(config: StudyConfig, data: PreparedData) -> Study:
     study = Study.create(
         config.name,
         config.space,
-        storage=Path(config.study["storage"]),
+        storage=Path(config.study.storage),
         sampler=config.sampler(),
         seed=config.seed,
         attrs={"config": config.to_dict(), "data": data.record()},
@@ -130,7 +130,7 @@ def open_study(config: StudyConfig, data: PreparedData) -> Study:
 def check_device(config: StudyConfig) -> None:
     """The config's device exists here (an InvalidValue naming ``study.device`` if not)."""
     try:
-        resolve_device(config.study["device"])
+        resolve_device(config.study.device)
     except InvalidValue as e:
         raise e.at("study.device") from None
 
@@ -151,7 +151,7 @@ def tune(
     started = clock()
     config = as_config(config)
     check_device(config)  # before any data is loaded or study created
-    governor = ThreadGovernor(config.study["threads"])
+    governor = ThreadGovernor(config.study.threads)
     data = prepare_data(config)
     study = open_study(config, data)
     study.recover()
@@ -161,7 +161,7 @@ def tune(
         None if total == UNBOUNDED else total,
         stream=stream,
         enabled=progress,
-        timeout=config.search["timeout"],
+        timeout=config.search.timeout,
         clock=clock,
         started=started,
     )

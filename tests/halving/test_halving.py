@@ -115,10 +115,10 @@ def test_a_study_config_refuses_with_the_same_key_path(value: Any, message: str)
 
 def test_a_study_config_stores_the_schedule_as_a_table() -> None:
     on = config_from_mapping({"search": {"trials": 1, "halving": True}})
-    assert on.search["halving"] == {"min_epochs": 1, "eta": 3}
+    assert on.search.halving == {"min_epochs": 1, "eta": 3}
     assert on.halving() == Halving(min_epochs=1, eta=3)
     off = config_from_mapping({"search": {"trials": 1}})
-    assert off.search["halving"] is None and off.halving() is None
+    assert off.search.halving is None and off.halving() is None
 
 
 # -- the decision at a rung --------------------------------------------------------------------

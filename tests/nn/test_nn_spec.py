@@ -13,62 +13,65 @@ from caviar.nn import HYPERPARAMETERS, MemberSpec
 
 # name: (spec fields, the message it must raise, as a literal string)
 BAD_VALUES = {
-    "lr_zero": ({"lr": 0.0}, "lr must be a number in (0.0, inf), got 0.0"),
-    "lr_negative": ({"lr": -0.1}, "lr must be a number in (0.0, inf), got -0.1"),
-    "lr_nan": ({"lr": math.nan}, "lr must be a number in (0.0, inf), got nan"),
-    "lr_bool": ({"lr": True}, "lr must be a number in (0.0, inf), got True"),
-    "beta1_one": ({"beta1": 1}, "beta1 must be a number in [0.0, 1.0), got 1.0"),
-    "beta2_negative": ({"beta2": -0.5}, "beta2 must be a number in [0.0, 1.0), got -0.5"),
-    "eps_zero": ({"eps": 0.0}, "eps must be a number in (0.0, inf), got 0.0"),
-    "dropout_one": ({"dropout": 1.0}, "dropout must be a number in [0.0, 1.0), got 1.0"),
+    "lr_zero": ({"lr": 0.0}, "lr: must be a number in (0, inf), got 0.0"),
+    "lr_negative": ({"lr": -0.1}, "lr: must be a number in (0, inf), got -0.1"),
+    "lr_nan": ({"lr": math.nan}, "lr: must be a number in (0, inf), got nan"),
+    "lr_bool": ({"lr": True}, "lr: must be a number in (0, inf), got True"),
+    "beta1_one": ({"beta1": 1}, "beta1: must be a number in [0, 1), got 1.0"),
+    "beta2_negative": ({"beta2": -0.5}, "beta2: must be a number in [0, 1), got -0.5"),
+    "eps_zero": ({"eps": 0.0}, "eps: must be a number in (0, inf), got 0.0"),
+    "dropout_one": ({"dropout": 1.0}, "dropout: must be a number in [0, 1), got 1.0"),
     "weight_decay_negative": (
         {"weight_decay": -1e-3},
-        "weight_decay must be a number in [0.0, inf), got -0.001",
+        "weight_decay: must be a number in [0, inf), got -0.001",
     ),
     "unknown_optimizer": (
         {"optimizer": "nesterov"},
-        "optimizer must be one of ['sgd', 'momentum', 'rmsprop', 'adam'], got 'nesterov'",
+        "optimizer: must be one of ['sgd', 'momentum', 'rmsprop', 'adam'], got 'nesterov'",
     ),
     "unknown_activation": (
         {"activation": "relu6"},
-        "activation must be one of ['relu', 'tanh', 'sigmoid'], got 'relu6'",
+        "activation: must be one of ['relu', 'tanh', 'sigmoid'], got 'relu6'",
     ),
-    "unknown_init": ({"init": "lecun"}, "init must be one of ['he', 'xavier', 'std'], got 'lecun'"),
+    "unknown_init": (
+        {"init": "lecun"},
+        "init: must be one of ['he', 'xavier', 'std'], got 'lecun'",
+    ),
     "hidden_units_zero": (
         {"hidden_units": 0},
-        "hidden_units must be an integer in [1, inf), got 0",
+        "hidden_units: must be an integer in [1, inf), got 0",
     ),
     "hidden_units_float": (
         {"hidden_units": 2.5},
-        "hidden_units must be an integer in [1, inf), got 2.5",
+        "hidden_units: must be an integer in [1, inf), got 2.5",
     ),
-    "n_layers_zero": ({"n_layers": 0}, "n_layers must be an integer in [1, inf), got 0"),
-    "epochs_zero": ({"epochs": 0}, "epochs must be an integer in [1, inf), got 0"),
-    "batch_norm_not_bool": ({"batch_norm": 1}, "batch_norm must be true or false, got 1"),
+    "n_layers_zero": ({"n_layers": 0}, "n_layers: must be an integer in [1, inf), got 0"),
+    "epochs_zero": ({"epochs": 0}, "epochs: must be an integer in [1, inf), got 0"),
+    "batch_norm_not_bool": ({"batch_norm": 1}, "batch_norm: must be true or false, got 1"),
     "batch_size_one_with_batch_norm": (
         {"batch_size": 1, "batch_norm": True},
-        "batch_size must be >= 2 with batch_norm (batch statistics need two), got 1",
+        "batch_size (with batch_norm): must be an integer in [2, inf), got 1",
     ),
     "exponential_decay_rate_above_one": (
         {"lr_decay": "exponential", "decay_rate": 1.5},
-        "decay_rate must be in (0, 1] for 'exponential' decay, got 1.5",
+        "decay_rate (with 'exponential' decay): must be a number in (0, 1], got 1.5",
     ),
     "step_decay_rate_zero": (
         {"lr_decay": "step", "decay_rate": 0.0},
-        "decay_rate must be in (0, 1] for 'step' decay, got 0.0",
+        "decay_rate (with 'step' decay): must be a number in (0, 1], got 0.0",
     ),
     "bn_momentum_one": (
         {"bn_momentum": 1.0},
-        "bn_momentum must be a number in [0.0, 1.0), got 1.0",
+        "bn_momentum: must be a number in [0, 1), got 1.0",
     ),
-    "seed_negative": ({"seed": -1}, "seed must be an integer in [0, 2**63), got -1"),
+    "seed_negative": ({"seed": -1}, "seed: must be an integer in [0, 2**63), got -1"),
 }
 
 
 @pytest.mark.parametrize("name", list(BAD_VALUES))
 def test_bad_value_names_the_hyperparameter_the_range_and_the_value(name):
     fields, message = BAD_VALUES[name]
-    with pytest.raises(ValueError, match=re.escape(f"MemberSpec: {message}")) as error:
+    with pytest.raises(ValueError, match=re.escape(f"MemberSpec.{message}")) as error:
         MemberSpec(**fields)
     assert isinstance(error.value, InvalidValue)
 
@@ -107,7 +110,9 @@ def test_from_params_with_an_unknown_name_lists_the_known_names():
 
 
 def test_from_params_names_the_owner_of_a_bad_value():
-    with pytest.raises(ValueError, match=re.escape("trial 3: lr must be a number in (0.0, inf)")):
+    with pytest.raises(
+        ValueError, match=re.escape("trial 3.lr: must be a number in (0, inf), got -1.0")
+    ):
         MemberSpec.from_params({"lr": -1.0}, seed=0, owner="trial 3")
 
 

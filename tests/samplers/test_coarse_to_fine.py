@@ -278,31 +278,37 @@ def test_the_study_ends_after_the_last_round():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"rounds": 0}, "rounds must be an integer >= 1, got 0"),
-        ({"rounds": 2.0}, "rounds must be an integer >= 1, got 2.0"),
+        ({"rounds": 0}, "rounds: must be an integer in [1, inf), got 0"),
+        ({"rounds": 2.0}, "rounds: must be an integer in [1, inf), got 2.0"),
         (
             {"rounds": 2, "per_round": [10, 10, 10]},
-            "per_round must be one count or 2 counts (one per round), got [10, 10, 10]",
+            "per_round: must be one count or 2 counts (one per round), got [10, 10, 10]",
         ),
-        ({"per_round": 0}, "per_round must be an integer >= 1, got 0"),
-        ({"rounds": 2, "per_round": [10, 0]}, "per_round must be an integer >= 1, got 0"),
-        ({"keep": 1.5}, "keep must be a count >= 1 or a fraction in (0, 1), got 1.5"),
-        ({"keep": 0.0}, "keep must be a count >= 1 or a fraction in (0, 1), got 0.0"),
-        ({"keep": 0}, "keep must be in [1, 20] (the smallest round), got 0"),
-        ({"keep": 21}, "keep must be in [1, 20] (the smallest round), got 21"),
+        ({"per_round": 0}, "per_round: must be an integer in [1, inf), got 0"),
+        ({"rounds": 2, "per_round": [10, 0]}, "per_round: must be an integer in [1, inf), got 0"),
+        ({"keep": 1.5}, "keep: must be a count >= 1 or a fraction in (0, 1), got 1.5"),
+        ({"keep": 0.0}, "keep: must be a count >= 1 or a fraction in (0, 1), got 0.0"),
+        (
+            {"keep": 0},
+            "keep (a count, at most the smallest round): must be an integer in [1, 20], got 0",
+        ),
+        (
+            {"keep": 21},
+            "keep (a count, at most the smallest round): must be an integer in [1, 20], got 21",
+        ),
         (
             {"rounds": 2, "per_round": [30, 6], "keep": 8},
-            "keep must be in [1, 6] (the smallest round), got 8",
+            "keep (a count, at most the smallest round): must be an integer in [1, 6], got 8",
         ),
-        ({"keep": "all"}, "keep must be a number, got 'all'"),
-        ({"keep": True}, "keep must be a number, got True"),
-        ({"margin": -0.1}, "margin must be in [0, 1], got -0.1"),
-        ({"margin": 1.5}, "margin must be in [0, 1], got 1.5"),
-        ({"seed": -1}, "seed must be an integer in [0, 2**63), got -1"),
+        ({"keep": "all"}, "keep: must be a count >= 1 or a fraction in (0, 1), got 'all'"),
+        ({"keep": True}, "keep: must be a count >= 1 or a fraction in (0, 1), got True"),
+        ({"margin": -0.1}, "margin: must be a number in [0, 1], got -0.1"),
+        ({"margin": 1.5}, "margin: must be a number in [0, 1], got 1.5"),
+        ({"seed": -1}, "seed: must be an integer in [0, 2**63), got -1"),
     ],
 )
 def test_bad_settings_raise_value_error_naming_setting_and_value(kwargs, message):
-    with pytest.raises(ValueError, match=exactly(f"CoarseToFineSampler: {message}")):
+    with pytest.raises(ValueError, match=exactly(f"CoarseToFineSampler.{message}")):
         CoarseToFineSampler(**kwargs)
 
 

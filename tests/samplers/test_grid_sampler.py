@@ -138,10 +138,10 @@ def test_a_space_with_nothing_to_search_has_one_point():
 @pytest.mark.parametrize(
     ("points", "message"),
     [
-        (0, "GridSampler: points_per_dim must be an integer >= 1, got 0"),
-        (2.5, "GridSampler: points_per_dim must be an integer >= 1, got 2.5"),
-        (True, "GridSampler: points_per_dim must be an integer >= 1, got True"),
-        ({"x": 3, "y": 0}, "GridSampler: points_per_dim must be an integer >= 1, got 0"),
+        (0, "GridSampler.points_per_dim: must be an integer in [1, inf), got 0"),
+        (2.5, "GridSampler.points_per_dim: must be an integer in [1, inf), got 2.5"),
+        (True, "GridSampler.points_per_dim: must be an integer in [1, inf), got True"),
+        ({"x": 3, "y": 0}, "GridSampler.points_per_dim: must be an integer in [1, inf), got 0"),
     ],
 )
 def test_bad_points_per_dim(points, message):
@@ -155,7 +155,7 @@ def test_points_per_dim_by_name_must_name_each_searched_dimension():
     with pytest.raises(
         ValueError,
         match=exactly(
-            "GridSampler: points_per_dim must name each searched dimension ['x', 'y'] once; "
+            "GridSampler.points_per_dim: must name each searched dimension ['x', 'y'] once; "
             "unknown ['z'], missing ['y']"
         ),
     ):

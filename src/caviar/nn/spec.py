@@ -12,118 +12,81 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from caviar.errors import InvalidValue, got
+from caviar.constraints import BOOLEAN, Constraint, integer, number, one_of
+from caviar.errors import InvalidValue
 from caviar.seeding import check_seed
 
 
 @dataclass(frozen=True)
 class Hyperparameter:
-    """One engine hyperparameter: its type, allowed values and default."""
+    """One engine hyperparameter: the rule its values meet, its default and its meaning."""
 
     name: str
-    kind: type
+    rule: Constraint
     default: Any
     help: str
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
-    high_open: bool = False
-    choices: tuple[Any, ...] | None = None
 
     def describe(self) -> str:
         """The allowed values in words: ``a number in (0, inf)``."""
-        if self.choices is not None:
-            return f"one of {list(self.choices)!r}"
-        if self.kind is bool:
-            return "true or false"
-        kind = "an integer" if self.kind is int else "a number"
-        if self.low is None and self.high is None:
-            return kind
-        lo = "-inf" if self.low is None else repr(self.low)
-        hi = "inf" if self.high is None else repr(self.high)
-        left = "(" if self.low_open or self.low is None else "["
-        right = ")" if self.high_open or self.high is None else "]"
-        return f"{kind} in {left}{lo}, {hi}{right}"
+        return self.rule.describe()
 
     def allows(self, value: Any) -> bool:
-        if self.choices is not None:
-            return any(type(c) is type(value) and c == value for c in self.choices)
-        if self.kind is bool:
-            return isinstance(value, bool)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return False
-        if self.kind is int and not isinstance(value, int):
-            return False
-        if not math.isfinite(value):
-            return False
-        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
-            return False
-        return not (
-            self.high is not None and (value >= self.high if self.high_open else value > self.high)
-        )
+        return self.rule.allows(value)
 
     def check(self, value: Any, owner: str) -> Any:
-        """``value`` (ints accepted for floats), or an InvalidValue naming ``owner``."""
-        if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not self.allows(value):
-            raise InvalidValue(owner, f"{self.name} must be {self.describe()}, {got(value)}")
-        return value
+        """``value`` (ints accepted for floats), or an InvalidValue owned by ``owner``."""
+        return self.rule.check(value, owner)
 
 
-def _hp(name: str, kind: type, default: Any, help: str, **rule: Any) -> Hyperparameter:
-    return Hyperparameter(name, kind, default, help, **rule)
+def _hp(name: str, rule: Constraint, default: Any, help: str) -> Hyperparameter:
+    return Hyperparameter(name, rule, rule.check(default, f"default of {name}"), help)
 
+
+_UNIT = number(0.0, 1.0, high_open=True)  # [0, 1): betas, drop rates, bn momentum
+_POSITIVE = number(0.0, low_open=True)
 
 HYPERPARAMETERS: dict[str, Hyperparameter] = {
     h.name: h
     for h in (
         # architecture: members that differ in activation, batch norm, batch size or optimizer
         # go to different vectorized groups; widths and depths share a group (nn/ragged.py)
-        _hp("hidden_units", int, 100, "units in each hidden layer", low=1),
-        _hp("n_layers", int, 2, "number of hidden layers", low=1),
-        _hp("activation", str, "relu", "hidden activation", choices=("relu", "tanh", "sigmoid")),
-        _hp("batch_norm", bool, False, "batch norm on z before the activation (bias dropped)"),
-        _hp("batch_size", int, 100, "mini-batch size", low=1),
-        _hp(
-            "optimizer",
-            str,
-            "adam",
-            "update rule",
-            choices=("sgd", "momentum", "rmsprop", "adam"),
-        ),
+        _hp("hidden_units", integer(1), 100, "units in each hidden layer"),
+        _hp("n_layers", integer(1), 2, "number of hidden layers"),
+        _hp("activation", one_of("relu", "tanh", "sigmoid"), "relu", "hidden activation"),
+        _hp("batch_norm", BOOLEAN, False, "batch norm on z before the activation (bias dropped)"),
+        _hp("batch_size", integer(1), 100, "mini-batch size"),
+        _hp("optimizer", one_of("sgd", "momentum", "rmsprop", "adam"), "adam", "update rule"),
         # per-member hyperparameters: tensors of shape [P] inside a group
-        _hp("lr", float, 1e-3, "learning rate alpha", low=0.0, low_open=True),
-        _hp("beta1", float, 0.9, "momentum beta / Adam beta1", low=0.0, high=1.0, high_open=True),
-        _hp("beta2", float, 0.999, "RMSprop / Adam beta2", low=0.0, high=1.0, high_open=True),
-        _hp("eps", float, 1e-8, "RMSprop / Adam epsilon", low=0.0, low_open=True),
-        _hp("weight_decay", float, 0.0, "L2 lambda on weight matrices", low=0.0),
-        _hp("decoupled_weight_decay", bool, False, "decay weights directly (AdamW) not via loss"),
-        _hp("dropout", float, 0.0, "inverted-dropout drop rate", low=0.0, high=1.0, high_open=True),
-        _hp("init", str, "he", "weight init", choices=("he", "xavier", "std")),
-        _hp("init_std", float, 0.01, "weight std when init = 'std'", low=0.0, low_open=True),
+        _hp("lr", _POSITIVE, 1e-3, "learning rate alpha"),
+        _hp("beta1", _UNIT, 0.9, "momentum beta / Adam beta1"),
+        _hp("beta2", _UNIT, 0.999, "RMSprop / Adam beta2"),
+        _hp("eps", _POSITIVE, 1e-8, "RMSprop / Adam epsilon"),
+        _hp("weight_decay", number(0.0), 0.0, "L2 lambda on weight matrices"),
+        _hp(
+            "decoupled_weight_decay", BOOLEAN, False, "decay weights directly (AdamW), not via loss"
+        ),
+        _hp("dropout", _UNIT, 0.0, "inverted-dropout drop rate"),
+        _hp("init", one_of("he", "xavier", "std"), "he", "weight init"),
+        _hp("init_std", _POSITIVE, 0.01, "weight std when init = 'std'"),
         _hp(
             "lr_decay",
-            str,
+            one_of("none", "inverse_time", "exponential", "step"),
             "none",
             "learning-rate decay per epoch",
-            choices=("none", "inverse_time", "exponential", "step"),
         ),
-        _hp("decay_rate", float, 1.0, "inverse_time rate, or factor for exponential/step", low=0.0),
-        _hp("decay_every", int, 10, "epochs between steps of 'step' decay", low=1),
-        _hp("epochs", int, 10, "passes over the training data", low=1),
-        _hp(
-            "bn_momentum",
-            float,
-            0.9,
-            "running = m * running + (1 - m) * batch",
-            low=0.0,
-            high=1.0,
-            high_open=True,
-        ),
-        _hp("bn_eps", float, 1e-5, "batch norm epsilon", low=0.0, low_open=True),
+        _hp("decay_rate", number(0.0), 1.0, "inverse_time rate, or factor for exponential/step"),
+        _hp("decay_every", integer(1), 10, "epochs between steps of 'step' decay"),
+        _hp("epochs", integer(1), 10, "passes over the training data"),
+        _hp("bn_momentum", _UNIT, 0.9, "running = m * running + (1 - m) * batch"),
+        _hp("bn_eps", _POSITIVE, 1e-5, "batch norm epsilon"),
     )
 }
+
+
+def _default(name: str) -> Any:
+    """The default of ``name``, stated once, in :data:`HYPERPARAMETERS`."""
+    return HYPERPARAMETERS[name].default
+
 
 #: hyperparameters that decide which vectorized group a member joins
 GROUP_KEYS = ("batch_size", "batch_norm", "activation", "optimizer", "bn_eps")
@@ -138,43 +101,38 @@ class MemberSpec:
     """
 
     seed: int = 0
-    hidden_units: int = 100
-    n_layers: int = 2
-    activation: str = "relu"
-    batch_norm: bool = False
-    batch_size: int = 100
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    beta1: float = 0.9
-    beta2: float = 0.999
-    eps: float = 1e-8
-    weight_decay: float = 0.0
-    decoupled_weight_decay: bool = False
-    dropout: float = 0.0
-    init: str = "he"
-    init_std: float = 0.01
-    lr_decay: str = "none"
-    decay_rate: float = 1.0
-    decay_every: int = 10
-    epochs: int = 10
-    bn_momentum: float = 0.9
-    bn_eps: float = 1e-5
+    hidden_units: int = _default("hidden_units")
+    n_layers: int = _default("n_layers")
+    activation: str = _default("activation")
+    batch_norm: bool = _default("batch_norm")
+    batch_size: int = _default("batch_size")
+    optimizer: str = _default("optimizer")
+    lr: float = _default("lr")
+    beta1: float = _default("beta1")
+    beta2: float = _default("beta2")
+    eps: float = _default("eps")
+    weight_decay: float = _default("weight_decay")
+    decoupled_weight_decay: bool = _default("decoupled_weight_decay")
+    dropout: float = _default("dropout")
+    init: str = _default("init")
+    init_std: float = _default("init_std")
+    lr_decay: str = _default("lr_decay")
+    decay_rate: float = _default("decay_rate")
+    decay_every: int = _default("decay_every")
+    epochs: int = _default("epochs")
+    bn_momentum: float = _default("bn_momentum")
+    bn_eps: float = _default("bn_eps")
 
     def __post_init__(self) -> None:
         owner = "MemberSpec"
         object.__setattr__(self, "seed", check_seed(owner, self.seed))
         for name, rule in HYPERPARAMETERS.items():
-            object.__setattr__(self, name, rule.check(getattr(self, name), owner))
-        if self.batch_norm and self.batch_size < 2:
-            raise InvalidValue(
-                owner,
-                f"batch_size must be >= 2 with batch_norm (batch statistics need two), "
-                f"{got(self.batch_size)}",
-            )
-        if self.lr_decay in ("exponential", "step") and not 0.0 < self.decay_rate <= 1.0:
-            raise InvalidValue(
-                owner,
-                f"decay_rate must be in (0, 1] for {self.lr_decay!r} decay, {got(self.decay_rate)}",
+            object.__setattr__(self, name, rule.check(getattr(self, name), f"{owner}.{name}"))
+        if self.batch_norm:  # batch statistics need two examples
+            integer(2).check(self.batch_size, f"{owner}.batch_size (with batch_norm)")
+        if self.lr_decay in ("exponential", "step"):
+            number(0.0, 1.0, low_open=True).check(
+                self.decay_rate, f"{owner}.decay_rate (with {self.lr_decay!r} decay)"
             )
 
     @classmethod
@@ -191,8 +149,8 @@ class MemberSpec:
             )
         try:
             return cls(seed=seed, **dict(params))
-        except InvalidValue as e:
-            raise e.at(owner) from None
+        except InvalidValue as e:  # "MemberSpec.lr (...)" -> "<owner>.lr (...)"
+            raise e.at(owner + e.owner.removeprefix("MemberSpec")) from None
 
     def group_key(self) -> tuple[Any, ...]:
         return tuple(getattr(self, k) for k in GROUP_KEYS)

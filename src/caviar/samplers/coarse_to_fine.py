@@ -18,6 +18,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from caviar.constraints import integer, number
 from caviar.errors import InvalidValue, got
 from caviar.records import Direction, FrozenTrial, TrialState
 from caviar.samplers.base import Proposal, Sampler
@@ -25,12 +26,6 @@ from caviar.seeding import SAMPLER, check_seed, generator
 from caviar.space import SearchSpace
 
 Box = tuple[tuple[float, float], ...]
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidValue("CoarseToFineSampler", f"{name} must be an integer >= 1, {got(value)}")
-    return value
 
 
 class CoarseToFineSampler(Sampler):
@@ -50,35 +45,25 @@ class CoarseToFineSampler(Sampler):
         margin: float = 0.1,
         seed: int = 0,
     ) -> None:
-        self.rounds = _positive_int("rounds", rounds)
+        owner = "CoarseToFineSampler"
+        self.rounds = int(integer(1).check(rounds, f"{owner}.rounds"))
         counts = [per_round] * self.rounds if isinstance(per_round, int) else list(per_round)
         if len(counts) != self.rounds:
             raise InvalidValue(
-                "CoarseToFineSampler",
-                f"per_round must be one count or {self.rounds} counts (one per round), "
-                f"{got(per_round)}",
+                f"{owner}.per_round",
+                f"must be one count or {self.rounds} counts (one per round), {got(per_round)}",
             )
-        self.per_round = [_positive_int("per_round", c) for c in counts]
-        if isinstance(keep, bool) or not isinstance(keep, int | float):
-            raise InvalidValue("CoarseToFineSampler", f"keep must be a number, {got(keep)}")
-        if isinstance(keep, float) and not 0.0 < keep < 1.0:
-            raise InvalidValue(
-                "CoarseToFineSampler",
-                f"keep must be a count >= 1 or a fraction in (0, 1), {got(keep)}",
+        self.per_round = [int(integer(1).check(c, f"{owner}.per_round")) for c in counts]
+        if isinstance(keep, int) and not isinstance(keep, bool):
+            integer(1, min(self.per_round)).check(
+                keep, f"{owner}.keep (a count, at most the smallest round)"
             )
-        if isinstance(keep, int) and not 1 <= keep <= min(self.per_round):
+        elif not number(0.0, 1.0, low_open=True, high_open=True).allows(keep):
             raise InvalidValue(
-                "CoarseToFineSampler",
-                f"keep must be in [1, {min(self.per_round)}] (the smallest round), {got(keep)}",
+                f"{owner}.keep", f"must be a count >= 1 or a fraction in (0, 1), {got(keep)}"
             )
         self.keep = keep
-        if (
-            isinstance(margin, bool)
-            or not isinstance(margin, int | float)
-            or not (0.0 <= margin <= 1.0)
-        ):
-            raise InvalidValue("CoarseToFineSampler", f"margin must be in [0, 1], {got(margin)}")
-        self.margin = float(margin)
+        self.margin = float(number(0.0, 1.0).check(margin, f"{owner}.margin"))
         self.seed = check_seed("CoarseToFineSampler", seed)
         self._boxes: dict[int, Box] = {}  # rounds whose box is settled (their parents finished)
 

@@ -12,7 +12,8 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from caviar.errors import InvalidValue, got
+from caviar.constraints import integer
+from caviar.errors import InvalidValue
 from caviar.records import Direction, FrozenTrial
 from caviar.samplers.base import Proposal, Sampler
 from caviar.space import SearchSpace
@@ -32,10 +33,7 @@ class GridSampler(Sampler):
             points_per_dim.values() if isinstance(points_per_dim, Mapping) else [points_per_dim]
         )
         for count in counts:
-            if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-                raise InvalidValue(
-                    "GridSampler", f"points_per_dim must be an integer >= 1, {got(count)}"
-                )
+            integer(1).check(count, "GridSampler.points_per_dim")
         self.points_per_dim = (
             dict(points_per_dim) if isinstance(points_per_dim, Mapping) else points_per_dim
         )
@@ -55,8 +53,8 @@ class GridSampler(Sampler):
             missing = [n for n in space.free_names if n not in self.points_per_dim]
             if unknown or missing:
                 raise InvalidValue(
-                    "GridSampler",
-                    f"points_per_dim must name each searched dimension {list(space.free_names)} "
+                    "GridSampler.points_per_dim",
+                    f"must name each searched dimension {list(space.free_names)} "
                     f"once; unknown {unknown}, missing {missing}",
                 )
         return [space[name].grid_units(self._requested(space, name)) for name in space.free_names]
