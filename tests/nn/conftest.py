@@ -1,5 +1,5 @@
 """Fixtures for the population-engine tests (everything in float64 on the CPU unless a test
-says otherwise)."""
+says otherwise; the main ones run on every device this machine has, see ``device``)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,17 @@ from caviar.nn import TrainingData
 @pytest.fixture(scope="session")
 def data() -> TrainingData:
     return tiny_data()
+
+
+#: the CPU, and CUDA where present: a GPU machine runs the engine's main tests there too
+DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
+
+
+@pytest.fixture(params=DEVICES)
+def device(request: pytest.FixtureRequest) -> torch.device:
+    """The device the engine runs on in a test (its oracle, torch.nn / torch.optim, stays on
+    the CPU). Tolerances follow the device: see ``_nn_support.tolerance``."""
+    return torch.device(request.param)
 
 
 @pytest.fixture(autouse=True)

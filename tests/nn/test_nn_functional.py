@@ -1,5 +1,6 @@
 """The hand-written forward and backward pieces (caviar.nn.functional) against torch's own
-modules and autograd, member by member, in float64."""
+modules and autograd, member by member, in float64; batch norm on every device (the oracle on
+the CPU)."""
 
 from __future__ import annotations
 
@@ -50,12 +51,20 @@ def composed_batch_norm(z: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor
     return gamma * (z - mean) / torch.sqrt(var + EPS) + beta
 
 
+def on(device: torch.device, *tensors: torch.Tensor) -> list[torch.Tensor]:
+    return [t.to(device) for t in tensors]
+
+
+def cpu(tensors: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
+    return [t.cpu() for t in tensors]
+
+
 # -- batch norm: P members' units side by side, [B, P * H] ------------------------------------
-def test_batch_norm_train_matches_batchnorm1d_for_each_member():
+def test_batch_norm_train_matches_batchnorm1d_for_each_member(device):
     z = rand(B, P * H, seed=0, scale=3.0) + 2.0
     gamma, beta = bn_params(1)
 
-    out, mean, inv_std = F.batch_norm(z, gamma, beta, EPS)
+    out, mean, inv_std = cpu(F.batch_norm(*on(device, z, gamma, beta), EPS))
 
     for p in range(P):
         bn = torch_batch_norm(p, gamma, beta).train()
@@ -66,15 +75,16 @@ def test_batch_norm_train_matches_batchnorm1d_for_each_member():
         torch.testing.assert_close(block(inv_std, p), 1.0 / torch.sqrt(var + EPS))
 
 
-def test_batch_norm_backward_matches_autograd_of_the_formulas():
+def test_batch_norm_backward_matches_autograd_of_the_formulas(device):
     z = rand(B, P * H, seed=2, scale=2.0).requires_grad_()
     gamma, beta = bn_params(3)
     gamma.requires_grad_()
     beta.requires_grad_()
     dout = rand(B, P * H, seed=4)
 
-    _, mean, inv_std = F.batch_norm(z.detach(), gamma.detach(), beta.detach(), EPS)
-    dz, dgamma, dbeta = F.batch_norm_backward(dout, z.detach(), gamma.detach(), mean, inv_std, EPS)
+    z_, gamma_, beta_, dout_ = on(device, z.detach(), gamma.detach(), beta.detach(), dout)
+    _, mean, inv_std = F.batch_norm(z_, gamma_, beta_, EPS)
+    dz, dgamma, dbeta = cpu(F.batch_norm_backward(dout_, z_, gamma_, mean, inv_std, EPS))
     expected = torch.autograd.grad(
         (composed_batch_norm(z, gamma, beta) * dout).sum(), (z, gamma, beta)
     )
@@ -84,13 +94,13 @@ def test_batch_norm_backward_matches_autograd_of_the_formulas():
     torch.testing.assert_close(dbeta, expected[2], rtol=1e-12, atol=1e-12)
 
 
-def test_batch_norm_eval_matches_batchnorm1d_with_the_same_running_statistics():
+def test_batch_norm_eval_matches_batchnorm1d_with_the_same_running_statistics(device):
     z = rand(B, P * H, seed=5, scale=2.0)
     gamma, beta = bn_params(6)
     running_mean = rand(P * H, seed=7)
     running_var = 0.5 + rand(P * H, seed=8).abs()
 
-    out = F.batch_norm_eval(z, gamma, beta, running_mean, running_var, EPS)
+    (out,) = cpu((F.batch_norm_eval(*on(device, z, gamma, beta, running_mean, running_var), EPS),))
 
     for p in range(P):
         bn = torch_batch_norm(p, gamma, beta)

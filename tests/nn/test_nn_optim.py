@@ -22,20 +22,20 @@ def rand(*shape: int, seed: int) -> torch.Tensor:
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 
 
-def hyper(t: int, *, lr=LR, l2=None, decoupled=None) -> Hyper:
-    """Hyperparameters shaped [P, 1] for the t-th step (1-based)."""
+def hyper(t: int, *, lr=LR, l2=None, decoupled=None, device="cpu") -> Hyper:
+    """Hyperparameters shaped [P, 1] for the t-th step (1-based), on ``device``."""
     zero = torch.zeros(P, dtype=torch.float64)
     l2 = zero if l2 is None else l2
     decoupled = zero if decoupled is None else decoupled
     return Hyper(
-        lr=lr.view(P, 1),
-        beta1=BETA1.view(P, 1),
-        beta2=BETA2.view(P, 1),
-        eps=EPS.view(P, 1),
-        bias_correction1=(1 - BETA1**t).view(P, 1),
-        bias_correction2_sqrt=torch.sqrt(1 - BETA2**t).view(P, 1),
-        l2=l2.view(P, 1),
-        decoupled=decoupled.view(P, 1),
+        lr=lr.view(P, 1).to(device),
+        beta1=BETA1.view(P, 1).to(device),
+        beta2=BETA2.view(P, 1).to(device),
+        eps=EPS.view(P, 1).to(device),
+        bias_correction1=(1 - BETA1**t).view(P, 1).to(device),
+        bias_correction2_sqrt=torch.sqrt(1 - BETA2**t).view(P, 1).to(device),
+        l2=l2.view(P, 1).to(device),
+        decoupled=decoupled.view(P, 1).to(device),
     )
 
 
@@ -58,11 +58,12 @@ def torch_optimizer(name: str, param: torch.Tensor, p: int, decay: str) -> torch
 
 @pytest.mark.parametrize("decay", ["none", "coupled", "decoupled"])
 @pytest.mark.parametrize("name", ["sgd", "momentum", "rmsprop", "adam"])
-def test_population_update_matches_torch_optim_member_by_member(name, decay):
+def test_population_update_matches_torch_optim_member_by_member(name, decay, device):
+    """The update on every device; torch.optim, the oracle, on the CPU."""
     optimizer = OPTIMIZERS[name]
-    theta = rand(P, N, seed=0)
+    params = [rand(P, N, seed=0)[p].clone().requires_grad_() for p in range(P)]
+    theta = rand(P, N, seed=0).to(device)
     state = optimizer.init_state(theta)
-    params = [theta[p].clone().requires_grad_() for p in range(P)]
     reference = [torch_optimizer(name, params[p], p, decay) for p in range(P)]
 
     for t in range(1, 5):
@@ -71,10 +72,11 @@ def test_population_update_matches_torch_optim_member_by_member(name, decay):
             t,
             l2=DECAY if decay == "coupled" else None,
             decoupled=DECAY if decay == "decoupled" else None,
+            device=device,
         )
         optimizer.step(
             theta,
-            grad.clone(),
+            grad.clone().to(device),
             state,
             h,
             coupled_decay=decay == "coupled",
@@ -88,12 +90,12 @@ def test_population_update_matches_torch_optim_member_by_member(name, decay):
             reference[p].step()
 
     for p in range(P):
-        torch.testing.assert_close(theta[p], params[p].detach(), rtol=1e-12, atol=1e-14)
+        torch.testing.assert_close(theta[p].cpu(), params[p].detach(), rtol=1e-12, atol=1e-14)
         if name == "momentum" and BETA1[p] == 0:
             continue  # torch's SGD keeps no buffer at momentum 0 (the update is plain SGD)
         for slot, value in zip(optimizer.slots, state, strict=True):
             torch.testing.assert_close(
-                value[p], reference[p].state[params[p]][slot], rtol=1e-12, atol=1e-14
+                value[p].cpu(), reference[p].state[params[p]][slot], rtol=1e-12, atol=1e-14
             )
 
 

@@ -1,6 +1,11 @@
 """Packing invariance: a member's training does not depend on who else is in its population,
 how wide the group is padded, or where in the population it sits; and the padding itself
-stays exactly zero."""
+stays exactly zero.
+
+Bit for bit on the CPU only, so these tests do not take the ``device`` fixture: on a GPU,
+members of equal shape share one batched product (``Ragged(batched=True)``), whose kernel and
+rounding depend on how many share it.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ import pytest
 import torch
 from _nn_support import assert_states_equal, curve_array
 
-from caviar.nn import MemberSpec, Population
+from caviar.nn import MemberSpec, Pool, Population
 from caviar.nn.group import Group
 from caviar.nn.randomness import batch_bounds, epoch_order
 
@@ -88,6 +93,34 @@ def test_member_trains_bitwise_the_same_alone_and_in_a_crowd(name, dtype, data):
     )
     assert torch.equal(curve_array(small[7]), curve_array(alone))
     assert_states_equal(small[7].state, alone.state, exact=True)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+def test_a_member_that_joins_a_running_pool_trains_bitwise_as_alone(dtype, data):
+    """As in a search: the member joins a pool whose members are an epoch ahead (they share its
+    group, each at its own epoch), one of them leaves after its next round and another joins;
+    its curve and final state are still bit for bit those of training alone."""
+    target = TARGETS["adam_batch_norm_dropout"]
+    others = [s for k, s in enumerate(crowd(target)) if k != 7]
+    alone = Population([target], dtype=dtype, device="cpu").fit(data, keep_states=True)[0]
+
+    pool = Pool(data, device=torch.device("cpu"), dtype=dtype, keep_states=True)
+    pool.add(0, replace(others[0], epochs=5))
+    pool.add(1, replace(others[1], epochs=5))
+    pool.step()  # they are at epoch 1 when the target joins
+    pool.add(7, target)
+    curve, state, rounds = [], None, 0
+    while 7 in pool.keys:
+        if rounds == 1:
+            pool.remove(1)
+            pool.add(2, others[2])
+        for e in pool.step().epochs:
+            if e.key == 7:
+                curve.append(e.record)
+                state = e.state if e.finished else state
+        rounds += 1
+    assert curve == alone.curve  # every float, exactly
+    assert_states_equal(state, alone.state, exact=True)
 
 
 # -- padding stays zero ----------------------------------------------------------------------

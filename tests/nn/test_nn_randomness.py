@@ -13,6 +13,8 @@ from caviar.nn import MemberSpec, Population
 from caviar.nn.group import Group
 from caviar.nn.randomness import (
     batch_bounds,
+    column_keys_from,
+    column_layout,
     dropout_keep,
     dropout_keys,
     epoch_order,
@@ -40,6 +42,23 @@ def test_dropout_mask_ignores_the_other_members_and_their_order():
     reordered = keep_mask([11, 5], [0.5, 0.1], units=9)
     assert torch.equal(crowd[2, :, :7], alone)
     assert torch.equal(reordered[0, :, :7], alone)
+
+
+def test_dropout_masks_are_the_same_on_every_device(device):
+    """The hash is integer arithmetic: a GPU draws the CPU's masks, bit for bit, from keys
+    mixed on the host or (the vectorized path) from step counts kept on the device."""
+    seeds, rates = [5, 99, 11], [0.1, 0.7, 0.5]
+    on_cpu = keep_mask(seeds, rates, units=12)
+    keys = dropout_keys(seeds, device)
+    rate = torch.tensor(rates, dtype=torch.float64, device=device)
+    on_device = dropout_keep(keys, rate, 3, 1, 20, 12)
+    assert on_device.device.type == device.type
+    assert torch.equal(on_device.cpu(), on_cpu)
+    member, unit = column_layout([12] * 3, device)
+    steps = torch.full((3,), 3.0, dtype=torch.float64, device=device)
+    from_device = column_keys_from(keys, steps, 1, member, unit)
+    from_host = column_keys_from(keys.tolist(), [3] * 3, 1, member, unit)
+    assert torch.equal(from_device.cpu(), from_host.cpu())
 
 
 def test_dropout_mask_changes_with_seed_step_layer_and_example():

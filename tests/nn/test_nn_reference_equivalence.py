@@ -15,11 +15,10 @@ from dataclasses import replace
 import pytest
 import torch
 from _nn_support import (
-    ATOL,
-    RTOL,
     assert_curves_close,
     load_into_reference,
     reference_params,
+    tolerance,
 )
 
 from caviar.nn import MemberSpec, Population
@@ -120,39 +119,41 @@ def population_around(target: MemberSpec) -> list[MemberSpec]:
     return [same_group[0], target, same_group[1], other_group]
 
 
-def assert_params_close(actual: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]):
+def assert_params_close(
+    actual: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], **tol: float
+) -> None:
     assert actual.keys() == expected.keys()
     for name in expected:
         torch.testing.assert_close(
-            actual[name], expected[name], rtol=RTOL, atol=ATOL, msg=lambda m, n=name: f"{n}: {m}"
+            actual[name], expected[name], **tol, msg=lambda m, n=name: f"{n}: {m}"
         )
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_member_of_mixed_population_equals_reference_trained_alone(name, data):
+def test_member_of_mixed_population_equals_reference_trained_alone(name, data, device):
+    """On every device (the reference always on the CPU, in float64)."""
     spec = CASES[name]
-    results = Population(population_around(spec), dtype=torch.float64, device="cpu").fit(
+    results = Population(population_around(spec), dtype=torch.float64, device=device).fit(
         data, keep_states=True
     )
     result = results[1]
     expected, model = train_reference(spec, data)
+    tol = tolerance(device)
 
     assert not result.diverged and not expected.diverged
     assert [r.epoch for r in result.curve] == list(range(1, spec.epochs + 1))
-    assert_curves_close(result, expected)
+    assert_curves_close(result, expected, **tol)
     state = result.state
     assert state is not None and state.epoch == spec.epochs
     for i, linear in enumerate(model.linears):  # weights [fan_in, fan_out] = weight.T
-        torch.testing.assert_close(state.params[f"W{i}"], linear.weight.T, rtol=RTOL, atol=ATOL)
-    assert_params_close(state.params, reference_params(model))
+        torch.testing.assert_close(state.params[f"W{i}"], linear.weight.T, **tol)
+    assert_params_close(state.params, reference_params(model), **tol)
     # batch norm: running statistics equal nn.BatchNorm1d's (unbiased variance, momentum)
     assert len(state.running_mean) == (spec.n_layers if spec.batch_norm else 0)
     for layer in range(len(state.running_mean)):
         norm = model.norms[layer]
-        torch.testing.assert_close(
-            state.running_mean[layer], norm.running_mean, rtol=RTOL, atol=ATOL
-        )
-        torch.testing.assert_close(state.running_var[layer], norm.running_var, rtol=RTOL, atol=ATOL)
+        torch.testing.assert_close(state.running_mean[layer], norm.running_mean, **tol)
+        torch.testing.assert_close(state.running_var[layer], norm.running_var, **tol)
 
 
 def test_training_moves_the_curves(data):
