@@ -77,7 +77,7 @@ def test_processes_opening_a_new_file_together_all_succeed(tmp_path) -> None:
 
     context = multiprocessing.get_context("fork")
 
-    def open_it(path: str, start: multiprocessing.synchronize.Barrier) -> None:
+    def open_it(path: str, start: "multiprocessing.synchronize.Barrier") -> None:
         start.wait()  # all at once: switching a new file to WAL races
         SQLiteStorage(path).study_names()
 

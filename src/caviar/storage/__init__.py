@@ -1,6 +1,8 @@
 """Where studies live: an abstract contract, an in-memory reference and the SQLite default."""
 
 from caviar.storage.base import (
+    CorruptRowError,
+    DiskFullError,
     DuplicateStudyError,
     DuplicateTrialError,
     StaleTrialError,
@@ -14,6 +16,8 @@ from caviar.storage.resolve import open_storage
 from caviar.storage.sqlite import SQLiteStorage
 
 __all__ = [
+    "CorruptRowError",
+    "DiskFullError",
     "DuplicateStudyError",
     "DuplicateTrialError",
     "InMemoryStorage",

@@ -48,7 +48,23 @@ class DuplicateTrialError(StorageError):
 
 
 class StaleTrialError(StorageError):
-    """The trial is not running under this owner (finished, requeued, or owned by another)."""
+    """The trial is not running under this owner (finished, requeued, or owned by another).
+
+    ``numbers`` are the trials concerned, when the backend knows them."""
+
+    def __init__(self, message: str, numbers: Iterable[int] = ()) -> None:
+        super().__init__(message)
+        self.numbers = tuple(numbers)
+
+
+class CorruptRowError(StorageError):
+    """A stored row holds what caviar never writes (changed outside caviar): the message names
+    the study, the trial and the column."""
+
+
+class DiskFullError(StorageError):
+    """A write found no room on the disk; it was rolled back whole, and nothing stored before it
+    was lost."""
 
 
 @dataclass(frozen=True)

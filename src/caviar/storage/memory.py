@@ -114,7 +114,7 @@ class InMemoryStorage(Storage):
         if trial is None or trial.state is not TrialState.RUNNING or trial.owner != owner:
             state = "missing" if trial is None else f"{trial.state.value} (owner {trial.owner})"
             raise StaleTrialError(
-                f"trial {number} of {study!r} is not running under {owner}: {state}"
+                f"trial {number} of {study!r} is not running under {owner}: {state}", [number]
             )
         return trial
 

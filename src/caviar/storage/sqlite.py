@@ -9,13 +9,15 @@ Why it is safe:
 - Trial numbers are unique per study (a UNIQUE constraint), and state changes are conditional
   updates (``WHERE state = 'running' AND owner = ?``): a lost race changes nothing.
 - One connection per thread and per process: a forked child never reuses its parent's.
+- ``read_only=True`` writes nothing at all, not even the switch to WAL (:mod:`.sqlite_file`).
+- A full disk is a :class:`DiskFullError` (:mod:`.sqlite_errors`) and a row changed outside caviar
+  a :class:`CorruptRowError` naming the study, trial and column (:mod:`.sqlite_rows`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import sqlite3
 import threading
@@ -36,54 +38,24 @@ from caviar.storage.base import (
     UnknownStudyError,
     checked_value,
 )
-
-SCHEMA_VERSION = 1
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS studies (
-    study_id  INTEGER PRIMARY KEY,
-    name      TEXT NOT NULL UNIQUE,
-    direction TEXT NOT NULL,
-    space     TEXT NOT NULL,
-    sampler   TEXT NOT NULL,
-    seed      INTEGER NOT NULL,
-    attrs     TEXT NOT NULL,
-    created   REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS trials (
-    trial_id  INTEGER PRIMARY KEY,
-    study_id  INTEGER NOT NULL REFERENCES studies(study_id),
-    number    INTEGER NOT NULL,
-    state     TEXT NOT NULL,
-    params    TEXT NOT NULL,
-    unit      TEXT NOT NULL,
-    seed      INTEGER NOT NULL,
-    value     REAL,
-    attrs     TEXT NOT NULL,
-    owner     TEXT,
-    heartbeat REAL,
-    created   REAL NOT NULL,
-    started   REAL,
-    finished  REAL,
-    attempt   INTEGER NOT NULL DEFAULT 0,
-    UNIQUE (study_id, number)
-);
-CREATE INDEX IF NOT EXISTS trials_by_state ON trials (study_id, state, number);
-CREATE TABLE IF NOT EXISTS epochs (
-    trial_id       INTEGER NOT NULL REFERENCES trials(trial_id),
-    epoch          INTEGER NOT NULL,
-    train_loss     REAL,
-    train_accuracy REAL,
-    val_loss       REAL,
-    val_accuracy   REAL,
-    PRIMARY KEY (trial_id, epoch)
-) WITHOUT ROWID;
-"""
-
-_TRIAL_COLUMNS = (
-    "trial_id, number, state, params, unit, seed, value, attrs, owner, heartbeat, created, "
-    "started, finished, attempt"
+from caviar.storage.sqlite_errors import translated
+from caviar.storage.sqlite_file import (
+    SCHEMA,
+    SCHEMA_VERSION,
+    NotAStudyFile,
+    check_header,
+    check_version,
+    connect_read_only,
+    is_study_file,
+    probe_read_only,
+)
+from caviar.storage.sqlite_rows import (
+    STUDY_COLUMNS,
+    TRIAL_COLUMNS,
+    Where,
+    epoch_record,
+    frozen_trial,
+    study_record,
 )
 
 
@@ -91,35 +63,72 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, allow_nan=False, separators=(",", ":"))
 
 
-def _float(x: float | None) -> float:
-    return math.nan if x is None else float(x)
-
-
 class SQLiteStorage(Storage):
-    """Studies in an SQLite file (created with its folder if missing)."""
+    """Studies in an SQLite file (created with its folder if missing).
 
-    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 60.0) -> None:
+    With ``read_only``, the file must be a caviar study file already, and nothing is ever
+    written to it (``caviar show``, ``studies`` and ``report`` open it so)."""
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, timeout: float = 60.0, read_only: bool = False
+    ) -> None:
         self.path = Path(path)
         self.timeout = timeout
+        self.read_only = read_only
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
+        if read_only:
+            self._check_read_only()
+            return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self._write() as db:
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                row = db.execute("SELECT version FROM schema_version").fetchone()
-                if row is None:
-                    db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
-                elif row[0] > SCHEMA_VERSION:
-                    raise StorageError(
-                        f"{self.path} has schema version {row[0]}; this caviar reads up to "
-                        f"{SCHEMA_VERSION}: upgrade caviar"
-                    )
+            if self.path.is_file():
+                check_header(self.path, empty_ok=True)
+            with translated(self.path):
+                self._create_schema()
+                self._db()  # the switch to WAL
+        except NotAStudyFile as e:
+            raise StorageError(f"cannot use {str(self.path)!r} as a study file: {e}") from None
         except (sqlite3.Error, OSError) as e:
             raise StorageError(f"cannot use {str(self.path)!r} as a study file: {e}") from None
+
+    def _create_schema(self) -> None:
+        """The schema in a new file; a foreign file is refused with nothing written to it (so
+        this runs before the switch to WAL, which would change its header)."""
+        db = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                if not is_study_file(db, self.path):
+                    for statement in SCHEMA.split(";"):
+                        if statement.strip():
+                            db.execute(statement)
+                if check_version(db, self.path) is None:
+                    db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+                db.execute("COMMIT")
+            finally:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+        finally:
+            db.close()
+
+    def _check_read_only(self) -> None:
+        if not self.path.is_file():
+            raise StorageError(f"no study file at {str(self.path)!r}")
+        try:
+            probe_read_only(self.path, self.timeout)
+            with self._read() as db:
+                if not is_study_file(db, self.path):
+                    raise NotAStudyFile(self.path, "it has no tables")
+                if check_version(db, self.path) is None:
+                    raise NotAStudyFile(self.path, "it has no schema version")
+        except sqlite3.DatabaseError as e:
+            self.close()
+            raise NotAStudyFile(self.path, f"SQLite cannot read it: {e}") from None
+        except StorageError:
+            self.close()
+            raise
 
     def __repr__(self) -> str:
         return f"SQLiteStorage({str(self.path)!r})"
@@ -127,10 +136,13 @@ class SQLiteStorage(Storage):
     # -- connections and transactions --------------------------------------------------------
     def _db(self) -> sqlite3.Connection:
         if getattr(self._local, "pid", None) != os.getpid():
-            fresh = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
-            self._use_wal(fresh)
-            fresh.execute("PRAGMA synchronous=NORMAL")
-            fresh.execute("PRAGMA foreign_keys=ON")
+            if self.read_only:
+                fresh = connect_read_only(self.path, self.timeout)
+            else:
+                fresh = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+                self._use_wal(fresh)
+                fresh.execute("PRAGMA synchronous=NORMAL")
+                fresh.execute("PRAGMA foreign_keys=ON")
             self._local.db, self._local.pid = fresh, os.getpid()
             with self._connections_lock:
                 self._connections.append(fresh)
@@ -155,26 +167,33 @@ class SQLiteStorage(Storage):
                 time.sleep(0.02)
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction: the lock is taken up front, so no deadlock can arise."""
-        db = self._db()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+    def _write(self, study: str) -> Iterator[sqlite3.Connection]:
+        """One write transaction: the lock is taken up front, so no deadlock can arise. If any
+        part fails (a full disk, most often at COMMIT), all of it is rolled back."""
+        if self.read_only:
+            raise StorageError(f"{self.path} is open read-only: cannot change study {study!r}")
+        with translated(self.path):
+            db = self._db()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                db.execute("COMMIT")
+            finally:
+                if db.in_transaction:  # SQLite may have rolled back already
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
         """A read transaction: several SELECTs see one snapshot."""
-        db = self._db()
-        db.execute("BEGIN")
-        try:
-            yield db
-        finally:
-            db.execute("COMMIT")
+        with translated(self.path):
+            db = self._db()
+            db.execute("BEGIN")
+            try:
+                yield db
+            finally:
+                if db.in_transaction:
+                    db.execute("COMMIT")
 
     def close(self) -> None:
         with self._connections_lock:
@@ -192,7 +211,7 @@ class SQLiteStorage(Storage):
 
     # -- studies -----------------------------------------------------------------------------
     def create_study(self, record: StudyRecord) -> None:
-        with self._write() as db:
+        with self._write(record.name) as db:
             try:
                 db.execute(
                     "INSERT INTO studies (name, direction, space, sampler, seed, attrs, created) "
@@ -213,35 +232,26 @@ class SQLiteStorage(Storage):
                 ) from None
 
     def load_study(self, name: str) -> StudyRecord:
-        db = self._db()
-        row = db.execute(
-            "SELECT name, direction, space, sampler, seed, attrs, created FROM studies "
-            "WHERE name = ?",
-            (name,),
-        ).fetchone()
+        with self._read() as db:
+            row = db.execute(
+                f"SELECT {STUDY_COLUMNS} FROM studies WHERE name = ?", (name,)
+            ).fetchone()
         if row is None:
             raise UnknownStudyError(f"no study named {name!r} in {self.path}")
-        return StudyRecord(
-            name=row[0],
-            direction=row[1],
-            space=json.loads(row[2]),
-            sampler=json.loads(row[3]),
-            seed=row[4],
-            attrs=json.loads(row[5]),
-            created=row[6],
-        )
+        return study_record(row)
 
     def study_names(self) -> list[str]:
-        rows = self._db().execute("SELECT name FROM studies ORDER BY name").fetchall()
+        with self._read() as db:
+            rows = db.execute("SELECT name FROM studies ORDER BY name").fetchall()
         return [r[0] for r in rows]
 
     def set_study_attrs(self, name: str, attrs: Mapping[str, Any]) -> None:
-        with self._write() as db:
+        with self._write(name) as db:
             sid = self._study_id(db, name)
             (current,) = db.execute(
                 "SELECT attrs FROM studies WHERE study_id = ?", (sid,)
             ).fetchone()
-            merged = {**json.loads(current), **dict(attrs)}
+            merged = {**Where(name).json("attrs", current), **dict(attrs)}
             db.execute("UPDATE studies SET attrs = ? WHERE study_id = ?", (_dumps(merged), sid))
 
     # -- trials ------------------------------------------------------------------------------
@@ -251,7 +261,7 @@ class SQLiteStorage(Storage):
         now = time.time()
         state = TrialState.QUEUED if owner is None else TrialState.RUNNING
         started = None if owner is None else now
-        with self._write() as db:
+        with self._write(study) as db:
             sid = self._study_id(db, study)
             try:
                 db.executemany(
@@ -280,12 +290,12 @@ class SQLiteStorage(Storage):
                 ) from None
             numbers = [t.number for t in trials]
             return self._select(
-                db, sid, "number IN ({})".format(",".join("?" * len(numbers))), numbers
+                db, study, sid, "number IN ({})".format(",".join("?" * len(numbers))), numbers
             )
 
     def claim_queued(self, study: str, owner: str, limit: int) -> list[FrozenTrial]:
         now = time.time()
-        with self._write() as db:
+        with self._write(study) as db:
             sid = self._study_id(db, study)
             rows = db.execute(
                 "SELECT number FROM trials WHERE study_id = ? AND state = 'queued' "
@@ -301,7 +311,7 @@ class SQLiteStorage(Storage):
                 f"WHERE study_id = ? AND number IN ({marks})",
                 (owner, now, now, sid, *numbers),
             )
-            return self._select(db, sid, f"number IN ({marks})", numbers)
+            return self._select(db, study, sid, f"number IN ({marks})", numbers)
 
     def _check_running(
         self, db: sqlite3.Connection, sid: int, study: str, numbers: Iterable[int], owner: str
@@ -317,11 +327,13 @@ class SQLiteStorage(Storage):
         found = dict(rows)
         stale = [n for n in wanted if n not in found]
         if stale:
-            raise StaleTrialError(f"trials {stale} of {study!r} are not running under {owner}")
+            raise StaleTrialError(
+                f"trials {stale} of {study!r} are not running under {owner}", stale
+            )
         return found
 
     def requeue(self, study: str, number: int, owner: str) -> None:
-        with self._write() as db:
+        with self._write(study) as db:
             sid = self._study_id(db, study)
             trial_id = self._check_running(db, sid, study, [number], owner)[number]
             db.execute("DELETE FROM epochs WHERE trial_id = ?", (trial_id,))
@@ -335,7 +347,7 @@ class SQLiteStorage(Storage):
         wanted = list(numbers)
         if not wanted:
             return
-        with self._write() as db:
+        with self._write(study) as db:
             sid = self._study_id(db, study)
             db.executemany(
                 "UPDATE trials SET heartbeat = ? WHERE study_id = ? AND number = ? "
@@ -348,7 +360,7 @@ class SQLiteStorage(Storage):
     ) -> None:
         if not rows:
             return
-        with self._write() as db:
+        with self._write(study) as db:
             sid = self._study_id(db, study)
             ids = self._check_running(db, sid, study, (n for n, _ in rows), owner)
             db.executemany(
@@ -372,22 +384,23 @@ class SQLiteStorage(Storage):
         if not state.is_finished:
             raise ValueError(f"finish_trial needs a finished state, got {state.value!r}")
         value = checked_value(value)
-        with self._write() as db:
+        with self._write(study) as db:
             sid = self._study_id(db, study)
             trial_id = self._check_running(db, sid, study, [number], owner)[number]
             (current,) = db.execute(
                 "SELECT attrs FROM trials WHERE trial_id = ?", (trial_id,)
             ).fetchone()
-            merged = {**json.loads(current), **dict(attrs or {})}
+            merged = {**Where(study, number).json("attrs", current), **dict(attrs or {})}
             db.execute(
                 "UPDATE trials SET state = ?, value = ?, attrs = ?, finished = ? "
                 "WHERE trial_id = ?",
                 (state.value, value, _dumps(merged), time.time(), trial_id),
             )
-            return self._select(db, sid, "trial_id = ?", [trial_id])[0]
+        with self._read() as db:  # after the commit: a bad row elsewhere cannot undo the result
+            return self._select(db, study, sid, "trial_id = ?", [trial_id])[0]
 
     def set_trial_attrs(self, study: str, number: int, attrs: Mapping[str, Any]) -> None:
-        with self._write() as db:
+        with self._write(study) as db:
             sid = self._study_id(db, study)
             row = db.execute(
                 "SELECT trial_id, attrs FROM trials WHERE study_id = ? AND number = ?",
@@ -395,7 +408,7 @@ class SQLiteStorage(Storage):
             ).fetchone()
             if row is None:
                 raise KeyError(f"no trial {number} in study {study!r}")
-            merged = {**json.loads(row[1]), **dict(attrs)}
+            merged = {**Where(study, number).json("attrs", row[1]), **dict(attrs)}
             db.execute("UPDATE trials SET attrs = ? WHERE trial_id = ?", (_dumps(merged), row[0]))
 
     def get_trials(
@@ -418,11 +431,12 @@ class SQLiteStorage(Storage):
             args += chosen
         with self._read() as db:
             sid = self._study_id(db, study)
-            return self._select(db, sid, " AND ".join(where), args, curves=curves)
+            return self._select(db, study, sid, " AND ".join(where), args, curves=curves)
 
     def _select(
         self,
         db: sqlite3.Connection,
+        study: str,
         sid: int,
         where: str,
         args: Sequence[Any],
@@ -430,38 +444,20 @@ class SQLiteStorage(Storage):
         curves: bool = True,
     ) -> list[FrozenTrial]:
         rows = db.execute(
-            f"SELECT {_TRIAL_COLUMNS} FROM trials WHERE study_id = ? AND ({where}) ORDER BY number",
+            f"SELECT {TRIAL_COLUMNS} FROM trials WHERE study_id = ? AND ({where}) ORDER BY number",
             (sid, *args),
         ).fetchall()
         points: dict[int, list[EpochRecord]] = {}
         if curves and rows:
-            ids = [r[0] for r in rows]
+            numbers = {r[0]: r[1] for r in rows}
+            ids = list(numbers)
             for start in range(0, len(ids), 900):  # stay under SQLite's bound-variable limit
                 chunk = ids[start : start + 900]
-                for trial_id, epoch, *metrics in db.execute(
+                for trial_id, *point in db.execute(
                     f"SELECT trial_id, epoch, {', '.join(METRICS)} FROM epochs "
                     f"WHERE trial_id IN ({','.join('?' * len(chunk))}) ORDER BY trial_id, epoch",
                     chunk,
                 ):
-                    points.setdefault(trial_id, []).append(
-                        EpochRecord(epoch, *(_float(m) for m in metrics))
-                    )
-        return [
-            FrozenTrial(
-                number=r[1],
-                state=TrialState(r[2]),
-                params=json.loads(r[3]),
-                unit=tuple(json.loads(r[4])),
-                seed=r[5],
-                value=r[6],
-                attrs=json.loads(r[7]),
-                curve=tuple(points.get(r[0], ())),
-                owner=r[8],
-                heartbeat=r[9],
-                created=r[10],
-                started=r[11],
-                finished=r[12],
-                attempt=r[13],
-            )
-            for r in rows
-        ]
+                    record = epoch_record(study, numbers[trial_id], point)
+                    points.setdefault(trial_id, []).append(record)
+        return [frozen_trial(study, r, points.get(r[0], ())) for r in rows]
