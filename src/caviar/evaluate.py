@@ -11,6 +11,9 @@ Two ways, recorded with the result:
   exactly as in the search instead (same split, seed and data order), and says so.
 
 The study records that the test set was used; a second use is refused unless forced, and counted.
+Every use is kept, oldest first, in ``attrs["test_uses"]`` (each with its time, mode, trial,
+accuracy and loss); ``attrs["test"]`` is the latest, as before the history was kept. A study from
+before then starts its history with the one use it stored.
 """
 
 from __future__ import annotations
@@ -80,8 +83,8 @@ def evaluate_on_test(
     data = prepare_data(config)
     data.check(study)
     spec = MemberSpec.from_params(best.params, seed=best.seed)
-    target = resolve_device(device or config.study["device"])
-    dtype = DTYPES[config.study["dtype"]]
+    target = resolve_device(device or config.study.device)
+    dtype = DTYPES[config.study.dtype]
     state = _kept_state(study, best.number) if mode == "as-trained" else None
     if state is not None:
         how = (
@@ -138,5 +141,6 @@ def evaluate_on_test(
     }
     if mode == "as-trained":
         record["validation_accuracy_reproduced"] = reproduced
-    study.set_attrs({"test": record})
+    history = list(attrs.get("test_uses") or ([previous] if previous else []))
+    study.set_attrs({"test": record, "test_uses": [*history, record]})
     return record

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from caviar.records import Direction, EpochRecord, FrozenTrial, TrialState
-from caviar.report.data import round_boxes, rung_table, scatter_panels, summary, top_curves
+from caviar.report.data import round_boxes, rung_table, summary
 from caviar.report.importance import importance
+from caviar.report.scatter import scatter_panels
 from caviar.space import Choice, IntUniform, LogUniform, OneMinusLog, SearchSpace
 
 SPACE = SearchSpace(
@@ -50,16 +52,53 @@ def test_scatter_panels_use_each_dimensions_scale() -> None:
     assert panels["act"].categories == ("relu", "tanh")
 
 
-def test_top_curves_follow_the_leaderboard_and_label_the_searched_values() -> None:
-    board = [trial(4, 1e-2, 0.99, "tanh", 0.9), trial(2, 1e-3, 0.95, "relu", 0.7)]
-    curves = top_curves(SPACE, board, k=1)
-    assert len(curves) == 1 and curves[0].number == 4
-    assert curves[0].label == "lr=0.01, beta1=0.99, act=tanh"
-    assert curves[0].epochs == (1, 2, 3) and curves[0].val_accuracy == (
-        0.1,
-        0.2,
-        0.30000000000000004,
-    )
+def test_scatter_panels_zoom_on_the_upper_band_and_group_by_round() -> None:
+    trials = [
+        trial(0, 1e-3, 0.99, "relu", 0.5, round=0),
+        trial(1, 1e-2, 0.95, "tanh", 0.9, round=0),
+        trial(2, 2e-2, 0.99, "relu", 0.95, round=1),
+        trial(3, 3e-2, 0.98, "relu", 1.0, round=1),
+        trial(4, 0.5, 0.9, "tanh", None, TrialState.DIVERGED, round=1),
+    ]
+    panels = {p.name: p for p in scatter_panels(SPACE, trials, Direction.MAXIMIZE)}
+    lr = panels["lr"]
+    # values 0.5, 0.9, 0.95, 1.0: median 0.925, best 1.0, pad 0.0075 (see test_report_scales)
+    assert lr.zoom.cut == pytest.approx(0.9175) and lr.zoom.edge == pytest.approx(0.91)
+    assert lr.zoom.limits == pytest.approx((0.9025, 1.0075))
+    groups = [(g.kind, g.round, g.x, g.y, g.numbers) for g in lr.groups]
+    edge = lr.zoom.edge
+    assert groups == [
+        ("off_range", 0, (1e-3, 1e-2), (edge, edge), (0, 1)),  # 0.5 and 0.9 are below the cut
+        ("round", 1, (2e-2, 3e-2), (0.95, 1.0), (2, 3)),
+        ("diverged", None, (0.5,), (edge,), (4,)),  # at the edge, not at 0
+        ("best", None, (3e-2,), (1.0,), (3,)),
+    ]
+    assert [g.label for g in lr.groups] == ["round 0", "round 1", "diverged", "best (trial 3)"]
+    # a choice is drawn at its option's index
+    act = panels["act"]
+    assert [g.x for g in act.groups] == [(0, 1), (0, 0), (1,), (0,)]
+    assert act.x_limits == (-0.5, 1.5) and act.x_ticks == (0, 1)
+    assert act.x_tick_labels == ("relu", "tanh")
+
+
+def test_scatter_panels_label_a_beta_axis_in_betas_over_its_whole_range() -> None:
+    space = SearchSpace({"beta1": OneMinusLog(0.8, 0.99), "lr": LogUniform(1e-4, 1.0)})
+    params = {"beta1": 0.9, "lr": 1e-3}
+    t = FrozenTrial(0, TrialState.COMPLETE, params, space.to_unit(params), 0, 0.9)
+    beta1, lr = scatter_panels(space, [t])
+    # the ends 0.8 and 0.99 are labelled even though the only trial sits at 0.9
+    assert beta1.x_ticks == (0.8, 0.9, 0.95, 0.98, 0.99)
+    assert beta1.x_tick_labels == ("0.8", "0.9", "0.95", "0.98", "0.99")
+    # the axis spans the searched range, widened by 5% of -log10(1 - beta) on each side
+    t_lo, t_hi = -np.log10(0.2), 2.0
+    pad = 0.05 * (t_hi - t_lo)
+    assert beta1.x_limits == pytest.approx((1 - 10 ** -(t_lo - pad), 1 - 10 ** -(t_hi + pad)))
+    assert lr.x_ticks == () and lr.x_limits == pytest.approx((10**-4.2, 10**0.2))
+    # no rounds recorded: one group of complete trials, and the best
+    assert [(g.kind, g.label) for g in lr.groups] == [
+        ("round", "complete"),
+        ("best", "best (trial 0)"),
+    ]
 
 
 def test_round_boxes_map_unit_boxes_through_the_scales() -> None:
@@ -79,6 +118,22 @@ def test_round_boxes_map_unit_boxes_through_the_scales() -> None:
     assert np.isclose(beta1.low, 0.99) and beta1.high == 0.999
     lr0 = next(b for b in boxes if b.round == 0 and b.name == "lr")
     assert lr0.best == 1e-2 and lr0.samples == (1e-3, 1e-2)
+
+
+def test_round_boxes_show_the_choices_a_box_keeps() -> None:
+    box0 = [[0.0, 1.0], [0.0, 1.0], [0.0, 1.0]]
+    # act has two options, the bins [0, 0.5) and [0.5, 1]: [0.0, 0.5] keeps relu only
+    box1 = [[0.5, 0.75], [0.5, 1.0], [0.0, 0.5]]
+    trials = [
+        trial(0, 1e-3, 0.99, "relu", 0.8, round=0, box=box0),
+        trial(1, 2e-2, 0.99, "relu", 0.95, round=1, box=box1),
+    ]
+    boxes = {(b.round, b.name): b for b in round_boxes(SPACE, trials, Direction.MAXIMIZE)}
+    assert boxes[0, "act"].kept == ("relu", "tanh") and boxes[0, "act"].text == "all (relu, tanh)"
+    assert boxes[1, "act"].kept == ("relu",) and boxes[1, "act"].text == "relu"
+    # scaled dimensions read as a range of values: unit [0.5, 0.75] of lr is 10**-2 .. 10**-1
+    assert boxes[1, "lr"].text == "0.01 .. 0.1"
+    assert boxes[1, "beta1"].text == "0.99 .. 0.999"
 
 
 def test_summary_counts_states() -> None:

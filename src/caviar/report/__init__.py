@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import html
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from caviar.report import render
-from caviar.report.data import round_boxes, rung_table, scatter_panels, summary, top_curves
+from caviar.report.curve_figures import best_so_far_figure, curves_figure
+from caviar.report.curves import best_so_far, top_curves
+from caviar.report.data import round_boxes, rung_table
+from caviar.report.facts import overview_rows, uses_of_the_test_set
 from caviar.report.importance import Importance, importance
+from caviar.report.scatter import scatter_panels
 from caviar.storage import SQLiteStorage
 from caviar.study import FrozenTrial, Study
 
@@ -34,13 +37,26 @@ def write_report(study: Study, directory: str | os.PathLike[str] | None = None) 
     attrs = study.attrs
     sections = [_overview(study, trials, board, attrs)]
 
-    panels = scatter_panels(study.space, trials)
+    progress = best_so_far(trials, study.direction)
+    if progress.limits is not None:
+        render.save(best_so_far_figure(progress, "validation accuracy"), out / "best.png")
+        sections.append(
+            "<h2>Best validation accuracy so far</h2><p class='note'>The best score of the "
+            "trials finished so far (line) and each trial's own (dots), against trials "
+            "finished and against wall time: where the line goes flat, more trials of this "
+            "search bought little.</p><img src='best.png'>"
+        )
+    panels = scatter_panels(study.space, trials, study.direction)
     if panels and board:
         render.save(render.scatter_figure(panels, "validation accuracy"), out / "scatter.png")
+        band = panels[0].zoom
         sections.append(
             "<h2>Validation accuracy against each hyperparameter</h2>"
-            "<p class='note'>Each on its own scale: learning rates on log10, betas on "
-            "log(1 - beta); red crosses mark diverged trials.</p><img src='scatter.png'>"
+            "<p class='note'>Each on its own scale over its searched range: learning rates on "
+            "log10, betas on log(1 - beta). The value axis shows the better half of the "
+            f"trials; those below {band.cut:.4g} sit on the bottom row (triangles), diverged "
+            "ones too (red crosses). Colours are coarse-to-fine rounds; the star is the best "
+            "trial.</p><img src='scatter.png'>"
         )
     ranking = importance(study.space, trials, study.direction, seed=study.seed % 2**32)
     if ranking:
@@ -56,10 +72,11 @@ def write_report(study: Study, directory: str | os.PathLike[str] | None = None) 
         )
     curves = top_curves(study.space, board, k=20)
     if curves:
-        render.save(render.curves_figure(curves), out / "curves.png")
+        render.save(curves_figure(curves), out / "curves.png")
         sections.append(
-            f"<h2>Learning curves of the best {len(curves)}</h2><p class='note'>Validation "
-            "solid, training dashed (accuracy in eval mode after each epoch).</p>"
+            f"<h2>Learning curves of the best {len(curves)}</h2><p class='note'>Accuracy "
+            "(top) and loss (bottom, log scale) after each epoch, in eval mode: validation "
+            "solid, training dashed. Each panel's axis fits its own curves.</p>"
             "<img src='curves.png'>"
         )
     boxes = round_boxes(study.space, trials, study.direction)
@@ -69,8 +86,8 @@ def write_report(study: Study, directory: str | os.PathLike[str] | None = None) 
             "<h2>Coarse to fine</h2><p class='note'>Each round's box (bar), its samples (dots) "
             "and its best trial (star).</p><img src='rounds.png'>"
             + render.table(
-                ["round", "hyperparameter", "low", "high", "best"],
-                [(b.round, b.name, b.low, b.high, b.best) for b in boxes],
+                ["round", "hyperparameter", "box (values it samples)", "best"],
+                [(b.round, b.name, b.text, b.best) for b in boxes],
             )
         )
     rungs = rung_table(trials)
@@ -102,21 +119,7 @@ def write_report(study: Study, directory: str | os.PathLike[str] | None = None) 
 def _overview(
     study: Study, trials: list[FrozenTrial], board: list[FrozenTrial], attrs: Mapping[str, Any]
 ) -> str:
-    facts = summary(trials)
-    data = attrs.get("data", {})
-    rows = [
-        ("trials", facts["trials"]),
-        *((f"  {state}", n) for state, n in facts["states"].items() if n),
-        ("wall time (s)", round(facts["wall_seconds"], 1)),
-        ("data", data.get("source", "-")),
-        (
-            "train / validation / test",
-            " / ".join(str(data.get(k, "?")) for k in ("n_train", "n_validation", "n_test")),
-        ),
-        ("validation split hash", str(data.get("split_hash", "-"))[:16]),
-        ("sampler", json.dumps(study.sampler.to_config())),
-        ("versions", json.dumps(attrs.get("versions", {}))),
-    ]
+    rows = overview_rows(trials, attrs, study.sampler.to_config())
     parts = ["<h2>Overview</h2>" + render.table(["", ""], rows)]
     if board:
         best = board[0]
@@ -125,16 +128,23 @@ def _overview(
             f"{best.value:.4f})</h2>"
             + render.table(["hyperparameter", "value"], sorted(best.params.items()))
         )
-    test = attrs.get("test")
-    if test:
-        parts.append(
-            "<h2>Test set (used once)</h2>"
-            + render.table(["", ""], [(k, v) for k, v in test.items()])
-        )
-    else:
-        parts.append(
+    parts.append(_test_set(study, attrs))
+    return "\n".join(parts)
+
+
+def _test_set(study: Study, attrs: Mapping[str, Any]) -> str:
+    history = uses_of_the_test_set(attrs)
+    if not history.uses:
+        return (
             "<p class='note'>The test set has not been used. <code>caviar test "
             f"{html.escape(study.name)}</code> evaluates the best configuration on it, once."
             "</p>"
         )
-    return "\n".join(parts)
+    note = f"<p class='note'>{html.escape(history.note)}</p>" if history.note else ""
+    return f"<h2>{html.escape(history.heading)}</h2>{note}" + render.table(
+        ["when (UTC)", "mode", "trial", "test accuracy", "test loss", "examples", "how"],
+        [
+            (u.when, u.mode, u.trial, u.accuracy, u.loss, u.n_test or "-", u.how)
+            for u in history.uses
+        ],
+    )

@@ -11,87 +11,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from caviar.records import Direction, FrozenTrial, TrialState
-from caviar.space import SearchSpace
-
-
-@dataclass(frozen=True)
-class ScatterPanel:
-    """Validation score against one hyperparameter, on that hyperparameter's own scale."""
-
-    name: str
-    axis: str  # linear | log | one_minus_log | categorical
-    x: tuple[Any, ...]
-    y: tuple[float, ...]
-    numbers: tuple[int, ...]
-    diverged_x: tuple[Any, ...]
-    categories: tuple[Any, ...] = ()
-
-
-def scatter_panels(space: SearchSpace, trials: Sequence[FrozenTrial]) -> list[ScatterPanel]:
-    """One panel per searched hyperparameter: complete trials' values and scores, and where the
-    diverged trials were."""
-    complete = [t for t in trials if t.state is TrialState.COMPLETE and t.value is not None]
-    diverged = [t for t in trials if t.state is TrialState.DIVERGED]
-    panels = []
-    for name in space.free_names:
-        dim = space[name]
-        categories: tuple[Any, ...] = ()
-        if dim.axis == "categorical" and dim.cardinality is not None:
-            categories = tuple(dim.from_unit(u) for u in dim.grid_units(dim.cardinality))
-        panels.append(
-            ScatterPanel(
-                name=name,
-                axis=dim.axis,
-                x=tuple(t.params[name] for t in complete),
-                y=tuple(float(t.value or 0.0) for t in complete),
-                numbers=tuple(t.number for t in complete),
-                diverged_x=tuple(t.params[name] for t in diverged),
-                categories=categories,
-            )
-        )
-    return panels
-
-
-@dataclass(frozen=True)
-class Curve:
-    """One trial's learning curves: accuracy per epoch on training and validation data."""
-
-    number: int
-    label: str
-    value: float
-    epochs: tuple[int, ...]
-    train_accuracy: tuple[float, ...]
-    val_accuracy: tuple[float, ...]
-
-
-def _short(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    return str(value)
-
-
-def top_curves(space: SearchSpace, leaderboard: Sequence[FrozenTrial], k: int = 20) -> list[Curve]:
-    """Learning curves of the best ``k`` trials, labelled with their searched values (the
-    book's 5 x 4 figure of the top 20)."""
-    curves = []
-    for t in leaderboard[:k]:
-        label = ", ".join(f"{n}={_short(t.params[n])}" for n in space.free_names)
-        curves.append(
-            Curve(
-                number=t.number,
-                label=label,
-                value=float(t.value or 0.0),
-                epochs=tuple(r.epoch for r in t.curve),
-                train_accuracy=tuple(r.train_accuracy for r in t.curve),
-                val_accuracy=tuple(r.val_accuracy for r in t.curve),
-            )
-        )
-    return curves
+from caviar.space import Dimension, SearchSpace
 
 
 @dataclass(frozen=True)
 class RoundBox:
-    """One coarse-to-fine round on one hyperparameter: the box in values, and the samples."""
+    """One coarse-to-fine round on one hyperparameter: the box in values, and the samples.
+
+    On a choice, ``categories`` are its options and ``kept`` the ones the box can sample;
+    ``text`` is the box as the report's table shows it.
+    """
 
     round: int
     name: str
@@ -100,6 +29,29 @@ class RoundBox:
     high: Any
     samples: tuple[Any, ...]
     best: Any
+    categories: tuple[Any, ...] = ()
+    kept: tuple[Any, ...] = ()
+    text: str = ""
+
+
+def _short(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def _kept_options(dim: Dimension, lo: float, hi: float) -> tuple[Any, ...]:
+    """The options of a choice that unit coordinates in ``[lo, hi]`` map to: option ``i``
+    owns the bin ``[i/k, (i+1)/k)``, so it is kept if its bin overlaps the box."""
+    k = dim.cardinality or 0
+    if hi <= lo:
+        return (dim.from_unit(lo),)
+    return tuple(dim.from_unit((i + 0.5) / k) for i in range(k) if i / k < hi and (i + 1) / k > lo)
+
+
+def _box_text(low: Any, high: Any, categories: tuple[Any, ...], kept: tuple[Any, ...]) -> str:
+    if not categories:
+        return f"{_short(low)} .. {_short(high)}"
+    names = ", ".join(str(c) for c in kept)
+    return f"all ({names})" if kept == categories else names
 
 
 def round_boxes(
@@ -119,15 +71,24 @@ def round_boxes(
         for axis_index, name in enumerate(space.free_names):
             dim = space[name]
             lo, hi = members[0].attrs["box"][axis_index]
+            low, high = dim.from_unit(lo), dim.from_unit(hi)
+            categories: tuple[Any, ...] = ()
+            kept: tuple[Any, ...] = ()
+            if dim.axis == "categorical" and dim.cardinality is not None:
+                categories = _kept_options(dim, 0.0, 1.0)
+                kept = _kept_options(dim, lo, hi)
             boxes.append(
                 RoundBox(
                     round=r,
                     name=name,
                     axis=dim.axis,
-                    low=dim.from_unit(lo),
-                    high=dim.from_unit(hi),
+                    low=low,
+                    high=high,
                     samples=tuple(t.params[name] for t in members),
                     best=complete[0].params[name] if complete else None,
+                    categories=categories,
+                    kept=kept,
+                    text=_box_text(low, high, categories, kept),
                 )
             )
     return boxes

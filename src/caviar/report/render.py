@@ -1,7 +1,8 @@
 """Drawing the report: PNG figures with matplotlib and one static HTML page that shows them.
 
-Only drawing happens here; every number comes from :mod:`caviar.report.data` and
-:mod:`caviar.report.importance`. Figures are built with ``matplotlib.figure.Figure`` directly,
+Only drawing happens here; every number, limit and tick comes from :mod:`caviar.report.scatter`,
+:mod:`caviar.report.data`, :mod:`caviar.report.scales` and :mod:`caviar.report.importance`
+(curves are drawn in :mod:`caviar.report.curve_figures`). Figures are built with ``matplotlib.figure.Figure`` directly,
 so no global backend or pyplot state is touched.
 """
 
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import html
 import math
-import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,120 +17,166 @@ from typing import Any
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator, NullLocator
 
-from caviar.report.data import Curve, RoundBox, ScatterPanel
+from caviar.report.data import RoundBox
 from caviar.report.importance import Importance
+from caviar.report.scales import beta_ticks, padded_range
+from caviar.report.scatter import ScatterPanel
+
+#: how an axis label names its scale
+SCALE_NAMES = {"log": " (log scale)", "one_minus_log": " (log scale of 1 - beta)"}
 
 
-def _one_minus_log_axis(ax: Axes, values: Sequence[float]) -> None:
-    """x on a log(1 - beta) axis, labelled in beta: 0.9, 0.99, 0.999 equally spaced."""
-
-    def forward(b: np.ndarray) -> np.ndarray:
-        return -np.log10(np.clip(1.0 - np.asarray(b, dtype=float), 1e-12, None))
-
-    def inverse(t: np.ndarray) -> np.ndarray:
-        return 1.0 - 10.0 ** (-np.asarray(t, dtype=float))
-
-    ax.set_xscale("function", functions=(forward, inverse))
-    if values:
-        lo, hi = min(values), max(values)
-        candidates = sorted(1.0 - m * 10.0**-k for k in range(0, 7) for m in (5, 2, 1))
-        ticks = [t for t in candidates if lo - 1e-12 <= t <= hi + 1e-12] or [lo, hi]
-        if len(ticks) > 6:  # keep the powers of ten: 0.9, 0.99, 0.999
-            ticks = [t for t in ticks if math.isclose(math.log10(1 - t) % 1, 0, abs_tol=1e-9)]
-        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+def round_colour(r: int | None) -> str:
+    """One colour per coarse-to-fine round (tab10); trials of no round are blue."""
+    return f"C{0 if r is None else r % 10}"
 
 
-def _set_axis(ax: Axes, axis: str, values: Sequence[Any], categories: Sequence[Any] = ()) -> None:
-    if values and all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+def _scale_x(ax: Axes, axis: str) -> None:
+    """Put the x axis on a dimension's scale: log10, or -log10(1 - beta) for betas."""
     if axis == "log":
         ax.set_xscale("log")
     elif axis == "one_minus_log":
-        _one_minus_log_axis(ax, [float(v) for v in values])
-    elif axis == "categorical":
-        ax.set_xticks(range(len(categories)), [str(c) for c in categories])
-        ax.set_xlim(-0.5, len(categories) - 0.5)
+        ax.set_xscale("function", functions=(_beta_forward, _beta_inverse))
 
 
-def _positions(panel_axis: str, values: Sequence[Any], categories: Sequence[Any]) -> np.ndarray:
-    if panel_axis != "categorical":
-        return np.asarray(values, dtype=float)
-    index = {repr(c): i for i, c in enumerate(categories)}
-    spread = np.random.default_rng(0).uniform(-0.15, 0.15, len(values))  # jitter, fixed seed
-    return np.array([index[repr(v)] for v in values], dtype=float) + spread
+def _beta_forward(b: np.ndarray) -> np.ndarray:
+    """-log10(1 - beta) on arrays; matplotlib also asks beyond 1, clipped here."""
+    return -np.log10(np.clip(1.0 - np.asarray(b, dtype=float), 1e-12, None))
+
+
+def _beta_inverse(t: np.ndarray) -> np.ndarray:
+    return 1.0 - 10.0 ** (-np.asarray(t, dtype=float))
+
+
+def _jitter(values: Sequence[Any], categorical: bool, numbers: Sequence[int]) -> np.ndarray:
+    """Positions as floats; on a choice, each trial moved a little (by its number, so the same
+    trial lands on the same spot in every group) so that its points do not stack."""
+    x = np.asarray(values, dtype=float)
+    if categorical:
+        x = x + np.array([np.random.default_rng(n).uniform(-0.15, 0.15) for n in numbers])
+    return x
+
+
+STYLE = {  # marker, size, colour (None: the round's), alpha, z-order
+    "round": ("o", 16, None, 0.8, 2),
+    "off_range": ("v", 18, None, 0.6, 2),
+    "diverged": ("x", 22, "tab:red", 0.9, 3),
+    "best": ("*", 170, "gold", 1.0, 4),
+}
+
+
+def _scatter_legend(fig: Figure, panel: ScatterPanel) -> None:
+    """One legend under the panels: the rounds' colours, then the edge row, diverged, best."""
+    handles, seen = [], set()
+    order = ("round", "off_range", "diverged", "best")
+    for g in sorted(panel.groups, key=lambda g: order.index(g.kind)):
+        marker, _, colour, _, _ = STYLE[g.kind]
+        if g.kind == "off_range":
+            label, colour = f"worse than the band ({panel.zoom.tick_labels[0]})", "grey"
+        else:
+            label, colour = g.label, colour or round_colour(g.round)
+        if label in seen:
+            continue
+        seen.add(label)
+        edge = "black" if g.kind == "best" else colour
+        handles.append(
+            Line2D([], [], ls="", marker=marker, color=colour, mec=edge, ms=9, label=label)
+        )
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
 
 
 def scatter_figure(panels: Sequence[ScatterPanel], score: str) -> Figure:
+    """One panel per hyperparameter: zoomed on the good band, coloured by round, the best
+    starred; worse and diverged trials on the edge row at the bottom (top when minimising)."""
     cols = min(3, max(1, len(panels)))
     rows = max(1, math.ceil(len(panels) / cols))
-    fig = Figure(figsize=(4.2 * cols, 3.3 * rows), layout="tight")
+    height = 3.3 * rows + 0.5  # inches: the panels and the legend under them
+    fig = Figure(figsize=(4.2 * cols, height))
     for i, panel in enumerate(panels):
         ax = fig.add_subplot(rows, cols, i + 1)
-        x = _positions(panel.axis, panel.x, panel.categories)
-        ax.scatter(x, panel.y, s=14, alpha=0.75, label="complete")
-        if panel.diverged_x:
-            dx = _positions(panel.axis, panel.diverged_x, panel.categories)
-            ax.scatter(dx, np.zeros(len(dx)), marker="x", color="tab:red", label="diverged")
-        _set_axis(ax, panel.axis, [*panel.x, *panel.diverged_x], panel.categories)
-        scale = {"log": " (log10)", "one_minus_log": " (log 1-beta)"}.get(panel.axis, "")
-        ax.set_xlabel(panel.name + scale)
+        _scale_x(ax, panel.axis)
+        for g in panel.groups:
+            marker, size, colour, alpha, z = STYLE[g.kind]
+            edges: dict[str, Any] = {}
+            if g.kind == "best":
+                edges = {"edgecolors": "black", "linewidths": 0.6}
+            ax.scatter(
+                _jitter(g.x, panel.axis == "categorical", g.numbers),
+                g.y,
+                marker=marker,
+                s=size,
+                color=colour or round_colour(g.round),
+                alpha=alpha,
+                zorder=z,
+                **edges,
+            )
+        zoom = panel.zoom
+        ax.set_ylim(*zoom.limits)
+        if zoom.ticks:
+            ax.set_yticks(zoom.ticks, zoom.tick_labels)
+            ax.axhline((zoom.cut + zoom.edge) / 2, color="grey", lw=0.6, ls=":")
+        if panel.x_limits is not None:
+            ax.set_xlim(*panel.x_limits)
+        if panel.x_ticks:
+            ax.set_xticks(panel.x_ticks, panel.x_tick_labels)
+            ax.xaxis.set_minor_locator(NullLocator())
+        elif panel.integer:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel(panel.name + SCALE_NAMES.get(panel.axis, ""))
         ax.set_ylabel(score)
         ax.grid(alpha=0.3)
-        if panel.diverged_x and i == 0:
-            ax.legend(fontsize=8)
-    return fig
-
-
-def curves_figure(curves: Sequence[Curve]) -> Figure:
-    """The book's figure: one small panel per top trial, train dashed, validation solid."""
-    cols = 4 if len(curves) > 4 else max(1, len(curves))
-    rows = max(1, math.ceil(len(curves) / cols))
-    fig = Figure(figsize=(3.2 * cols, 2.5 * rows))  # a fixed grid: layout engines are slow here
-    for i, curve in enumerate(curves):
-        ax = fig.add_subplot(rows, cols, i + 1)
-        ax.plot(curve.epochs, curve.val_accuracy, "-", label="validation")
-        ax.plot(curve.epochs, curve.train_accuracy, "--", label="train")
-        ax.set_ylim(0.0, 1.0)
-        ax.set_title(f"#{i + 1}  trial {curve.number}  val {curve.value:.3f}", fontsize=8)
-        label = "\n".join(textwrap.wrap(curve.label, 38))
-        ax.text(0.03, 0.04, label, transform=ax.transAxes, fontsize=5.5, va="bottom")
-        ax.tick_params(labelsize=7)
-        if i == 0:
-            ax.legend(fontsize=7, loc="lower right")
-    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.06, top=0.94, wspace=0.25, hspace=0.45)
+    if panels and panels[0].groups:
+        _scatter_legend(fig, panels[0])
+    fig.subplots_adjust(
+        left=0.07, right=0.98, top=1 - 0.15 / height, bottom=1.05 / height, wspace=0.28, hspace=0.4
+    )
     return fig
 
 
 def rounds_figure(boxes: Sequence[RoundBox]) -> Figure:
-    """Coarse to fine: each round's box (bar) and samples (dots) per hyperparameter."""
+    """Coarse to fine: each round's box (bar), samples (dots) and best (star) per
+    hyperparameter; on a choice the bar covers the options the box keeps."""
     names = list(dict.fromkeys(b.name for b in boxes))
     fig = Figure(figsize=(6.0, 0.6 + 1.6 * len(names)), layout="tight")
     for i, name in enumerate(names):
         ax = fig.add_subplot(len(names), 1, i + 1)
         mine = [b for b in boxes if b.name == name]
         axis = mine[0].axis
-        categories: list[Any] = []
-        if axis == "categorical":
-            categories = list(dict.fromkeys(v for b in mine for v in b.samples))
+        categorical = axis == "categorical"
+        _scale_x(ax, axis)
         for b in mine:
-            if axis == "categorical":
-                continue
-            ax.plot([b.low, b.high], [b.round, b.round], "-", lw=6, alpha=0.3, color="tab:blue")
-            ax.scatter(b.samples, [b.round] * len(b.samples), s=8, color="tab:blue")
-            if b.best is not None:
-                ax.scatter([b.best], [b.round], marker="*", s=90, color="tab:orange")
-        if axis == "categorical":
-            for b in mine:
-                xs = _positions(axis, b.samples, categories)
-                ax.scatter(xs, [b.round] * len(xs), s=8, color="tab:blue")
-        values = [v for b in mine for v in (*b.samples, b.low, b.high) if v is not None]
-        _set_axis(ax, axis, values if axis != "categorical" else [], categories)
+            colour = round_colour(b.round)
+            if categorical:
+                where = {repr(c): k for k, c in enumerate(b.categories)}
+                kept = [where[repr(c)] for c in b.kept]
+                low, high = min(kept) - 0.35, max(kept) + 0.35
+                samples = _jitter([where[repr(v)] for v in b.samples], True, range(len(b.samples)))
+                best = None if b.best is None else where[repr(b.best)]
+            else:
+                low, high, samples, best = b.low, b.high, np.asarray(b.samples, float), b.best
+            ax.plot([low, high], [b.round, b.round], "-", lw=6, alpha=0.3, color=colour)
+            ax.scatter(samples, [b.round] * len(samples), s=8, color=colour)
+            if best is not None:
+                ax.scatter([best], [b.round], marker="*", s=90, color="gold", ec="black", lw=0.5)
+        first = mine[0]
+        if categorical:
+            ax.set_xticks(range(len(first.categories)), [str(c) for c in first.categories])
+            ax.set_xlim(-0.5, len(first.categories) - 0.5)
+        else:
+            ax.set_xlim(*padded_range(axis, min(b.low for b in mine), max(b.high for b in mine)))
+            if axis == "one_minus_log":
+                ticks = beta_ticks(first.low, first.high)
+                ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+                ax.xaxis.set_minor_locator(NullLocator())
+            elif all(isinstance(v, int) and not isinstance(v, bool) for v in first.samples):
+                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("round")
         ax.set_yticks(sorted({b.round for b in mine}))
-        ax.invert_yaxis()
-        ax.set_xlabel(name)
+        ax.set_ylim(max(b.round for b in mine) + 0.5, -0.5)  # round 0 on top
+        ax.set_xlabel(name + SCALE_NAMES.get(axis, ""))
         ax.grid(alpha=0.3)
     return fig
 
@@ -157,9 +203,11 @@ def _cell(value: Any) -> str:
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """An HTML table; with no header text (a table of name, value rows) no header row."""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    thead = f"<thead><tr>{head}</tr></thead>" if any(header) else ""
     body = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f"<table>{thead}<tbody>{body}</tbody></table>"
 
 
 PAGE = """<!doctype html>
