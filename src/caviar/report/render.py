@@ -2,8 +2,8 @@
 
 Only drawing happens here; every number, limit and tick comes from :mod:`caviar.report.scatter`,
 :mod:`caviar.report.data`, :mod:`caviar.report.scales` and :mod:`caviar.report.importance`
-(curves are drawn in :mod:`caviar.report.curve_figures`). Figures are built with ``matplotlib.figure.Figure`` directly,
-so no global backend or pyplot state is touched.
+(curves are drawn in :mod:`caviar.report.curve_figures`). Figures are built with
+``matplotlib.figure.Figure`` directly, so no global backend or pyplot state is touched.
 """
 
 from __future__ import annotations
