@@ -163,3 +163,31 @@ def test_disabled_progress_writes_nothing() -> None:
     p.trial_finished(TrialState.COMPLETE, 0.5)
     p.close()
     assert out.getvalue() == ""
+
+
+def test_a_note_in_a_log_is_a_line_of_its_own_even_when_progress_is_off() -> None:
+    """Notes say why a run waits or what it lost: --quiet turns off the progress, not them."""
+    clock, out, quiet = Clock(), io.StringIO(), io.StringIO()
+    p = Progress("n", 2, stream=out, clock=clock)
+    p.resume(0, None)
+    p.note("caviar: waiting for other processes: trial 1 of 'n' is held by h:12")
+    Progress("n", 2, stream=quiet, clock=clock, enabled=False).note("caviar: a note")
+    assert lines(out) == [
+        "caviar n: trials 0/2 done, 0 training  best val acc -  pruned 0  diverged 0  "
+        "elapsed 0:00  ETA ?",
+        "caviar: waiting for other processes: trial 1 of 'n' is held by h:12",
+    ]
+    assert quiet.getvalue() == "caviar: a note\n"
+
+
+def test_a_note_on_a_terminal_wipes_the_live_line_and_draws_it_again_below() -> None:
+    clock, tty = Clock(), Terminal()
+    p = Progress("d", 2, stream=tty, clock=clock)
+    p.resume(0, None)
+    p.note("caviar: short")
+    line = (
+        "caviar d: trials 0/2 done, 0 training  best val acc -  pruned 0  diverged 0  "
+        "elapsed 0:00  ETA ?"
+    )
+    wipe = " " * (len(line) - len("caviar: short"))
+    assert tty.getvalue() == "\r" + line + "\r" + "caviar: short" + wipe + "\n" + "\r" + line

@@ -124,6 +124,17 @@ class Progress:
             self._last_print = now
             print(self.line(), file=self.stream, flush=True)
 
+    def note(self, text: str) -> None:
+        """A line of its own: why the run waits, or what it lost. Written even when the
+        progress line is off (``--quiet`` silences progress, not these)."""
+        if self.live and self.enabled and self._width:
+            pad = " " * max(0, self._width - len(text))
+            self.stream.write("\r" + text + pad + "\n")
+            self._width = 0
+            self._show(force=True)  # the live line again, below the note
+        else:
+            print(text, file=self.stream, flush=True)
+
     def close(self) -> None:
         if not self.enabled:
             return

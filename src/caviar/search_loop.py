@@ -10,6 +10,12 @@
    back to the queue for the next ``caviar tune``: every trial is complete, pruned, diverged,
    failed, or queued; none is half-told.
 
+When the pool is empty but other processes hold trials the study still needs, the run waits for
+them and says for whom and how long. When another process took over this run's trials (it was
+stopped past the heartbeat's limit), the run says so and goes on with other trials. When the store
+fails (a full disk, a corrupt row), the run stops with that error: every trial told before it is
+stored, and the trials in the pool go back to the queue if the store still takes the change.
+
 The final states of the best ``keep_models`` trials are kept beside the study
 (:mod:`caviar.export`), so the searched model itself can be tested, exported and loaded.
 """
@@ -41,7 +47,8 @@ from caviar.nn.memory import available_bytes, bytes_per_member
 from caviar.nn.pool import RoundResult
 from caviar.progress import Progress
 from caviar.records import EpochRecord, FrozenTrial, TrialState
-from caviar.study import Study, Trial
+from caviar.storage import StorageError
+from caviar.study import Study, Trial, TrialsTakenOver
 from caviar.threads import ThreadGovernor
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -55,6 +62,8 @@ DEFAULT_SLOTS = {"cpu": 16, "cuda": 1024}
 FIRST_RESULT = 0.15
 #: under a time budget, the members of the first round, which measures the pace
 FIRST_ROUND_SLOTS = 4
+#: seconds between notes about the same trials held elsewhere
+WAIT_NOTE_EVERY = 60.0
 
 
 def objective(curve: list[EpochRecord], mode: str) -> float | None:
@@ -138,6 +147,7 @@ class SearchLoop:
         self.specs: dict[int, MemberSpec] = {}
         self.curves: dict[int, list[EpochRecord]] = {}
         self.budget = available_bytes(self.device)
+        self._last_wait_note: tuple[Any, float] = ((), -float("inf"))
 
     # -- the loop ----------------------------------------------------------------------------
     def out_of_time(self) -> bool:
@@ -168,10 +178,23 @@ class SearchLoop:
                     self._size_pool(members, time.perf_counter() - round_started)
                     if result.interrupted:
                         break
-        finally:
-            # Ctrl-C, a busy store, a device error, the budget: unfinished trials go back to the
-            # queue, and the next `caviar tune` trains them again from their seeds
+        except BaseException:
+            self._give_back(quietly=True)
+            raise
+        self._give_back(quietly=False)
+
+    def _give_back(self, *, quietly: bool) -> None:
+        """Ctrl-C, a busy store, a device error, the budget: unfinished trials go back to the
+        queue, and the next `caviar tune` trains them again from their seeds. After another
+        error (``quietly``) a store that refuses this too (a full disk) does not hide that error:
+        the trials then stay running under this process, and go back to the queue once it has
+        exited or their heartbeat is stale."""
+        try:
             self.study.release(list(self.running.values()))
+        except StorageError:
+            if not quietly:
+                raise
+        finally:
             self.running.clear()
 
     def _size_pool(self, members: int, seconds: float) -> None:
@@ -204,9 +227,31 @@ class SearchLoop:
         others = self.study.trials([TrialState.RUNNING, TrialState.QUEUED], curves=False)
         if not others:
             return False
+        self._say_who_holds()
         time.sleep(2.0)  # another process runs the trials the sampler waits for
         self.study.recover()
         return True
+
+    def _say_who_holds(self) -> None:
+        """A note on what the run waits for: when the holders change, and every minute."""
+        held = self.study.held_elsewhere()
+        seen = tuple((h.owner, h.numbers) for h in held)
+        last_seen, last_time = self._last_wait_note
+        if not held or (seen == last_seen and self.clock() - last_time < WAIT_NOTE_EVERY):
+            return
+        self._last_wait_note = (seen, self.clock())
+        for h in held:
+            self.progress.note(
+                f"caviar: waiting for other processes: {h.describe(self.study.name)}"
+            )
+
+    def _taken_over(self, error: TrialsTakenOver) -> None:
+        """Another process took over these trials: drop them, say so, and go on."""
+        self.progress.note(f"caviar: {error}; this run goes on with other trials")
+        for number in error.numbers:
+            self.running.pop(number, None)
+            if number in self.pool.keys:
+                self.pool.remove(number)
 
     def _fill(self) -> None:
         """Give every free slot a trial."""
@@ -246,10 +291,19 @@ class SearchLoop:
 
     # -- telling -----------------------------------------------------------------------------
     def _tell(self, result: RoundResult) -> None:
+        rows = [(e.key, e.record) for e in result.epochs]
+        while rows:
+            try:
+                self.study.report_epochs(rows)
+                break
+            except TrialsTakenOver as error:
+                self._taken_over(error)
+                rows = [(n, r) for n, r in rows if n not in error.numbers]
+        told = {n for n, _ in rows}
         for e in result.epochs:
+            if e.key not in told:
+                continue
             self.curves[e.key].append(e.record)
-        self.study.report_epochs((e.key, e.record) for e in result.epochs)
-        for e in result.epochs:
             if e.finished:
                 self._finish(e.key, e.diverged, e.state)
             elif self._pruned_at_rung(e.key, e.record.epoch):
@@ -264,13 +318,20 @@ class SearchLoop:
         value = objective(self.curves[number], self.mode)
         if value is not None and self.rungs.keep(epoch, value):
             return False
-        self.study.tell(
-            self.running.pop(number),
-            None,
-            state=TrialState.PRUNED,
-            attrs={**self._attrs(number), "rung": epoch, "rung_value": value},
-        )
-        self.progress.trial_finished(TrialState.PRUNED, None)
+        attrs = {**self._attrs(number), "rung": epoch, "rung_value": value}
+        if self._told(self.running.pop(number), None, TrialState.PRUNED, attrs):
+            self.progress.trial_finished(TrialState.PRUNED, None)
+        return True
+
+    def _told(
+        self, trial: Trial, value: float | None, state: TrialState, attrs: dict[str, Any]
+    ) -> bool:
+        """Tell the study; False if another process took the trial over meanwhile."""
+        try:
+            self.study.tell(trial, value, state=state, attrs=attrs)
+        except TrialsTakenOver as error:
+            self._taken_over(error)
+            return False
         return True
 
     def _attrs(self, number: int) -> dict[str, Any]:
@@ -289,10 +350,11 @@ class SearchLoop:
         attrs = self._attrs(number)
         if diverged or value is None:
             attrs["diverged_epoch"] = curve[-1].epoch if curve else None
-            self.study.tell(trial, None, state=TrialState.DIVERGED, attrs=attrs)
-            self.progress.trial_finished(TrialState.DIVERGED, None)
+            if self._told(trial, None, TrialState.DIVERGED, attrs):
+                self.progress.trial_finished(TrialState.DIVERGED, None)
             return
-        self.study.tell(trial, value, attrs=attrs)
+        if not self._told(trial, value, TrialState.COMPLETE, attrs):
+            return
         self.completed += 1
         self.progress.trial_finished(TrialState.COMPLETE, value)
         if state is not None:

@@ -249,7 +249,7 @@ def test_bad_names_and_seeds(storage):
             Study.create(bad, SPACE, storage=storage)
     assert Study.create("book-2.v1_a", SPACE, storage=storage).name == "book-2.v1_a"
     with pytest.raises(
-        ValueError, match=exactly("Study: seed must be an integer in [0, 2**63), got -1")
+        ValueError, match=exactly("Study.seed: must be an integer in [0, 2**63), got -1")
     ):
         Study.create("s", SPACE, storage=storage, seed=-1)
     with pytest.raises(UnknownStudyError):

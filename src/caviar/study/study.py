@@ -10,7 +10,8 @@ The core is ask/tell, so any training loop can drive it::
 
 Every process that runs trials is an *owner* (host, pid and a random token). Trials it holds
 carry its heartbeat. :meth:`recover` re-queues trials whose owner died (same host, pid gone) or
-whose heartbeat is stale, so a study killed at any moment continues where it stopped.
+whose heartbeat is stale, so a study killed at any moment continues where it stopped; until then
+:meth:`held_elsewhere` says who holds them and for how long (:mod:`caviar.study.owners`).
 """
 
 from __future__ import annotations
@@ -21,11 +22,9 @@ import math
 import os
 import platform
 import re
-import socket
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +42,14 @@ from caviar.storage.base import (
     StudyRecord,
 )
 from caviar.storage.resolve import open_storage
+from caviar.study.owners import LIVE_OWNERS as _LIVE_OWNERS
+from caviar.study.owners import HeldTrials, TrialsTakenOver, owner_is_alive, owner_is_dead
+from caviar.study.owners import new_owner as _new_owner
+
+__all__ = ["HeldTrials", "RoundSummary", "Study", "Trial", "TrialsTakenOver", "owner_is_dead"]
+
+#: seconds without a heartbeat after which another process re-queues a running trial
+STALE_AFTER = 300.0
 
 
 @dataclass(frozen=True)
@@ -84,35 +91,6 @@ def versions() -> dict[str, str]:
 
 _NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
 
-#: owners created by this process and not closed: a trial whose owner has this process's
-#: pid but is not in here belongs to an earlier process that had the same pid (containers
-#: restart with the same pids), so it is dead
-_LIVE_OWNERS: set[str] = set()
-
-
-def _new_owner() -> str:
-    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    _LIVE_OWNERS.add(owner)
-    return owner
-
-
-def owner_is_dead(owner: str) -> bool:
-    """Whether ``owner`` is a process on this host that no longer exists."""
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return owner not in _LIVE_OWNERS
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
 
 class Study:
     """A named search over a space, with its sampler, direction and seed, kept in a storage."""
@@ -133,6 +111,8 @@ class Study:
         self._held: set[int] = set()
         self._held_lock = threading.Lock()
         self._heartbeat_interval = heartbeat_interval
+        self._last_beat = time.time()  # the last heartbeat sent, or when holding began
+        self._longest_silence = 0.0  # the longest time between heartbeats while holding
         self._heartbeat_thread: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -268,9 +248,15 @@ class Study:
                 f"Study.tell: a complete trial needs a finite value, got {value!r} "
                 f"(use state='diverged' or 'failed')"
             )
-        finished = self.storage.finish_trial(
-            self.name, number, state, value, owner=self.owner, attrs=attrs
-        )
+        try:
+            finished = self.storage.finish_trial(
+                self.name, number, state, value, owner=self.owner, attrs=attrs
+            )
+        except StaleTrialError:
+            taken = self._taken_over([number])
+            if taken is None:
+                raise
+            raise taken from None
         self._release([number])
         return finished
 
@@ -281,18 +267,40 @@ class Study:
     def report_epochs(self, rows: Iterable[tuple[Trial | int, EpochRecord]]) -> None:
         """Record many learning-curve points in one transaction."""
         batch = [(t if isinstance(t, int) else t.number, r) for t, r in rows]
-        self.storage.add_epochs(self.name, batch, owner=self.owner)
+        try:
+            self.storage.add_epochs(self.name, batch, owner=self.owner)
+        except StaleTrialError:
+            taken = self._taken_over(n for n, _ in batch)
+            if taken is None:
+                raise
+            raise taken from None
+
+    def _taken_over(self, numbers: Iterable[int]) -> TrialsTakenOver | None:
+        """Trials this process held that run under it no more: another process re-queued them
+        (None if there are none: the trial was told already, or never held)."""
+        with self._held_lock:
+            held = sorted(set(numbers) & self._held)
+        now = self.storage.get_trials(self.name, numbers=held, curves=False) if held else []
+        lost = tuple(t.number for t in now if t.owner != self.owner)
+        if not lost:
+            return None
+        self._release(lost)
+        silence = max(self._longest_silence, time.time() - self._last_beat)
+        paused = silence > 2 * self._heartbeat_interval
+        return TrialsTakenOver(self.name, lost, self.owner, silence, paused)
 
     def release(self, trials: Iterable[Trial | int]) -> None:
         """Put trials this process holds back in the queue (e.g. on Ctrl-C)."""
         numbers = [t if isinstance(t, int) else t.number for t in trials]
-        for number in numbers:
-            with contextlib.suppress(StaleTrialError):
-                self.storage.requeue(self.name, number, self.owner)
-        self._release(numbers)
+        try:
+            for number in numbers:
+                with contextlib.suppress(StaleTrialError):
+                    self.storage.requeue(self.name, number, self.owner)
+        finally:  # trials it could not requeue (a full disk) go stale and another run takes them
+            self._release(numbers)
 
     # -- recovery and heartbeats -------------------------------------------------------------
-    def recover(self, *, stale_after: float = 300.0) -> list[int]:
+    def recover(self, *, stale_after: float = STALE_AFTER) -> list[int]:
         """Re-queue running trials whose owner died or whose heartbeat is ``stale_after`` old."""
         now = time.time()
         requeued = []
@@ -308,15 +316,39 @@ class Study:
                     pass  # it finished or moved meanwhile
         return requeued
 
+    def held_elsewhere(self, *, stale_after: float = STALE_AFTER) -> list[HeldTrials]:
+        """Running trials of other live owners, by owner: what a run that needs them waits for,
+        and how long until :meth:`recover` re-queues them if their heartbeat stops."""
+        now = time.time()
+        by_owner: dict[str, list[FrozenTrial]] = {}
+        for t in self.storage.get_trials(self.name, states=[TrialState.RUNNING], curves=False):
+            if t.owner is not None and t.owner != self.owner:
+                by_owner.setdefault(t.owner, []).append(t)
+        held = []
+        for owner, trials in by_owner.items():
+            beats = [t.heartbeat for t in trials if t.heartbeat is not None]
+            age = None if not beats else now - max(beats)
+            alive = owner_is_alive(owner)
+            if alive is False or age is None or age > stale_after:
+                continue  # recover() re-queues these now
+            numbers = tuple(t.number for t in trials)
+            held.append(HeldTrials(owner, numbers, alive, age, stale_after - age))
+        return held
+
     def heartbeat(self) -> None:
         """Stamp the time on every trial this process holds."""
         with self._held_lock:
             held = sorted(self._held)
+        now = time.time()
         if held:
+            self._longest_silence = max(self._longest_silence, now - self._last_beat)
             self.storage.heartbeat(self.name, held, self.owner)
+        self._last_beat = now
 
     def _hold(self, numbers: Iterable[int]) -> None:
         with self._held_lock:
+            if not self._held:
+                self._last_beat = time.time()  # silence counts from here
             self._held.update(numbers)
             start = bool(self._held) and self._heartbeat_thread is None
         if start:
