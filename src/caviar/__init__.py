@@ -2,21 +2,53 @@
 
 __version__ = "0.1.0"
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from caviar.samplers import CoarseToFineSampler, GridSampler, RandomSampler, Sampler
-from caviar.space import (
-    Choice,
-    Fixed,
-    IntLogUniform,
-    IntUniform,
-    LogUniform,
-    OneMinusLog,
-    SearchSpace,
-    Uniform,
-)
-from caviar.storage import InMemoryStorage, SQLiteStorage
-from caviar.study import EpochRecord, FrozenTrial, Study, Trial, TrialState
+if TYPE_CHECKING:
+    from caviar.evaluate import evaluate_on_test
+    from caviar.export import load_model
+    from caviar.records import EpochRecord, FrozenTrial, TrialState
+    from caviar.samplers import CoarseToFineSampler, GridSampler, RandomSampler, Sampler
+    from caviar.space import (
+        Choice,
+        Fixed,
+        IntLogUniform,
+        IntUniform,
+        LogUniform,
+        OneMinusLog,
+        SearchSpace,
+        Uniform,
+    )
+    from caviar.storage import InMemoryStorage, SQLiteStorage
+    from caviar.study import Study, Trial
+    from caviar.tuning import tune
+
+#: where each public name lives: imported on first use, so that ``import caviar`` (and the
+#: command line's start, where Ctrl-C must stay harmless) loads neither numpy nor torch
+_HOMES = {
+    **dict.fromkeys(
+        ["CoarseToFineSampler", "GridSampler", "RandomSampler", "Sampler"], "caviar.samplers"
+    ),
+    **dict.fromkeys(
+        [
+            "Choice",
+            "Fixed",
+            "IntLogUniform",
+            "IntUniform",
+            "LogUniform",
+            "OneMinusLog",
+            "SearchSpace",
+            "Uniform",
+        ],
+        "caviar.space",
+    ),
+    **dict.fromkeys(["InMemoryStorage", "SQLiteStorage"], "caviar.storage"),
+    **dict.fromkeys(["EpochRecord", "FrozenTrial", "Study", "Trial", "TrialState"], "caviar.study"),
+    "tune": "caviar.tuning",
+    "load_model": "caviar.export",
+    "evaluate_on_test": "caviar.evaluate",
+}
 
 __all__ = [
     "Choice",
@@ -46,18 +78,14 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """``caviar.tune``, ``caviar.load_model`` and ``caviar.evaluate_on_test``, imported on first
-    use: they bring in torch, which ``import caviar`` alone does not need."""
-    if name == "tune":
-        from caviar.tuning import tune
+    """The public names, imported on first use (see ``_HOMES``)."""
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'caviar' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
 
-        return tune
-    if name == "load_model":
-        from caviar.export import load_model
 
-        return load_model
-    if name == "evaluate_on_test":
-        from caviar.evaluate import evaluate_on_test
-
-        return evaluate_on_test
-    raise AttributeError(f"module 'caviar' has no attribute {name!r}")
+def __dir__() -> list[str]:
+    return sorted(__all__)

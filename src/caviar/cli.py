@@ -11,17 +11,27 @@ caviar studies                 the studies in a storage file
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
+import importlib
+import math
 import os
+import re
+import signal
 import sqlite3
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from caviar.errors import InvalidValue
 
 DEFAULT_STORAGE = "caviar.db"
+
+#: flags that change what a study is (its space, sampler, seed or data): given without --name,
+#: they name a study of their own, so the same command continues the same study
+DEFINING_FLAGS = ("dataset", "train_size", "sampler", "seed", "epochs", "trials")
 
 
 def _storage(args: argparse.Namespace) -> str:
@@ -41,7 +51,6 @@ def _config_mapping(args: argparse.Namespace) -> tuple[dict[str, Any], str, str]
         path = Path(args.config)
         raw, default_name, source = read_config_file(path), path.stem, str(path)
     overrides = {
-        ("study", "name"): args.name,
         ("study", "storage"): args.storage or os.environ.get("CAVIAR_STORAGE"),
         ("study", "seed"): args.seed,
         ("study", "device"): args.device,
@@ -56,13 +65,86 @@ def _config_mapping(args: argparse.Namespace) -> tuple[dict[str, Any], str, str]
         ("study", "threads"): args.threads,
         ("space", "epochs"): args.epochs,
     }
+    renamed = _flag_name(args, raw, default_name)
+    if args.trials is not None:
+        _scale_per_round(raw, args.trials)
     for (section, key), value in overrides.items():
         if value is not None:
             if raw.get(section) is None:
                 raw[section] = {}
             if isinstance(raw[section], dict):  # otherwise validation names the bad section
                 raw[section][key] = value
+    name = args.name or renamed
+    if name is not None and isinstance(raw.get("study"), dict):
+        raw["study"]["name"] = name
+    elif name is not None and raw.get("study") is None:
+        raw["study"] = {"name": name}
     return raw, default_name, source
+
+
+def _flag_name(args: argparse.Namespace, raw: dict[str, Any], default_name: str) -> str | None:
+    """The study name the defining flags give (``demo-fashion-mnist-trials64-epochs10``), or
+    None when no such flag is given or --name is."""
+    if args.name is not None:
+        return None
+    search = raw.get("search") if isinstance(raw.get("search"), dict) else {}
+    sampler = args.sampler or (search or {}).get("sampler", "random")
+    parts = []
+    for flag in DEFINING_FLAGS:
+        value = getattr(args, flag)
+        if value is None or (flag == "trials" and sampler != "coarse_to_fine"):
+            continue  # a random or grid study's trial count is a budget, not its definition
+        label = Path(str(value)).stem if flag == "dataset" else str(value)
+        parts.append(label if flag in ("dataset", "sampler") else f"{flag.replace('_', '')}{label}")
+    if not parts:
+        return None
+    study = raw.get("study") if isinstance(raw.get("study"), dict) else {}
+    base = str((study or {}).get("name") or default_name)
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", "-".join([base, *parts])).lstrip(".-")
+    return name[:100] or None
+
+
+def scale_rounds(per_round: Sequence[int], trials: int) -> list[int]:
+    """``per_round`` scaled to ``trials`` in all, keeping its proportions (largest remainders),
+    every round at least one trial."""
+    if trials < len(per_round):
+        raise InvalidValue(
+            "--trials",
+            f"must be >= the {len(per_round)} rounds of search.per_round {list(per_round)}, "
+            f"got {trials}",
+        )
+    total = sum(per_round)
+    spare = trials - len(per_round)  # one trial per round first, the rest shared out
+    shares = [spare * n / total for n in per_round]
+    counts = [1 + math.floor(x) for x in shares]
+    by_remainder = sorted(range(len(shares)), key=lambda i: (-(shares[i] % 1), i))
+    for i in by_remainder[: trials - sum(counts)]:
+        counts[i] += 1
+    return counts
+
+
+def _scale_per_round(raw: dict[str, Any], trials: int) -> None:
+    """With --trials, a config's explicit search.per_round is scaled to the new total."""
+    search = raw.get("search")
+    if not isinstance(search, dict):
+        return
+    per_round = search.get("per_round")
+    total = sum_of_counts(per_round) if isinstance(per_round, list) and per_round else None
+    if total is None or total == trials:
+        return  # nothing to scale (a bad list is named by the validation)
+    search["per_round"] = scale_rounds(per_round, trials)
+    print(
+        f"caviar: search.per_round {per_round} scaled to {search['per_round']} for "
+        f"--trials {trials}",
+        file=sys.stderr,
+    )
+
+
+def sum_of_counts(values: list[Any]) -> int | None:
+    """The sum of a list of trial counts, or None if one is not a count."""
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in values):
+        return None
+    return sum(values)
 
 
 def _halving_flags(args: argparse.Namespace) -> dict[str, int] | None:
@@ -95,21 +177,45 @@ def cmd_tune(args: argparse.Namespace) -> int:
         f"stored in {config.study.storage}",
         flush=True,
     )
-    study = tune(config, progress=not args.quiet, report=not args.no_report)
+    if args.name is None and _flag_name(args, copy.deepcopy(raw), default_name) is not None:
+        print(
+            "caviar: the flags change the study's definition, so they name a study of their "
+            "own (the same command continues it; --name to choose another)",
+            flush=True,
+        )
+    study = tune(config, progress=not args.quiet, report=False)
     best = study.best_trial
     if best is None:
         print("caviar: no trial completed (all diverged or failed); see `caviar show`")
         return 1
+    # the summary first: a report that cannot be written must not lose it
     print(f"\nbest configuration (trial {best.number}): validation accuracy {best.value:.4f}")
     for name in config.space.free_names:
         print(f"  {name} = {_fmt(best.params[name])}")
     if not args.no_report:
-        from caviar.report import default_report_dir
-
-        print(f"report: {default_report_dir(study) / 'index.html'}")
+        _write_report(study)
     print(f"next: caviar show {study.name}   |   caviar test {study.name} (uses the test set once)")
     study.close()
     return 0
+
+
+def _write_report(study: Any, out: str | None = None) -> None:
+    """Write the study's report, or say on stderr why it could not be (the study is safe)."""
+    from caviar.report import write_report
+
+    try:
+        print(f"report: {write_report(study, out)}")
+    except OSError as e:
+        print(
+            f"caviar: warning: the report could not be written ({_os_reason(e)}); the study is "
+            f"stored: `caviar report {study.name} --out FOLDER` writes it elsewhere",
+            file=sys.stderr,
+        )
+
+
+def _os_reason(e: OSError) -> str:
+    where = f": {e.filename}" if e.filename else ""
+    return f"{e.strerror or e}{where}"
 
 
 def _positive(text: str) -> int:
@@ -123,20 +229,22 @@ def _fmt(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def _open(args: argparse.Namespace) -> Any:
+def _open(args: argparse.Namespace, *, read_only: bool = False) -> Any:
+    """The named study; ``read_only`` for commands that only look (they never write, not even
+    SQLite's WAL switch, so a foreign or read-only file is left as it is)."""
     from caviar.storage import SQLiteStorage
     from caviar.study import Study
 
     path = Path(_storage(args))
     if not path.exists():
         raise InvalidValue("--storage", f"no study file at {str(path)!r}")
-    return Study.load(args.study, SQLiteStorage(path))
+    return Study.load(args.study, SQLiteStorage(path, read_only=read_only))
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     from caviar.report.data import summary
 
-    study = _open(args)
+    study = _open(args, read_only=True)
     trials = study.trials(curves=False)
     facts = summary(trials)
     states = ", ".join(f"{n} {s}" for s, n in facts["states"].items() if n)
@@ -178,8 +286,14 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from caviar.report import write_report
 
-    study = _open(args)
-    path = write_report(study, args.out)
+    study = _open(args, read_only=True)
+    out = Path(args.out) if args.out else None
+    if out is not None and out.exists() and not out.is_dir():
+        raise InvalidValue("--out", f"must be a folder for the report, got the file {str(out)!r}")
+    try:
+        path = write_report(study, out)
+    except OSError as e:
+        raise InvalidValue("--out", f"cannot write the report: {_os_reason(e)}") from None
     print(f"report: {path}")
     return 0
 
@@ -198,6 +312,7 @@ def cmd_test(args: argparse.Namespace) -> int:
             f"validation accuracy reproduced: {record['validation_accuracy_reproduced']:.4f} "
             f"(search: {record['validation_accuracy_in_search']:.4f})"
         )
+    _write_report(study)  # the report lists every use of the test set
     return 0
 
 
@@ -216,32 +331,40 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_studies(args: argparse.Namespace) -> int:
-    from caviar.storage import SQLiteStorage
+    from caviar.storage import SQLiteStorage, StorageError
     from caviar.study import Study
 
     path = Path(_storage(args))
     if not path.exists():
         print(f"no study file at {path}")
         return 0
-    storage = SQLiteStorage(path)
+    storage = SQLiteStorage(path, read_only=True)
     names = storage.study_names()
     if not names:
         print(f"no studies in {path}")
     for name in names:
-        study = Study.load(name, storage)
-        trials = study.trials(curves=False)
-        best = study.best_trial
-        data = study.attrs.get("data", {}).get("dataset", "?")
-        best_text = "-" if best is None else f"{best.value:.4f}"
-        print(
-            f"{name}: {len(trials)} trials on {data}, best val acc {best_text}, "
-            f"{study.sampler.name} search"
-        )
+        try:
+            print(f"{name}: {_study_line(Study.load(name, storage))}")
+        except StorageError as e:  # one unreadable study does not hide the others
+            print(f"{name}: cannot be read: {e}")
     return 0
 
 
+def _study_line(study: Any) -> str:
+    trials = study.trials(curves=False)
+    best = study.best_trial
+    best_text = "-" if best is None else f"{best.value:.4f}"
+    data = study.attrs.get("data")
+    where = (
+        f"on {data.get('dataset', '?')}"
+        if isinstance(data, dict)
+        else "(made with the Python API: no dataset recorded)"
+    )
+    return f"{len(trials)} trials {where}, best val acc {best_text}, {study.sampler.name} search"
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="caviar",
         description="Tune deep nets the way the textbooks teach it, many models at once.",
     )
@@ -269,7 +392,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, help="epochs per trial (fixes space.epochs)")
     t.add_argument("--quiet", action="store_true", help="no progress line")
     t.add_argument("--no-report", action="store_true", help="skip the report")
-    t.set_defaults(run=cmd_tune)
+    t.set_defaults(run=cmd_tune, imports=("caviar.tuning", "caviar.report"))
 
     for name, helptext, run in (
         ("show", "leaderboard and best configuration", cmd_show),
@@ -279,7 +402,7 @@ def parser() -> argparse.ArgumentParser:
         c = sub.add_parser(name, help=helptext)
         c.add_argument("study", help="study name")
         c.add_argument("--storage", help=f"SQLite study file (default {DEFAULT_STORAGE})")
-        c.set_defaults(run=run)
+        c.set_defaults(run=run, imports=("caviar.report",))
         if name == "show":
             c.add_argument("--top", type=_positive, default=10, help="rows of the leaderboard")
         if name == "report":
@@ -294,22 +417,60 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--trial", type=int, help="trial number (default: the best trial)")
     e.add_argument("-o", "--out", help="the .pt2 file (default: beside the kept state)")
     e.add_argument("--storage", help=f"SQLite study file (default {DEFAULT_STORAGE})")
-    e.set_defaults(run=cmd_export)
+    e.set_defaults(run=cmd_export, imports=("caviar.export",))
 
     s = sub.add_parser("studies", help="list the studies in a storage file")
     s.add_argument("--storage", help=f"SQLite study file (default {DEFAULT_STORAGE})")
-    s.set_defaults(run=cmd_studies)
+    s.set_defaults(run=cmd_studies, imports=())
     return p
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors, like every other error of the command."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"caviar: error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+@contextlib.contextmanager
+def _quiet_interrupts() -> Iterator[None]:
+    """While the command starts (parsing, importing torch), Ctrl-C exits at once with one
+    line: an interrupt raised inside an import leaves a traceback, a misleading ImportError or
+    a C++ terminate. Nothing is written before the command runs, so nothing is lost."""
+
+    def stop(signum: int, frame: Any) -> None:
+        os.write(2, b"\ncaviar: interrupted before anything started\n")
+        os._exit(130)
+
+    try:
+        previous = signal.signal(signal.SIGINT, stop)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _show_warning(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
+    print(f"caviar: warning: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    with _quiet_interrupts():
+        args = parser().parse_args(argv)
+        for module in ("caviar.data", "caviar.evaluate", "caviar.storage", *args.imports):
+            importlib.import_module(module)
     from caviar.data import DownloadError
     from caviar.evaluate import TestSetUsed
     from caviar.storage import StorageError
 
     try:
-        return int(args.run(args))
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning  # one line each, not Python's two
+            return int(args.run(args))
     except (InvalidValue, TestSetUsed, StorageError, DownloadError, sqlite3.Error) as e:
         message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         print(f"caviar: error: {message}", file=sys.stderr)
@@ -320,6 +481,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `caviar show ... | head`: the reader left, nothing is wrong
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as e:  # a folder or file the command needed: say which and why
+        print(f"caviar: error: {_os_reason(e)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

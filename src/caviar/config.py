@@ -471,9 +471,10 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     if suffix not in (".toml", ".yaml", ".yml"):
         raise InvalidValue("config", f"must be a .toml, .yaml or .yml file, {got(str(path))}")
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as e:
         raise InvalidValue("config", f"cannot read {str(path)!r}: {e.strerror}") from None
+    text = _config_text(path, data)
     try:
         if suffix == ".toml":
             raw: Any = tomllib.loads(text)
@@ -486,6 +487,27 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise InvalidValue("config", f"{path} must hold a table of sections, {got(raw)}")
     return raw
+
+
+def _config_text(path: Path, data: bytes) -> str:
+    """The file's text: UTF-8 (a UTF-8 byte order mark is allowed); anything else is refused
+    with what it looks like."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise InvalidValue(
+            "config",
+            f"{path} is UTF-16 text (it starts with a UTF-16 byte order mark); save it as UTF-8",
+        )
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise InvalidValue(
+            "config",
+            f"{path} is not UTF-8 text (byte {e.start} is {data[e.start : e.start + 1]!r}); "
+            f"a config is a TOML or YAML text file",
+        ) from None
+    if "\x00" in text:
+        raise InvalidValue("config", f"{path} holds NUL bytes: it is a binary file, not a config")
+    return text
 
 
 def load_config(path: str | os.PathLike[str]) -> StudyConfig:

@@ -77,7 +77,11 @@ def evaluate_on_test(
         raise InvalidValue("study", f"{study.name!r} has no complete trial to test")
     if "config" not in attrs:
         raise InvalidValue(
-            "study", f"{study.name!r} was not made by caviar tune (it stores no config to retrain)"
+            "study",
+            f"{study.name!r} was made with the Python API (Study.create), not caviar tune: it "
+            f"records no data or config to rebuild its models from, so caviar cannot score it "
+            f"on a test set; evaluate its best params (caviar show {study.name}) with your own "
+            f"code",
         )
     config = config_from_mapping(attrs["config"])
     data = prepare_data(config)

@@ -185,7 +185,7 @@ def find_kept_state(
         raise InvalidValue("trial", f"must be an integer >= 0, {got(trial)}")
     if not Path(storage).is_file():
         raise InvalidValue("storage", f"no study file at {str(storage)!r}")
-    loaded = Study.load(study, SQLiteStorage(storage))
+    loaded = Study.load(study, SQLiteStorage(storage, read_only=True))
     try:
         kept = loaded.attrs.get("kept_models") or []
         if trial is None:

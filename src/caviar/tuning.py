@@ -23,7 +23,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from caviar.config import UNBOUNDED, StudyConfig, config_from_mapping, load_config
-from caviar.data import Dataset, Split, load_dataset, split_validation
+from caviar.data import Dataset, Split, check_batch_size, load_dataset, split_for_study
 from caviar.errors import InvalidValue
 from caviar.nn import TrainingData, resolve_device
 from caviar.progress import Progress
@@ -86,6 +86,8 @@ class PreparedData:
 
 
 def prepare_data(config: StudyConfig) -> PreparedData:
+    """Load the dataset and cut its validation split, refusing sizes that cannot measure
+    anything and warning (:class:`~caviar.data.DataWarning`) about ones that measure little."""
     d = config.data
     dataset = load_dataset(
         d.dataset,
@@ -94,12 +96,27 @@ def prepare_data(config: StudyConfig) -> PreparedData:
         train_size=d.train_size,
         test_size=d.test_size,
         label_column=d.label_column,
+        key_prefix="data.",
     )
-    split = split_validation(dataset.x_train, dataset.y_train, d.validation, seed=config.seed)
+    split = split_for_study(
+        dataset, d.validation, seed=config.seed, train_size=d.train_size, key_prefix="data."
+    )
+    check_batch_size(
+        largest_batch_size(config), len(split.train_indices), owner="space.batch_size"
+    )
     training = TrainingData.from_arrays(
         split.x_train, split.y_train, split.x_val, split.y_val, n_classes=dataset.n_classes
     )
     return PreparedData(dataset, split, training)
+
+
+def largest_batch_size(config: StudyConfig) -> int:
+    """The largest batch size the study's space can give (its fixed value, or the top of its
+    range or choices)."""
+    dim = config.space["batch_size"]
+    count = dim.cardinality
+    units = dim.grid_units(min(count, 64)) if count is not None else (1.0,)
+    return int(max(dim.from_unit(u) for u in (*units, 1.0)))
 
 
 def as_config(config: StudyConfig | Mapping[str, Any] | str | os.PathLike[str]) -> StudyConfig:
@@ -123,8 +140,30 @@ def open_study(config: StudyConfig, data: PreparedData) -> Study:
         load_if_exists=True,
     )
     data.check(study)
+    _check_ranking(study, config)
     study.set_attrs({"config": config.to_dict()})  # the latest run's budget and settings
     return study
+
+
+#: settings outside the study's definition that still change what its values mean: a trial's
+#: value is its objective, computed in its dtype, so one leaderboard cannot mix them
+RANKING_KEYS = (("search", "objective"), ("study", "dtype"))
+
+
+def _check_ranking(study: Study, config: StudyConfig) -> None:
+    """Refuse to continue a study with another objective or dtype than its trials were run
+    with, naming the difference."""
+    stored = study.attrs.get("config", {})
+    new = config.to_dict()
+    for section, key in RANKING_KEYS:
+        before = stored.get(section, {}).get(key)
+        if before is not None and before != new[section][key]:
+            raise InvalidValue(
+                f"{section}.{key}",
+                f"study {study.name!r} was run with {key} {before!r}, and its trials' values "
+                f"mean that; {new[section][key]!r} would mix two rankings in one leaderboard. "
+                f"Use another study name (--name), or {key} {before!r}",
+            )
 
 
 def check_device(config: StudyConfig) -> None:

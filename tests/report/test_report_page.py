@@ -56,6 +56,7 @@ def test_report_of_a_python_api_study(tmp_path: Path) -> None:
     for figure in ("scatter.png", "curves.png", "rounds.png"):
         assert (tmp_path / figure).is_file()
     assert "The test set has not been used" in page
+    assert "caviar test" not in page  # it would fail: such a study records no data to test on
 
 
 def test_report_lists_every_use_of_the_test_set(tmp_path: Path) -> None:

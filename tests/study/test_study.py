@@ -243,9 +243,13 @@ def test_load_if_exists_accepts_the_config_form_of_the_same_space(storage):
 
 
 def test_bad_names_and_seeds(storage):
-    rule = "Study: name must be 1-100 letters, digits, '.', '_' or '-', not starting with '.'"
-    for bad in (" ", "", "../up", "/abs", ".hidden", "a b", "x" * 101):
-        with pytest.raises(ValueError, match=exactly(f"{rule} (it names files), got {bad!r}")):
+    rule = (
+        "Study.name: must be 1-100 letters, digits, '.', '_' or '-', starting with a letter, "
+        "digit or '_'"
+    )
+    # it names files (no '.', '/'), and appears in commands (no leading '-': `caviar show -rf`)
+    for bad in (" ", "", "../up", "/abs", ".hidden", "a b", "x" * 101, "-rf", 7):
+        with pytest.raises(ValueError, match=exactly(f"{rule}, got {bad!r}")):
             Study.create(bad, SPACE, storage=storage)
     assert Study.create("book-2.v1_a", SPACE, storage=storage).name == "book-2.v1_a"
     with pytest.raises(

@@ -63,7 +63,10 @@ def test_tune_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
         "--no-report",
     )
     assert code == 0
-    assert "study 'demo' from the embedded demo: 3 trials, random search" in out
+    # the flags change the demo's definition: they name a study of their own
+    name = "demo-trainsize200-random-epochs1"
+    assert f"study {name!r} from the embedded demo: 3 trials, random search" in out
+    assert "the flags change the study's definition" in out
     assert "best configuration (trial" in out and "validation accuracy" in out
     assert "  lr = " in out and "caviar test demo" in out
 

@@ -134,6 +134,12 @@ def _overview(
 
 def _test_set(study: Study, attrs: Mapping[str, Any]) -> str:
     history = uses_of_the_test_set(attrs)
+    if not history.uses and "config" not in attrs:
+        return (
+            "<p class='note'>The test set has not been used. This study was made with the "
+            "Python API, so it records no data to test on; evaluate its best parameters with "
+            "your own code, once.</p>"
+        )
     if not history.uses:
         return (
             "<p class='note'>The test set has not been used. <code>caviar test "

@@ -21,7 +21,6 @@ import json
 import math
 import os
 import platform
-import re
 import sys
 import threading
 import time
@@ -29,6 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from caviar.constraints import STUDY_NAME
 from caviar.errors import InvalidValue
 from caviar.records import Direction, EpochRecord, FrozenTrial, NewTrial, TrialState
 from caviar.samplers import RandomSampler, Sampler
@@ -89,7 +89,6 @@ def versions() -> dict[str, str]:
     }
 
 
-_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
 
 
 class Study:
@@ -131,12 +130,7 @@ class Study:
         load_if_exists: bool = False,
     ) -> Study:
         """A new study; with ``load_if_exists``, the stored one if its definition is the same."""
-        if not isinstance(name, str) or not _NAME.fullmatch(name):
-            raise InvalidValue(
-                "Study",
-                f"name must be 1-100 letters, digits, '.', '_' or '-', not starting with '.' "
-                f"(it names files), got {name!r}",
-            )
+        name = STUDY_NAME.check(name, "Study.name")
         seed = check_seed("Study", seed)
         space = space if isinstance(space, SearchSpace) else SearchSpace(space)
         sampler = sampler if sampler is not None else RandomSampler(seed)
