@@ -183,6 +183,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
             "own (the same command continues it; --name to choose another)",
             flush=True,
         )
+    if args.dry_run:
+        return _dry_run(config)
     study = tune(config, progress=not args.quiet, report=False)
     best = study.best_trial
     if best is None:
@@ -196,6 +198,24 @@ def cmd_tune(args: argparse.Namespace) -> int:
         _write_report(study)
     print(f"next: caviar show {study.name}   |   caviar test {study.name} (uses the test set once)")
     study.close()
+    return 0
+
+
+def _dry_run(config: Any) -> int:
+    """Check the config and its data as a run would, say what the run would do, write nothing."""
+    from caviar.tuning import prepare_data
+
+    data = prepare_data(config)
+    record = data.record()
+    halving = config.halving()
+    print(
+        f"dry run: {record['n_train']} training / {record['n_validation']} validation / "
+        f"{record['n_test']} test examples of {record['dataset']} ({record['n_features']} "
+        f"features, {record['n_classes']} classes); {config.n_trials()} trials, pool "
+        f"{config.search.population or 'auto'}, "
+        f"{'halving ' + str(halving.to_config()) if halving else 'no halving'}, "
+        f"timeout {config.search.timeout or 'none'}; nothing was trained or written"
+    )
     return 0
 
 
@@ -391,6 +411,11 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--threads", type=_threads, help="CPU threads: auto or N (study.threads)")
     t.add_argument("--epochs", type=int, help="epochs per trial (fixes space.epochs)")
     t.add_argument("--quiet", action="store_true", help="no progress line")
+    t.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check the config and the data, say what would run, train and write nothing",
+    )
     t.add_argument("--no-report", action="store_true", help="skip the report")
     t.set_defaults(run=cmd_tune, imports=("caviar.tuning", "caviar.report"))
 
