@@ -1,48 +1,11 @@
-"""The study config: one documented schema, read from TOML, YAML or a mapping.
+"""The study config: typed, frozen sections read from TOML, YAML or a mapping.
 
-::
-
-    [study]                    # all optional
-    name = "book"              # default: the config file's stem, or "demo"
-    storage = "caviar.db"      # SQLite file holding the study
-    seed = 0                   # configurations, initial weights, data order and split
-    device = "auto"            # auto | cpu | cuda | cuda:N
-    dtype = "float32"          # float32 | float64
-    threads = "auto"           # CPU threads: auto (the cores other work leaves free) or N
-
-    [data]
-    dataset = "mnist"          # mnist | fashion-mnist | digits | path/to/file.npz | file.csv
-    data_dir = "..."           # local IDX .gz files (mnist / fashion-mnist): no network
-    train_size = 500           # the first N training examples
-    test_size = 10000          # the first N test examples
-    validation = 0.2           # fraction of the training examples held out, stratified
-    label_column = "label"     # csv only
-
-    [space]                    # any engine hyperparameter: a value, or a dimension
-    lr = { scale = "log", low = 1e-6, high = 1e-2 }
-    beta1 = { scale = "one_minus_log", low = 0.9, high = 0.999 }
-    hidden_units = { scale = "int", low = 50, high = 100 }
-    activation = { choice = ["relu", "tanh"] }
-    epochs = 50
-
-    [search]
-    sampler = "random"         # random | grid | coarse_to_fine
-    trials = 100               # total trials (grid: taken from the grid)
-    population = 0             # the pool's slots, members training at once (0: 16 CPU, 1024 GPU)
-    objective = "final"        # validation accuracy at the last epoch, or the "best" epoch
-    points_per_dim = 5         # grid: an int, or a table name -> int
-    rounds = 3                 # coarse_to_fine: rounds, trials split evenly over them ...
-    per_round = [40, 30, 30]   # ... or given per round (their sum is the trial count)
-    keep = 0.25                # coarse_to_fine: best trials kept per round (count or fraction)
-    margin = 0.1               # coarse_to_fine: box margin, a fraction of the previous box
-    timeout = 150              # seconds: no new work after this; unfinished trials requeued
-    halving = { min_epochs = 1, eta = 3 }  # successive halving (ASHA) at min_epochs * eta**k
-    train_metrics = "pass"     # training loss/accuracy from the epoch's batches, or a "full" pass
-    keep_models = 5            # the final state of the best N trials is kept beside the study
-
-Hyperparameters left out of ``[space]`` take the engine's defaults (``caviar.nn.HYPERPARAMETERS``)
-and are recorded as fixed values, so every trial carries its complete configuration. Unknown
-keys and bad values raise :class:`~caviar.errors.InvalidValue` naming the key path, e.g.
+Each section is a frozen dataclass whose fields carry their default, their rule (a
+:class:`~caviar.constraints.Constraint`, or a rule of its own shape) and one line of help;
+``[space]`` is checked against the engine's table (:data:`caviar.nn.HYPERPARAMETERS`). The same
+fields validate a config and write its reference, ``docs/config.md``
+(:mod:`caviar.config_reference`). Unknown keys and bad values raise
+:class:`~caviar.errors.InvalidValue` naming the key path:
 ``space.lr: low must be > 0 on a log scale, got 0``.
 """
 
@@ -116,7 +79,7 @@ class _Points:
 
 class _PerRound:
     def describe(self) -> str:
-        return "a non-empty list of integers in [1, inf), one per round, or nothing"
+        return "a non-empty list of integers in [1, inf), one per round"
 
     def check(self, value: Any, owner: str) -> tuple[int, ...] | None:
         if value is None:
