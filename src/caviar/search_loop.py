@@ -146,6 +146,9 @@ class SearchLoop:
         self.running: dict[int, Trial] = {}
         self.specs: dict[int, MemberSpec] = {}
         self.curves: dict[int, list[EpochRecord]] = {}
+        # the CPU thread counts each trial trained with: its float results depend on them
+        # (torch's batch-norm reduction order), and ``threads = "auto"`` changes them
+        self.threads_used: dict[int, set[int]] = {}
         self.budget = available_bytes(self.device)
         self._last_wait_note: tuple[Any, float] = ((), -float("inf"))
 
@@ -156,8 +159,10 @@ class SearchLoop:
     def _should_stop(self) -> bool:
         """Asked before every mini-batch: the budget, and now and then the thread count."""
         if self.governor is not None and self.clock() >= self._next_adjust:
-            self.governor.adjust()
+            threads = self.governor.adjust()
             self._next_adjust = self.clock() + 2.0
+            for number in self.running:
+                self.threads_used.setdefault(number, set()).add(threads)
         return self.out_of_time()
 
     def run(self) -> None:
@@ -265,6 +270,7 @@ class SearchLoop:
             self.running[trial.number] = trial
             self.specs[trial.number] = spec
             self.curves[trial.number] = []
+            self.threads_used[trial.number] = {torch.get_num_threads()}
             self.pool.add(trial.number, spec)
 
     def _spec(self, trial: Trial) -> MemberSpec | None:
@@ -340,6 +346,7 @@ class SearchLoop:
             "dtype": self.config.study.dtype,
             "epochs_run": len(self.curves[number]),
             "pool_size": self.slots,
+            "threads": sorted(self.threads_used.get(number, ())),
             "halving": None if self.halving is None else self.halving.to_config(),
         }
 

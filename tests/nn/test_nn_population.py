@@ -94,9 +94,12 @@ def test_a_member_restored_from_a_diverged_state_is_reported_diverged(data):
 
 # -- input checks ----------------------------------------------------------------------------
 def test_population_input_checks():
-    with pytest.raises(ValueError, match="at least one member"):
+    with pytest.raises(ValueError, match=r"^Population\.specs: must hold at least one MemberSpec"):
         Population([])
-    with pytest.raises(ValueError, match=r"dtype must be torch.float32 or torch.float64, got "):
+    with pytest.raises(
+        ValueError,
+        match=r"^Population\.dtype: must be one of \[torch\.float32, torch\.float64\], got ",
+    ):
         Population([BASE], dtype=torch.float16)
 
 

@@ -80,8 +80,8 @@ def test_a_complete_trial_needs_a_finite_value(storage, value):
     study = make(storage)
     (trial,) = study.ask()
     message = (
-        f"Study.tell: a complete trial needs a finite value, got {value!r} "
-        "(use state='diverged' or 'failed')"
+        "Study.tell.value: must be a finite number for a complete trial (state='diverged' or "
+        f"'failed' otherwise), got {value!r}"
     )
     with pytest.raises(ValueError, match=exactly(message)):
         study.tell(trial, value)
@@ -110,7 +110,7 @@ def test_another_worker_cannot_tell_my_trial(storage):
 @pytest.mark.parametrize("n", [0, -1, 1.5, True])
 def test_ask_needs_a_positive_count(storage, n):
     with pytest.raises(
-        ValueError, match=exactly(f"Study.ask: n must be an integer >= 1, got {n!r}")
+        ValueError, match=exactly(f"Study.ask.n: must be an integer in [1, inf), got {n!r}")
     ):
         make(storage).ask(n)
 

@@ -289,3 +289,25 @@ def test_show_on_a_foreign_sqlite_file_leaves_it_unchanged(
     code, _, err = run(capsys, "show", "x", "--storage", str(empty))
     assert code == 2 and "is not a caviar study file" in one_line_error(err)
     assert db.read_bytes() == before and empty.read_bytes() == b""
+
+
+def test_a_million_trials_stream_and_record_their_threads(tmp_path: Path) -> None:
+    """`trials = 1000000` used to run 50 s without a line: trials are asked as slots free, so a
+    budget ends it at once, with a handful of rows, each recording its thread counts."""
+    from caviar.tuning import tune
+
+    started = time.perf_counter()
+    study = tune(
+        {
+            "study": {"name": "many", "storage": str(tmp_path / "m.db"), "threads": 1},
+            "data": {"dataset": "digits", "train_size": 300},
+            "space": {"epochs": 1, "hidden_units": 8},
+            "search": {"trials": 1_000_000, "timeout": 2, "population": 2},
+        },
+        progress=False,
+        report=False,
+    )
+    trials = study.trials(curves=False)
+    assert time.perf_counter() - started < 30
+    assert 0 < len(trials) < 10_000
+    assert all(t.attrs["threads"] == [1] for t in trials if t.state.is_finished)

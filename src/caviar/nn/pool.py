@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from caviar.constraints import one_of
 from caviar.nn.group import Group
 from caviar.nn.memory import is_out_of_memory
 from caviar.nn.ragged import padded_width
@@ -93,10 +94,7 @@ class Pool:
         train_eval_size: int | None = None,
         keep_states: bool = False,
     ) -> None:
-        if train_metrics not in TRAIN_METRICS:
-            raise ValueError(
-                f"train_metrics must be one of {list(TRAIN_METRICS)}, got {train_metrics!r}"
-            )
+        one_of(*TRAIN_METRICS).check(train_metrics, "Pool.train_metrics")
         self.data_seed, self.device, self.dtype = data_seed, device, dtype
         self.max_group = max_group
         self.train_metrics, self.keep_states = train_metrics, keep_states

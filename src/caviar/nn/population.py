@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from caviar.errors import InvalidValue
 from caviar.nn.device import matmul_precision, resolve_device
 from caviar.nn.group import Group
 from caviar.nn.memory import InsufficientMemory, available_bytes, bytes_per_member
@@ -75,12 +76,14 @@ class Population:
         eval_batch: int | None = None,
     ) -> None:
         if not specs:
-            raise ValueError("a population needs at least one member")
+            raise InvalidValue("Population.specs", "must hold at least one MemberSpec, got none")
         self.specs = list(specs)
         self.data_seed = data_seed
         self.device = resolve_device(device)
         if dtype not in (torch.float32, torch.float64):
-            raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+            raise InvalidValue(
+                "Population.dtype", f"must be one of [torch.float32, torch.float64], got {dtype}"
+            )
         self.dtype = dtype
         self.memory_limit = memory_limit
         self.max_chunk = max_chunk

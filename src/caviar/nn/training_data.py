@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from caviar.errors import InvalidValue
+
 
 @dataclass(frozen=True)
 class TrainingData:
@@ -35,12 +37,13 @@ class TrainingData:
         xv = None if x_val is None else tensor(x_val, torch.float64)
         yv = None if y_val is None else tensor(y_val, torch.int64)
         if xt.ndim != 2 or yt.shape != (xt.shape[0],):
-            raise ValueError(
+            raise InvalidValue(
+                "TrainingData",
                 f"x_train must be [N, D] and y_train [N], got {tuple(xt.shape)} "
-                f"and {tuple(yt.shape)}"
+                f"and {tuple(yt.shape)}",
             )
         if (xv is None) != (yv is None):
-            raise ValueError("x_val and y_val go together")
+            raise InvalidValue("TrainingData", "x_val and y_val go together: give both or neither")
         labels = [yt] + ([yv] if yv is not None else [])
         c = n_classes or int(max(int(t.max()) for t in labels if t.numel()) + 1)
         return cls(xt, yt, xv, yv, c)

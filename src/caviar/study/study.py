@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from caviar.constraints import STUDY_NAME
+from caviar.constraints import STUDY_NAME, integer
 from caviar.errors import InvalidValue
 from caviar.records import Direction, EpochRecord, FrozenTrial, NewTrial, TrialState
 from caviar.samplers import RandomSampler, Sampler
@@ -87,8 +87,6 @@ def versions() -> dict[str, str]:
         "numpy": numpy.__version__,
         "torch": torch.__version__,
     }
-
-
 
 
 class Study:
@@ -193,8 +191,7 @@ class Study:
         Fewer come back when the sampler is exhausted or waits for running trials to finish,
         or when the study holds ``max_trials`` trials (numbers 0 .. max_trials - 1) already.
         """
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"Study.ask: n must be an integer >= 1, got {n!r}")
+        integer(1).check(n, "Study.ask.n")
         frozen = self.storage.claim_queued(self.name, self.owner, n)
         while len(frozen) < n:
             want = n - len(frozen)
@@ -238,9 +235,10 @@ class Study:
         number = trial if isinstance(trial, int) else trial.number
         state = TrialState(state)
         if state is TrialState.COMPLETE and (value is None or not math.isfinite(value)):
-            raise ValueError(
-                f"Study.tell: a complete trial needs a finite value, got {value!r} "
-                f"(use state='diverged' or 'failed')"
+            raise InvalidValue(
+                "Study.tell.value",
+                f"must be a finite number for a complete trial (state='diverged' or 'failed' "
+                f"otherwise), got {value!r}",
             )
         try:
             finished = self.storage.finish_trial(
