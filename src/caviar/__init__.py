@@ -1,11 +1,15 @@
 """caviar: tune deep nets the way the textbooks teach it, many models at once."""
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
+__version__ = "0.1.0"
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (the command starts fast)
 if TYPE_CHECKING:
+    from typing import Any
+
     from caviar.evaluate import evaluate_on_test
     from caviar.export import load_model
     from caviar.records import EpochRecord, FrozenTrial, TrialState

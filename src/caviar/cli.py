@@ -25,6 +25,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from caviar.command import interrupted_while_starting
 from caviar.errors import InvalidValue
 
 DEFAULT_STORAGE = "caviar.db"
@@ -460,23 +461,19 @@ class _Parser(argparse.ArgumentParser):
 
 @contextlib.contextmanager
 def _quiet_interrupts() -> Iterator[None]:
-    """While the command starts (parsing, importing torch), Ctrl-C exits at once with one
-    line: an interrupt raised inside an import leaves a traceback, a misleading ImportError or
-    a C++ terminate. Nothing is written before the command runs, so nothing is lost."""
-
-    def stop(signum: int, frame: Any) -> None:
-        os.write(2, b"\ncaviar: interrupted before anything started\n")
-        os._exit(130)
-
+    """While the command starts (parsing, importing torch), Ctrl-C exits at once with one line
+    (see :mod:`caviar.command`); afterwards it raises KeyboardInterrupt, which the command
+    handles (unfinished trials go back to the queue)."""
     try:
-        previous = signal.signal(signal.SIGINT, stop)
+        previous = signal.signal(signal.SIGINT, interrupted_while_starting)
     except ValueError:  # not the main thread: leave signals alone
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        quiet = previous is interrupted_while_starting or previous is None
+        signal.signal(signal.SIGINT, signal.default_int_handler if quiet else previous)
 
 
 def _show_warning(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
