@@ -130,10 +130,10 @@ def _scale_per_round(raw: dict[str, Any], trials: int) -> None:
     if not isinstance(search, dict):
         return
     per_round = search.get("per_round")
-    total = sum_of_counts(per_round) if isinstance(per_round, list) and per_round else None
-    if total is None or total == trials:
+    counts = trial_counts(per_round)
+    if counts is None or sum(counts) == trials:
         return  # nothing to scale (a bad list is named by the validation)
-    search["per_round"] = scale_rounds(per_round, trials)
+    search["per_round"] = scale_rounds(counts, trials)
     print(
         f"caviar: search.per_round {per_round} scaled to {search['per_round']} for "
         f"--trials {trials}",
@@ -141,11 +141,12 @@ def _scale_per_round(raw: dict[str, Any], trials: int) -> None:
     )
 
 
-def sum_of_counts(values: list[Any]) -> int | None:
-    """The sum of a list of trial counts, or None if one is not a count."""
-    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in values):
+def trial_counts(value: Any) -> list[int] | None:
+    """``value`` if it is a non-empty list of trial counts, else None."""
+    if not isinstance(value, list) or not value:
         return None
-    return sum(values)
+    counts = [n for n in value if isinstance(n, int) and not isinstance(n, bool) and n >= 1]
+    return counts if len(counts) == len(value) else None
 
 
 def _halving_flags(args: argparse.Namespace) -> dict[str, int] | None:

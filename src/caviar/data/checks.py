@@ -94,7 +94,7 @@ def split_for_study(
             "every class needs at least one",
         )
     # 3. Usable, but misleading.
-    for k in np.flatnonzero(quota == 0):
+    for k in map(int, np.flatnonzero(quota == 0)):
         _warn(
             f"{validation}: class {name[k]!r} ({counts[k]} of the {n} training examples) has no "
             "validation example; validation accuracy says nothing about it"
