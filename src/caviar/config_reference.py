@@ -41,7 +41,8 @@ Any engine hyperparameter below, as a plain value (fixed) or as a dimension to s
 Every value a dimension can give must meet the hyperparameter's rule (checked at both ends of a
 range and at every choice). Hyperparameters left out take the engine's default and are recorded
 with every trial. Members that differ in %s train in
-different vectorized groups; widths and depths share one.
+different vectorized groups; widths and depths share one. The ones marked "may change mid-run"
+are those `caviar panda set` may change at an epoch boundary.
 """
 
 
@@ -75,7 +76,15 @@ def reference() -> str:
         parts.append(f"## [{name}]\n\n{about[:1].upper()}{about[1:]}\n\n{_table(rows)}\n")
     scales = ", ".join(f"`{s}`" for s in SCALES)
     groups = ", ".join(f"`{k}`" for k in GROUP_KEYS)
-    rows = [(h.name, _value(h.default), h.describe(), h.help) for h in HYPERPARAMETERS.values()]
+    rows = [
+        (
+            h.name,
+            _value(h.default),
+            h.describe(),
+            h.help + (" (may change mid-run)" if h.mid_run else ""),
+        )
+        for h in HYPERPARAMETERS.values()
+    ]
     parts.append(SPACE % (scales, groups) + "\n" + _table(rows) + "\n")
     return "\n".join(parts)
 

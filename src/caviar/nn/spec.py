@@ -25,6 +25,9 @@ class Hyperparameter:
     rule: Constraint
     default: Any
     help: str
+    #: whether a running member may change it at an epoch boundary (``caviar panda set``): the
+    #: update rule's numbers and the schedule, never the shapes or the group it trains in
+    mid_run: bool = False
 
     def describe(self) -> str:
         """The allowed values in words: ``a number in (0, inf)``."""
@@ -38,8 +41,10 @@ class Hyperparameter:
         return self.rule.check(value, owner)
 
 
-def _hp(name: str, rule: Constraint, default: Any, help: str) -> Hyperparameter:
-    return Hyperparameter(name, rule, rule.check(default, f"default of {name}"), help)
+def _hp(
+    name: str, rule: Constraint, default: Any, help: str, *, mid_run: bool = False
+) -> Hyperparameter:
+    return Hyperparameter(name, rule, rule.check(default, f"default of {name}"), help, mid_run)
 
 
 _UNIT = number(0.0, 1.0, high_open=True)  # [0, 1): betas, drop rates, bn momentum
@@ -57,15 +62,15 @@ HYPERPARAMETERS: dict[str, Hyperparameter] = {
         _hp("batch_size", integer(1), 100, "mini-batch size"),
         _hp("optimizer", one_of("sgd", "momentum", "rmsprop", "adam"), "adam", "update rule"),
         # per-member hyperparameters: tensors of shape [P] inside a group
-        _hp("lr", _POSITIVE, 1e-3, "learning rate alpha"),
-        _hp("beta1", _UNIT, 0.9, "momentum beta / Adam beta1"),
-        _hp("beta2", _UNIT, 0.999, "RMSprop / Adam beta2"),
-        _hp("eps", _POSITIVE, 1e-8, "RMSprop / Adam epsilon"),
-        _hp("weight_decay", number(0.0), 0.0, "L2 lambda on weight matrices"),
+        _hp("lr", _POSITIVE, 1e-3, "learning rate alpha", mid_run=True),
+        _hp("beta1", _UNIT, 0.9, "momentum beta / Adam beta1", mid_run=True),
+        _hp("beta2", _UNIT, 0.999, "RMSprop / Adam beta2", mid_run=True),
+        _hp("eps", _POSITIVE, 1e-8, "RMSprop / Adam epsilon", mid_run=True),
+        _hp("weight_decay", number(0.0), 0.0, "L2 lambda on weight matrices", mid_run=True),
         _hp(
             "decoupled_weight_decay", BOOLEAN, False, "decay weights directly (AdamW), not via loss"
         ),
-        _hp("dropout", _UNIT, 0.0, "inverted-dropout drop rate"),
+        _hp("dropout", _UNIT, 0.0, "inverted-dropout drop rate", mid_run=True),
         _hp("init", one_of("he", "xavier", "std"), "he", "weight init"),
         _hp("init_std", _POSITIVE, 0.01, "weight std when init = 'std'"),
         _hp(
@@ -73,10 +78,17 @@ HYPERPARAMETERS: dict[str, Hyperparameter] = {
             one_of("none", "inverse_time", "exponential", "step"),
             "none",
             "learning-rate decay per epoch",
+            mid_run=True,
         ),
-        _hp("decay_rate", number(0.0), 1.0, "inverse_time rate, or factor for exponential/step"),
-        _hp("decay_every", integer(1), 10, "epochs between steps of 'step' decay"),
-        _hp("epochs", integer(1), 10, "passes over the training data"),
+        _hp(
+            "decay_rate",
+            number(0.0),
+            1.0,
+            "inverse_time rate, or factor for exponential/step",
+            mid_run=True,
+        ),
+        _hp("decay_every", integer(1), 10, "epochs between steps of 'step' decay", mid_run=True),
+        _hp("epochs", integer(1), 10, "passes over the training data", mid_run=True),
         _hp("bn_momentum", _UNIT, 0.9, "running = m * running + (1 - m) * batch"),
         _hp("bn_eps", _POSITIVE, 1e-5, "batch norm epsilon"),
     )
@@ -87,6 +99,9 @@ def _default(name: str) -> Any:
     """The default of ``name``, stated once, in :data:`HYPERPARAMETERS`."""
     return HYPERPARAMETERS[name].default
 
+
+#: hyperparameters a running member may change at an epoch boundary
+MID_RUN = tuple(name for name, h in HYPERPARAMETERS.items() if h.mid_run)
 
 #: hyperparameters that decide which vectorized group a member joins
 GROUP_KEYS = ("batch_size", "batch_norm", "activation", "optimizer", "bn_eps")
