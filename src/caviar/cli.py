@@ -496,7 +496,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(args.run(args))
     except (InvalidValue, TestSetUsed, StorageError, DownloadError, sqlite3.Error) as e:
         message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-        print(f"caviar: error: {message}", file=sys.stderr)
+        # one line, whatever a key or a path holds
+        print(f"caviar: error: {message}".replace("\n", "\\n"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\ncaviar: interrupted; run the same command again to continue", file=sys.stderr)
@@ -505,7 +506,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except OSError as e:  # a folder or file the command needed: say which and why
-        print(f"caviar: error: {_os_reason(e)}", file=sys.stderr)
+        print(f"caviar: error: {_os_reason(e)}".replace("\n", "\\n"), file=sys.stderr)
         return 2
 
 

@@ -242,7 +242,7 @@ def space_from_config(table: Any) -> SearchSpace:
     against the engine's allowed range (at the bounds of a range, and every choice)."""
     if not isinstance(table, Mapping):
         raise InvalidValue("space", f"must be a table of hyperparameters, {got(table)}")
-    unknown = sorted(set(table) - set(HYPERPARAMETERS))
+    unknown = sorted(map(str, set(table) - set(HYPERPARAMETERS)))
     if unknown:
         raise InvalidValue(
             f"space.{unknown[0]}", f"unknown hyperparameter; known: {sorted(HYPERPARAMETERS)}"
@@ -446,7 +446,10 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
 
             raw = yaml.safe_load(text) or {}
     except Exception as e:  # tomllib.TOMLDecodeError, yaml.YAMLError
-        raise InvalidValue("config", f"{path} is not valid {suffix[1:].upper()}: {e}") from None
+        reason = " ".join(str(e).split())  # YAML's message spans lines: one line here
+        raise InvalidValue(
+            "config", f"{path} is not valid {suffix[1:].upper()}: {reason}"
+        ) from None
     if not isinstance(raw, dict):
         raise InvalidValue("config", f"{path} must hold a table of sections, {got(raw)}")
     return raw

@@ -8,7 +8,13 @@ where a value came from (the config reader knows the key path) re-raise with a b
 
 from __future__ import annotations
 
+import reprlib
 from typing import Any
+
+#: how much of a bad value a message shows: enough to recognise it, never megabytes of it
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel, _SHOWN.maxstring, _SHOWN.maxother, _SHOWN.maxlong = 3, 120, 120, 60
+_SHOWN.maxlist = _SHOWN.maxtuple = _SHOWN.maxdict = _SHOWN.maxset = 8
 
 
 class InvalidValue(ValueError):
@@ -26,4 +32,4 @@ class InvalidValue(ValueError):
 
 def got(value: Any) -> str:
     """How a bad value is shown at the end of a message: ``got 0``, ``got 'relu6'``."""
-    return f"got {value!r}"
+    return f"got {_SHOWN.repr(value)}"

@@ -46,7 +46,7 @@ class Halving:
                 "search.halving",
                 f"must be true, false or a table {{min_epochs = 1, eta = 3}}, {got(value)}",
             )
-        unknown = sorted(set(value) - {"min_epochs", "eta"})
+        unknown = sorted(map(str, set(value) - {"min_epochs", "eta"}))
         if unknown:
             raise InvalidValue(
                 f"search.halving.{unknown[0]}", "unknown key; halving takes ['eta', 'min_epochs']"

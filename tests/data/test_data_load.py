@@ -12,13 +12,15 @@ from caviar.errors import InvalidValue
 def test_unknown_name_lists_names_and_suffixes() -> None:
     with pytest.raises(
         InvalidValue,
-        match=r"load_dataset: name_or_path must be one of digits, fashion-mnist, mnist "
+        match=r"load_dataset\.name_or_path: must be one of digits, fashion-mnist, mnist "
         r"or a file ending in \.csv or \.npz, got 'cifar10'",
     ):
         load_dataset("cifar10")
     with pytest.raises(InvalidValue, match=r"\.csv or \.npz, got 'data.txt'"):
         load_dataset("data.txt")
-    with pytest.raises(InvalidValue, match=r"name_or_path must be a name or a path, got 3"):
+    with pytest.raises(
+        InvalidValue, match=r"load_dataset.name_or_path: must be a name or a path, got 3"
+    ):
         load_dataset(3)
 
 
@@ -44,7 +46,9 @@ def test_sizes_at_the_edges() -> None:
 
 
 def test_data_dir_only_for_file_datasets(tmp_path) -> None:
-    with pytest.raises(InvalidValue, match=r"data_dir applies only to fashion-mnist, mnist"):
+    with pytest.raises(
+        InvalidValue, match=r"^load_dataset\.data_dir: applies only to fashion-mnist, mnist"
+    ):
         load_dataset("digits", data_dir=tmp_path)
 
 

@@ -136,9 +136,9 @@ def ensure_file(
             return target
         except (OSError, http.client.HTTPException, ValueError) as e:
             log.warning("%s: %s", url, e)
-            failures.append(f"  {url}: {e}")
+            failures.append(f"{url}: {e}")
     raise DownloadError(
-        f"{target}: no mirror served a file with md5 {md5}; tried:\n" + "\n".join(failures)
+        f"{target}: no mirror served a file with md5 {md5}; tried " + "; ".join(failures)
     )
 
 

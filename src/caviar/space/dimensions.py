@@ -407,7 +407,7 @@ def dimension_from_config(spec: Any) -> Dimension:
         )
     _reject_unknown(spec, {"scale", "low", "high"})
     scale = spec["scale"]
-    if scale not in SCALES:
+    if not isinstance(scale, str) or scale not in SCALES:
         raise InvalidValue("", f"scale must be one of {sorted(SCALES)}, {got(scale)}")
     for bound in ("low", "high"):
         if bound not in spec:
@@ -416,6 +416,6 @@ def dimension_from_config(spec: Any) -> Dimension:
 
 
 def _reject_unknown(spec: dict[str, Any], allowed: set[str]) -> None:
-    unknown = sorted(set(spec) - allowed)
+    unknown = sorted(map(str, set(spec) - allowed))
     if unknown:
         raise InvalidValue("", f"unknown key {unknown[0]!r}; allowed here: {sorted(allowed)}")
