@@ -15,9 +15,10 @@ an error naming the key, the stored and the given value, never a silently differ
 
 from __future__ import annotations
 
+import io
 import itertools
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import torch
@@ -25,7 +26,7 @@ from torch import Tensor
 
 from caviar.errors import InvalidValue
 from caviar.nn.optim import OPTIMIZERS
-from caviar.nn.spec import MemberSpec
+from caviar.nn.spec import MID_RUN, MemberSpec
 
 _OWNER = "MemberState"
 
@@ -126,9 +127,26 @@ class MemberState:
         for t in tensors:
             _same("dtype", t.dtype, dtype)
 
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the state with ``torch.save`` (tensors on the CPU)."""
-        payload: dict[str, Any] = {
+    def with_spec(self, spec: MemberSpec) -> MemberState:
+        """The same state continued under ``spec``, which may differ from the stored spec only
+        in the hyperparameters a running member may change (:data:`~caviar.nn.spec.MID_RUN`):
+        ``caviar panda set`` at an epoch boundary. Any other difference is an InvalidValue."""
+        for f in fields(MemberSpec):
+            if f.name not in MID_RUN:
+                _same(f.name, getattr(self.spec, f.name), getattr(spec, f.name))
+        return replace(self, spec=spec)
+
+    def fresh_optimizer(self) -> MemberState:
+        """The same weights and running statistics with the optimizer's buffers (Adam's m and
+        v, momentum) zeroed and its step count at 0: a branch with fresh optimizer buffers."""
+        zeroed = {
+            slot: {name: torch.zeros_like(t) for name, t in by_name.items()}
+            for slot, by_name in self.optimizer.items()
+        }
+        return replace(self, optimizer=zeroed, optimizer_steps=0)
+
+    def _payload(self) -> dict[str, Any]:
+        return {
             "spec": asdict(self.spec),
             "n_inputs": self.n_inputs,
             "n_classes": self.n_classes,
@@ -146,11 +164,30 @@ class MemberState:
             "data_seed": self.data_seed,
             "n_train": self.n_train,
         }
-        torch.save(payload, path)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the state with ``torch.save`` (tensors on the CPU)."""
+        torch.save(self._payload(), path)
+
+    def to_bytes(self) -> bytes:
+        """The state as :meth:`save` writes it, in memory (tensors and plain values only)."""
+        buffer = io.BytesIO()
+        torch.save(self._payload(), buffer)
+        return buffer.getvalue()
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> MemberState:
         payload = torch.load(path, weights_only=True)
+        return cls._from_payload(payload)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> MemberState:
+        """A state from :meth:`to_bytes` (read with ``weights_only``: nothing is unpickled but
+        tensors and plain values)."""
+        return cls._from_payload(torch.load(io.BytesIO(data), weights_only=True))
+
+    @classmethod
+    def _from_payload(cls, payload: dict[str, Any]) -> MemberState:
         payload["spec"] = MemberSpec(**payload["spec"])
         return cls(**payload)
 
