@@ -1,0 +1,141 @@
+"""The babysitting page in a real headless Chromium (Debian's ``chromium``, driven by playwright):
+the curve grows, a learning-rate change made in the page shows as a marker, a rollback made in
+the page starts a branch that the tree shows. Screenshots go to ``$CAVIAR_SCREENSHOTS`` if set."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _fake_controller import FakeController
+
+from caviar.panda.server import serve
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+if not CHROMIUM.exists():
+    pytest.skip(
+        f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium)", allow_module_level=True
+    )
+
+#: the number of points of branch 0's train-loss curve on the page, the labels of its markers
+#: (JavaScript expressions; waits are written as functions, as the page's CSP forbids eval)
+POINTS = "(document.getElementById('loss-chart').data?.[0]?.x.length ?? 0)"
+ANNOTATIONS = "(document.getElementById('loss-chart').layout?.annotations ?? []).map(a => a.text)"
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def shots() -> Path | None:
+    folder = os.environ.get("CAVIAR_SCREENSHOTS")
+    if not folder:
+        return None
+    path = Path(folder)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def screenshot(page: Any, shots: Path | None, name: str) -> None:
+    if shots is not None:
+        page.screenshot(path=str(shots / name), full_page=True)
+
+
+def test_babysitting_in_the_page(browser: Any, shots: Path | None) -> None:
+    run = FakeController(epochs=1)
+    url, server = serve(run)
+    with server:
+        run.tick(every=0.4, until=25)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        problems: list[str] = []
+        page.on("pageerror", lambda error: problems.append(str(error)))
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.goto(url)
+
+        # 1. the curve grows, pushed by the server
+        page.wait_for_function(f"() => {POINTS} >= 1", timeout=10_000)
+        seen = page.evaluate(f"() => {POINTS}")
+        page.wait_for_function(f"() => {POINTS} >= {seen + 2}", timeout=5_000)
+        assert "running" in page.locator("#status").inner_text()
+
+        # 2. a learning-rate change from the page: recorded, then a marker once applied
+        page.fill("input[name=lr]", "3e-3")
+        page.click("#set")
+        page.wait_for_selector("#notice:not([hidden])")
+        assert "lr 1e-3 → 3e-3" in page.locator("#notice").inner_text()
+        page.wait_for_function(f"() => {ANNOTATIONS}.includes('lr 1e-3 → 3e-3')", timeout=5_000)
+        marker = page.locator("#loss-chart .annotation-text", has_text="lr 1e-3 → 3e-3")
+        assert marker.first.is_visible()
+        assert ("set", {"lr": 0.003}) in run.calls
+        screenshot(page, shots, "panda-1-lr-marker.png")
+
+        # 3. a bad value is refused in the page, and nothing is recorded
+        calls = len(run.calls)
+        page.fill("input[name=lr]", "-1")
+        page.click("#set")
+        page.wait_for_selector("#error:not([hidden])")
+        assert "set.lr: must be a number in (0, inf)" in page.locator("#error").inner_text()
+        assert len(run.calls) == calls
+        page.fill("input[name=lr]", "")
+
+        # 4. a rollback from the page: a new branch, overlaid and in the tree
+        page.fill("#rollback-epoch", "1")
+        page.select_option("#rollback-branch", "0")
+        page.select_option("#rollback-mode", "fresh")
+        page.click("#rollback")
+        page.wait_for_selector("#tree li.active[data-branch='1']", timeout=5_000)
+        assert run.calls[-1] == ("rollback", (1, 0, "fresh"))
+        tree = page.locator("#tree").inner_text()
+        assert "branch 1 · from branch 0 @ epoch 1, fresh" in tree
+        page.wait_for_function(
+            "() => document.getElementById('loss-chart').data"
+            ".some(t => t.meta.branch === 1 && t.x.length >= 3)",
+            timeout=5_000,
+        )
+        assert not page.locator("#error").is_visible()
+        screenshot(page, shots, "panda-2-rollback-branch.png")
+
+        # 5. pause and stop from the page
+        page.click("#pause")
+        page.wait_for_function(
+            "() => document.getElementById('status').textContent.startsWith('paused')"
+        )
+        page.click("#stop")
+        page.wait_for_function(
+            "() => document.getElementById('status').textContent.startsWith('stopped')"
+        )
+        assert [c[0] for c in run.calls][-2:] == ["pause", "stop"]
+        state = run.state()
+        assert [c["key"] for c in state["commands"]] == ["lr", "rollback", "pause", "stop"]
+        assert [(b["id"], b["parent"], b["mode"]) for b in state["branches"]] == [
+            (0, None, None),
+            (1, 0, "fresh"),
+        ]
+        screenshot(page, shots, "panda-3-stopped.png")
+        # the refused value (step 3) is the one failed request Chromium reports
+        refused = "the server responded with a status of 400"
+        assert [p for p in problems if refused not in p] == []
+
+
+def test_chromium_is_debians() -> None:
+    """The test drives the distribution's browser, not a downloaded one."""
+    assert shutil.which("chromium") is not None or CHROMIUM.exists()
