@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,6 +14,7 @@ from caviar.errors import InvalidValue
 from caviar.nn import MemberSpec
 from caviar.panda.control import Controller
 from caviar.panda.controller import parse_assignments
+from caviar.panda.engine import panda_config, spec_from_config
 from caviar.panda.trainer import PandaRun
 from caviar.records import EpochRecord
 
@@ -215,3 +217,13 @@ def test_the_loop_in_a_thread_stops_on_command(run: PandaRun) -> None:
     state = controller.state()
     assert state["run"]["status"] == "stopped"
     assert controller.wait(state["version"], timeout=0.3) == state["version"]  # nothing moves
+
+
+def test_a_panda_config_is_one_model(tmp_path: Path) -> None:
+    path = tmp_path / "babysit.toml"
+    path.write_text("[space]\nlr = 0.01\n[data]\ntrain_size = 300\n")
+    config = panda_config(path)  # no [search] trials needed
+    assert config.name == "babysit" and spec_from_config(config).lr == 0.01
+    searched = panda_config({"space": {"lr": {"low": 1e-3, "high": 1e-1, "scale": "log"}}})
+    with pytest.raises(InvalidValue, match=r"space.lr: a panda run trains one model"):
+        spec_from_config(searched)

@@ -10,11 +10,13 @@ so this path is bit for bit the same as a member that never left its group.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from caviar.config import StudyConfig
+from caviar.config import StudyConfig, config_from_mapping, read_config_file
 from caviar.errors import InvalidValue
 from caviar.nn import MemberSpec, MemberState, Pool, resolve_device
 from caviar.nn.device import matmul_precision
@@ -23,6 +25,19 @@ from caviar.search_loop import DTYPES
 from caviar.tuning import prepare_data
 
 _KEY = 0  # the member's key in its pool of one
+
+
+def panda_config(source: Mapping[str, Any] | str | os.PathLike[str]) -> StudyConfig:
+    """A study config for a panda run from a mapping or a TOML/YAML file (its stem the default
+    name): ``[search] trials`` may be left out (one model is trained)."""
+    if isinstance(source, Mapping):
+        raw, name, where = dict(source), "demo", "<mapping>"
+    else:
+        raw, name, where = read_config_file(source), Path(source).stem, str(source)
+    search = raw.get("search")
+    if search is None or (isinstance(search, Mapping) and "trials" not in search):
+        raw["search"] = {**(search or {}), "trials": 1}
+    return config_from_mapping(raw, default_name=name, source=where)
 
 
 def spec_from_config(config: StudyConfig, *, seed: int | None = None) -> MemberSpec:

@@ -28,73 +28,9 @@ from typing import Any
 from caviar.errors import InvalidValue
 from caviar.nn.state import MemberState
 from caviar.panda.records import Branch, Command, RunRow, StoredEpoch
+from caviar.panda.schema import PANDA_SCHEMA, drop_beyond_budget
 from caviar.storage import SQLiteStorage
 from caviar.storage.sqlite_file import connect_read_only
-
-PANDA_SCHEMA = """
-CREATE TABLE IF NOT EXISTS panda_runs (
-    run_id   INTEGER PRIMARY KEY,
-    name     TEXT NOT NULL UNIQUE,
-    config   TEXT NOT NULL,
-    spec     TEXT NOT NULL,
-    source   TEXT NOT NULL,
-    status   TEXT NOT NULL,
-    branch   INTEGER NOT NULL,
-    budget   INTEGER NOT NULL,
-    version  INTEGER NOT NULL,
-    created  REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS panda_branches (
-    run_id     INTEGER NOT NULL REFERENCES panda_runs(run_id),
-    branch     INTEGER NOT NULL,
-    parent     INTEGER,
-    from_epoch INTEGER,
-    mode       TEXT,
-    spec       TEXT NOT NULL,
-    created    REAL NOT NULL,
-    PRIMARY KEY (run_id, branch)
-);
-CREATE TABLE IF NOT EXISTS panda_commands (
-    command_id INTEGER PRIMARY KEY,
-    run_id     INTEGER NOT NULL REFERENCES panda_runs(run_id),
-    branch     INTEGER NOT NULL,
-    epoch      INTEGER NOT NULL,
-    key        TEXT NOT NULL,
-    old        TEXT NOT NULL,
-    new        TEXT NOT NULL,
-    time       REAL NOT NULL,
-    applied    INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS panda_pending ON panda_commands (run_id, applied, command_id);
-CREATE TABLE IF NOT EXISTS panda_epochs (
-    run_id         INTEGER NOT NULL REFERENCES panda_runs(run_id),
-    branch         INTEGER NOT NULL,
-    epoch          INTEGER NOT NULL,
-    train_loss     REAL,
-    train_accuracy REAL,
-    val_loss       REAL,
-    val_accuracy   REAL,
-    time           REAL NOT NULL,
-    PRIMARY KEY (run_id, branch, epoch)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS panda_snapshots (
-    run_id  INTEGER NOT NULL REFERENCES panda_runs(run_id),
-    branch  INTEGER NOT NULL,
-    epoch   INTEGER NOT NULL,
-    spec    TEXT NOT NULL,
-    size    INTEGER NOT NULL,
-    state   BLOB NOT NULL,
-    time    REAL NOT NULL,
-    PRIMARY KEY (run_id, branch, epoch)
-);
-CREATE TABLE IF NOT EXISTS panda_dropped (
-    run_id  INTEGER NOT NULL REFERENCES panda_runs(run_id),
-    branch  INTEGER NOT NULL,
-    epoch   INTEGER NOT NULL,
-    size    INTEGER NOT NULL,
-    time    REAL NOT NULL
-);
-"""
 
 _RUN_COLUMNS = "run_id, name, config, spec, source, status, branch, budget, version, created"
 
@@ -408,47 +344,9 @@ class PandaTree:
         return [{"branch": b, "epoch": e, "bytes": s, "time": t} for b, e, s, t in rows]
 
     def _retain(self, run_id: int) -> None:
-        """Drop the oldest snapshots until the run's fit its budget, keeping the protected."""
         with self._write() as db:
-            (budget,) = db.execute(
-                "SELECT budget FROM panda_runs WHERE run_id = ?", (run_id,)
-            ).fetchone()
-            rows = db.execute(
-                "SELECT branch, epoch, size FROM panda_snapshots WHERE run_id = ? "
-                "ORDER BY time, branch, epoch",
-                (run_id,),
-            ).fetchall()
-            total = sum(size for _, _, size in rows)
-            if total <= budget:
-                return
-            keep = {(0, min(e for b, e, _ in rows if b == 0))} if rows else set()
-            keep |= set(
-                db.execute(
-                    "SELECT parent, from_epoch FROM panda_branches "
-                    "WHERE run_id = ? AND parent IS NOT NULL",
-                    (run_id,),
-                ).fetchall()
-            )
-            latest: dict[int, int] = {}
-            for b, e, _ in rows:
-                latest[b] = max(latest.get(b, e), e)
-            keep |= set(latest.items())
-            now = time.time()
-            for branch, epoch, size in rows:
-                if total <= budget:
-                    break
-                if (branch, epoch) in keep:
-                    continue
-                db.execute(
-                    "DELETE FROM panda_snapshots WHERE run_id = ? AND branch = ? AND epoch = ?",
-                    (run_id, branch, epoch),
-                )
-                db.execute(
-                    "INSERT INTO panda_dropped VALUES (?, ?, ?, ?, ?)",
-                    (run_id, branch, epoch, size, now),
-                )
-                total -= size
-            _bump(db, run_id)
+            if drop_beyond_budget(db, run_id):
+                _bump(db, run_id)
 
 
 def _bump(db: sqlite3.Connection, run_id: int) -> None:
