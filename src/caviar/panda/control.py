@@ -24,8 +24,11 @@ that saw version N waits for N + 1 with :meth:`Controller.wait`)::
       "commands": [{"id": int, "branch": int, "epoch": int, "key": str, "old": Any,
                     "new": Any, "time": float, "applied": bool}],
       "snapshots": {"<branch id>": [epoch, ...]},   # epochs a rollback can return to
+      "dropped": [{"branch": int, "epoch": int, "bytes": int, "time": float}],  # retention
       "version": int
     }
+
+A value that is not a finite number (a diverged loss) is ``null`` in the JSON.
 
 A branch's curve holds only its own epochs (from ``from_epoch + 1``); the page draws a branch
 as its parent's curve up to ``from_epoch`` followed by its own. Command keys are hyperparameter
