@@ -100,9 +100,8 @@ class FakeController:
             self._state["curves"][str(new)] = []
             self._state["snapshots"][str(new)] = []
             self._values[new] = dict(self._values[source])
-            self._command(
-                "rollback", None, f"branch {new}", epoch=epoch, branch=source, applied=True
-            )
+            left = self._state["branch"]  # as the real one: old, the branch left; new, the new one
+            self._command("rollback", left, new, epoch=epoch, branch=source, applied=True)
             self._state["branch"], self._state["epoch"] = new, epoch
             self._state["hyperparameters"] = dict(self._values[new])
             self._bump()

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 from _fake_controller import FakeController
 
 from caviar.panda.server import serve
+from caviar.panda.trainer import PandaRun
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -60,80 +62,113 @@ def screenshot(page: Any, shots: Path | None, name: str) -> None:
         page.screenshot(path=str(shots / name), full_page=True)
 
 
-def test_babysitting_in_the_page(browser: Any, shots: Path | None) -> None:
+def babysit(browser: Any, url: str, shots: Path | None, prefix: str) -> None:
+    """Open the page and drive it: see the curve grow, set lr, roll back to epoch 1 of branch 0
+    (fresh), pause and stop; no script error, no failed request but the refused value."""
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.goto(url)
+
+    # 1. the curve grows, pushed by the server
+    page.wait_for_function(f"() => {POINTS} >= 1", timeout=10_000)
+    seen = page.evaluate(f"() => {POINTS}")
+    page.wait_for_function(f"() => {POINTS} >= {seen + 2}", timeout=5_000)
+    assert "running" in page.locator("#status").inner_text()
+
+    # 2. a learning-rate change from the page: recorded, then a marker once applied
+    page.fill("input[name=lr]", "3e-3")
+    page.click("#set")
+    page.wait_for_selector("#notice:not([hidden])")
+    assert "lr 1e-3 → 3e-3" in page.locator("#notice").inner_text()
+    page.wait_for_function(f"() => {ANNOTATIONS}.includes('lr 1e-3 → 3e-3')", timeout=5_000)
+    marker = page.locator("#loss-chart .annotation-text", has_text="lr 1e-3 → 3e-3")
+    assert marker.first.is_visible()
+    screenshot(page, shots, f"{prefix}-1-lr-marker.png")
+
+    # 3. a bad value is refused in the page
+    page.fill("input[name=lr]", "-1")
+    page.click("#set")
+    page.wait_for_selector("#error:not([hidden])")
+    assert "lr: must be a number in (0, inf)" in page.locator("#error").inner_text()
+    page.fill("input[name=lr]", "")
+
+    # 4. a rollback from the page: a new branch, overlaid and in the tree
+    page.fill("#rollback-epoch", "1")
+    page.select_option("#rollback-branch", "0")
+    page.select_option("#rollback-mode", "fresh")
+    page.click("#rollback")
+    page.wait_for_selector("#tree li.active[data-branch='1']", timeout=5_000)
+    assert "branch 1 · from branch 0 @ epoch 1, fresh" in page.locator("#tree").inner_text()
+    page.wait_for_function(
+        "() => document.getElementById('loss-chart').data"
+        ".some(t => t.meta.branch === 1 && t.x.length >= 3)",
+        timeout=5_000,
+    )
+    assert not page.locator("#error").is_visible()
+    screenshot(page, shots, f"{prefix}-2-rollback-branch.png")
+
+    # 5. pause and stop from the page
+    page.click("#pause")
+    page.wait_for_function(
+        "() => document.getElementById('status').textContent.startsWith('paused')"
+    )
+    page.click("#stop")
+    page.wait_for_function(
+        "() => document.getElementById('status').textContent.startsWith('stopped')"
+    )
+    screenshot(page, shots, f"{prefix}-3-stopped.png")
+    # the refused value (step 3) is the one failed request Chromium reports
+    refused = "the server responded with a status of 400"
+    assert [p for p in problems if refused not in p] == []
+
+
+def test_babysitting_a_fake_run(browser: Any, shots: Path | None) -> None:
     run = FakeController(epochs=1)
     url, server = serve(run)
     with server:
         run.tick(every=0.4, until=25)
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
-        problems: list[str] = []
-        page.on("pageerror", lambda error: problems.append(str(error)))
-        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-        page.goto(url)
+        babysit(browser, url, shots, "fake")
+    assert [c for c in run.calls if c[0] != "set"] == [
+        ("rollback", (1, 0, "fresh")),
+        ("pause", None),
+        ("stop", None),
+    ]
+    assert [c for c in run.calls if c[0] == "set"] == [("set", {"lr": 0.003})]  # not the -1
 
-        # 1. the curve grows, pushed by the server
-        page.wait_for_function(f"() => {POINTS} >= 1", timeout=10_000)
-        seen = page.evaluate(f"() => {POINTS}")
-        page.wait_for_function(f"() => {POINTS} >= {seen + 2}", timeout=5_000)
-        assert "running" in page.locator("#status").inner_text()
 
-        # 2. a learning-rate change from the page: recorded, then a marker once applied
-        page.fill("input[name=lr]", "3e-3")
-        page.click("#set")
-        page.wait_for_selector("#notice:not([hidden])")
-        assert "lr 1e-3 → 3e-3" in page.locator("#notice").inner_text()
-        page.wait_for_function(f"() => {ANNOTATIONS}.includes('lr 1e-3 → 3e-3')", timeout=5_000)
-        marker = page.locator("#loss-chart .annotation-text", has_text="lr 1e-3 → 3e-3")
-        assert marker.first.is_visible()
-        assert ("set", {"lr": 0.003}) in run.calls
-        screenshot(page, shots, "panda-1-lr-marker.png")
+def test_babysitting_a_real_run(
+    browser: Any, shots: Path | None, make_config: Callable[..., Any]
+) -> None:
+    """The same, with the real trainer (tiny net, one epoch every 0.3 s) and its stored tree."""
+    run = PandaRun.create(make_config(epochs=100))
+    controller = run.controller()
+    done = threading.Event()
 
-        # 3. a bad value is refused in the page, and nothing is recorded
-        calls = len(run.calls)
-        page.fill("input[name=lr]", "-1")
-        page.click("#set")
-        page.wait_for_selector("#error:not([hidden])")
-        assert "set.lr: must be a number in (0, inf)" in page.locator("#error").inner_text()
-        assert len(run.calls) == calls
-        page.fill("input[name=lr]", "")
+    def train() -> None:  # paced, so that the page sees epochs arrive
+        while not done.is_set() and run.status != "stopped":
+            run.step()
+            done.wait(0.3)
 
-        # 4. a rollback from the page: a new branch, overlaid and in the tree
-        page.fill("#rollback-epoch", "1")
-        page.select_option("#rollback-branch", "0")
-        page.select_option("#rollback-mode", "fresh")
-        page.click("#rollback")
-        page.wait_for_selector("#tree li.active[data-branch='1']", timeout=5_000)
-        assert run.calls[-1] == ("rollback", (1, 0, "fresh"))
-        tree = page.locator("#tree").inner_text()
-        assert "branch 1 · from branch 0 @ epoch 1, fresh" in tree
-        page.wait_for_function(
-            "() => document.getElementById('loss-chart').data"
-            ".some(t => t.meta.branch === 1 && t.x.length >= 3)",
-            timeout=5_000,
-        )
-        assert not page.locator("#error").is_visible()
-        screenshot(page, shots, "panda-2-rollback-branch.png")
-
-        # 5. pause and stop from the page
-        page.click("#pause")
-        page.wait_for_function(
-            "() => document.getElementById('status').textContent.startsWith('paused')"
-        )
-        page.click("#stop")
-        page.wait_for_function(
-            "() => document.getElementById('status').textContent.startsWith('stopped')"
-        )
-        assert [c[0] for c in run.calls][-2:] == ["pause", "stop"]
-        state = run.state()
-        assert [c["key"] for c in state["commands"]] == ["lr", "rollback", "pause", "stop"]
-        assert [(b["id"], b["parent"], b["mode"]) for b in state["branches"]] == [
-            (0, None, None),
-            (1, 0, "fresh"),
-        ]
-        screenshot(page, shots, "panda-3-stopped.png")
-        # the refused value (step 3) is the one failed request Chromium reports
-        refused = "the server responded with a status of 400"
-        assert [p for p in problems if refused not in p] == []
+    trainer = threading.Thread(target=train, daemon=True)
+    url, server = serve(controller)
+    with server:
+        trainer.start()
+        try:
+            babysit(browser, url, shots, "real")
+        finally:
+            done.set()
+            trainer.join(10)
+    state = controller.state()
+    commands = [(c["branch"], c["key"], c["new"]) for c in state["commands"]]
+    assert commands[:2] == [(0, "lr", 0.003), (0, "rollback", 1)]
+    assert [key for _, key, _ in commands[2:]] == ["pause", "stop"]
+    assert [(b["id"], b["parent"], b["from_epoch"], b["mode"]) for b in state["branches"]] == [
+        (0, None, None, None),
+        (1, 0, 1, "fresh"),
+    ]
+    assert state["run"]["status"] == "stopped"
 
 
 def test_chromium_is_debians() -> None:

@@ -146,6 +146,11 @@ def test_pause_resume_stop(
     assert post(client, f"/api/{action}", {"force": True}).status_code == 400
 
 
+def test_a_diverged_loss_reads_as_null(client: TestClient, run: FakeController) -> None:
+    run._state["curves"]["0"][0]["train_loss"] = float("nan")  # lr blew the loss up
+    assert client.get("/api/state").json()["curves"]["0"][0]["train_loss"] is None
+
+
 def test_reads_are_not_commands(client: TestClient) -> None:
     assert client.get("/api/set").status_code == 405
     assert client.post("/api/state", headers={"origin": ORIGIN}).status_code == 405
@@ -341,3 +346,4 @@ def test_short_values(value: Any, text: str) -> None:
 def test_labels() -> None:
     assert label({"key": "beta1", "old": 0.9, "new": 0.95}) == "beta1 0.9 → 0.95"
     assert label({"key": "pause", "old": "running", "new": "paused"}) == "pause"
+    assert label({"key": "rollback", "old": 0, "new": 2}) == "rollback → branch 2"

@@ -21,7 +21,6 @@ from __future__ import annotations
 import importlib.resources
 import json
 import logging
-import math
 import secrets
 import socket
 import threading
@@ -38,8 +37,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from caviar.errors import InvalidValue, got
-from caviar.panda.control import ROLLBACK_MODES, Controller
+from caviar.errors import InvalidValue
+from caviar.panda.bodies import MAX_BODY, TooLarge, finite, read_object, rollback_args, set_changes
+from caviar.panda.control import Controller
 from caviar.panda.security import Guard, allowed_hosts, check_token
 from caviar.panda.view import view
 
@@ -47,7 +47,6 @@ __all__ = ["PandaServer", "create_app", "serve"]
 
 log = logging.getLogger(__name__)
 
-MAX_BODY = 16 * 1024
 #: how often an event stream looks up from ``controller.wait`` (to notice a closing server or a
 #: gone client soon), and how long it may stay silent before a keep-alive comment
 WAIT_SLICE = 1.0
@@ -91,36 +90,20 @@ def create_app(
         )
 
     async def set_(request: Request) -> Response:
-        body = await _body(request, required=frozenset({"changes"}))
-        changes = body["changes"]
-        if not isinstance(changes, dict) or not changes:
-            raise InvalidValue("set.changes", f"must be a non-empty object, {got(changes)}")
-        for key, value in changes.items():
-            if not isinstance(value, bool | int | float | str):
-                raise InvalidValue(
-                    f"set.{key}", f"must be a number, true/false or a word, {got(value)}"
-                )
+        changes = set_changes(await read_object(request, required=frozenset({"changes"})))
         return _ok({"commands": await run_in_threadpool(controller.set, changes)})
 
     async def rollback(request: Request) -> Response:
-        body = await _body(
+        body = await read_object(
             request, required=frozenset({"epoch"}), optional=frozenset({"branch", "mode"})
         )
-        epoch, branch, mode = body["epoch"], body.get("branch"), body.get("mode", "exact")
-        if not _is_int(epoch) or epoch < 0:
-            raise InvalidValue("rollback.epoch", f"must be an integer >= 0, {got(epoch)}")
-        if branch is not None and (not _is_int(branch) or branch < 0):
-            raise InvalidValue("rollback.branch", f"must be an integer >= 0, {got(branch)}")
-        if mode not in ROLLBACK_MODES:
-            raise InvalidValue(
-                "rollback.mode", f"must be one of {list(ROLLBACK_MODES)}, {got(mode)}"
-            )
+        epoch, branch, mode = rollback_args(body)
         new = await run_in_threadpool(lambda: controller.rollback(epoch, branch=branch, mode=mode))
         return _ok({"branch": new})
 
     def simple(action: Callable[[], None]) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
-            await _body(request, empty_ok=True)
+            await read_object(request, empty_ok=True)
             await run_in_threadpool(action)
             return _ok({"ok": True})
 
@@ -140,7 +123,7 @@ def create_app(
     app = Starlette(
         routes=routes,
         middleware=[Middleware(Guard, token=token, hosts=allowed_hosts(host, port))],
-        exception_handlers={InvalidValue: _error, _TooLarge: _error, Exception: _error},
+        exception_handlers={InvalidValue: _error, TooLarge: _error, Exception: _error},
     )
     app.state.closing = closing
     return app
@@ -227,78 +210,19 @@ async def _event_stream(controller: Controller, closing: threading.Event) -> Asy
 
 async def _state_event(controller: Controller) -> tuple[int, str]:
     """(version, a ``state`` event with the state and what the page draws of it)."""
-    state = _finite(await run_in_threadpool(controller.state))
+    state = finite(await run_in_threadpool(controller.state))
     data = json.dumps({"state": state, "view": view(state)}, allow_nan=False)
     return state["version"], f"event: state\nid: {state['version']}\ndata: {data}\n\n"
 
 
-async def _body(
-    request: Request,
-    *,
-    required: frozenset[str] = frozenset(),
-    optional: frozenset[str] = frozenset(),
-    empty_ok: bool = False,
-) -> dict[str, Any]:
-    """The request's JSON object, at most :data:`MAX_BODY` bytes, with exactly the allowed keys."""
-    what = request.url.path.rsplit("/", 1)[-1]
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise _TooLarge
-        chunks.append(chunk)
-    raw = b"".join(chunks)
-    if not raw.strip() and empty_ok:
-        return {}
-    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-        raise InvalidValue(what, "the body must be JSON (Content-Type: application/json)")
-    try:
-        body = json.loads(raw, parse_constant=_no_constant)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise InvalidValue(what, f"the body is not valid JSON ({error})") from None
-    if not isinstance(body, dict):
-        raise InvalidValue(what, f"the body must be a JSON object, {got(body)}")
-    unknown = sorted(set(body) - required - optional)
-    if unknown:
-        allowed = sorted(required | optional)
-        raise InvalidValue(what, f"unknown field(s) {unknown}; allowed: {allowed}")
-    missing = sorted(required - set(body))
-    if missing:
-        raise InvalidValue(what, f"missing field(s) {missing}")
-    return body
-
-
-class _TooLarge(Exception):
-    pass
-
-
-def _no_constant(name: str) -> None:
-    raise ValueError(f"{name} is not a number JSON allows")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _finite(value: Any) -> Any:
-    """``value`` with NaN and infinities as None (a diverged loss), so it stays valid JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
-
-
 def _ok(body: Any) -> JSONResponse:
-    return JSONResponse(_finite(body))
+    return JSONResponse(finite(body))
 
 
 async def _error(request: Request, error: Exception) -> Response:
     if isinstance(error, InvalidValue):
         return JSONResponse({"reason": str(error)}, 400)
-    if isinstance(error, _TooLarge):
+    if isinstance(error, TooLarge):
         return JSONResponse({"reason": f"panda: a request body is at most {MAX_BODY} bytes"}, 413)
     log.exception("panda: %s %s failed", request.method, request.url.path)
     return JSONResponse({"reason": f"panda: {type(error).__name__}: {error}"}, 500)

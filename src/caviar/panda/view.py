@@ -56,8 +56,8 @@ def label(command: Mapping[str, Any]) -> str:
     key, old, new = command["key"], command.get("old"), command.get("new")
     if key in ("pause", "resume", "stop"):
         return str(key)
-    if key == "rollback":
-        return "rollback" if new is None else f"rollback → {short(new)}"
+    if key == "rollback":  # old: the branch left, new: the branch started
+        return f"rollback → branch {new}" if isinstance(new, int) else "rollback"
     return f"{key} {short(old)} → {short(new)}"
 
 

@@ -236,7 +236,7 @@
       swatch.className = "swatch";
       swatch.style.background = b.colour;
       const from = b.parent === null ? "root" : `from branch ${b.parent} @ epoch ${b.from_epoch}, ${b.mode}`;
-      li.append(swatch, `branch ${b.id} · ${from} · to epoch ${b.last_epoch}${b.active ? " (training)" : ""}`);
+      li.append(swatch, `branch ${b.id} · ${from} · to epoch ${b.last_epoch}${b.active ? " (current)" : ""}`);
       return li;
     }));
   }
