@@ -27,6 +27,7 @@ from typing import Any, NoReturn
 
 from caviar.command import interrupted_while_starting
 from caviar.errors import InvalidValue
+from caviar.panda.command import add_parser as add_panda
 
 DEFAULT_STORAGE = "caviar.db"
 
@@ -264,8 +265,13 @@ def _open(args: argparse.Namespace, *, read_only: bool = False) -> Any:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    from caviar.panda.listing import list_runs
     from caviar.report.data import summary
 
+    runs = [r for r in list_runs(_storage(args)) if r.name == args.study]
+    if runs:  # a panda run: its branches
+        print("\n".join(runs[0].describe()))
+        return 0
     study = _open(args, read_only=True)
     trials = study.trials(curves=False)
     facts = summary(trials)
@@ -369,6 +375,10 @@ def cmd_studies(args: argparse.Namespace) -> int:
             print(f"{name}: {_study_line(Study.load(name, storage))}")
         except StorageError as e:  # one unreadable study does not hide the others
             print(f"{name}: cannot be read: {e}")
+    from caviar.panda.listing import list_runs
+
+    for run in list_runs(path):
+        print(run.describe()[0])
     return 0
 
 
@@ -445,6 +455,8 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("-o", "--out", help="the .pt2 file (default: beside the kept state)")
     e.add_argument("--storage", help=f"SQLite study file (default {DEFAULT_STORAGE})")
     e.set_defaults(run=cmd_export, imports=("caviar.export",))
+
+    add_panda(sub, f"SQLite study file (default {DEFAULT_STORAGE})")
 
     s = sub.add_parser("studies", help="list the studies in a storage file")
     s.add_argument("--storage", help=f"SQLite study file (default {DEFAULT_STORAGE})")

@@ -101,9 +101,7 @@ def prepare_data(config: StudyConfig) -> PreparedData:
     split = split_for_study(
         dataset, d.validation, seed=config.seed, train_size=d.train_size, key_prefix="data."
     )
-    check_batch_size(
-        largest_batch_size(config), len(split.train_indices), owner="space.batch_size"
-    )
+    check_batch_size(largest_batch_size(config), len(split.train_indices), owner="space.batch_size")
     training = TrainingData.from_arrays(
         split.x_train, split.y_train, split.x_val, split.y_val, n_classes=dataset.n_classes
     )

@@ -1,0 +1,100 @@
+"""`caviar panda`: a run started from the command line, controlled from another command line
+(as a second terminal would), listed by `caviar panda list`, `show` and `studies`."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from caviar.cli import main
+from caviar.panda.trainer import PandaRun
+from caviar.panda.tree import PandaTree
+
+CONFIG = """\
+[study]
+name = "sit"
+[data]
+dataset = "digits"
+train_size = 300
+[space]
+hidden_units = 8
+n_layers = 1
+batch_size = 60
+epochs = 400
+"""
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    try:
+        code = main(list(argv))
+    except SystemExit as e:
+        code = int(e.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def wait_for(condition, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_start_control_and_list_from_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "c.db"
+    config = tmp_path / "sit.toml"
+    config.write_text(CONFIG)
+    started: dict[str, int] = {}
+    trainer = threading.Thread(
+        target=lambda: started.setdefault(
+            "code", main(["panda", str(config), "--storage", str(db)])
+        ),
+        daemon=True,
+    )
+    trainer.start()
+    wait_for(lambda: db.is_file() and "sit" in PandaTree(db, read_only=True).run_names())
+    wait_for(lambda: PandaRun.open("sit", db).epoch >= 2)
+
+    code, out, err = run(capsys, "panda", "set", "lr=3e-3", "dropout=0.1", "--storage", str(db))
+    assert code == 0 and "recorded: lr 0.001 -> 0.003" in out, err
+    code, _, err = run(capsys, "panda", "set", "hidden_units=5", "--storage", str(db))
+    assert code == 2 and err.strip() == (
+        "caviar: error: set hidden_units: cannot change mid-run (it fixes the model's shape or "
+        "group); may change: ['lr', 'beta1', 'beta2', 'eps', 'weight_decay', 'dropout', "
+        "'lr_decay', 'decay_rate', 'decay_every', 'epochs']"
+    )
+    code, out, err = run(capsys, "panda", "rollback", "1", "--mode", "fresh", "--storage", str(db))
+    assert code == 0 and "as branch 1" in out, err
+    wait_for(lambda: PandaRun.open("sit", db).branch == 1)
+    code, out, _ = run(capsys, "panda", "list", "--storage", str(db))
+    assert "panda run 'sit'" in out and "branch 1: from branch 0 at epoch 1 (fresh)" in out
+    code, out, _ = run(capsys, "show", "sit", "--storage", str(db))
+    assert code == 0 and "branch 1: from branch 0 at epoch 1 (fresh)" in out
+    code, out, _ = run(capsys, "studies", "--storage", str(db))
+    assert "panda run 'sit'" in out
+
+    code, out, _ = run(capsys, "panda", "stop", "--storage", str(db))
+    assert code == 0
+    trainer.join(timeout=30)
+    assert not trainer.is_alive() and started["code"] == 0
+    state = PandaRun.open("sit", db).controller().state()
+    assert state["run"]["status"] == "stopped"
+    applied = {(c["key"], c["new"]) for c in state["commands"] if c["applied"]}
+    assert {("lr", 0.003), ("dropout", 0.1)} <= applied
+    assert [c["key"] for c in state["commands"] if c["applied"]].count("rollback") == 1
+    assert len(state["branches"]) == 2 and state["branches"][1]["mode"] == "fresh"
+
+
+def test_controls_name_the_run_and_refuse_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "none.db"
+    code, _, err = run(capsys, "panda", "pause", "--storage", str(db))
+    assert code == 2 and "--storage: no study file at" in err
+    code, _, err = run(capsys, "panda", "--from", "nocolon", "--storage", str(db))
+    assert code == 2 and "--from: must read STUDY:TRIAL, got 'nocolon'" in err
