@@ -21,6 +21,7 @@ import signal
 import sqlite3
 import sys
 import warnings
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -191,7 +192,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     study = tune(config, progress=not args.quiet, report=False)
     best = study.best_trial
     if best is None:
-        print("caviar: no trial completed (all diverged or failed); see `caviar show`")
+        print(_no_result(study, config))
         return 1
     # the summary first: a report that cannot be written must not lose it
     print(f"\nbest configuration (trial {best.number}): validation accuracy {best.value:.4f}")
@@ -220,6 +221,23 @@ def _dry_run(config: Any) -> int:
         f"timeout {config.search.timeout or 'none'}; nothing was trained or written"
     )
     return 0
+
+
+def _no_result(study: Any, config: Any) -> str:
+    """Why a run ends without a complete trial, in the study's own counts."""
+    trials = study.trials(curves=False)
+    finished = [t for t in trials if t.state.is_finished]
+    waiting = len(trials) - len(finished)
+    if waiting and config.search.timeout is not None:
+        return (
+            f"caviar: no trial finished within the {config.search.timeout:g} s budget; "
+            f"{waiting} unfinished trials wait in the queue: run the same command again to go "
+            f"on, or give a larger --timeout"
+        )
+    states = ", ".join(
+        f"{n} {s}" for s, n in sorted(Counter(t.state.value for t in finished).items())
+    )
+    return f"caviar: no trial completed ({states or 'none finished'}); see `caviar show`"
 
 
 def _write_report(study: Any, out: str | None = None) -> None:

@@ -313,3 +313,15 @@ def test_a_million_trials_stream_and_record_their_threads(tmp_path: Path) -> Non
     assert time.perf_counter() - started < 30
     assert 0 < len(trials) < 10_000
     assert all(t.attrs["threads"] == [1] for t in trials if t.state.is_finished)
+
+
+def test_a_budget_too_short_for_any_trial_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It used to say 'no trial completed (all diverged or failed)' of trials that were only
+    put back in the queue."""
+    argv = ["tune", "--storage", str(tmp_path / "s.db"), "--name", "short", "--epochs", "60"]
+    code, out, _ = run(capsys, *argv, "--timeout", "0.5", "--population", "2", "--quiet")
+    assert code == 1
+    assert "no trial finished within the 0.5 s budget; 2 unfinished trials wait in the queue" in out
+    assert "diverged" not in out
