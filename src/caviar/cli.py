@@ -228,11 +228,11 @@ def _no_result(study: Any, config: Any) -> str:
     trials = study.trials(curves=False)
     finished = [t for t in trials if t.state.is_finished]
     waiting = len(trials) - len(finished)
-    if waiting and config.search.timeout is not None:
+    if config.search.timeout is not None and not finished:
+        queued = f"; {waiting} unfinished trials wait in the queue" if waiting else ""
         return (
-            f"caviar: no trial finished within the {config.search.timeout:g} s budget; "
-            f"{waiting} unfinished trials wait in the queue: run the same command again to go "
-            f"on, or give a larger --timeout"
+            f"caviar: no trial finished within the {config.search.timeout:g} s budget{queued}: "
+            f"run the same command again to go on, or give a larger --timeout"
         )
     states = ", ".join(
         f"{n} {s}" for s, n in sorted(Counter(t.state.value for t in finished).items())
