@@ -12,6 +12,7 @@ import pytest
 from caviar.cli import main
 from caviar.panda.trainer import PandaRun
 from caviar.panda.tree import PandaTree
+from caviar.storage import StorageError
 
 CONFIG = """\
 [study]
@@ -43,6 +44,14 @@ def wait_for(condition, timeout: float = 20.0) -> None:
         time.sleep(0.05)
 
 
+def run_names(db: Path) -> list[str]:
+    """The runs in ``db``, or none while the trainer is still creating the file."""
+    try:
+        return PandaTree(db, read_only=True).run_names()
+    except StorageError:
+        return []
+
+
 def test_start_control_and_list_from_the_command_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -57,7 +66,7 @@ def test_start_control_and_list_from_the_command_line(
         daemon=True,
     )
     trainer.start()
-    wait_for(lambda: db.is_file() and "sit" in PandaTree(db, read_only=True).run_names())
+    wait_for(lambda: "sit" in run_names(db))
     wait_for(lambda: PandaRun.open("sit", db).epoch >= 2)
 
     code, out, err = run(capsys, "panda", "set", "lr=3e-3", "dropout=0.1", "--storage", str(db))
@@ -98,3 +107,26 @@ def test_controls_name_the_run_and_refuse_bad_input(
     assert code == 2 and "--storage: no study file at" in err
     code, _, err = run(capsys, "panda", "--from", "nocolon", "--storage", str(db))
     assert code == 2 and "--from: must read STUDY:TRIAL, got 'nocolon'" in err
+
+
+def test_a_finished_run_goes_on_with_commands_and_replays_bit_for_bit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's sequence: train to the end, record a rollback and a change while nothing
+    runs, train on, then replay the new branch from the root."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sit.toml").write_text(CONFIG.replace("epochs = 400", "epochs = 4"))
+    start = ["panda", "sit.toml", "--exit-when-finished"]
+    code, out, err = run(capsys, *start)
+    assert code == 0 and "run 'sit' finished at epoch 4" in out, err
+    assert run(capsys, "panda", "rollback", "2")[0] == 0
+    assert run(capsys, "panda", "set", "lr=3e-3")[0] == 0
+    code, out, err = run(capsys, *start)
+    assert code == 0 and "finished at epoch 4" in out, err
+    code, out, _ = run(capsys, "panda", "list")
+    assert "branch 1: from branch 0 at epoch 2 (exact), epoch 4" in out
+    code, out, _ = run(capsys, "panda", "replay")
+    assert code == 0 and out.strip() == (
+        "replay of branch 1 of 'sit': 4 epochs from the root, every loss and accuracy "
+        "identical bit for bit"
+    )

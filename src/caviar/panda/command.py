@@ -6,6 +6,7 @@ caviar panda set lr=3e-3 beta1=0.95            change mid-run hyperparameters (n
 caviar panda rollback EPOCH [--branch B] [--mode fresh]   a new branch from a snapshot
 caviar panda pause | resume | stop
 caviar panda list                              the runs in the study file, with their branches
+caviar panda replay [--branch B]               train a branch again from the root: same curve?
 
 Controls write a command into the study file; the trainer applies it at its next epoch
 boundary, whichever process wrote it (the page's buttons do the same through the server).
@@ -16,12 +17,13 @@ from __future__ import annotations
 import argparse
 import os
 import threading
+from dataclasses import astuple
 from pathlib import Path
 from typing import Any
 
 from caviar.errors import InvalidValue
 
-ACTIONS = ("set", "rollback", "pause", "resume", "stop", "list")
+ACTIONS = ("set", "rollback", "pause", "resume", "stop", "list", "replay")
 
 
 def add_parser(sub: Any, storage_help: str) -> None:
@@ -49,6 +51,11 @@ def add_parser(sub: Any, storage_help: str) -> None:
     p.add_argument("--epochs", type=int, help="epochs in all (default: the config's)")
     p.add_argument("--branch", type=int, help="rollback: the branch whose snapshot to use")
     p.add_argument("--mode", choices=["exact", "fresh"], default="exact", help="rollback mode")
+    p.add_argument(
+        "--exit-when-finished",
+        action="store_true",
+        help="stop serving once the epochs are done (default: wait for more commands)",
+    )
     p.add_argument(
         "--snapshot-budget-mb", type=float, default=512.0, help="disk for snapshots (MB)"
     )
@@ -106,12 +113,13 @@ def _start(args: argparse.Namespace) -> int:
     )
     stop = threading.Event()
     try:
-        panda.train(until=stop.is_set)
+        panda.train(until=stop.is_set, exit_when_finished=args.exit_when_finished)
     finally:
         stop.set()
         server.stop()
+    status = panda.tree.run(panda.name).status
     print(
-        f"caviar panda: run {panda.name!r} stopped at epoch {panda.epoch}; the tree is kept",
+        f"caviar panda: run {panda.name!r} {status} at epoch {panda.epoch}; the tree is kept",
         flush=True,
     )
     return 0
@@ -158,6 +166,8 @@ def _control(args: argparse.Namespace) -> int:
         name = names[0]
     elif name not in names:
         raise InvalidValue("--run", f"must be one of the runs in {path} {names}, got {name!r}")
+    if args.target == "replay":
+        return _replay(path, name, args.branch)
     control = PandaController(tree, name)
     if args.target == "set":
         if not args.values:
@@ -176,3 +186,29 @@ def _control(args: argparse.Namespace) -> int:
         print(f"recorded: {args.target}")
     print("the trainer applies it at its next epoch boundary")
     return 0
+
+
+def _replay(path: Path, name: str, branch: int | None) -> int:
+    """Train ``branch`` (default: the current one) again from the root with its commands and
+    compare with the stored curve, every number bit for bit; 1 if they differ."""
+    from caviar.panda.trainer import PandaRun
+
+    panda = PandaRun.open(name, path)
+    branch = panda.branch if branch is None else branch
+    stored, again = panda.stored_curve(branch), panda.replay(branch)
+    # repr of a float is exact (and NaN equals NaN there): equal reprs are equal bits
+    differ = [
+        a.epoch for a, b in zip(stored, again, strict=False) if repr(astuple(a)) != repr(astuple(b))
+    ]
+    if len(stored) == len(again) and not differ:
+        print(
+            f"replay of branch {branch} of {name!r}: {len(again)} epochs from the root, every "
+            f"loss and accuracy identical bit for bit"
+        )
+        return 0
+    print(
+        f"replay of branch {branch} of {name!r} differs: {len(stored)} stored epochs, "
+        f"{len(again)} replayed, first differing epoch {differ[:1] or 'none'} (was the thread "
+        f"count or the machine different?)"
+    )
+    return 1
