@@ -6,6 +6,8 @@ caviar report STUDY            write the HTML/PNG report again
 caviar test STUDY              score the best configuration on the test set, once
 caviar export STUDY            a kept model as a torch.export program (.pt2)
 caviar studies                 the studies in a storage file
+caviar panda [CONFIG] ...      babysit one model (see caviar.panda.command)
+caviar experiment NAME         a textbook lesson with its figure and numbers
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any, NoReturn
 
 from caviar.command import interrupted_while_starting
 from caviar.errors import InvalidValue
+from caviar.experiments.command import add_parser as add_experiment
 from caviar.panda.command import add_parser as add_panda
 
 DEFAULT_STORAGE = "caviar.db"
@@ -475,6 +478,7 @@ def parser() -> argparse.ArgumentParser:
     e.set_defaults(run=cmd_export, imports=("caviar.export",))
 
     add_panda(sub, f"SQLite study file (default {DEFAULT_STORAGE})")
+    add_experiment(sub)
 
     s = sub.add_parser("studies", help="list the studies in a storage file")
     s.add_argument("--storage", help=f"SQLite study file (default {DEFAULT_STORAGE})")

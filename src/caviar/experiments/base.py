@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from caviar.errors import InvalidValue
+from caviar.experiments.ways import WAYS
 
 #: "caviar": the population engine (shuffled epochs, inverted dropout, torch's batch norm);
 #: "book": the book's own loop in plain torch (batches drawn with replacement, non-inverted
 #: dropout, its batch norm), see :mod:`caviar.experiments.bookway`
-WAYS = ("caviar", "book")
 
 
 @dataclass(frozen=True)

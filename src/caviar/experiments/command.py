@@ -13,7 +13,7 @@ from typing import Any
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``experiment`` on the ``caviar`` command's subparsers."""
-    from caviar.experiments.base import WAYS
+    from caviar.experiments.ways import WAYS
 
     e: argparse.ArgumentParser = subparsers.add_parser(
         "experiment", help="run a textbook lesson: `caviar experiment list` names them"
