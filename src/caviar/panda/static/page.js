@@ -148,8 +148,8 @@
       ["val_loss", "validation", "dash"],
     ]), view);
     drawChart("accuracy-chart", "accuracy", "accuracy", traces(view, [
-      ["train_accuracy", "train", "dash"],
-      ["val_accuracy", "validation", "solid"],
+      ["train_accuracy", "train", "solid"],  // training solid, validation dashed: both charts
+      ["val_accuracy", "validation", "dash"],
     ]), view);
   }
 
