@@ -78,8 +78,10 @@
     const run = state.run;
     $("run-name").textContent = run.name;
     $("status").className = "live";
+    const dropped = (state.dropped ?? []).length;
     $("status").textContent =
-      `${run.status} · branch ${state.branch} · epoch ${state.epoch} · seed ${run.seed} · ${run.dtype}`;
+      `${run.status} · branch ${state.branch} · epoch ${state.epoch} · seed ${run.seed} · ${run.dtype}` +
+      (dropped ? ` · ${dropped} snapshot${dropped === 1 ? "" : "s"} dropped for the disk budget` : "");
     const ended = run.status === "stopped" || run.status === "finished";
     $("pause").disabled = ended || run.status !== "running";
     $("resume").disabled = ended || run.status !== "paused";
