@@ -70,6 +70,8 @@ def _config_mapping(args: argparse.Namespace) -> tuple[dict[str, Any], str, str]
         ("search", "halving"): _halving_flags(args),
         ("study", "threads"): args.threads,
         ("space", "epochs"): args.epochs,
+        ("search", "ray"): args.ray,
+        ("search", "devices"): args.devices,
     }
     renamed = _flag_name(args, raw, default_name)
     if args.trials is not None:
@@ -443,6 +445,14 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--halving-min-epochs", type=int, help="the first rung, in epochs")
     t.add_argument("--threads", type=_threads, help="CPU threads: auto or N (study.threads)")
     t.add_argument("--epochs", type=int, help="epochs per trial (fixes space.epochs)")
+    t.add_argument(
+        "--ray", metavar="auto|ADDRESS", help="spread the pool over a Ray cluster (search.ray)"
+    )
+    t.add_argument(
+        "--devices",
+        metavar="LIST",
+        help="one pool worker per device, e.g. cuda:0,cuda:1 or cpu,cpu (search.devices)",
+    )
     t.add_argument("--quiet", action="store_true", help="no progress line")
     t.add_argument(
         "--dry-run",

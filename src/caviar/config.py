@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -87,6 +88,26 @@ class _PerRound:
         if not isinstance(value, list | tuple) or not value:
             raise InvalidValue(owner, f"must be {self.describe()}, {got(value)}")
         return tuple(integer(1).check(v, f"{owner}[{i}]") for i, v in enumerate(value))
+
+
+class _Devices:
+    """Devices for the pool's workers: a list, or one text of comma-separated names."""
+
+    NAME = re.compile(r"cpu|cuda(:\d+)?")
+
+    def describe(self) -> str:
+        return "a list of 'cpu', 'cuda' or 'cuda:N' (or one text: 'cuda:0,cuda:1')"
+
+    def check(self, value: Any, owner: str) -> tuple[str, ...]:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",")] if value.strip() else []
+        if not isinstance(value, list | tuple):
+            raise InvalidValue(owner, f"must be {self.describe()}, {got(value)}")
+        for i, name in enumerate(value):
+            if not isinstance(name, str) or not self.NAME.fullmatch(name):
+                reason = f"must be 'cpu', 'cuda' or 'cuda:N', {got(name)}"
+                raise InvalidValue(f"{owner}[{i}]", reason)
+        return tuple(value)
 
 
 class _Keep:
@@ -191,6 +212,19 @@ class SearchSection:
     )
     keep_models: int = setting(
         5, integer(0), "the final states of the best N trials are kept beside the study"
+    )
+    ray: str | None = setting(
+        None,
+        OPTIONAL_TEXT,
+        "spread the pool over a Ray cluster: auto (the running one, else a new local one) or "
+        "its address (host:port, ray://host:10001); nothing: one process (docs/distributed.md)",
+    )
+    devices: tuple[str, ...] = setting(
+        (),
+        _Devices(),
+        "one pool worker per entry: cpu (a CPU slot), cuda (a GPU Ray assigns), cuda:N (GPU N "
+        "of this machine); without ray, a local Ray on this machine; [] with ray: one per GPU "
+        "of the cluster, else one per CPU",
     )
 
 

@@ -18,6 +18,11 @@ stored, and the trials in the pool go back to the queue if the store still takes
 
 The final states of the best ``keep_models`` trials are kept beside the study
 (:mod:`caviar.export`), so the searched model itself can be tested, exported and loaded.
+
+The loop drives one :class:`Engine`: a local :class:`~caviar.nn.Pool`, or pools on several Ray
+workers (:class:`caviar.distributed.SpreadPool`). A spread round may also report members lost
+with a worker that died (:class:`SpreadRound`): their trials go back to the queue at once, and
+the next free slots train them again from their seeds.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -64,6 +70,42 @@ FIRST_RESULT = 0.15
 FIRST_ROUND_SLOTS = 4
 #: seconds between notes about the same trials held elsewhere
 WAIT_NOTE_EVERY = 60.0
+
+
+class Engine(Protocol):
+    """What the loop drives: members added and removed between rounds, one epoch each a round."""
+
+    eval_batch: int
+
+    def __len__(self) -> int: ...
+
+    @property
+    def keys(self) -> list[int]: ...
+
+    def add(self, key: int, spec: MemberSpec) -> None: ...
+
+    def remove(self, key: int) -> object: ...
+
+    def step(self, should_stop: Callable[[], bool] | None = None) -> RoundResult: ...
+
+
+class Spread(Engine, Protocol):
+    """An engine over several workers: what the loop needs to know of them."""
+
+    budget: int  # bytes a member may take on any worker
+    default_slots: int  # the pool's slots when ``search.population`` is 0
+    threads: int  # CPU threads a worker trains with
+
+    def placement(self, key: int) -> dict[str, Any]: ...  # where member ``key`` trained
+
+
+@dataclass
+class SpreadRound(RoundResult):
+    """A round over several workers: also the members lost with a worker that died (their
+    partial epochs are gone), and notes on what happened to the workers."""
+
+    lost: list[int] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def objective(curve: list[EpochRecord], mode: str) -> float | None:
@@ -111,6 +153,7 @@ class SearchLoop:
         clock: Callable[[], float] = time.monotonic,
         started: float | None = None,
         governor: ThreadGovernor | None = None,
+        spread: Spread | None = None,
     ) -> None:
         self.study, self.config, self.progress = study, config, progress
         self.clock = clock
@@ -119,9 +162,14 @@ class SearchLoop:
         self.deadline = None if timeout is None else self.started + timeout
         self.total = config.n_trials()
         self.mode = config.search.objective
-        self.device = resolve_device(config.study.device)
+        # spread, the driver trains nothing: its workers have devices of their own
+        self.device = resolve_device(config.study.device if spread is None else "cpu")
         self.dtype = DTYPES[config.study.dtype]
-        self.slots = config.search.population or DEFAULT_SLOTS.get(self.device.type, 16)
+        self.spread = spread
+        default = (
+            DEFAULT_SLOTS.get(self.device.type, 16) if spread is None else spread.default_slots
+        )
+        self.slots = config.search.population or default
         # with a budget and no pool size given, the pool is sized from the measured pace so
         # that a trial can finish early in the budget (see _size_pool)
         self.auto_slots = not config.search.population and timeout is not None
@@ -134,14 +182,18 @@ class SearchLoop:
         self.governor = governor
         self._next_adjust = 0.0
         self.training = training
-        self.pool = Pool(
-            training,
-            data_seed=config.seed,
-            device=self.device,
-            dtype=self.dtype,
-            train_metrics=config.search.train_metrics,
-            keep_states=True,
-        )
+        self.pool: Engine
+        if spread is not None:
+            self.pool = spread
+        else:
+            self.pool = Pool(
+                training,
+                data_seed=config.seed,
+                device=self.device,
+                dtype=self.dtype,
+                train_metrics=config.search.train_metrics,
+                keep_states=True,
+            )
         self.keeper = ModelKeeper(study, config.study.storage, config.search.keep_models)
         self.running: dict[int, Trial] = {}
         self.specs: dict[int, MemberSpec] = {}
@@ -149,7 +201,8 @@ class SearchLoop:
         # the CPU thread counts each trial trained with: its float results depend on them
         # (torch's batch-norm reduction order), and ``threads = "auto"`` changes them
         self.threads_used: dict[int, set[int]] = {}
-        self.budget = available_bytes(self.device)
+        self.budget = available_bytes(self.device) if spread is None else spread.budget
+        self.judged: set[tuple[int, int]] = set()  # (trial, rung): kept there already
         self._last_wait_note: tuple[Any, float] = ((), -float("inf"))
 
     # -- the loop ----------------------------------------------------------------------------
@@ -179,6 +232,8 @@ class SearchLoop:
                     self.progress.training(len(self.pool))
                     members, round_started = len(self.pool), time.perf_counter()
                     result = self.pool.step(self._should_stop)
+                    if isinstance(result, SpreadRound):
+                        self._requeue_lost(result)
                     self._tell(result)
                     self._size_pool(members, time.perf_counter() - round_started)
                     if result.interrupted:
@@ -270,7 +325,8 @@ class SearchLoop:
             self.running[trial.number] = trial
             self.specs[trial.number] = spec
             self.curves[trial.number] = []
-            self.threads_used[trial.number] = {torch.get_num_threads()}
+            threads = torch.get_num_threads() if self.spread is None else self.spread.threads
+            self.threads_used[trial.number] = {threads}
             self.pool.add(trial.number, spec)
 
     def _spec(self, trial: Trial) -> MemberSpec | None:
@@ -294,6 +350,20 @@ class SearchLoop:
             self.progress.trial_finished(TrialState.FAILED, None)
             return None
         return spec
+
+    def _requeue_lost(self, result: SpreadRound) -> None:
+        """Members lost with a worker: their trials back to the queue (their partial curves
+        dropped: :meth:`Study.release`), to train again from their seeds."""
+        for note in result.notes:
+            self.progress.note(note)
+        lost = [self.running.pop(n) for n in result.lost if n in self.running]
+        if not lost:
+            return
+        self.study.release(lost)
+        for trial in lost:
+            del self.curves[trial.number]
+        numbers = ", ".join(str(t.number) for t in lost)
+        self.progress.note(f"caviar: trials {numbers} go back to the queue, to train again")
 
     # -- telling -----------------------------------------------------------------------------
     def _tell(self, result: RoundResult) -> None:
@@ -321,8 +391,12 @@ class SearchLoop:
         top 1/eta, tell it pruned and report True."""
         if self.halving is None or self.rungs is None or not self.halving.is_rung(epoch):
             return False
+        if (number, epoch) in self.judged:  # trained again after a lost worker: kept before
+            return False
         value = objective(self.curves[number], self.mode)
         if value is not None and self.rungs.keep(epoch, value):
+            if self.spread is not None:
+                self.judged.add((number, epoch))
             return False
         attrs = {**self._attrs(number), "rung": epoch, "rung_value": value}
         if self._told(self.running.pop(number), None, TrialState.PRUNED, attrs):
@@ -341,8 +415,10 @@ class SearchLoop:
         return True
 
     def _attrs(self, number: int) -> dict[str, Any]:
+        where = {} if self.spread is None else self.spread.placement(number)
         return {
             "device": str(self.device),
+            **where,
             "dtype": self.config.study.dtype,
             "epochs_run": len(self.curves[number]),
             "pool_size": self.slots,

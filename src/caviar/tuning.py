@@ -11,14 +11,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 
@@ -30,6 +31,9 @@ from caviar.progress import Progress
 from caviar.search_loop import DTYPES, SearchLoop, objective
 from caviar.study import Study
 from caviar.threads import ThreadGovernor
+
+if TYPE_CHECKING:
+    from caviar.distributed import SpreadPool
 
 __all__ = ["DTYPES", "PreparedData", "objective", "prepare_data", "tune"]
 
@@ -165,11 +169,45 @@ def _check_ranking(study: Study, config: StudyConfig) -> None:
 
 
 def check_device(config: StudyConfig) -> None:
-    """The config's device exists here (an InvalidValue naming ``study.device`` if not)."""
+    """The config's device exists here (an InvalidValue naming ``study.device`` if not); for a
+    run spread over Ray workers, that Ray is installed and the local workers' devices exist."""
+    from caviar.distributed import check_spread, is_spread
+
+    if is_spread(config):
+        check_spread(config)
+        return
     try:
         resolve_device(config.study.device)
     except InvalidValue as e:
         raise e.at("study.device") from None
+
+
+@contextlib.contextmanager
+def _spread(
+    config: StudyConfig, data: PreparedData, started: float, clock: Callable[[], float]
+) -> Iterator[SpreadPool | None]:
+    """The Ray workers the config asks for (None: one process), ended after the run."""
+    from caviar.distributed import connect, disconnect, is_spread, open_spread
+
+    if not is_spread(config):
+        yield None
+        return
+    timeout = config.search.timeout
+    deadline = None if timeout is None else started + timeout
+    owned = connect(config)
+    try:
+        spread = open_spread(
+            config,
+            data.training,
+            seconds_left=lambda: None if deadline is None else deadline - clock(),
+        )
+        try:
+            yield spread
+        finally:
+            spread.close()
+    finally:
+        if owned:
+            disconnect()
 
 
 def tune(
@@ -205,13 +243,21 @@ def tune(
     finished = [t for t in study.trials(curves=False) if t.state.is_finished]
     best = study.best_trial
     meter.resume(len(finished), None if best is None else best.value)
-    loop = SearchLoop(
-        study, config, data.training, meter, clock=clock, started=started, governor=governor
-    )
-    try:
-        loop.run()
-    finally:
-        meter.close()
+    with _spread(config, data, started, clock) as spread:
+        loop = SearchLoop(
+            study,
+            config,
+            data.training,
+            meter,
+            clock=clock,
+            started=started,
+            governor=governor,
+            spread=spread,
+        )
+        try:
+            loop.run()
+        finally:
+            meter.close()
     if report:
         from caviar.report import write_report
 

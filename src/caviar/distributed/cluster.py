@@ -1,0 +1,104 @@
+"""Which Ray to use and which workers to start: the settings ``search.ray`` and
+``search.devices`` turned into a connection and one :class:`WorkerPlan` per worker.
+
+- ``ray = "auto"``: the cluster ``RAY_ADDRESS`` or the latest one started on this machine names,
+  else a new local one (Ray's own rule for ``ray.init()``); an address: that cluster. A process
+  that called ``ray.init`` itself keeps its connection (tests, notebooks).
+- ``devices``: one worker per entry. ``cpu`` takes CPU slots (one per thread), ``cuda`` a GPU
+  that Ray assigns, ``cuda:N`` GPU N of the machine it runs on (caviar places it, Ray does not).
+  Without ``ray``, a local Ray on this machine just for this run. Left empty with ``ray``: one
+  worker per GPU of the cluster, or, without GPUs (or with ``study.device = "cpu"``), one per
+  CPU slot.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import ModuleType
+
+from caviar.config import StudyConfig
+from caviar.errors import InvalidValue
+from caviar.nn import resolve_device
+
+#: what a user without the extra reads
+RAY_MISSING = "needs Ray, an optional extra: pip install 'caviar-tune[ray]'"
+
+
+def import_ray(owner: str = "search.ray") -> ModuleType:
+    """The ``ray`` module, or an :class:`InvalidValue` saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise InvalidValue(owner, RAY_MISSING) from None
+    return ray
+
+
+def is_spread(config: StudyConfig) -> bool:
+    """Whether the config spreads the pool over workers (``search.ray`` or ``search.devices``)."""
+    return config.search.ray is not None or bool(config.search.devices)
+
+
+def check_spread(config: StudyConfig) -> None:
+    """Refuse a spread config that cannot start, before any data is loaded: Ray missing, or a
+    device this machine lacks for a local run."""
+    owner = "search.ray" if config.search.ray is not None else "search.devices"
+    import_ray(owner)
+    if config.search.ray is None:  # the workers run here: their devices must exist here
+        for i, name in enumerate(config.search.devices):
+            try:
+                resolve_device(name)
+            except InvalidValue as e:
+                raise e.at(f"search.devices[{i}]") from None
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    """One worker to start: the device it trains on and the Ray resources it takes."""
+
+    device: str
+    num_cpus: float
+    num_gpus: float
+
+
+def plan_workers(config: StudyConfig, resources: Mapping[str, float]) -> list[WorkerPlan]:
+    """The workers for ``config`` on a cluster with ``resources`` (``ray.cluster_resources()``)."""
+    threads = config.study.threads or 1
+    devices = list(config.search.devices)
+    if not devices:
+        gpus = int(resources.get("GPU", 0))
+        if gpus and config.study.device != "cpu":
+            devices = ["cuda"] * gpus
+        else:
+            devices = ["cpu"] * max(1, int(resources.get("CPU", 1)) // threads)
+    plans = []
+    for name in devices:
+        if name == "cpu":
+            plans.append(WorkerPlan("cpu", num_cpus=threads, num_gpus=0))
+        elif name == "cuda":  # Ray assigns a GPU and shows the worker only that one
+            plans.append(WorkerPlan("cuda", num_cpus=1, num_gpus=1))
+        else:  # cuda:N, placed by caviar
+            plans.append(WorkerPlan(name, num_cpus=1, num_gpus=0))
+    return plans
+
+
+def connect(config: StudyConfig) -> bool:
+    """Connect to (or start) the Ray the config names; True if this call started the
+    connection (then :func:`disconnect` ends it after the run)."""
+    ray = import_ray()
+    if ray.is_initialized():
+        return False
+    quiet = {"include_dashboard": False, "logging_level": logging.ERROR, "log_to_driver": False}
+    if config.search.ray is None:  # --devices alone: a Ray of our own on this machine
+        cpus = sum(p.num_cpus for p in plan_workers(config, {}))
+        ray.init(address="local", num_cpus=max(1, int(cpus)), **quiet)
+    elif config.search.ray == "auto":
+        ray.init(**quiet)
+    else:
+        ray.init(address=config.search.ray, **quiet)
+    return True
+
+
+def disconnect() -> None:
+    import_ray().shutdown()

@@ -1,0 +1,209 @@
+"""A study spread over Ray workers on a local two-CPU cluster (started once for the module):
+the same trials as one process, and nothing lost or recorded twice when a worker or the driver
+is killed mid-run.
+
+Tiny trials: 240 training and 60 validation digits, 4 to 12 units, 3 epochs, float64, one
+thread per worker and in the single-process run (so the float results are bit for bit equal).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+ray = pytest.importorskip("ray")
+
+from caviar.cli import main  # noqa: E402
+from caviar.distributed import SpreadPool  # noqa: E402
+from caviar.records import FrozenTrial, TrialState  # noqa: E402
+from caviar.study import Study  # noqa: E402
+from caviar.tuning import tune  # noqa: E402
+
+pytestmark = pytest.mark.ray
+
+EPOCHS = 3
+HALVING = {"min_epochs": 1, "eta": 3}  # a rung at 1 epoch of 3
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cluster() -> Iterator[str]:
+    """A local Ray cluster of two CPUs; its address, for drivers in other processes."""
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="error", log_to_driver=False)
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def restore_torch_threads() -> Iterator[None]:
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def config(tmp_path: Path, name: str, trials: int = 12, **search: Any) -> dict[str, Any]:
+    return {
+        "study": {
+            "name": name,
+            "storage": str(tmp_path / "s.db"),
+            "threads": 1,
+            "dtype": "float64",
+            "seed": 3,
+        },
+        "data": {"dataset": "digits", "train_size": 300, "test_size": 50},
+        "space": {
+            "lr": {"scale": "log", "low": 1e-3, "high": 3e-1},
+            "hidden_units": {"scale": "int", "low": 4, "high": 12},
+            "epochs": EPOCHS,
+            "batch_size": 60,
+        },
+        "search": {"trials": trials, "population": 4, **search},
+    }
+
+
+def results(trials: Sequence[FrozenTrial]) -> list[tuple[Any, ...]]:
+    """What must not depend on where a trial ran: number, state, value, params, curve."""
+    return [(t.number, t.state, t.value, dict(t.params), t.curve) for t in trials]
+
+
+def assert_whole(trials: Sequence[FrozenTrial], n: int) -> None:
+    """Trials 0..n-1, each finished once, with a curve of epochs 1, 2, ... without a gap or a
+    duplicate point: all its epochs if complete, up to its rung if pruned."""
+    assert [t.number for t in trials] == list(range(n))
+    for t in trials:
+        assert t.state in (TrialState.COMPLETE, TrialState.PRUNED), t
+        end = t.attrs["rung"] if t.state is TrialState.PRUNED else EPOCHS
+        assert [r.epoch for r in t.curve] == list(range(1, end + 1)), t.number
+
+
+def test_two_workers_give_the_trials_of_one_process(tmp_path: Path) -> None:
+    """With halving, so the rungs judge members that ran on different workers."""
+    one = tune(config(tmp_path, "one", halving=HALVING), progress=False, report=False).trials()
+    spread = tune(
+        config(tmp_path, "two", halving=HALVING, ray="auto"), progress=False, report=False
+    ).trials()
+    assert results(spread) == results(one)
+    assert_whole(spread, 12)
+    assert {t.attrs["pool_size"] for t in spread} == {4}
+    assert len({t.attrs["worker"] for t in spread}) == 2  # both workers trained
+    assert {t.state for t in one} == {TrialState.COMPLETE, TrialState.PRUNED}
+
+
+def test_devices_on_the_command_line_split_the_pool(tmp_path: Path) -> None:
+    """``--devices cpu,cpu``: two local workers (here on the module's Ray), the same trials."""
+    import yaml
+
+    one = tune(config(tmp_path, "one", trials=6), progress=False, report=False).trials()
+    path = tmp_path / "two.yaml"
+    path.write_text(yaml.safe_dump(config(tmp_path, "two", trials=6)))
+    assert main(["tune", str(path), "--devices", "cpu,cpu", "--quiet", "--no-report"]) == 0
+    spread = Study.load("two", tmp_path / "s.db").trials()
+    assert results(spread) == results(one)
+    assert {t.attrs["device"] for t in spread} == {"cpu"}
+    assert len({t.attrs["worker"] for t in spread}) == 2
+
+
+def test_a_killed_worker_loses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A worker's process killed after the first round: its members go back to the queue and
+    train again from their seeds on a new worker. Without halving every trial's curve and value
+    then equal the undisturbed single-process run's."""
+    one = tune(config(tmp_path, "one"), progress=False, report=False).trials()
+    step, rounds, killed, pids = SpreadPool.step, [0], [], []
+
+    def kill_in_round_two(self: SpreadPool, should_stop: Any = None) -> Any:
+        rounds[0] += 1
+        if rounds[0] == 2:
+            worker = self.workers[min(self.workers)]
+            killed.extend(sorted(worker.keys))
+            pids.append(worker.info.pid)
+            os.kill(worker.info.pid, signal.SIGKILL)
+        return step(self, should_stop)
+
+    monkeypatch.setattr(SpreadPool, "step", kill_in_round_two)
+    spread = tune(config(tmp_path, "two", ray="auto"), progress=True, report=False).trials()
+    err = capsys.readouterr().err
+    assert killed and "was lost" in err and "go back to the queue" in err
+    assert results(spread) == results(one)
+    assert_whole(spread, 12)
+    assert {t.number for t in spread if t.attempt == 1} == set(killed)
+    workers = {t.attrs["worker"] for t in spread}  # the survivor and the new one
+    assert len(workers) == 2 and f"(pid {pids[0]})" not in " ".join(workers)
+
+
+def pool_workers() -> list[int]:
+    """Pids of the Ray worker processes that hold a caviar pool."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"ray::PoolWorker" in cmdline:
+                pids.append(int(entry.name))
+    return pids
+
+
+def wait_for(condition: Any, seconds: float) -> bool:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="lists processes through /proc")
+def test_a_killed_driver_loses_nothing_and_its_workers_stop(tmp_path: Path, cluster: str) -> None:
+    """A driver (`caviar tune --ray ADDRESS` in another process) SIGKILLed mid-run: Ray ends its
+    workers, and the next `caviar tune` continues the study to the end."""
+    import yaml
+
+    raw = config(tmp_path, "killed", trials=24, ray=cluster)
+    raw["space"]["epochs"] = EPOCHS
+    path = tmp_path / "killed.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "caviar.command", "tune", str(path), "--quiet", "--no-report"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    db = tmp_path / "s.db"
+
+    def training() -> bool:
+        if driver.poll() is not None:
+            raise AssertionError(driver.stderr.read().decode() if driver.stderr else "exited")
+        if not db.exists():
+            return False
+        try:
+            trials = Study.load("killed", db).trials()
+        except Exception:
+            return False
+        return any(t.curve for t in trials if t.state is TrialState.RUNNING)
+
+    assert wait_for(training, 90), "the driver trained nothing"
+    assert pool_workers()
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    assert wait_for(lambda: not pool_workers(), 30), "the workers outlived their driver"
+    before = Study.load("killed", db).trials()
+    assert any(t.state is TrialState.RUNNING for t in before)
+    after = tune(raw, progress=False, report=False).trials()
+    assert_whole(after, 24)
+    assert all(t.state is TrialState.COMPLETE for t in after)
+    done_before = {t.number: t for t in before if t.state.is_finished}
+    assert results([t for t in after if t.number in done_before]) == results(
+        list(done_before.values())
+    )

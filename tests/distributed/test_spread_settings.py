@@ -1,0 +1,127 @@
+"""The settings that spread a study over workers, without starting Ray: parsing and validation
+of ``search.ray`` / ``search.devices`` and their flags, the worker plans, and the one-line error
+when the ``ray`` extra is missing."""
+
+from __future__ import annotations
+
+import builtins
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from caviar.cli import main
+from caviar.config import config_from_mapping
+from caviar.distributed import RAY_MISSING, WorkerPlan, plan_workers
+from caviar.errors import InvalidValue
+from caviar.tuning import check_device
+
+
+def mapping(**search: Any) -> dict[str, Any]:
+    return {"data": {"dataset": "digits"}, "search": {"trials": 2, **search}}
+
+
+@pytest.mark.parametrize(
+    ("given", "parsed"),
+    [
+        ("cuda:0,cuda:1", ("cuda:0", "cuda:1")),
+        ("cpu, cpu", ("cpu", "cpu")),
+        (["cuda", "cpu"], ("cuda", "cpu")),
+        ([], ()),
+    ],
+)
+def test_devices_are_a_list_or_a_comma_separated_text(given: Any, parsed: tuple[str, ...]) -> None:
+    assert config_from_mapping(mapping(devices=given)).search.devices == parsed
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ("gpu0", r"search\.devices\[0\]: must be 'cpu', 'cuda' or 'cuda:N', got 'gpu0'"),
+        (["cpu", 3], r"search\.devices\[1\]: must be .*, got 3"),
+        ("cuda:", r"search\.devices\[0\]: .*got 'cuda:'"),
+        (3, r"search\.devices: must be a list of 'cpu', 'cuda' or 'cuda:N'"),
+    ],
+)
+def test_a_bad_device_is_named(given: Any, message: str) -> None:
+    with pytest.raises(InvalidValue, match=message):
+        config_from_mapping(mapping(devices=given))
+
+
+def test_ray_is_text_or_nothing() -> None:
+    assert config_from_mapping(mapping(ray="auto")).search.ray == "auto"
+    assert config_from_mapping(mapping()).search.ray is None
+    with pytest.raises(InvalidValue, match=r"search\.ray"):
+        config_from_mapping(mapping(ray=3))
+
+
+PLANS = {
+    "devices as listed": (
+        {"devices": ["cuda:0", "cuda:1"]},
+        {},
+        [WorkerPlan("cuda:0", 1, 0), WorkerPlan("cuda:1", 1, 0)],
+    ),
+    "cuda: a GPU Ray assigns": ({"devices": ["cuda"]}, {}, [WorkerPlan("cuda", 1, 1)]),
+    "a cluster with GPUs: one per GPU": (
+        {"ray": "auto"},
+        {"CPU": 16.0, "GPU": 2.0},
+        [WorkerPlan("cuda", 1, 1)] * 2,
+    ),
+    "a CPU cluster: one per CPU": ({"ray": "auto"}, {"CPU": 3.0}, [WorkerPlan("cpu", 1, 0)] * 3),
+}
+
+
+@pytest.mark.parametrize("name", list(PLANS))
+def test_worker_plans(name: str) -> None:
+    search, resources, plans = PLANS[name]
+    assert plan_workers(config_from_mapping(mapping(**search)), resources) == plans
+
+
+def test_cpu_workers_take_a_cpu_slot_per_thread() -> None:
+    raw = {**mapping(ray="auto"), "study": {"threads": 2}}
+    assert plan_workers(config_from_mapping(raw), {"CPU": 4.0}) == [WorkerPlan("cpu", 2, 0)] * 2
+    raw["study"]["device"] = "cpu"  # a GPU cluster, but the study asks for the CPU
+    assert (
+        plan_workers(config_from_mapping(raw), {"CPU": 4.0, "GPU": 8.0})
+        == [WorkerPlan("cpu", 2, 0)] * 2
+    )
+
+
+def test_a_local_device_this_machine_lacks_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("ray")
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    with pytest.raises(InvalidValue, match=r"search\.devices\[1\]: CUDA is not available"):
+        check_device(config_from_mapping(mapping(devices="cpu,cuda:0")))
+
+
+@pytest.fixture
+def without_ray(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``import ray`` fails, as where the extra is not installed."""
+    real = builtins.__import__
+
+    def fake(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "ray" or name.startswith("ray."):
+            raise ImportError(f"No module named {name!r}")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake)
+
+
+@pytest.mark.parametrize(
+    ("flag", "key"), [("--ray", "search.ray"), ("--devices", "search.devices")]
+)
+def test_without_the_extra_the_flag_says_how_to_install_it(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    without_ray: None,
+    flag: str,
+    key: str,
+) -> None:
+    value = "auto" if flag == "--ray" else "cpu,cpu"
+    storage = str(tmp_path / "s.db")
+    code = main(["tune", "--storage", storage, "--trials", "2", "--quiet", flag, value])
+    err = capsys.readouterr().err
+    assert code != 0
+    assert err.strip().splitlines() == [f"caviar: error: {key}: {RAY_MISSING}"]
+    assert "pip install 'caviar-tune[ray]'" in err
+    assert not (tmp_path / "s.db").exists()  # refused before anything was written
