@@ -66,6 +66,8 @@ def bases() -> dict[str, dict[str, Any]]:
     """The valid configs every case starts from, by a short name."""
     out = {"demo": copy.deepcopy(DEMO)}
     for path in sorted((ROOT / "examples").glob("*.toml")):
+        if path.stem.startswith("panda"):
+            continue  # a `caviar panda` config: one model, no search
         out[path.stem] = tomllib.loads(path.read_text())
     for path in sorted((ROOT / "examples").glob("*.yaml")):
         out[path.stem] = yaml.safe_load(path.read_text())

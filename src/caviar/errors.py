@@ -8,11 +8,28 @@ where a value came from (the config reader knows the key path) re-raise with a b
 
 from __future__ import annotations
 
+import itertools
 import reprlib
 from typing import Any
 
+
 #: how much of a bad value a message shows: enough to recognise it, never megabytes of it
-_SHOWN = reprlib.Repr()
+class _Shown(reprlib.Repr):
+    """reprlib's bounded repr, keeping a mapping's own key order (reprlib sorts keys)."""
+
+    def repr_dict(self, x: dict[Any, Any], level: int) -> str:
+        if not x:
+            return "{}"
+        if level <= 0:
+            return "{...}"
+        pieces = [
+            f"{self.repr1(k, level - 1)}: {self.repr1(v, level - 1)}"
+            for k, v in itertools.islice(x.items(), self.maxdict)
+        ]
+        return "{" + ", ".join(pieces + ["..."] * (len(x) > self.maxdict)) + "}"
+
+
+_SHOWN = _Shown()
 _SHOWN.maxlevel, _SHOWN.maxstring, _SHOWN.maxother, _SHOWN.maxlong = 3, 120, 120, 60
 _SHOWN.maxlist = _SHOWN.maxtuple = _SHOWN.maxdict = _SHOWN.maxset = 8
 

@@ -34,11 +34,23 @@ def test_the_demo_file_is_the_embedded_demo() -> None:
         assert tomllib.load(f) == DEMO
 
 
-@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.*")), ids=lambda p: p.name)
+SEARCHES = [p for p in sorted(EXAMPLES.glob("*.*")) if p.suffix in (".toml", ".yaml")]
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in SEARCHES if not p.stem.startswith("panda")], ids=lambda p: p.name
+)
 def test_every_example_config_loads(path: Path) -> None:
     config = load_config(path)
     assert config.n_trials() >= 1
     assert config.space.n_free >= 2
+
+
+def test_the_panda_example_is_one_model() -> None:
+    from caviar.panda.engine import panda_config
+
+    config = panda_config(EXAMPLES / "panda.toml")
+    assert config.space.n_free == 0 and config.name == "panda"
 
 
 def test_the_book_example_is_the_books_search() -> None:
