@@ -350,10 +350,20 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    from caviar.evaluate import evaluate_on_test
+    from caviar.evaluate import ensemble_table, evaluate_ensemble_on_test, evaluate_on_test
 
     study = _open(args)
-    record = evaluate_on_test(study, mode=args.mode, force=args.force, device=args.device)
+    if args.ensemble is None:
+        mode = args.mode or "retrain"
+        record = evaluate_on_test(study, mode=mode, force=args.force, device=args.device)
+    else:
+        try:
+            record = evaluate_ensemble_on_test(
+                study, args.ensemble, force=args.force, device=args.device
+            )
+        except InvalidValue as e:
+            raise (e.at("--ensemble") if e.owner == "ensemble" else e) from None
+        print("\n".join(ensemble_table(record)))
     print(
         f"test accuracy {record['accuracy']:.4f} (loss {record['loss']:.4f}) on "
         f"{record['n_test']} examples: {record['how']}; recorded in study {study.name!r}"
@@ -368,8 +378,25 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from caviar.export import export_model, find_kept_state, read_state
+    from caviar.export import export_model, find_kept_state, kept_dir, read_state
 
+    if args.ensemble is not None:
+        from caviar.ensemble import load_ensemble
+        from caviar.export import save_program
+
+        try:
+            ensemble = load_ensemble(args.study, args.ensemble, storage=_storage(args))
+        except InvalidValue as e:
+            raise (e.at("--ensemble") if e.owner == "ensemble" else e) from None
+        default = kept_dir(_storage(args), args.study) / f"ensemble-{args.ensemble}.pt2"
+        out = save_program(ensemble, args.out or default)
+        print(f"exported the ensemble of trials {ensemble.trials} of study {args.study!r} to {out}")
+        print(
+            f"load with torch.export.load({str(out)!r}).module(): float32 [batch, "
+            f"{ensemble.n_inputs}] -> log-probabilities [batch, {ensemble.n_classes}] (the log "
+            f"of the members' mean softmax output)"
+        )
+        return 0
     source = find_kept_state(args.study, args.trial, storage=_storage(args))
     state = read_state(source)
     out = export_model(state, args.out or source.with_suffix(".pt2"))
@@ -476,13 +503,27 @@ def parser() -> argparse.ArgumentParser:
         if name == "report":
             c.add_argument("--out", help="folder for the report")
         if name == "test":
-            c.add_argument("--mode", choices=["retrain", "as-trained"], default="retrain")
+            how = c.add_mutually_exclusive_group()
+            how.add_argument("--mode", choices=["retrain", "as-trained"], help="default: retrain")
+            how.add_argument(
+                "--ensemble",
+                type=_positive,
+                metavar="K",
+                help="the mean of the softmax outputs of the top K kept models, as trained",
+            )
             c.add_argument("--force", action="store_true", help="use the test set again")
             c.add_argument("--device", help="auto, cpu, cuda or cuda:N")
 
     e = sub.add_parser("export", help="write a kept model as a torch.export program")
     e.add_argument("study", help="study name")
-    e.add_argument("--trial", type=int, help="trial number (default: the best trial)")
+    which = e.add_mutually_exclusive_group()
+    which.add_argument("--trial", type=int, help="trial number (default: the best trial)")
+    which.add_argument(
+        "--ensemble",
+        type=_positive,
+        metavar="K",
+        help="the top K kept models as one program: the log of their mean softmax output",
+    )
     e.add_argument("-o", "--out", help="the .pt2 file (default: beside the kept state)")
     e.add_argument("--storage", help=f"SQLite study file (default {DEFAULT_STORAGE})")
     e.set_defaults(run=cmd_export, imports=("caviar.export",))

@@ -8,7 +8,9 @@ study's best trials as ``caviar-models/<study>/trial-<N>.pt`` beside the study f
 - :func:`load_model` gives a :class:`CaviarModel` (``predict``, ``predict_proba``) in Python;
 - :func:`export_model` writes a ``torch.export`` program (``.pt2``) that
   ``torch.export.load(path).module()`` runs with PyTorch alone (``caviar export`` on the
-  command line).
+  command line);
+- :mod:`caviar.ensemble` averages the softmax outputs of the top K kept models
+  (``load_model(study, storage=..., ensemble=K)``, ``caviar export --ensemble K``).
 
 Why the model computes with :mod:`caviar.nn.functional` and the member's own tensors ("W0" is
 [fan_in, fan_out]) rather than ``nn.Linear``: it is the engine's forward pass, one member at a
@@ -22,7 +24,7 @@ import json
 import os
 import pickle
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 import torch
@@ -33,6 +35,9 @@ from caviar.nn import functional as F
 from caviar.nn.state import MemberState
 from caviar.storage import SQLiteStorage
 from caviar.study import Study
+
+if TYPE_CHECKING:
+    from caviar.ensemble import CaviarEnsemble
 
 #: the name of the JSON description stored inside an exported program
 METADATA = "caviar.json"
@@ -111,13 +116,7 @@ class CaviarModel(nn.Module):
         return torch.addmm(p(f"b{last}"), h, p(f"W{last}"))  # [B, C]
 
     def _inputs(self, x: np.ndarray | Tensor) -> Tensor:
-        w = self.get_parameter("W0")
-        t = torch.as_tensor(x if isinstance(x, Tensor) else np.asarray(x))
-        if t.ndim != 2 or t.shape[1] != self.n_inputs:
-            raise InvalidValue(
-                "CaviarModel", f"inputs must be [batch, {self.n_inputs}], got {list(t.shape)}"
-            )
-        return t.to(w.device, w.dtype)
+        return as_inputs("CaviarModel", x, self.n_inputs, self.get_parameter("W0"))
 
     @torch.no_grad()
     def predict_proba(self, x: np.ndarray | Tensor) -> Tensor:
@@ -149,8 +148,15 @@ def export_model(
     ``dtype`` to logits [B, n_classes]. The model's :meth:`CaviarModel.describe` is stored
     beside the program as ``caviar.json`` (``torch.export.load(path, extra_files=...)``).
     """
-    model = CaviarModel(state, dtype=dtype)
-    example = torch.zeros(2, state.n_inputs, dtype=dtype)
+    return save_program(CaviarModel(state, dtype=dtype), path)
+
+
+def save_program(model: CaviarModel | CaviarEnsemble, path: str | os.PathLike[str]) -> Path:
+    """Write ``model`` (a :class:`CaviarModel` or a :class:`~caviar.ensemble.CaviarEnsemble`)
+    as a ``torch.export`` program with a dynamic batch size and its ``describe()`` stored as
+    ``caviar.json``."""
+    dtype = next(model.parameters()).dtype
+    example = torch.zeros(2, model.n_inputs, dtype=dtype)
     program = torch.export.export(
         model, (example,), dynamic_shapes={"x": {0: torch.export.Dim("batch")}}
     )
@@ -158,6 +164,15 @@ def export_model(
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.export.save(program, out, extra_files={METADATA: json.dumps(model.describe())})
     return out
+
+
+def as_inputs(owner: str, x: np.ndarray | Tensor, n_inputs: int, like: Tensor) -> Tensor:
+    """``x`` as a [batch, n_inputs] tensor on the device and in the dtype of ``like``, or an
+    error naming ``owner``."""
+    t = torch.as_tensor(x if isinstance(x, Tensor) else np.asarray(x))
+    if t.ndim != 2 or t.shape[1] != n_inputs:
+        raise InvalidValue(owner, f"inputs must be [batch, {n_inputs}], got {list(t.shape)}")
+    return t.to(like.device, like.dtype)
 
 
 def read_state(path: str | os.PathLike[str]) -> MemberState:
@@ -204,15 +219,49 @@ def find_kept_state(
     return path
 
 
+@overload
 def load_model(
     source: str | os.PathLike[str],
     trial: int | None = None,
     *,
     storage: str | os.PathLike[str] | None = None,
     dtype: torch.dtype = torch.float32,
-) -> CaviarModel:
+    ensemble: None = None,
+) -> CaviarModel: ...
+
+
+@overload
+def load_model(
+    source: str | os.PathLike[str],
+    trial: None = None,
+    *,
+    storage: str | os.PathLike[str],
+    dtype: torch.dtype = torch.float32,
+    ensemble: int,
+) -> CaviarEnsemble: ...
+
+
+def load_model(
+    source: str | os.PathLike[str],
+    trial: int | None = None,
+    *,
+    storage: str | os.PathLike[str] | None = None,
+    dtype: torch.dtype = torch.float32,
+    ensemble: int | None = None,
+) -> CaviarModel | CaviarEnsemble:
     """A kept model: ``source`` is a saved member state (``.pt``), or, with ``storage``, a
-    study's name; then ``trial`` picks the trial (default: the best one)."""
+    study's name; then ``trial`` picks the trial (default: the best one), or ``ensemble=K``
+    gives the :class:`~caviar.ensemble.CaviarEnsemble` of the study's top K kept models."""
+    if ensemble is not None:
+        from caviar.ensemble import load_ensemble
+
+        if storage is None or trial is not None:
+            raise InvalidValue(
+                "load_model",
+                f"ensemble= takes a study's name as source, with storage= and no trial=, got "
+                f"storage={storage!r}, trial={trial!r}",
+            )
+        return load_ensemble(str(source), ensemble, storage=storage, dtype=dtype)
     if storage is None:
         if trial is not None:
             raise InvalidValue(
