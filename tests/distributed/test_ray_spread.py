@@ -207,3 +207,17 @@ def test_a_killed_driver_loses_nothing_and_its_workers_stop(tmp_path: Path, clus
     assert results([t for t in after if t.number in done_before]) == results(
         list(done_before.values())
     )
+
+
+def test_a_budget_that_ends_mid_round_leaves_every_trial_whole_or_queued(tmp_path: Path) -> None:
+    """The workers stop at the budget's end by their own clocks: every trial is then finished
+    with a whole curve, or back in the queue without one (none is half-told)."""
+    raw = config(tmp_path, "budget", trials=40, ray="auto", timeout=4.0)
+    raw["space"]["epochs"] = 50
+    trials = Study.load("budget", tune(raw, progress=False, report=False).storage).trials()
+    assert trials and not any(t.state is TrialState.RUNNING for t in trials)
+    for t in trials:
+        if t.state is TrialState.QUEUED:
+            assert t.curve == () or list(t.curve) == [], t.number
+        else:
+            assert [r.epoch for r in t.curve] == list(range(1, len(t.curve) + 1))
