@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from caviar.constraints import (
+    FRACTION,
     OPTIONAL_TEXT,
     STUDY_NAME,
     TEXT,
@@ -160,7 +161,7 @@ class DataSection:
     )
     validation: float = setting(
         0.2,
-        number(0.0, 1.0, low_open=True, high_open=True),
+        FRACTION,
         "the fraction of the training examples held out, stratified and seeded",
     )
     label_column: str = setting("label", TEXT, "csv only: the column holding the labels")

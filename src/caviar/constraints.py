@@ -132,6 +132,8 @@ def one_of(*choices: Any, nullable: bool = False) -> Constraint:
 
 
 BOOLEAN = Constraint("boolean")
+#: a share of something, both ends excluded: a validation fraction, a coarse-to-fine keep rate
+FRACTION = Constraint("number", 0.0, 1.0, low_open=True, high_open=True)
 TEXT = Constraint("text")
 OPTIONAL_TEXT = Constraint("text", nullable=True)
 

@@ -144,7 +144,7 @@ def test_training_set_smaller_than_validation_is_warned_about() -> None:
 
 
 def test_bad_fraction_is_owned_by_the_key() -> None:
-    with pytest.raises(InvalidValue, match=r"^data\.validation: fraction must be in \(0, 1\)"):
+    with pytest.raises(InvalidValue, match=r"^data\.validation: must be a number in \(0, 1\), got"):
         split_for_study(dataset(*TEN_BY_115), 1.5, seed=0, key_prefix="data.")
 
 

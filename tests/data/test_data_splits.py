@@ -88,10 +88,13 @@ def test_hash_is_sha256_of_the_documented_text() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"fraction": 0.0}, r"fraction must be in \(0, 1\), got 0.0"),
-        ({"fraction": 1.0}, r"fraction must be in \(0, 1\), got 1.0"),
-        ({"fraction": -0.2}, r"fraction must be in \(0, 1\), got -0.2"),
-        ({"fraction": "0.2"}, r"fraction must be a float in \(0, 1\), got '0.2'"),
+        ({"fraction": 0.0}, r"split_validation\.fraction: must be a number in \(0, 1\), got 0.0"),
+        ({"fraction": 1.0}, r"split_validation\.fraction: must be a number in \(0, 1\), got 1.0"),
+        ({"fraction": -0.2}, r"split_validation\.fraction: must be a number in \(0, 1\), got -0.2"),
+        (
+            {"fraction": "0.2"},
+            r"split_validation\.fraction: must be a number in \(0, 1\), got '0.2'",
+        ),
         ({"fraction": 0.01}, r"each part must keep at least one example, got 0 of 10"),
         ({"fraction": 0.97}, r"each part must keep at least one example, got 10 of 10"),
         ({"seed": -1}, r"seed:? must be an integer in \[0, 2\*\*63\), got -1"),

@@ -23,8 +23,9 @@ import warnings
 
 import numpy as np
 
+from caviar.constraints import FRACTION
 from caviar.data.dataset import Dataset
-from caviar.data.splits import Split, class_quotas, split_validation
+from caviar.data.splits import Split, class_quotas, python_scalar, split_validation
 from caviar.errors import InvalidValue, got
 
 #: fewer validation examples than this many per class (on average) draw a DataWarning
@@ -71,10 +72,7 @@ def split_for_study(
             f"of the {n_classes} classes needs at least 2 (one for training, one for validation)",
         )
     # 2. The sizes of the two parts, as split_validation will cut them.
-    if isinstance(fraction, bool) or not isinstance(fraction, int | float | np.floating):
-        raise InvalidValue(validation, f"fraction must be a float in (0, 1), {got(fraction)}")
-    if not 0 < fraction < 1:
-        raise InvalidValue(validation, f"fraction must be in (0, 1), {got(fraction)}")
+    fraction = FRACTION.check(python_scalar(fraction), validation)
     n_val = round(fraction * n)
     n_fit = n - n_val
     of = f"{fraction} of {n} training examples"

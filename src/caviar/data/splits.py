@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from caviar.errors import InvalidValue, got
+from caviar.constraints import FRACTION
+from caviar.errors import InvalidValue
 from caviar.seeding import SPLIT, check_seed, generator
 
 
@@ -56,10 +58,7 @@ def split_validation(
             f"x must be [N, ...] and y [N] with the same N, "
             f"got shapes {list(x.shape)} and {list(y.shape)}",
         )
-    if isinstance(fraction, bool) or not isinstance(fraction, int | float | np.floating):
-        raise InvalidValue(owner, f"fraction must be a float in (0, 1), {got(fraction)}")
-    if not 0 < fraction < 1:
-        raise InvalidValue(owner, f"fraction must be in (0, 1), {got(fraction)}")
+    fraction = FRACTION.check(python_scalar(fraction), f"{owner}.fraction")
     seed = check_seed(owner, seed)
     n = len(y)
     n_val = round(fraction * n)
@@ -120,3 +119,8 @@ def _stratified_choice(
         members = np.flatnonzero(inverse == k)
         picks.append(rng.permutation(members)[: quota[k]])
     return np.concatenate(picks)
+
+
+def python_scalar(value: Any) -> Any:
+    """A numpy scalar as the Python number it holds (the validator knows Python's types)."""
+    return value.item() if isinstance(value, np.generic) else value

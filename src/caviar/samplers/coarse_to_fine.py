@@ -18,7 +18,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from caviar.constraints import integer, number
+from caviar.constraints import FRACTION, integer, number
 from caviar.errors import InvalidValue, got
 from caviar.records import Direction, FrozenTrial, TrialState
 from caviar.samplers.base import Proposal, Sampler
@@ -58,7 +58,7 @@ class CoarseToFineSampler(Sampler):
             integer(1, min(self.per_round)).check(
                 keep, f"{owner}.keep (a count, at most the smallest round)"
             )
-        elif not number(0.0, 1.0, low_open=True, high_open=True).allows(keep):
+        elif not FRACTION.allows(keep):
             raise InvalidValue(
                 f"{owner}.keep", f"must be a count >= 1 or a fraction in (0, 1), {got(keep)}"
             )
