@@ -8,8 +8,10 @@ thread per worker and in the single-process run (so the float results are bit fo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -161,7 +163,7 @@ def wait_for(condition: Any, seconds: float) -> bool:
     while time.monotonic() < end:
         if condition():
             return True
-        time.sleep(0.2)
+        time.sleep(0.05)
     return False
 
 
@@ -171,27 +173,30 @@ def test_a_killed_driver_loses_nothing_and_its_workers_stop(tmp_path: Path, clus
     workers, and the next `caviar tune` continues the study to the end."""
     import yaml
 
-    raw = config(tmp_path, "killed", trials=24, ray=cluster)
+    raw = config(tmp_path, "killed", trials=60, ray=cluster)
     raw["space"]["epochs"] = EPOCHS
     path = tmp_path / "killed.yaml"
     path.write_text(yaml.safe_dump(raw))
     driver = subprocess.Popen(
         [sys.executable, "-m", "caviar.command", "tune", str(path), "--quiet", "--no-report"],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
     db = tmp_path / "s.db"
 
     def training() -> bool:
+        """Whether a running trial has epochs stored (read cheaply: the driver is quick)."""
         if driver.poll() is not None:
-            raise AssertionError(driver.stderr.read().decode() if driver.stderr else "exited")
-        if not db.exists():
-            return False
+            raise AssertionError(f"the driver ended before it was killed ({driver.returncode})")
         try:
-            trials = Study.load("killed", db).trials()
-        except Exception:
-            return False
-        return any(t.curve for t in trials if t.state is TrialState.RUNNING)
+            with contextlib.closing(sqlite3.connect(db, timeout=0.1)) as con:
+                (n,) = con.execute(
+                    "SELECT COUNT(*) FROM epochs JOIN trials USING (trial_id) "
+                    "WHERE trials.state = 'running'"
+                ).fetchone()
+        except sqlite3.Error:
+            return False  # not created yet, or busy
+        return bool(n)
 
     assert wait_for(training, 90), "the driver trained nothing"
     assert pool_workers()
@@ -201,7 +206,7 @@ def test_a_killed_driver_loses_nothing_and_its_workers_stop(tmp_path: Path, clus
     before = Study.load("killed", db).trials()
     assert any(t.state is TrialState.RUNNING for t in before)
     after = tune(raw, progress=False, report=False).trials()
-    assert_whole(after, 24)
+    assert_whole(after, 60)
     assert all(t.state is TrialState.COMPLETE for t in after)
     done_before = {t.number: t for t in before if t.state.is_finished}
     assert results([t for t in after if t.number in done_before]) == results(
