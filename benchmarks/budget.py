@@ -54,9 +54,9 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 import caviar
-from caviar.config import SECTIONS
 from caviar.data import load_dataset, split_validation
 from caviar.nn import resolve_device
+from caviar.sections import SECTIONS
 from caviar.study import EpochRecord, Study, Trial
 
 ROOT = Path(__file__).resolve().parents[1]

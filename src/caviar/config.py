@@ -1,10 +1,8 @@
-"""The study config: typed, frozen sections read from TOML, YAML or a mapping.
+"""The study config: typed, frozen sections (:mod:`caviar.sections`) and a search space, read
+from TOML, YAML or a mapping, and checked across keys (a grid's size, rounds and trials).
 
-Each section is a frozen dataclass whose fields carry their default, their rule (a
-:class:`~caviar.constraints.Constraint`, or a rule of its own shape) and one line of help;
-``[space]`` is checked against the engine's table (:data:`caviar.nn.HYPERPARAMETERS`). The same
-fields validate a config and write its reference, ``docs/config.md``
-(:mod:`caviar.config_reference`). Unknown keys and bad values raise
+``[space]`` is checked against the engine's table (:data:`caviar.nn.HYPERPARAMETERS`). The
+same tables write the reference, ``docs/config.md`` (:mod:`caviar.config_reference`). Unknown keys and bad values raise
 :class:`~caviar.errors.InvalidValue` naming the key path:
 ``space.lr: low must be > 0 on a log scale, got 0``.
 """
@@ -13,263 +11,40 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from caviar.constraints import (
-    FRACTION,
-    OPTIONAL_TEXT,
-    STUDY_NAME,
-    TEXT,
-    integer,
-    number,
-    one_of,
-)
+from caviar.constraints import STUDY_NAME
 from caviar.errors import InvalidValue, got
 from caviar.halving import Halving
 from caviar.nn.spec import HYPERPARAMETERS, MemberSpec
 from caviar.samplers import CoarseToFineSampler, GridSampler, RandomSampler, Sampler
-from caviar.seeding import SEED
+from caviar.sections import (
+    GRID_LIMIT,
+    SECTIONS,
+    DataSection,
+    SearchSection,
+    StudySection,
+    read_section,
+    section_dict,
+)
 from caviar.space import SearchSpace
 
-#: the most points a grid may have: each point is a trial; random search covers more ground
-GRID_LIMIT = 1_000_000
-
-
-class Rule(Protocol):
-    """What a config key's value must be: a :class:`Constraint`, or a rule of its own shape."""
-
-    def describe(self) -> str: ...
-
-    def check(self, value: Any, owner: str) -> Any: ...
-
-
-class _Threads:
-    def describe(self) -> str:
-        return "'auto' or an integer in [1, inf)"
-
-    def check(self, value: Any, owner: str) -> int | None:
-        if value == "auto" or value is None:  # None: "auto" as a stored config holds it
-            return None
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise InvalidValue(owner, f"must be {self.describe()}, {got(value)}")
-        return value
-
-
-class _HalvingRule:
-    def describe(self) -> str:
-        return "true, false or a table {min_epochs = 1, eta = 3}"
-
-    def check(self, value: Any, owner: str) -> dict[str, int] | None:
-        halving = Halving.from_config(dict(value) if isinstance(value, Mapping) else value)
-        return None if halving is None else halving.to_config()
-
-
-class _Points:
-    def describe(self) -> str:
-        return "an integer in [1, inf), or a table of one such integer per searched name"
-
-    def check(self, value: Any, owner: str) -> int | dict[str, int]:
-        if isinstance(value, Mapping):
-            return {str(k): integer(1).check(v, f"{owner}.{k}") for k, v in value.items()}
-        return int(integer(1).check(value, owner))
-
-
-class _PerRound:
-    def describe(self) -> str:
-        return "a non-empty list of integers in [1, inf), one per round"
-
-    def check(self, value: Any, owner: str) -> tuple[int, ...] | None:
-        if value is None:
-            return None
-        if not isinstance(value, list | tuple) or not value:
-            raise InvalidValue(owner, f"must be {self.describe()}, {got(value)}")
-        return tuple(integer(1).check(v, f"{owner}[{i}]") for i, v in enumerate(value))
-
-
-class _Devices:
-    """Devices for the pool's workers: a list, or one text of comma-separated names."""
-
-    NAME = re.compile(r"cpu|cuda(:\d+)?")
-
-    def describe(self) -> str:
-        return "a list of 'cpu', 'cuda' or 'cuda:N' (or one text: 'cuda:0,cuda:1')"
-
-    def check(self, value: Any, owner: str) -> tuple[str, ...]:
-        if isinstance(value, str):
-            value = [part.strip() for part in value.split(",")] if value.strip() else []
-        if not isinstance(value, list | tuple):
-            raise InvalidValue(owner, f"must be {self.describe()}, {got(value)}")
-        for i, name in enumerate(value):
-            if not isinstance(name, str) or not self.NAME.fullmatch(name):
-                reason = f"must be 'cpu', 'cuda' or 'cuda:N', {got(name)}"
-                raise InvalidValue(f"{owner}[{i}]", reason)
-        return tuple(value)
-
-
-class _Keep:
-    def describe(self) -> str:
-        return "a count in [1, inf) or a fraction in (0, 1)"
-
-    def check(self, value: Any, owner: str) -> int | float:
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
-            return value
-        if isinstance(value, float) and 0.0 < value < 1.0:
-            return value
-        raise InvalidValue(owner, f"must be {self.describe()}, {got(value)}")
-
-
-def setting(default: Any, rule: Rule, help: str) -> Any:
-    """A config key: its default, its rule and one line of help (see docs/config.md)."""
-    return field(default=default, metadata={"rule": rule, "help": help})
-
-
-@dataclass(frozen=True)
-class StudySection:
-    """``[study]``: what the study is called, where it is kept, how it runs."""
-
-    name: str | None = setting(None, STUDY_NAME, "default: the config file's stem, or 'demo'")
-    storage: str = setting("caviar.db", TEXT, "the SQLite file holding the study")
-    seed: int = setting(0, SEED, "configurations, initial weights, data order and split")
-    device: str = setting("auto", TEXT, "auto | cpu | cuda | cuda:N")
-    dtype: str = setting("float32", one_of("float32", "float64"), "the engine's float type")
-    threads: int | None = setting(
-        None, _Threads(), "CPU threads: auto (the cores other work leaves free) or N"
-    )
-
-
-@dataclass(frozen=True)
-class DataSection:
-    """``[data]``: the dataset and how it is cut."""
-
-    dataset: str = setting("digits", TEXT, "mnist | fashion-mnist | digits | file.npz | file.csv")
-    data_dir: str | None = setting(
-        None, OPTIONAL_TEXT, "a folder with the IDX .gz files (mnist, fashion-mnist): no network"
-    )
-    cache_dir: str | None = setting(
-        None, OPTIONAL_TEXT, "where downloads are kept (default ~/.cache/caviar)"
-    )
-    train_size: int | None = setting(
-        None, integer(1, nullable=True), "the first N training examples (default: all)"
-    )
-    test_size: int | None = setting(
-        None, integer(1, nullable=True), "the first N test examples (default: all)"
-    )
-    validation: float = setting(
-        0.2,
-        FRACTION,
-        "the fraction of the training examples held out, stratified and seeded",
-    )
-    label_column: str = setting("label", TEXT, "csv only: the column holding the labels")
-
-
-@dataclass(frozen=True)
-class SearchSection:
-    """``[search]``: how configurations are chosen, trained and ranked."""
-
-    sampler: str = setting(
-        "random", one_of("random", "grid", "coarse_to_fine"), "how configurations are chosen"
-    )
-    trials: int | None = setting(
-        None, integer(1, nullable=True), "total trials (grid: default the whole grid)"
-    )
-    population: int = setting(
-        0, integer(0), "the pool's slots, members training at once (0: 16 on a CPU, 1024 on a GPU)"
-    )
-    objective: str = setting(
-        "final",
-        one_of("final", "best"),
-        "validation accuracy at the last epoch (final) or at the best epoch (best)",
-    )
-    points_per_dim: int | dict[str, int] = setting(
-        5, _Points(), f"grid: points per searched dimension (at most {GRID_LIMIT:,} in all)"
-    )
-    rounds: int = setting(3, integer(1), "coarse_to_fine: rounds, trials split evenly over them")
-    per_round: tuple[int, ...] | None = setting(
-        None, _PerRound(), "coarse_to_fine: trials per round (their sum is the trial count)"
-    )
-    keep: int | float = setting(
-        0.25, _Keep(), "coarse_to_fine: the best trials each round's box is drawn around"
-    )
-    margin: float = setting(
-        0.1, number(0.0, 1.0), "coarse_to_fine: box margin, a fraction of the previous box"
-    )
-    timeout: float | None = setting(
-        None,
-        number(0.0, low_open=True, nullable=True),
-        "seconds: no new work after this; unfinished trials go back to the queue",
-    )
-    halving: dict[str, int] | None = setting(
-        None, _HalvingRule(), "successive halving (ASHA): rungs at min_epochs * eta**k epochs"
-    )
-    train_metrics: str = setting(
-        "pass",
-        one_of("pass", "full"),
-        "training loss/accuracy from the epoch's batches (pass), or a full pass (full)",
-    )
-    keep_models: int = setting(
-        5, integer(0), "the final states of the best N trials are kept beside the study"
-    )
-    ray: str | None = setting(
-        None,
-        OPTIONAL_TEXT,
-        "spread the pool over a Ray cluster: auto (the running one, else a new local one) or "
-        "its address (host:port, ray://host:10001); nothing: one process (docs/distributed.md)",
-    )
-    devices: tuple[str, ...] = setting(
-        (),
-        _Devices(),
-        "one pool worker per entry: cpu (a CPU slot), cuda (a GPU Ray assigns), cuda:N (GPU N "
-        "of this machine); without ray, a local Ray on this machine; [] with ray: one per GPU "
-        "of the cluster, else one per CPU",
-    )
-
-
-Section = StudySection | DataSection | SearchSection
-
-#: the config's sections, in the order a file shows them (``[space]`` is read apart)
-SECTIONS: dict[str, type[StudySection] | type[DataSection] | type[SearchSection]] = {
-    "study": StudySection,
-    "data": DataSection,
-    "search": SearchSection,
-}
-
-
-def read_section(raw: Mapping[str, Any], name: str) -> Any:
-    """The section ``name`` of ``raw``, every key checked by its rule (unknown keys refused)."""
-    table = raw.get(name, {})
-    if table is None:
-        table = {}
-    if not isinstance(table, Mapping):
-        raise InvalidValue(name, f"must be a table of keys, {got(table)}")
-    cls = SECTIONS[name]
-    keys = {f.name: f for f in fields(cls)}
-    unknown = sorted(set(map(str, table)) - set(keys))
-    if unknown:
-        raise InvalidValue(f"{name}.{unknown[0]}", f"unknown key; {name} takes {sorted(keys)}")
-    values = {
-        key: f.metadata["rule"].check(table[key], f"{name}.{key}")
-        for key, f in keys.items()
-        if key in table
-    }
-    return cls(**values)
-
-
-def _plain(value: Any) -> Any:
-    """A section's value as a config file holds it (tuples as lists, tables as dicts)."""
-    if isinstance(value, tuple):
-        return list(value)
-    if isinstance(value, Mapping):
-        return dict(value)
-    return value
-
-
-def section_dict(section: Section) -> dict[str, Any]:
-    return {f.name: _plain(getattr(section, f.name)) for f in fields(section)}
+__all__ = [
+    "SECTIONS",
+    "UNBOUNDED",
+    "DataSection",
+    "SearchSection",
+    "StudyConfig",
+    "StudySection",
+    "config_from_mapping",
+    "load_config",
+    "read_config_file",
+    "space_from_config",
+]
 
 
 def space_from_config(table: Any) -> SearchSpace:

@@ -12,8 +12,8 @@ import json
 from dataclasses import MISSING, fields
 from typing import Any
 
-from caviar.config import SECTIONS
 from caviar.nn.spec import GROUP_KEYS, HYPERPARAMETERS
+from caviar.sections import SECTIONS
 from caviar.space.dimensions import SCALES
 
 INTRO = """\
