@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from caviar.cli import main, scale_rounds
+from caviar.cli import main
 from caviar.config import config_from_mapping, load_config
+from caviar.tune_command import config_mapping, scale_rounds
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = ["--train-size", "300", "--epochs", "1", "--population", "4", "--quiet", "--no-report"]
@@ -107,7 +108,7 @@ def test_the_fashion_example_with_fewer_trials(monkeypatch: pytest.MonkeyPatch) 
     args = cli.parser().parse_args(
         ["tune", str(ROOT / "examples" / "fashion_coarse_to_fine.yaml"), "--trials", "32"]
     )
-    raw, default, source = cli._config_mapping(args)
+    raw, default, source = config_mapping(args)
     config = config_from_mapping(raw, default_name=default, source=source)
     per_round = config.per_round()
     original = load_config(ROOT / "examples" / "fashion_coarse_to_fine.yaml").per_round()
@@ -141,7 +142,7 @@ def test_a_random_study_keeps_its_name_when_only_the_budget_grows() -> None:
     from caviar import cli
 
     args = cli.parser().parse_args(["tune", str(ROOT / "examples" / "book.toml"), "--trials", "9"])
-    raw, default, source = cli._config_mapping(args)
+    raw, default, source = config_mapping(args)
     assert config_from_mapping(raw, default_name=default, source=source).name == "book"
 
 
