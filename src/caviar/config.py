@@ -2,8 +2,8 @@
 from TOML, YAML or a mapping, and checked across keys (a grid's size, rounds and trials).
 
 ``[space]`` is checked against the engine's table (:data:`caviar.nn.HYPERPARAMETERS`). The
-same tables write the reference, ``docs/config.md`` (:mod:`caviar.config_reference`). Unknown keys and bad values raise
-:class:`~caviar.errors.InvalidValue` naming the key path:
+same tables write the reference, ``docs/config.md`` (:mod:`caviar.config_reference`). Unknown
+keys and bad values raise :class:`~caviar.errors.InvalidValue` naming the key path:
 ``space.lr: low must be > 0 on a log scale, got 0``.
 """
 

@@ -30,13 +30,13 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
 
 from caviar.config import StudyConfig
+from caviar.engines import DEFAULT_SLOTS, DTYPES, Engine, Spread, SpreadRound
 from caviar.errors import InvalidValue
 from caviar.export import kept_state_path
 from caviar.halving import Halving, Rungs
@@ -57,55 +57,12 @@ from caviar.storage import StorageError
 from caviar.study import Study, Trial, TrialsTakenOver
 from caviar.threads import ThreadGovernor
 
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
-#: members in the pool when the config leaves ``search.population`` at 0: enough on a CPU to
-#: share every kernel but the products (measured: 8 to 32 members run at the same speed per
-#: model-epoch), while a trial still finishes early in the budget; a GPU needs many more to fill
-DEFAULT_SLOTS = {"cpu": 16, "cuda": 1024}
-
 #: under a time budget, the share of it in which a first trial should be able to finish
 FIRST_RESULT = 0.15
 #: under a time budget, the members of the first round, which measures the pace
 FIRST_ROUND_SLOTS = 4
 #: seconds between notes about the same trials held elsewhere
 WAIT_NOTE_EVERY = 60.0
-
-
-class Engine(Protocol):
-    """What the loop drives: members added and removed between rounds, one epoch each a round."""
-
-    eval_batch: int
-
-    def __len__(self) -> int: ...
-
-    @property
-    def keys(self) -> list[int]: ...
-
-    def add(self, key: int, spec: MemberSpec) -> None: ...
-
-    def remove(self, key: int) -> object: ...
-
-    def step(self, should_stop: Callable[[], bool] | None = None) -> RoundResult: ...
-
-
-class Spread(Engine, Protocol):
-    """An engine over several workers: what the loop needs to know of them."""
-
-    budget: int  # bytes a member may take on any worker
-    default_slots: int  # the pool's slots when ``search.population`` is 0
-    threads: int  # CPU threads a worker trains with
-
-    def placement(self, key: int) -> dict[str, Any]: ...  # where member ``key`` trained
-
-
-@dataclass
-class SpreadRound(RoundResult):
-    """A round over several workers: also the members lost with a worker that died (their
-    partial epochs are gone), and notes on what happened to the workers."""
-
-    lost: list[int] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
 
 
 def objective(curve: list[EpochRecord], mode: str) -> float | None:

@@ -25,10 +25,11 @@ import numpy as np
 
 from caviar.config import UNBOUNDED, StudyConfig, config_from_mapping, load_config
 from caviar.data import Dataset, Split, check_batch_size, load_dataset, split_for_study
+from caviar.engines import DTYPES
 from caviar.errors import InvalidValue
 from caviar.nn import TrainingData, resolve_device
 from caviar.progress import Progress
-from caviar.search_loop import DTYPES, SearchLoop, objective
+from caviar.search_loop import SearchLoop, objective
 from caviar.study import Study
 from caviar.threads import ThreadGovernor
 

@@ -27,8 +27,8 @@ from typing import Any
 from caviar.config import StudyConfig
 from caviar.distributed.cluster import WorkerPlan, import_ray, plan_workers
 from caviar.distributed.workers import PoolWorker, WorkerInfo
+from caviar.engines import DEFAULT_SLOTS, SpreadRound
 from caviar.nn import MemberSpec, TrainingData
-from caviar.search_loop import DEFAULT_SLOTS, SpreadRound
 
 #: seconds a new worker may take to start (its process, imports, data on its device)
 START_TIMEOUT = 120.0

@@ -17,11 +17,11 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from caviar.engines import DTYPES
 from caviar.nn import MemberSpec, MemberState, Pool, TrainingData, resolve_device
 from caviar.nn.device import matmul_precision
 from caviar.nn.memory import available_bytes
 from caviar.nn.pool import RoundResult
-from caviar.search_loop import DTYPES
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from caviar.config import StudyConfig, config_from_mapping, read_config_file
+from caviar.engines import DTYPES
 from caviar.errors import InvalidValue
 from caviar.nn import MemberSpec, MemberState, Pool, resolve_device
 from caviar.nn.device import matmul_precision
 from caviar.records import EpochRecord
-from caviar.search_loop import DTYPES
 from caviar.tuning import prepare_data
 
 _KEY = 0  # the member's key in its pool of one
