@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torch import Tensor, nn
+from _oracle import torch_nn_oracle
+from torch import Tensor
 from torch.nn import functional as F
 
 import caviar
@@ -74,32 +75,6 @@ def states64(data: TrainingData) -> list[MemberState]:
     return train(data, torch.float64)
 
 
-def torch_nn_member(state: MemberState) -> nn.Sequential:
-    """One member rebuilt by hand from torch.nn's layers, float64, eval mode: its logits."""
-    spec, p = state.spec, state.params
-    act = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}[spec.activation]
-    layers: list[nn.Module] = []
-    with torch.no_grad():
-        for layer in range(spec.n_layers + 1):
-            w = p[f"W{layer}"]  # [fan_in, fan_out]
-            linear = nn.Linear(*w.shape, bias=f"b{layer}" in p, dtype=torch.float64)
-            linear.weight.copy_(w.t())
-            if linear.bias is not None:
-                linear.bias.copy_(p[f"b{layer}"])
-            layers.append(linear)
-            if layer == spec.n_layers:
-                break
-            if spec.batch_norm:
-                norm = nn.BatchNorm1d(w.shape[1], eps=spec.bn_eps, dtype=torch.float64)
-                norm.weight.copy_(p[f"gamma{layer}"])
-                norm.bias.copy_(p[f"beta{layer}"])
-                norm.running_mean.copy_(state.running_mean[layer])
-                norm.running_var.copy_(state.running_var[layer])
-                layers.append(norm)
-            layers.append(act())
-    return nn.Sequential(*layers).eval()
-
-
 def mean_softmax(logits: list[Tensor]) -> Tensor:
     """The oracle: each member's softmax on its own, then their plain mean [B, C]."""
     return torch.stack([torch.softmax(z, dim=1) for z in logits]).mean(dim=0)
@@ -112,7 +87,7 @@ def mean_softmax(logits: list[Tensor]) -> Tensor:
 def test_float64_output_is_the_log_of_the_members_mean_softmax(k, data, states64) -> None:
     x = data.x_val  # float64 [60, 5]
     with torch.no_grad():
-        expected = mean_softmax([torch_nn_member(s)(x) for s in states64[:k]])
+        expected = mean_softmax([torch_nn_oracle(s)(x) for s in states64[:k]])
         out = CaviarEnsemble(states64[:k], dtype=torch.float64)(x)
     assert out.dtype == torch.float64 and out.shape == (60, 3)
     torch.testing.assert_close(out.exp(), expected, rtol=0, atol=1e-12)
@@ -148,7 +123,7 @@ def test_one_member_predicts_as_the_member_alone(data, states32) -> None:
 def test_score_is_the_cross_entropy_and_accuracy_of_the_mean(data, states64) -> None:
     x, y = data.x_val, data.y_val
     with torch.no_grad():
-        p = mean_softmax([torch_nn_member(s)(x) for s in states64])
+        p = mean_softmax([torch_nn_oracle(s)(x) for s in states64])
     expected_loss = -p[torch.arange(60), y].log().mean().item()
     expected_accuracy = (p.argmax(dim=1) == y).double().mean().item()
     ensemble = CaviarEnsemble(states64, dtype=torch.float64)

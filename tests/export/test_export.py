@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from torch import Tensor, nn
+from _oracle import torch_nn_oracle
+from torch import Tensor
 from torch.nn import functional as F
 
 import caviar
@@ -104,32 +105,6 @@ def programs(
 def run_program(path: Path, x: Tensor) -> Tensor:
     logits: Tensor = torch.export.load(path).module()(x)
     return logits
-
-
-def torch_nn_oracle(state: MemberState) -> nn.Sequential:
-    """The member rebuilt by hand from torch.nn's own layers, in float64 and eval mode."""
-    spec, p = state.spec, state.params
-    act = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}[spec.activation]
-    layers: list[nn.Module] = []
-    with torch.no_grad():
-        for layer in range(spec.n_layers + 1):
-            w = p[f"W{layer}"]  # [fan_in, fan_out]
-            linear = nn.Linear(*w.shape, bias=f"b{layer}" in p, dtype=torch.float64)
-            linear.weight.copy_(w.t())
-            if linear.bias is not None:
-                linear.bias.copy_(p[f"b{layer}"])
-            layers.append(linear)
-            if layer == spec.n_layers:
-                break
-            if spec.batch_norm:
-                norm = nn.BatchNorm1d(w.shape[1], eps=spec.bn_eps, dtype=torch.float64)
-                norm.weight.copy_(p[f"gamma{layer}"])
-                norm.bias.copy_(p[f"beta{layer}"])
-                norm.running_mean.copy_(state.running_mean[layer])
-                norm.running_var.copy_(state.running_var[layer])
-                layers.append(norm)
-            layers.append(act())
-    return nn.Sequential(*layers).eval()
 
 
 # -- the model and the program compute what the engine computes ------------------------------
