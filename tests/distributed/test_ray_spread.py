@@ -53,13 +53,15 @@ def restore_torch_threads() -> Iterator[None]:
     torch.set_num_threads(before)
 
 
-def config(tmp_path: Path, name: str, trials: int = 12, **search: Any) -> dict[str, Any]:
+def config(
+    tmp_path: Path, name: str, trials: int = 12, dtype: str = "float64", **search: Any
+) -> dict[str, Any]:
     return {
         "study": {
             "name": name,
             "storage": str(tmp_path / "s.db"),
             "threads": 1,
-            "dtype": "float64",
+            "dtype": dtype,
             "seed": 3,
         },
         "data": {"dataset": "digits", "train_size": 300, "test_size": 50},
@@ -88,11 +90,17 @@ def assert_whole(trials: Sequence[FrozenTrial], n: int) -> None:
         assert [r.epoch for r in t.curve] == list(range(1, end + 1)), t.number
 
 
-def test_two_workers_give_the_trials_of_one_process(tmp_path: Path) -> None:
-    """With halving, so the rungs judge members that ran on different workers."""
-    one = tune(config(tmp_path, "one", halving=HALVING), progress=False, report=False).trials()
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_two_workers_give_the_trials_of_one_process(tmp_path: Path, dtype: str) -> None:
+    """With halving, so the rungs judge members that ran on different workers; bit for bit in
+    the default float32 as in float64."""
+    one = tune(
+        config(tmp_path, "one", dtype=dtype, halving=HALVING), progress=False, report=False
+    ).trials()
     spread = tune(
-        config(tmp_path, "two", halving=HALVING, ray="auto"), progress=False, report=False
+        config(tmp_path, "two", dtype=dtype, halving=HALVING, ray="auto"),
+        progress=False,
+        report=False,
     ).trials()
     assert results(spread) == results(one)
     assert_whole(spread, 12)
