@@ -202,8 +202,13 @@ def test_a_study_named_like_an_option_is_refused(capsys: pytest.CaptureFixture[s
     assert code == 2 and one_line_error(err).startswith("study.name: must be 1-100 letters")
 
 
-def test_a_huge_grid_is_refused_before_anything_is_built() -> None:
-    started = time.perf_counter()
+def test_a_huge_grid_is_refused_before_anything_is_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    from caviar.samplers import GridSampler
+
+    def built(*args: object) -> None:
+        raise AssertionError("the grid's axes were built: its size should have refused it")
+
+    monkeypatch.setattr(GridSampler, "axes", built)  # refused from the sizes alone
     with pytest.raises(ValueError, match=r"a grid of 91,000,000,000,000 points \(91 x 1000000"):
         config_from_mapping(
             {
@@ -215,7 +220,6 @@ def test_a_huge_grid_is_refused_before_anything_is_built() -> None:
                 "search": {"sampler": "grid", "points_per_dim": 1_000_000},
             }
         )
-    assert time.perf_counter() - started < 5  # refused from the sizes, not by building it
 
 
 @pytest.mark.parametrize("delay", [0.2, 0.5, 1.0, 1.5])
@@ -299,7 +303,6 @@ def test_a_million_trials_stream_and_record_their_threads(tmp_path: Path) -> Non
     budget ends it at once, with a handful of rows, each recording its thread counts."""
     from caviar.tuning import tune
 
-    started = time.perf_counter()
     study = tune(
         {
             "study": {"name": "many", "storage": str(tmp_path / "m.db"), "threads": 1},
@@ -311,8 +314,7 @@ def test_a_million_trials_stream_and_record_their_threads(tmp_path: Path) -> Non
         report=False,
     )
     trials = study.trials(curves=False)
-    assert time.perf_counter() - started < 30
-    assert 0 < len(trials) < 10_000
+    assert 0 < len(trials) < 10_000  # asked as slots free, not a million rows first
     assert all(t.attrs["threads"] == [1] for t in trials if t.state.is_finished)
 
 
