@@ -12,10 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from _oracle import torch_nn_oracle
+from _export_support import blobs, torch_nn_oracle
 from torch import Tensor
 from torch.nn import functional as F
 
@@ -36,22 +35,9 @@ MEMBERS = [
 SRC = Path(caviar.__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def data() -> TrainingData:
-    """Three Gaussian blobs in 5 dimensions: 150 training and 60 validation examples."""
-    rng = np.random.default_rng(1)
-    centres = rng.normal(0.0, 2.0, size=(3, 5))
-    y = rng.integers(0, 3, size=210)
-    x = centres[y] + rng.normal(0.0, 1.5, size=(210, 5))
-    return TrainingData.from_arrays(x[:150], y[:150], x[150:], y[150:], n_classes=3)
+    return blobs(1)
 
 
 def train(data: TrainingData, dtype: torch.dtype) -> list[MemberState]:

@@ -13,10 +13,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
-from _oracle import torch_nn_oracle
+from _export_support import blobs, torch_nn_oracle
 from torch import Tensor
 from torch.nn import functional as F
 
@@ -52,23 +51,9 @@ NAMES = list(CASES)
 SRC = Path(caviar.__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one intra-op thread is faster than several."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def data() -> TrainingData:
-    """Three Gaussian blobs in 5 dimensions: 150 training and 60 validation examples."""
-    rng = np.random.default_rng(0)
-    centres = rng.normal(0.0, 2.0, size=(3, 5))
-    y = rng.integers(0, 3, size=210)
-    x = centres[y] + rng.normal(0.0, 1.5, size=(210, 5))
-    return TrainingData.from_arrays(x[:150], y[:150], x[150:], y[150:], n_classes=3)
+    return blobs(0)
 
 
 def train(data: TrainingData, dtype: torch.dtype) -> dict[str, MemberState]:

@@ -1,11 +1,22 @@
-"""The independent oracle of the export tests: a kept member rebuilt by hand from torch.nn."""
+"""What the export tests share: their data (Gaussian blobs) and their independent oracle, a kept
+member rebuilt by hand from torch.nn."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
-from caviar.nn import MemberState
+from caviar.nn import MemberState, TrainingData
+
+
+def blobs(seed: int) -> TrainingData:
+    """Three Gaussian blobs in 5 dimensions: 150 training and 60 validation examples."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0.0, 2.0, size=(3, 5))
+    y = rng.integers(0, 3, size=210)
+    x = centres[y] + rng.normal(0.0, 1.5, size=(210, 5))
+    return TrainingData.from_arrays(x[:150], y[:150], x[150:], y[150:], n_classes=3)
 
 
 def torch_nn_oracle(state: MemberState) -> nn.Sequential:
