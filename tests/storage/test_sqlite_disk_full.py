@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from caviar import EpochRecord, SearchSpace, SQLiteStorage, Study, TrialState, Uniform
+from caviar import EpochRecord, SearchSpace, Study, TrialState, Uniform
 from caviar.storage import DiskFullError, StorageError, sqlite_errors
+from caviar.storage.sqlite_connections import Connections
 
 SPACE = SearchSpace({"x": Uniform(0.0, 1.0)})
 
@@ -19,7 +20,7 @@ class Disk:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, error: str) -> None:
         self.full, self.error = False, error
-        real = SQLiteStorage._db
+        real = Connections.db
         disk = self
 
         class Connection:
@@ -34,7 +35,7 @@ class Disk:
             def __getattr__(self, name: str) -> object:
                 return getattr(self.db, name)
 
-        monkeypatch.setattr(SQLiteStorage, "_db", lambda storage: Connection(real(storage)))
+        monkeypatch.setattr(Connections, "db", lambda connections: Connection(real(connections)))
 
 
 def test_sqlites_own_full_error_says_the_disk_is_full_and_nothing_was_lost(tmp_path):

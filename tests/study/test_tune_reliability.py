@@ -17,6 +17,7 @@ import pytest
 
 from caviar.records import NewTrial
 from caviar.storage import CorruptRowError, DiskFullError, SQLiteStorage
+from caviar.storage.sqlite_connections import Connections
 from caviar.study import Study, TrialState
 from caviar.study import study as study_module
 from caviar.tuning import tune
@@ -76,7 +77,7 @@ def straight_values(tmp_path: Path) -> dict[int, float | None]:
 def test_a_full_disk_mid_run_keeps_every_finished_trial(tmp_path, monkeypatch):
     path = tmp_path / "s.db"
     full = [False]
-    real_db = SQLiteStorage._db
+    real_db = Connections.db
 
     class Connection:
         """Once the disk is full, every COMMIT fails as SQLite's does."""
@@ -93,7 +94,7 @@ def test_a_full_disk_mid_run_keeps_every_finished_trial(tmp_path, monkeypatch):
             return getattr(self.db, name)
 
     with monkeypatch.context() as m:
-        m.setattr(SQLiteStorage, "_db", lambda storage: Connection(real_db(storage)))
+        m.setattr(Connections, "db", lambda connections: Connection(real_db(connections)))
         after_finishes(m, 2, lambda storage: full.__setitem__(0, True))
         with pytest.raises(DiskFullError, match="free some space and run the same command again"):
             tune(tiny(tmp_path), progress=False, report=False)

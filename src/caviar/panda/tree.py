@@ -18,10 +18,7 @@ import contextlib
 import json
 import os
 import sqlite3
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +27,18 @@ from caviar.nn.state import MemberState
 from caviar.panda.records import Branch, Command, RunRow, StoredEpoch
 from caviar.panda.schema import PANDA_SCHEMA, drop_beyond_budget
 from caviar.storage import SQLiteStorage
-from caviar.storage.sqlite_file import connect_read_only
+from caviar.storage.sqlite_connections import Connections
 
 _RUN_COLUMNS = "run_id, name, config, spec, source, status, branch, budget, version, created"
 
 
 def dumps(value: Any) -> str:
     return json.dumps(value, allow_nan=False, separators=(",", ":"))
+
+
+def _prepare(db: sqlite3.Connection) -> None:
+    """A new writable connection (the study store switched the file to WAL already)."""
+    db.execute("PRAGMA synchronous=NORMAL")
 
 
 class PandaTree:
@@ -49,9 +51,12 @@ class PandaTree:
         self, path: str | os.PathLike[str], *, timeout: float = 60.0, read_only: bool = False
     ) -> None:
         self.path, self.timeout, self.read_only = Path(path), timeout, read_only
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        self._connections = Connections(
+            self.path,
+            timeout=timeout,
+            read_only=read_only,
+            prepare=_prepare,
+        )
         if read_only:
             SQLiteStorage(self.path, read_only=True).close()  # a caviar study file, or an error
             return
@@ -63,53 +68,18 @@ class PandaTree:
 
     # -- connections -------------------------------------------------------------------------
     def _db(self) -> sqlite3.Connection:
-        if getattr(self._local, "pid", None) != os.getpid():
-            if self.read_only:
-                db = connect_read_only(self.path, self.timeout)
-            else:
-                db = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
-                db.execute("PRAGMA synchronous=NORMAL")
-            self._local.db, self._local.pid = db, os.getpid()
-            with self._lock:
-                self._connections.append(db)
-        conn: sqlite3.Connection = self._local.db
-        return conn
+        return self._connections.db()
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        if self.read_only:
-            raise InvalidValue("PandaTree", f"{self.path} is open read-only")
-        db = self._db()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-            db.execute("COMMIT")
-        finally:
-            if db.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    db.execute("ROLLBACK")
+    def _write(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return self._connections.write(f"the panda runs of {self.path}")
 
-    @contextmanager
-    def read(self) -> Iterator[sqlite3.Connection]:
-        """A read transaction: its SELECTs see one snapshot of the file."""
-        db = self._db()
-        if db.in_transaction:  # inside another read: the same snapshot
-            yield db
-            return
-        db.execute("BEGIN")
-        try:
-            yield db
-        finally:
-            if db.in_transaction:
-                db.execute("COMMIT")
+    def read(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """A read transaction: its SELECTs see one snapshot of the file (a read inside a read
+        shares it)."""
+        return self._connections.read()
 
     def close(self) -> None:
-        with self._lock:
-            for db in self._connections:
-                with contextlib.suppress(sqlite3.Error):
-                    db.close()
-            self._connections.clear()
-        self._local = threading.local()
+        self._connections.close()
 
     def _has_tables(self, db: sqlite3.Connection) -> bool:
         row = db.execute(

@@ -20,10 +20,8 @@ import contextlib
 import json
 import os
 import sqlite3
-import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +36,7 @@ from caviar.storage.base import (
     UnknownStudyError,
     checked_value,
 )
+from caviar.storage.sqlite_connections import Connections
 from caviar.storage.sqlite_errors import translated
 from caviar.storage.sqlite_file import (
     SCHEMA,
@@ -45,7 +44,6 @@ from caviar.storage.sqlite_file import (
     NotAStudyFile,
     check_header,
     check_version,
-    connect_read_only,
     is_study_file,
     probe_read_only,
 )
@@ -75,9 +73,9 @@ class SQLiteStorage(Storage):
         self.path = Path(path)
         self.timeout = timeout
         self.read_only = read_only
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._connections_lock = threading.Lock()
+        self._connections = Connections(
+            self.path, timeout=timeout, read_only=read_only, prepare=self._prepare
+        )
         if read_only:
             self._check_read_only()
             return
@@ -135,19 +133,13 @@ class SQLiteStorage(Storage):
 
     # -- connections and transactions --------------------------------------------------------
     def _db(self) -> sqlite3.Connection:
-        if getattr(self._local, "pid", None) != os.getpid():
-            if self.read_only:
-                fresh = connect_read_only(self.path, self.timeout)
-            else:
-                fresh = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
-                self._use_wal(fresh)
-                fresh.execute("PRAGMA synchronous=NORMAL")
-                fresh.execute("PRAGMA foreign_keys=ON")
-            self._local.db, self._local.pid = fresh, os.getpid()
-            with self._connections_lock:
-                self._connections.append(fresh)
-        db: sqlite3.Connection = self._local.db
-        return db
+        return self._connections.db()
+
+    def _prepare(self, db: sqlite3.Connection) -> None:
+        """A new writable connection: WAL, and the pragmas every connection needs."""
+        self._use_wal(db)
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA foreign_keys=ON")
 
     def _use_wal(self, db: sqlite3.Connection) -> None:
         """Switch the file to WAL. The switch does not wait on the busy timeout, so processes
@@ -166,42 +158,16 @@ class SQLiteStorage(Storage):
                     raise
                 time.sleep(0.02)
 
-    @contextmanager
-    def _write(self, study: str) -> Iterator[sqlite3.Connection]:
-        """One write transaction: the lock is taken up front, so no deadlock can arise. If any
-        part fails (a full disk, most often at COMMIT), all of it is rolled back."""
-        if self.read_only:
-            raise StorageError(f"{self.path} is open read-only: cannot change study {study!r}")
-        with translated(self.path):
-            db = self._db()
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-                db.execute("COMMIT")
-            finally:
-                if db.in_transaction:  # SQLite may have rolled back already
-                    with contextlib.suppress(sqlite3.Error):
-                        db.execute("ROLLBACK")
+    def _write(self, study: str) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """One write transaction (see :class:`.Connections`)."""
+        return self._connections.write(f"study {study!r}")
 
-    @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
+    def _read(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         """A read transaction: several SELECTs see one snapshot."""
-        with translated(self.path):
-            db = self._db()
-            db.execute("BEGIN")
-            try:
-                yield db
-            finally:
-                if db.in_transaction:
-                    db.execute("COMMIT")
+        return self._connections.read()
 
     def close(self) -> None:
-        with self._connections_lock:
-            for db in self._connections:
-                with contextlib.suppress(sqlite3.ProgrammingError):  # another thread's
-                    db.close()
-            self._connections.clear()
-        self._local = threading.local()
+        self._connections.close()
 
     def _study_id(self, db: sqlite3.Connection, name: str) -> int:
         row = db.execute("SELECT study_id FROM studies WHERE name = ?", (name,)).fetchone()
