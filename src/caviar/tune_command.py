@@ -71,20 +71,28 @@ def config_mapping(args: argparse.Namespace) -> tuple[dict[str, Any], str, str]:
     return raw, default_name, source
 
 
-def flag_name(args: argparse.Namespace, raw: dict[str, Any], default_name: str) -> str | None:
-    """The study name the defining flags give (``demo-fashion-mnist-trials64-epochs10``), or
-    None when no such flag is given or --name is."""
+def defining_flags(args: argparse.Namespace, raw: dict[str, Any]) -> list[str]:
+    """The defining flags given, as parts of a study name (``fashion-mnist``, ``trials64``):
+    none with --name, and --trials only for coarse to fine (a random or grid study's trial count
+    is a budget, not its definition)."""
     if args.name is not None:
-        return None
+        return []
     search = raw.get("search") if isinstance(raw.get("search"), dict) else {}
     sampler = args.sampler or (search or {}).get("sampler", "random")
     parts = []
     for flag in DEFINING_FLAGS:
         value = getattr(args, flag)
         if value is None or (flag == "trials" and sampler != "coarse_to_fine"):
-            continue  # a random or grid study's trial count is a budget, not its definition
+            continue
         label = Path(str(value)).stem if flag == "dataset" else str(value)
         parts.append(label if flag in ("dataset", "sampler") else f"{flag.replace('_', '')}{label}")
+    return parts
+
+
+def flag_name(args: argparse.Namespace, raw: dict[str, Any], default_name: str) -> str | None:
+    """The study name the defining flags give (``demo-fashion-mnist-epochs10-trials64``), or
+    None when no such flag is given or --name is."""
+    parts = defining_flags(args, raw)
     if not parts:
         return None
     study = raw.get("study") if isinstance(raw.get("study"), dict) else {}
@@ -168,7 +176,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         f"stored in {config.study.storage}",
         flush=True,
     )
-    if args.name is None and flag_name(args, copy.deepcopy(raw), default_name) is not None:
+    if defining_flags(args, raw):
         print(
             "caviar: the flags change the study's definition, so they name a study of their "
             "own (the same command continues it; --name to choose another)",
