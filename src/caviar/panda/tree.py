@@ -250,16 +250,16 @@ class PandaTree:
 
     # -- epochs and snapshots ----------------------------------------------------------------
     def add_epoch(self, run_id: int, branch: int, point: StoredEpoch, state: MemberState) -> None:
-        """An epoch's record and the full state after it, in one transaction; then snapshots
-        beyond the run's budget are dropped (see the module docstring)."""
+        """An epoch's record and the full state after it, with the snapshots beyond the run's
+        budget dropped (see the module docstring), in one transaction."""
         with self._write() as db:
             db.execute(
                 "INSERT OR REPLACE INTO panda_epochs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (run_id, branch, *point.row()),
             )
             self._put_snapshot(db, run_id, branch, state, point.time)
+            drop_beyond_budget(db, run_id)
             _bump(db, run_id)
-        self._retain(run_id)
 
     def _put_snapshot(
         self, db: sqlite3.Connection, run_id: int, branch: int, state: MemberState, now: float
@@ -312,11 +312,6 @@ class PandaTree:
                 (run_id,),
             ).fetchall()
         return [{"branch": b, "epoch": e, "bytes": s, "time": t} for b, e, s, t in rows]
-
-    def _retain(self, run_id: int) -> None:
-        with self._write() as db:
-            if drop_beyond_budget(db, run_id):
-                _bump(db, run_id)
 
 
 def _bump(db: sqlite3.Connection, run_id: int) -> None:

@@ -32,7 +32,13 @@ class Where:
     """The row being read: ``study 'a', trial 3``; it words the error for a bad column."""
 
     def __init__(self, study: str, number: Any = None) -> None:
-        self.label = f"study {study!r}" if number is None else f"study {study!r}, trial {number}"
+        self._study, self._trial = study, number  # worded only when a column is bad
+
+    @property
+    def label(self) -> str:
+        if self._trial is None:
+            return f"study {self._study!r}"
+        return f"study {self._study!r}, trial {self._trial}"
 
     def bad(
         self, column: str, value: Any, expected: str, detail: str = "", *, of: str = ""
@@ -88,13 +94,25 @@ def study_record(row: Sequence[Any]) -> StudyRecord:
     )
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def epoch_record(study: str, number: int, row: Sequence[Any]) -> EpochRecord:
-    """An ``epochs`` row without its trial id: ``epoch, *METRICS``."""
+    """An ``epochs`` row without its trial id: ``epoch, *METRICS``. Curves are read by the
+    thousand, so a sound row costs a type test per column; a bad one is worded on the slow path."""
+    epoch, *values = row
+    if (
+        _is_number(epoch)
+        and isinstance(epoch, int)
+        and all(v is None or _is_number(v) for v in values)
+    ):
+        return EpochRecord(epoch, *(math.nan if v is None else float(v) for v in values))
     where = Where(study, number)
-    epoch = where.integer("epoch", row[0])
+    epoch = where.integer("epoch", epoch)
     metrics = [
         where.number(name, value, of=f" of epoch {epoch}")
-        for name, value in zip(METRICS, row[1:], strict=True)
+        for name, value in zip(METRICS, values, strict=True)
     ]
     return EpochRecord(epoch, *(math.nan if m is None else float(m) for m in metrics))
 
