@@ -211,15 +211,10 @@ def _check_grid(config: StudyConfig) -> None:
     """Refuse a grid too large to run before anything is built, saying its size."""
     points = config.search.points_per_dim
     names = config.space.free_names
-    if isinstance(points, dict):
-        unknown = sorted(set(points) - set(names))
-        missing = [n for n in names if n not in points]
-        if unknown or missing:
-            raise InvalidValue(
-                "search.points_per_dim",
-                f"must name each searched dimension {list(names)} once; unknown {unknown}, "
-                f"missing {missing}",
-            )
+    try:
+        GridSampler(points).check_names(config.space)
+    except InvalidValue as e:
+        raise e.at("search.points_per_dim") from None
     counts = [
         min(
             points[n] if isinstance(points, dict) else points,

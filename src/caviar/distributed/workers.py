@@ -13,12 +13,12 @@ from __future__ import annotations
 import os
 import socket
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 
 from caviar.engines import DTYPES
-from caviar.nn import MemberSpec, MemberState, Pool, TrainingData, resolve_device
+from caviar.nn import MemberSpec, Pool, TrainingData, resolve_device
 from caviar.nn.device import matmul_precision
 from caviar.nn.memory import available_bytes
 from caviar.nn.pool import RoundResult
@@ -96,19 +96,4 @@ class PoolWorker:
                 return time.monotonic() >= deadline
 
         with matmul_precision(self.device, self.dtype):
-            result = self.pool.step(should_stop)
-        for i, epoch in enumerate(result.epochs):
-            if epoch.state is not None:
-                result.epochs[i] = replace(epoch, state=on_cpu(epoch.state))
-        return result
-
-
-def on_cpu(state: MemberState) -> MemberState:
-    """``state`` with every tensor on the CPU."""
-    return replace(
-        state,
-        params={k: v.cpu() for k, v in state.params.items()},
-        optimizer={s: {k: v.cpu() for k, v in t.items()} for s, t in state.optimizer.items()},
-        running_mean=[t.cpu() for t in state.running_mean],
-        running_var=[t.cpu() for t in state.running_var],
-    )
+            return self.pool.step(should_stop)  # final states come on the CPU (member_state)

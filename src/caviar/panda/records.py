@@ -10,11 +10,6 @@ from typing import Any
 
 from caviar.records import EpochRecord
 
-#: statuses of a run (see :mod:`caviar.panda.control`)
-STATUSES = ("running", "paused", "stopped", "finished")
-#: command keys that are not hyperparameters
-CONTROL_KEYS = ("rollback", "pause", "resume", "stop")
-
 
 @dataclass(frozen=True)
 class RunRow:

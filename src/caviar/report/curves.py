@@ -8,10 +8,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from caviar.records import Direction, FrozenTrial, TrialState
-from caviar.report.scales import epoch_ticks, fit_limits, log_ticks
+from caviar.report.scales import epoch_ticks, fit_limits, log_ticks, short_label
 from caviar.space import SearchSpace
 
 
@@ -38,18 +37,12 @@ class Curve:
     epoch_ticks: tuple[int, ...] = ()
 
 
-def _short(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    return str(value)
-
-
 def top_curves(space: SearchSpace, leaderboard: Sequence[FrozenTrial], k: int = 20) -> list[Curve]:
     """Learning curves of the best ``k`` trials, labelled with their searched values (the
     book's 5 x 4 figure of the top 20)."""
     curves = []
     for t in leaderboard[:k]:
-        label = ", ".join(f"{n}={_short(t.params[n])}" for n in space.free_names)
+        label = ", ".join(f"{n}={short_label(t.params[n])}" for n in space.free_names)
         train_accuracy = tuple(r.train_accuracy for r in t.curve)
         val_accuracy = tuple(r.val_accuracy for r in t.curve)
         train_loss = tuple(r.train_loss for r in t.curve)

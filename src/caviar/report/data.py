@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from caviar.records import Direction, FrozenTrial, TrialState
+from caviar.report.scales import short_label
 from caviar.space import Dimension, SearchSpace
 
 
@@ -34,10 +35,6 @@ class RoundBox:
     text: str = ""
 
 
-def _short(value: Any) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
-
-
 def _kept_options(dim: Dimension, lo: float, hi: float) -> tuple[Any, ...]:
     """The options of a choice that unit coordinates in ``[lo, hi]`` map to: option ``i``
     owns the bin ``[i/k, (i+1)/k)``, so it is kept if its bin overlaps the box."""
@@ -49,7 +46,7 @@ def _kept_options(dim: Dimension, lo: float, hi: float) -> tuple[Any, ...]:
 
 def _box_text(low: Any, high: Any, categories: tuple[Any, ...], kept: tuple[Any, ...]) -> str:
     if not categories:
-        return f"{_short(low)} .. {_short(high)}"
+        return f"{short_label(low)} .. {short_label(high)}"
     names = ", ".join(str(c) for c in kept)
     return f"all ({names})" if kept == categories else names
 

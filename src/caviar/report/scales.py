@@ -27,6 +27,11 @@ TRANSFORMS: dict[str, Transform] = {
 MARGIN = 0.05
 
 
+def short_label(value: object) -> str:
+    """A value as a plot or table shows it: floats to 3 significant digits."""
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
 def _widen(lo: float, hi: float, margin: float) -> tuple[float, float]:
     """``[lo, hi]`` widened by ``margin`` of its span; a single value by ``margin`` of
     ``max(|value|, 1)``, so that it still gets a visible range."""

@@ -48,6 +48,11 @@ class GridSampler(Sampler):
 
     def axes(self, space: SearchSpace) -> list[tuple[float, ...]]:
         """The grid's unit coordinates on each free axis."""
+        self.check_names(space)
+        return [space[name].grid_units(self._requested(space, name)) for name in space.free_names]
+
+    def check_names(self, space: SearchSpace) -> None:
+        """Points given by name must name each searched dimension once."""
         if isinstance(self.points_per_dim, dict):
             unknown = sorted(set(self.points_per_dim) - set(space.free_names))
             missing = [n for n in space.free_names if n not in self.points_per_dim]
@@ -57,7 +62,6 @@ class GridSampler(Sampler):
                     f"must name each searched dimension {list(space.free_names)} "
                     f"once; unknown {unknown}, missing {missing}",
                 )
-        return [space[name].grid_units(self._requested(space, name)) for name in space.free_names]
 
     def capacity(self, space: SearchSpace) -> int:
         return math.prod(len(axis) for axis in self.axes(space))
