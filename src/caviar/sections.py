@@ -107,10 +107,8 @@ class _Keep:
         return "a count in [1, inf) or a fraction in (0, 1)"
 
     def check(self, value: Any, owner: str) -> int | float:
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
-            return value
-        if isinstance(value, float) and 0.0 < value < 1.0:
-            return value
+        if integer(1).allows(value) or (isinstance(value, float) and FRACTION.allows(value)):
+            return value  # an int is a count, a float a fraction (1.0 is neither)
         raise InvalidValue(owner, f"must be {self.describe()}, {got(value)}")
 
 
