@@ -108,7 +108,7 @@ class _Keep:
 
     def check(self, value: Any, owner: str) -> int | float:
         if integer(1).allows(value) or (isinstance(value, float) and FRACTION.allows(value)):
-            return value  # an int is a count, a float a fraction (1.0 is neither)
+            return int(value) if isinstance(value, int) else float(value)  # a count, or a share
         raise InvalidValue(owner, f"must be {self.describe()}, {got(value)}")
 
 
