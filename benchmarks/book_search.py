@@ -31,10 +31,11 @@ from __future__ import annotations
 
 import argparse
 import copy
+import math
 import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from itertools import pairwise
 from pathlib import Path
@@ -167,6 +168,62 @@ def vmap_search(
     return time.perf_counter() - started, curves[-1][1]
 
 
+def _best_seconds(run: Callable[[], object], repeats: int) -> float:
+    """The fastest of five timings of ``repeats`` calls, per call."""
+    for _ in range(max(3, repeats // 10)):  # warm the caches and the kernels' choices
+        run()
+    best = math.inf
+    for _ in range(5):
+        started = time.perf_counter()
+        for _ in range(repeats):
+            run()
+        best = min(best, (time.perf_counter() - started) / repeats)
+    return best
+
+
+def _product_seconds(m: int, k: int, n: int, members: int, transposed: bool = False) -> float:
+    """Seconds per member of ``[m, k] @ [k, n]`` (``transposed``: the left side a transposed
+    view, as a weight gradient reads ``h.T``), in the fastest of: one ``mm`` per member, one
+    ``mm`` over all members' columns (for a left side shared by every member), one ``bmm``."""
+
+    def left(*batch: int) -> Tensor:
+        if transposed:
+            return torch.randn(*batch, k, m).transpose(-1, -2)
+        return torch.randn(*batch, m, k)
+
+    a, b, out = left(), torch.randn(k, n), torch.empty(m, n)
+    one = _best_seconds(lambda: torch.mm(a, b, out=out), 200)
+    wide_b, wide_out = torch.randn(k, n * members), torch.empty(m, n * members)
+    wide = _best_seconds(lambda: torch.mm(a, wide_b, out=wide_out), 10) / members
+    many_a, many_b = left(members), torch.randn(members, k, n)
+    many_out = torch.empty(members, m, n)
+    batched = _best_seconds(lambda: torch.bmm(many_a, many_b, out=many_out), 10) / members
+    return min(one, wide, batched)
+
+
+def products_floor(
+    n_train: int,
+    n_val: int,
+    trials: int,
+    epochs: int = 50,
+    batch: int = 100,
+    sizes: Sequence[int] = (784, *[100] * 6, 10),
+    members: int = 16,
+) -> float:
+    """Seconds the search's matrix products take at their best measured speed here, all else
+    free (see the module docstring); ``members`` share a product in the stacked forms."""
+    steps = trials * epochs * (n_train // batch)
+    evals = trials * epochs
+    seconds = 0.0
+    for layer, (fan_in, fan_out) in enumerate(pairwise(sizes)):
+        forward = _product_seconds(batch, fan_in, fan_out, members)
+        weight_grad = _product_seconds(fan_in, batch, fan_out, members, transposed=True)
+        input_grad = 0.0 if layer == 0 else _product_seconds(batch, fan_out, fan_in, members)
+        seconds += steps * (forward + weight_grad + input_grad)
+        seconds += evals * _product_seconds(n_val, fan_in, fan_out, members)
+    return seconds
+
+
 def machine() -> str:
     cpu = "CPU"
     try:
@@ -234,6 +291,8 @@ def main() -> None:
         per_trial = (time.perf_counter() - started) / args.baseline_trials
     baseline_seconds = per_trial * len(trials)
 
+    floor_seconds = products_floor(len(split.y_train), len(split.y_val), len(trials))
+
     n_pool = config.search.population
     pool = f"a pool of {n_pool} members" if n_pool else "the default pool size"
     print(
@@ -264,6 +323,14 @@ def main() -> None:
     print(
         f"caviar / vmap ensemble: caviar {vmap_seconds / caviar_seconds:.2f}x as fast "
         f"(target >= 1.8x)"
+    )
+    print(
+        f"floor: the search's matrix products alone, each at its best measured speed on this "
+        f"machine (all else free): {floor_seconds:.1f} s; caviar is "
+        f"{caviar_seconds / floor_seconds:.2f}x the floor, the vmap ensemble "
+        f"{vmap_seconds / floor_seconds:.2f}x; no engine of these "
+        f"products can be more than {vmap_seconds / floor_seconds:.2f}x as fast as the vmap "
+        f"ensemble here (1.8x would be {vmap_seconds / 1.8:.1f} s)"
     )
 
 
