@@ -56,7 +56,6 @@ from torch.nn import functional as F
 import caviar
 from caviar.data import load_dataset, split_validation
 from caviar.nn import resolve_device
-from caviar.sections import SECTIONS
 from caviar.study import EpochRecord, Study, Trial
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -319,10 +318,6 @@ def run_optuna(data: Data, seconds: float, seed: int) -> Row:
 # -- caviar ----------------------------------------------------------------------------------------
 
 
-def caviar_has_budget() -> bool:
-    return {"timeout", "halving"} <= set(SECTIONS["search"])
-
-
 def run_caviar(args: argparse.Namespace, folder: Path, halving: bool, notes: list[str]) -> Row:
     name = "budget-halving" if halving else "budget"
     search: dict[str, Any] = {
@@ -338,9 +333,8 @@ def run_caviar(args: argparse.Namespace, folder: Path, halving: bool, notes: lis
         "storage": str(folder / f"{name}.db"),
         "seed": args.seed,
         "device": args.device,
+        "threads": torch.get_num_threads(),  # the baselines' count, not "auto" (free cores)
     }
-    if "threads" in SECTIONS["study"]:  # the baselines' count, not "auto" (free cores)
-        table["threads"] = torch.get_num_threads()
     mapping = {
         "study": table,
         "data": {
@@ -499,6 +493,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, help="CPU threads, every side (default: torch's)")
     ap.add_argument("--skip-optuna", action="store_true")
     ap.add_argument("--skip-caviar", action="store_true", help="only the baselines")
+    ap.add_argument(
+        "--skip-flat", action="store_true", help="caviar with halving only (not without it)"
+    )
     ap.add_argument("--out", type=Path, help="folder for budget.md (the table as markdown)")
     args = ap.parse_args()
 
@@ -546,14 +543,12 @@ def main() -> None:
 
     if args.skip_caviar:
         notes.append("- caviar sides skipped (--skip-caviar)")
-    elif not caviar_has_budget():
-        notes.append(
-            "- caviar sides skipped: this caviar version lacks the search.timeout and "
-            "search.halving config keys"
-        )
     else:
         with tempfile.TemporaryDirectory() as folder:
-            flat = done(run_caviar(args, Path(folder), False, notes))
+            if args.skip_flat:
+                notes.append("- caviar without halving skipped (--skip-flat)")
+            else:
+                flat = done(run_caviar(args, Path(folder), False, notes))
             halved = done(run_caviar(args, Path(folder), True, notes))
     plain = done(run_loop(data, args.seconds, args.seed))
     if args.skip_optuna:
