@@ -241,6 +241,7 @@ def main() -> None:
     ap.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "datasets" / "mnist"))
     ap.add_argument("--baseline-trials", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--trials", type=int, default=100, help="the book's: 100 (fewer: a smoke run)")
     ap.add_argument(
         "--threads", type=int, help="CPU threads, every side (default: the libraries' own)"
     )
@@ -258,6 +259,7 @@ def main() -> None:
                 config.study, threads=threads, storage=str(Path(folder) / "book.db"), seed=args.seed
             ),
             data=replace(config.data, data_dir=args.data_dir),
+            search=replace(config.search, trials=args.trials),
         )
         started = time.perf_counter()
         study = tune(config, progress=False, report=False)

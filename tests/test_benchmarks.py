@@ -1,0 +1,100 @@
+"""Every benchmark runs, in its smallest mode, as a user runs it (a subprocess from the checkout).
+
+This times nothing: speed is what the benchmarks themselves print. It catches a benchmark that
+no longer runs against the code it measures (budget.py once read the config sections as key
+lists after they became typed classes, and every run, the GPU script's included, failed).
+Benchmarks that read MNIST skip, saying why, without ../shared/datasets/mnist beside the checkout.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MNIST = ROOT.parent / "shared" / "datasets" / "mnist"
+
+needs_mnist = pytest.mark.skipif(
+    not MNIST.is_dir(), reason=f"the checked MNIST files are not at {MNIST}"
+)
+
+
+def run_benchmark(name: str, *args: str, timeout: float = 300) -> str:
+    """Run ``benchmarks/<name>.py`` with ``args``; its standard output (a failure shows both)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    failed = f"{name}.py exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+    assert done.returncode == 0, failed
+    return done.stdout
+
+
+@pytest.mark.slow
+@needs_mnist
+def test_budget_prints_every_side_and_the_ratios(tmp_path: Path) -> None:
+    out = run_benchmark(
+        "budget",
+        *("--data-dir", str(MNIST), "--seconds", "3", "--train-size", "1200"),
+        *("--test-size", "300", "--skip-optuna", "--out", str(tmp_path)),
+    )
+    for side in ("| caviar, P=auto |", "| caviar, P=auto, halving", "| plain PyTorch loop"):
+        assert side in out
+    assert "model-epochs/s / the loop's" in out
+    assert "configurations / the loop's" in out
+    assert (tmp_path / "budget.md").read_text(encoding="utf-8").startswith("# Search in a budget")
+
+
+@pytest.mark.slow
+def test_population_prints_the_flop_ratio_on_synthetic_data() -> None:
+    out = run_benchmark(
+        "population",
+        *("--workload", "realistic", "--examples", "512", "--sizes", "1,2"),
+        *("--baseline-models", "1", "--repeats", "1", "--device", "cpu"),
+    )
+    assert "exec/useful FLOPs" in out
+
+
+@pytest.mark.slow
+@needs_mnist
+def test_book_search_prints_the_vmap_ratio_and_the_floor() -> None:
+    out = run_benchmark(
+        "book_search", "--data-dir", str(MNIST), "--trials", "3", "--baseline-trials", "1"
+    )
+    assert "caviar / vmap ensemble" in out
+    assert "floor: the search's matrix products alone" in out
+
+
+@pytest.mark.slow
+def test_storage_prints_its_rates() -> None:
+    out = run_benchmark("storage", "--trials", "20", "--epochs", "3")
+    assert "tells/s" in out
+
+
+@pytest.mark.slow
+@needs_mnist
+def test_book_halving_prints_the_medians() -> None:
+    out = run_benchmark("book_halving", "--data-dir", str(MNIST), "--seeds", "1")
+    assert "| side | median best val acc |" in out
+    assert "halving example: median best" in out
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_ray_overhead_prints_both_sides() -> None:
+    pytest.importorskip("ray")
+    out = run_benchmark(
+        "ray_overhead",
+        *("--dataset", "digits", "--train-size", "600", "--trials", "4", "--epochs", "1"),
+        *("--population", "2", "--workers", "1", "--repeat", "1"),
+    )
+    assert "model-epochs/s" in out
