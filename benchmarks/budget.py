@@ -32,6 +32,12 @@ get the data ready-made. One run per side, one after the other, after an untimed
 
     python benchmarks/budget.py --data-dir ../shared/datasets/mnist             # 150 s a side
     python benchmarks/budget.py --seconds 20 --train-size 6000 --skip-optuna    # smoke run
+    python benchmarks/budget.py --seeds 6 --skip-flat --skip-optuna  # halving vs loop, 6 seeds
+
+One seed's run says little about best accuracies: the two sides draw different configurations,
+and 0.001 is 12 validation examples. --seeds N runs every side for N seeds (the split, caviar's
+study and the loop's draws change with it) and ends with caviar with halving against the loop
+seed by seed, with the medians.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ import contextlib
 import math
 import os
 import platform
+import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -477,36 +484,21 @@ def ratios(plain: Row | None, flat: Row | None, halved: Row | None) -> list[str]
     return lines
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "datasets" / "mnist"))
-    ap.add_argument("--seconds", type=float, default=150.0, help="budget per side")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--train-size", type=int, default=None, help="first N training images")
-    ap.add_argument("--test-size", type=int, default=None, help="first N test images")
-    ap.add_argument(
-        "--population",
-        type=int,
-        help="caviar's members at once (default: caviar's own, sized to the budget)",
-    )
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--threads", type=int, help="CPU threads, every side (default: torch's)")
-    ap.add_argument("--skip-optuna", action="store_true")
-    ap.add_argument("--skip-caviar", action="store_true", help="only the baselines")
-    ap.add_argument(
-        "--skip-flat", action="store_true", help="caviar with halving only (not without it)"
-    )
-    ap.add_argument("--out", type=Path, help="folder for budget.md (the table as markdown)")
-    args = ap.parse_args()
+@dataclass(frozen=True)
+class SeedRun:
+    """One seed's sides (None: skipped) and its report as markdown lines."""
 
-    device = resolve_device(args.device)
-    args.population = args.population or 0  # 0: caviar's own choice (sized to the budget)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if device.type == "cuda":
-        # as caviar does for float32 on a GPU, through the same API (PyTorch refuses a mix of
-        # the legacy allow_tf32 flags and fp32_precision in one process)
-        torch.backends.cuda.matmul.fp32_precision = "tf32"
+    seed: int
+    flat: Row | None
+    halved: Row | None
+    plain: Row
+    text: list[str]
+
+
+def run_seed(args: argparse.Namespace, device: torch.device, seed: int) -> SeedRun:
+    """Every side with this seed (the split, caviar's study, the loop's draws); prints as it
+    goes."""
+    args = argparse.Namespace(**{**vars(args), "seed": seed})
     data = load(args, device)
     warm_up(data)
     busy = others_busy() if device.type == "cpu" else None
@@ -565,8 +557,88 @@ def main() -> None:
     busy = others_busy() if device.type == "cpu" else None
     if busy is not None:
         summary.append(f"- other processes kept {busy:.1f} cores busy at the end")
-    print("\n" + "\n".join(summary))
-    text = [*header, *table(rows), "", *summary]
+    print("\n" + "\n".join(summary), flush=True)
+    return SeedRun(seed, flat, halved, plain, [*header, *table(rows), "", *summary, ""])
+
+
+def over_seeds(runs: list[SeedRun]) -> list[str]:
+    """Caviar with halving against the loop, seed by seed, and the medians."""
+    lines = [
+        f"# Over {len(runs)} seeds: caviar with halving against the loop",
+        "",
+        "| seed | configurations (halving / loop) | ratio | best val acc (halving / loop) "
+        "| test acc of best (halving / loop) |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    pairs = [(r.seed, r.halved, r.plain) for r in runs if r.halved is not None]
+    for seed, h, p in pairs:
+        lines.append(
+            f"| {seed} | {h.configurations} / {p.configurations} | "
+            f"{h.configurations / max(p.configurations, 1):.2f}x | {h.best_val:.4f} / "
+            f"{p.best_val:.4f} | {h.test:.4f} / {p.test:.4f} |"
+        )
+    if not pairs:
+        return [*lines, "", "- caviar with halving did not run"]
+    median = statistics.median
+    at_least = sum(h.best_val >= p.best_val for _, h, p in pairs)
+    return [
+        *lines,
+        f"| median | {median(h.configurations for _, h, _ in pairs):g} / "
+        f"{median(p.configurations for _, _, p in pairs):g} | "
+        f"{median(h.configurations / max(p.configurations, 1) for _, h, p in pairs):.2f}x | "
+        f"{median(h.best_val for _, h, _ in pairs):.4f} / "
+        f"{median(p.best_val for _, _, p in pairs):.4f} | "
+        f"{median(h.test for _, h, _ in pairs):.4f} / {median(p.test for _, _, p in pairs):.4f} |",
+        "",
+        f"- halving's best validation accuracy at least the loop's in {at_least} of "
+        f"{len(pairs)} seeds; mean difference "
+        f"{statistics.fmean(h.best_val - p.best_val for _, h, p in pairs):+.4f}",
+    ]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "datasets" / "mnist"))
+    ap.add_argument("--seconds", type=float, default=150.0, help="budget per side")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="run every side for seeds seed .. seed+N-1, then "
+        "caviar with halving against the loop over them (medians)",
+    )
+    ap.add_argument("--train-size", type=int, default=None, help="first N training images")
+    ap.add_argument("--test-size", type=int, default=None, help="first N test images")
+    ap.add_argument(
+        "--population",
+        type=int,
+        help="caviar's members at once (default: caviar's own, sized to the budget)",
+    )
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--threads", type=int, help="CPU threads, every side (default: torch's)")
+    ap.add_argument("--skip-optuna", action="store_true")
+    ap.add_argument("--skip-caviar", action="store_true", help="only the baselines")
+    ap.add_argument(
+        "--skip-flat", action="store_true", help="caviar with halving only (not without it)"
+    )
+    ap.add_argument("--out", type=Path, help="folder for budget.md (the table as markdown)")
+    args = ap.parse_args()
+
+    device = resolve_device(args.device)
+    args.population = args.population or 0  # 0: caviar's own choice (sized to the budget)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if device.type == "cuda":
+        # as caviar does for float32 on a GPU, through the same API (PyTorch refuses a mix of
+        # the legacy allow_tf32 flags and fp32_precision in one process)
+        torch.backends.cuda.matmul.fp32_precision = "tf32"
+    runs = [run_seed(args, device, seed) for seed in range(args.seed, args.seed + args.seeds)]
+    text = [line for run in runs for line in run.text]
+    if len(runs) > 1:
+        over = over_seeds(runs)
+        print("\n" + "\n".join(over))
+        text += ["", *over]
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "budget.md").write_text("\n".join(text) + "\n", encoding="utf-8")

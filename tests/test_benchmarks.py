@@ -41,17 +41,20 @@ def run_benchmark(name: str, *args: str, timeout: float = 300) -> str:
 
 @pytest.mark.slow
 @needs_mnist
-def test_budget_prints_every_side_and_the_ratios(tmp_path: Path) -> None:
+def test_budget_prints_every_side_the_ratios_and_the_medians_over_seeds(tmp_path: Path) -> None:
     out = run_benchmark(
         "budget",
-        *("--data-dir", str(MNIST), "--seconds", "3", "--train-size", "1200"),
-        *("--test-size", "300", "--skip-optuna", "--out", str(tmp_path)),
+        *("--data-dir", str(MNIST), "--seconds", "2", "--train-size", "1200"),
+        *("--test-size", "300", "--skip-optuna", "--seeds", "2", "--out", str(tmp_path)),
     )
     for side in ("| caviar, P=auto |", "| caviar, P=auto, halving", "| plain PyTorch loop"):
         assert side in out
     assert "model-epochs/s / the loop's" in out
     assert "configurations / the loop's" in out
-    assert (tmp_path / "budget.md").read_text(encoding="utf-8").startswith("# Search in a budget")
+    assert "# Over 2 seeds: caviar with halving against the loop" in out
+    assert "| median |" in out
+    written = (tmp_path / "budget.md").read_text(encoding="utf-8")
+    assert written.startswith("# Search in a budget") and "| median |" in written
 
 
 @pytest.mark.slow
