@@ -8,7 +8,9 @@
    Their slots go to the next trials at once.
 4. When the budget runs out mid-round, the round stops there, and the members still training go
    back to the queue for the next ``caviar tune``: every trial is complete, pruned, diverged,
-   failed, or queued; none is half-told.
+   failed, or queued; none is half-told. Before that, after every round, the budget's end game
+   (:mod:`caviar.endgame`) sends back the members whose next decision cannot come in time, so
+   the others finish, and starts a new trial only if its first decision fits.
 
 When the pool is empty but other processes hold trials the study still needs, the run waits for
 them and says for whom and how long. When another process took over this run's trials (it was
@@ -28,6 +30,7 @@ the next free slots train them again from their seeds.
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -36,6 +39,7 @@ import numpy as np
 import torch
 
 from caviar.config import StudyConfig
+from caviar.endgame import Running, epochs_to_decision, plan
 from caviar.engines import DEFAULT_SLOTS, DTYPES, Engine, Spread, SpreadRound
 from caviar.errors import InvalidValue
 from caviar.export import kept_state_path
@@ -49,7 +53,7 @@ from caviar.nn import (
     resolve_device,
 )
 from caviar.nn.device import matmul_precision
-from caviar.nn.memory import available_bytes, bytes_per_member
+from caviar.nn.memory import available_bytes, bytes_per_member, n_parameters
 from caviar.nn.pool import RoundResult
 from caviar.progress import Progress
 from caviar.records import EpochRecord, FrozenTrial, TrialState
@@ -160,6 +164,11 @@ class SearchLoop:
         self.threads_used: dict[int, set[int]] = {}
         self.budget = available_bytes(self.device) if spread is None else spread.budget
         self.judged: set[tuple[int, int]] = set()  # (trial, rung): kept there already
+        # the budget's end game (caviar.endgame): seconds per parameter-epoch in the last
+        # round, the seconds its plan leaves for new trials, and whether new trials still start
+        self.pace: float | None = None
+        self.spare = math.inf
+        self.closed = False
         self._last_wait_note: tuple[Any, float] = ((), -float("inf"))
 
     # -- the loop ----------------------------------------------------------------------------
@@ -183,11 +192,13 @@ class SearchLoop:
                     if not self.out_of_time():
                         self._fill()
                     if not len(self.pool):
-                        if self.out_of_time() or not self._wait_for_others():
+                        if self.out_of_time() or self.closed or not self._wait_for_others():
                             break
                         continue
                     self.progress.training(len(self.pool))
                     members, round_started = len(self.pool), time.perf_counter()
+                    work = sum(self._work(self.specs[n]) for n in self.pool.keys)
+                    clock_started = self.clock()
                     result = self.pool.step(self._should_stop)
                     if isinstance(result, SpreadRound):
                         self._requeue_lost(result)
@@ -195,6 +206,7 @@ class SearchLoop:
                     self._size_pool(members, time.perf_counter() - round_started)
                     if result.interrupted:
                         break
+                    self._end_game(work, self.clock() - clock_started)
         except BaseException:
             self._give_back(quietly=True)
             raise
@@ -238,6 +250,53 @@ class SearchLoop:
         fit = int(room / (max(left, 1) * seconds / members))
         self.slots = max(2, min(self.slots, fit))
 
+    def _work(self, spec: MemberSpec) -> float:
+        """A member's parameters: what an epoch of it costs, up to the pace."""
+        return float(n_parameters(spec, self.training.n_inputs, self.training.n_classes))
+
+    def _cost(self, spec: MemberSpec, done: int) -> float:
+        """Seconds, at the last round's pace, until a member of ``spec`` with ``done`` epochs
+        is next judged or complete."""
+        assert self.pace is not None
+        return self.pace * self._work(spec) * epochs_to_decision(done, spec.epochs, self.halving)
+
+    def _end_game(self, work: float, seconds: float) -> None:
+        """Under a budget, after a round of ``work`` that took ``seconds``: members whose next
+        decision cannot come before the deadline go back to the queue now, so the others get
+        the machine, and what the rest leave bounds the new trials (:mod:`caviar.endgame`)."""
+        if self.deadline is None or work <= 0 or seconds <= 0:
+            return
+        self.pace = seconds / work
+        running = [
+            Running(n, len(self.curves[n]), self._cost(self.specs[n], len(self.curves[n])))
+            for n in self.pool.keys
+            if n in self.running
+        ]
+        release, self.spare = plan(running, self.deadline - self.clock())
+        if not release:
+            return
+        for number in release:
+            self.pool.remove(number)
+            del self.curves[number]
+        self.study.release([self.running.pop(n) for n in release])
+        numbers = ", ".join(map(str, release))
+        which = f"trial {numbers}" if len(release) == 1 else f"trials {numbers}"
+        self.progress.note(
+            f"caviar: {which} cannot reach a rung or the end in the budget left; back to the "
+            "queue, so the others finish"
+        )
+
+    def _admits(self, spec: MemberSpec) -> bool:
+        """Whether a new trial's first decision fits in what the end game leaves (always,
+        before a round has measured the pace or without a budget)."""
+        if self.pace is None or self.deadline is None:
+            return True
+        cost = self._cost(spec, 0)
+        if cost > self.spare:
+            return False
+        self.spare -= cost
+        return True
+
     def _wait_for_others(self) -> bool:
         """Whether trials held by other processes may still give this run work (after a
         short wait); False when the study has nothing left to run."""
@@ -273,12 +332,17 @@ class SearchLoop:
     def _fill(self) -> None:
         """Give every free slot a trial."""
         free = self.slots - len(self.pool)
-        if free <= 0:
+        if free <= 0 or self.closed:
             return
-        for trial in self.study.ask(free, max_trials=self.total):
+        asked = self.study.ask(free, max_trials=self.total)
+        for i, trial in enumerate(asked):
             spec = self._spec(trial)
             if spec is None:
                 continue
+            if not self._admits(spec):  # nor any later one: the budget's end game
+                self.closed = True
+                self.study.release(asked[i:])
+                return
             self.running[trial.number] = trial
             self.specs[trial.number] = spec
             self.curves[trial.number] = []

@@ -310,10 +310,25 @@ class SteppingClock:
         return self.now
 
 
+class SlowingClock(SteppingClock):
+    """A stepping clock whose steps grow to ``then`` from ``after`` fake seconds on: a round
+    that starts before then takes longer than the pace measured so far (the budget's end game
+    plans with), so the deadline cuts it."""
+
+    def __init__(self, step: float, *, after: float, then: float) -> None:
+        super().__init__(step)
+        self.after, self.then = after, then
+
+    def __call__(self) -> float:
+        if self.now >= self.after:
+            self.step = self.then
+        return super().__call__()
+
+
 def test_a_time_budget_starts_nothing_late_and_requeues_what_it_cut(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clock = SteppingClock(1.0)
+    clock = SlowingClock(1.0, after=70.0, then=10.0)
     asked_at: list[float] = []
     ask = Study.ask
 
@@ -322,10 +337,10 @@ def test_a_time_budget_starts_nothing_late_and_requeues_what_it_cut(
         return ask(self, n, **kwargs)
 
     monkeypatch.setattr(Study, "ask", spy)
-    cfg = config(tmp_path, space={"epochs": 3}, trials=8, population=2, timeout=60)
+    cfg = config(tmp_path, space={"epochs": 3}, trials=8, population=2, timeout=120)
     line = io.StringIO()
     study = tune(cfg, progress=True, report=False, clock=clock, stream=line)
-    deadline = clock.first + 60  # the budget counts from the call (its first clock reading)
+    deadline = clock.first + 120  # the budget counts from the call (its first clock reading)
 
     assert asked_at and max(asked_at) < deadline  # no trial started after the deadline
     trials = study.trials()
