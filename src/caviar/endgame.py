@@ -11,8 +11,8 @@ the pace that round measured:
   leave goes back to the queue at once, so the others get the machine;
 - a new trial starts only if its first decision fits in what is left after all of them.
 
-The order of the kept members does not change when they all get there: a round costs the sum of
-its members' epochs, so the time until they all reach their decisions is the sum of their costs.
+Adding up costs is exact whatever the rounds' order: a round costs the sum of its members'
+epochs, so the kept members all reach their decisions after the sum of their costs.
 An epoch's cost is taken as proportional to the member's parameters (each weight takes part in
 the same few products per example), scaled by the seconds per parameter the last round took.
 """
