@@ -13,7 +13,8 @@ Each claim is tested in both dtypes the engine offers (float32 and float64), on 
    without a kept state, "trained again exactly as in the search": there in float64, here
    in float32 too.
 4. "every result is reproducible from its seed" (README): the same config run twice gives the
-   same trials, values, parameters and curves, here; a trial trained again alone from its seed
+   same trials, values, parameters and curves, here; so does a run stopped part way and run
+   again ("continues where it stopped"), here; a trial trained again alone from its seed
    scores what it scored in the search, here and in (3).
 5. "a member whose lr is 0 keeps its parameters exactly" (nn/optim.py):
    tests/nn/test_nn_optim.py::test_a_member_with_zero_learning_rate_keeps_its_parameters_exactly.
@@ -78,6 +79,31 @@ def test_the_same_config_and_seed_give_identical_trials(tmp_path: Path, dtype: s
     b = tune(tiny(tmp_path / "b", dtype), progress=False, report=False)
     assert len(a.trials()) == 4
     assert trials(a) == trials(b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_run_stopped_part_way_and_run_again_gives_the_trials_of_one_run(
+    tmp_path: Path, dtype: str
+) -> None:
+    """Claim 4 with "continues where it stopped" (README): a time budget on a fake clock (a
+    second per reading) stops the first run with trials left in the queue; `tune` again
+    finishes them, and every trial equals the one a single run gives."""
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += 1.0
+        return now[0]
+
+    cut = tiny(tmp_path / "cut", dtype)
+    cut["search"].update(population=2, timeout=120)
+    first = tune(cut, progress=False, report=False, clock=clock)
+    states = [t.state.value for t in first.trials()]
+    assert "queued" in states and "complete" in states, states  # stopped part way
+    del cut["search"]["timeout"]
+    again = tune(cut, progress=False, report=False)
+    straight = tiny(tmp_path / "straight", dtype)
+    straight["search"]["population"] = 2
+    assert trials(again) == trials(tune(straight, progress=False, report=False))
 
 
 def test_as_trained_without_a_kept_state_reproduces_the_search_in_float32(tmp_path: Path) -> None:
