@@ -121,7 +121,12 @@ def run_experiment(
     return result
 
 
-def figure_path(path: Path) -> Path:
-    """Where a renderer saves (the folder made if needed)."""
+def save_figure(fig: Any, path: Path) -> None:
+    """A renderer's last step: lay the figure out, save it at ``path`` (the folder made if
+    needed) and free it."""
+    import matplotlib.pyplot as plt
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    return path
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)

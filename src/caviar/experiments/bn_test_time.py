@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from caviar.experiments.base import Options, Result, figure_path, table
+from caviar.experiments.base import Options, Result, save_figure, table
 from caviar.experiments.data import experiment_data
 from caviar.experiments.train import fit, member_logits
 from caviar.nn import MemberSpec, MemberState
@@ -121,6 +121,4 @@ def draw(numbers: Mapping[str, Any], path: Path) -> None:
         xscale="log", xlabel="examples predicted together", ylabel="test accuracy", ylim=(0, 1.02)
     )
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(figure_path(path), dpi=80)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from caviar.experiments.base import Options, Result, figure_path, table
+from caviar.experiments.base import Options, Result, save_figure, table
 from caviar.experiments.data import experiment_data
 from caviar.experiments.softmax import softmax
 from caviar.experiments.train import fit, member_logits
@@ -116,6 +116,4 @@ def draw(numbers: Mapping[str, Any], path: Path) -> None:
     ax.set_xticks([0, 1, 2, 3], ["members", "ensemble", "dropout members", "dropout ens."])
     ax.set_ylabel("test accuracy")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(figure_path(path), dpi=80)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from caviar.experiments.base import Options, Result, figure_path, table
+from caviar.experiments.base import Options, Result, save_figure, table
 from caviar.experiments.data import experiment_data
 from caviar.experiments.train import fit
 from caviar.nn import MemberSpec
@@ -186,6 +186,4 @@ def draw(numbers: Mapping[str, Any], path: Path) -> None:
     ax.set_xlabel("learning rate")
     ax.set_ylabel("final val acc")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(figure_path(path), dpi=80)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from caviar.experiments.base import Options, Result, figure_path, table
+from caviar.experiments.base import Options, Result, save_figure, table
 from caviar.experiments.data import experiment_data
 from caviar.experiments.train import fit
 from caviar.nn import MemberSpec
@@ -155,9 +155,7 @@ def draw(numbers: Mapping[str, Any], path: Path) -> None:
     ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1.02)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(figure_path(path), dpi=80)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def run_overfit(options: Options) -> Result:

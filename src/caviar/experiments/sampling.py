@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from caviar.experiments.base import Options, Result, figure_path, table
+from caviar.experiments.base import Options, Result, save_figure, table
 from caviar.experiments.data import experiment_data
 from caviar.experiments.train import fit
 from caviar.nn import MemberSpec
@@ -251,9 +251,7 @@ def draw_random_vs_grid(numbers: Mapping[str, Any], path: Path) -> None:
     b.set(xlabel="trials", ylabel="best val acc (seed mean)")
     a.legend()
     b.legend()
-    fig.tight_layout()
-    fig.savefig(figure_path(path), dpi=80)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def draw_log_vs_linear(numbers: Mapping[str, Any], path: Path) -> None:
@@ -269,9 +267,7 @@ def draw_log_vs_linear(numbers: Mapping[str, Any], path: Path) -> None:
     b.set(xscale="log", xlabel="learning rate", ylabel="final val acc (Adam)")
     a.legend()
     b.legend()
-    fig.tight_layout()
-    fig.savefig(figure_path(path), dpi=80)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def draw_beta_scale(numbers: Mapping[str, Any], path: Path) -> None:
@@ -288,6 +284,4 @@ def draw_beta_scale(numbers: Mapping[str, Any], path: Path) -> None:
     b.set(xscale="log", xlabel="window 1 / (1 - beta)", ylabel="final val acc (momentum)")
     a.legend()
     b.legend()
-    fig.tight_layout()
-    fig.savefig(figure_path(path), dpi=80)
-    plt.close(fig)
+    save_figure(fig, path)

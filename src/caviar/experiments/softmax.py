@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from caviar.experiments.base import Options, Result, figure_path, table
+from caviar.experiments.base import Options, Result, save_figure, table
 
 CENTRES = np.array([[0.0, 2.0], [-2.0, -1.0], [2.0, -1.0]])
 
@@ -126,6 +126,4 @@ def draw(numbers: Mapping[str, Any], path: Path) -> None:
         ax.set_title(title)
         if key == "pmax":
             fig.colorbar(mesh, ax=ax)
-    fig.tight_layout()
-    fig.savefig(figure_path(path), dpi=80)
-    plt.close(fig)
+    save_figure(fig, path)
