@@ -32,22 +32,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from budget import FIXED, SPACE  # the budget benchmark's workload, as the docstring says
 
 import caviar.distributed
 from caviar.threads import machine_cores
 from caviar.tuning import tune
-
-SPACE: dict[str, Any] = {
-    "hidden_units": {"scale": "int", "low": 32, "high": 256},
-    "n_layers": {"scale": "int", "low": 1, "high": 4},
-    "dropout": {"scale": "linear", "low": 0.0, "high": 0.5},
-    "lr": {"scale": "log", "low": 1e-4, "high": 3e-1},
-    "beta1": {"scale": "one_minus_log", "low": 0.8, "high": 0.99},
-    "weight_decay": {"scale": "log", "low": 1e-7, "high": 1e-3},
-    "optimizer": "adam",
-    "batch_norm": True,
-    "batch_size": 128,
-}
 
 
 def config(args: argparse.Namespace, folder: str, name: str, **search: Any) -> dict[str, Any]:
@@ -59,7 +48,7 @@ def config(args: argparse.Namespace, folder: str, name: str, **search: Any) -> d
             "data_dir": args.data_dir if args.dataset == "mnist" else None,
             "train_size": args.train_size,
         },
-        "space": {**SPACE, "epochs": args.epochs},
+        "space": {**FIXED, **SPACE, "epochs": args.epochs},
         "search": {
             "trials": args.trials,
             "population": args.population,
