@@ -46,6 +46,10 @@ class InvalidValue(ValueError):
         """The same reason, owned by ``owner`` (e.g. the config key path)."""
         return InvalidValue(owner, self.reason)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as (owner, reason), so it crosses to the driver from a worker process."""
+        return (type(self), (self.owner, self.reason), self.__dict__)
+
 
 def got(value: Any) -> str:
     """How a bad value is shown at the end of a message: ``got 0``, ``got 'relu6'``."""
