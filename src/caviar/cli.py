@@ -270,7 +270,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--devices",
         metavar="LIST",
-        help="one pool worker per device, e.g. cuda:0,cuda:1 or cpu,cpu (search.devices)",
+        help="one pool worker per device, e.g. cuda:0,cuda:1, or cpu,cpu for one worker process "
+        "per core (search.devices)",
     )
     t.add_argument("--quiet", action="store_true", help="no progress line")
     t.add_argument(

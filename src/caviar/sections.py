@@ -212,9 +212,10 @@ class SearchSection:
     devices: tuple[str, ...] = setting(
         (),
         _Devices(),
-        "one pool worker per entry: cpu (a CPU slot), cuda (a GPU Ray assigns), cuda:N (GPU N "
-        "of this machine); without ray, a local Ray on this machine; [] with ray: one per GPU "
-        "of the cluster, else one per CPU",
+        "one pool worker per entry: cpu (a CPU slot), cuda (a GPU Ray assigns; without ray, "
+        "this machine's default GPU), cuda:N (GPU N of this machine); without ray, worker "
+        "processes of this machine (cpu,cpu: one per core, no Ray needed); [] with ray: one "
+        "per GPU of the cluster, else one per CPU",
     )
 
 

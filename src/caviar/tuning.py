@@ -171,7 +171,7 @@ def _check_ranking(study: Study, config: StudyConfig) -> None:
 
 def check_device(config: StudyConfig) -> None:
     """The config's device exists here (an InvalidValue naming ``study.device`` if not); for a
-    run spread over Ray workers, that Ray is installed and the local workers' devices exist."""
+    spread run, that Ray is installed (``search.ray``) or the local workers' devices exist."""
     from caviar.distributed import check_spread, is_spread
 
     if is_spread(config):
@@ -187,15 +187,15 @@ def check_device(config: StudyConfig) -> None:
 def _spread(
     config: StudyConfig, data: PreparedData, started: float, clock: Callable[[], float]
 ) -> Iterator[SpreadPool | None]:
-    """The Ray workers the config asks for (None: one process), ended after the run."""
-    from caviar.distributed import connect, disconnect, is_spread, open_spread
+    """The workers the config asks for (None: one process), ended after the run."""
+    from caviar.distributed import connect, disconnect, is_local, is_spread, open_spread
 
     if not is_spread(config):
         yield None
         return
     timeout = config.search.timeout
     deadline = None if timeout is None else started + timeout
-    owned = connect(config)
+    owned = not is_local(config) and connect(config)
     try:
         spread = open_spread(
             config,

@@ -24,7 +24,6 @@ import torch
 
 ray = pytest.importorskip("ray")
 
-from caviar.cli import main  # noqa: E402
 from caviar.distributed import SpreadPool  # noqa: E402
 from caviar.records import FrozenTrial, TrialState  # noqa: E402
 from caviar.study import Study  # noqa: E402
@@ -107,20 +106,6 @@ def test_two_workers_give_the_trials_of_one_process(tmp_path: Path, dtype: str) 
     assert {t.attrs["pool_size"] for t in spread} == {4}
     assert len({t.attrs["worker"] for t in spread}) == 2  # both workers trained
     assert {t.state for t in one} == {TrialState.COMPLETE, TrialState.PRUNED}
-
-
-def test_devices_on_the_command_line_split_the_pool(tmp_path: Path) -> None:
-    """``--devices cpu,cpu``: two local workers (here on the module's Ray), the same trials."""
-    import yaml
-
-    one = tune(config(tmp_path, "one", trials=6), progress=False, report=False).trials()
-    path = tmp_path / "two.yaml"
-    path.write_text(yaml.safe_dump(config(tmp_path, "two", trials=6)))
-    assert main(["tune", str(path), "--devices", "cpu,cpu", "--quiet", "--no-report"]) == 0
-    spread = Study.load("two", tmp_path / "s.db").trials()
-    assert results(spread) == results(one)
-    assert {t.attrs["device"] for t in spread} == {"cpu"}
-    assert len({t.attrs["worker"] for t in spread}) == 2
 
 
 def test_a_killed_worker_loses_nothing(

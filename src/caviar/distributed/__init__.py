@@ -1,8 +1,9 @@
-"""A study's pool spread over Ray workers: one pool per device, the study in the driver.
+"""A study's pool spread over workers: one pool per device, the study in the driver.
 
-``caviar tune CONFIG --ray auto`` (or ``search.ray``) and ``--devices cuda:0,cuda:1`` (or
-``search.devices``). Ray is an optional extra (``pip install 'caviar-tune[ray]'``); this package
-imports it only when a spread run starts. See ``docs/distributed.md``.
+``caviar tune CONFIG --ray auto`` (or ``search.ray``): workers on a Ray cluster;
+``--devices cpu,cpu`` or ``cuda:0,cuda:1`` alone (``search.devices``): worker processes of this
+machine, no Ray needed. Ray is an optional extra (``pip install 'caviar-tune[ray]'``); this
+package imports it only when a run on Ray starts. See ``docs/distributed.md``.
 """
 
 from caviar.distributed.cluster import (
@@ -12,16 +13,19 @@ from caviar.distributed.cluster import (
     connect,
     disconnect,
     import_ray,
+    is_local,
     is_spread,
     plan_workers,
 )
-from caviar.distributed.spread import SpreadPool, WorkersLost, open_spread
+from caviar.distributed.spread import SpreadPool, StartTimeout, Transport, WorkersLost, open_spread
 from caviar.distributed.workers import PoolWorker, WorkerInfo
 
 __all__ = [
     "RAY_MISSING",
     "PoolWorker",
     "SpreadPool",
+    "StartTimeout",
+    "Transport",
     "WorkerInfo",
     "WorkerPlan",
     "WorkersLost",
@@ -29,6 +33,7 @@ __all__ = [
     "connect",
     "disconnect",
     "import_ray",
+    "is_local",
     "is_spread",
     "open_spread",
     "plan_workers",

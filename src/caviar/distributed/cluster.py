@@ -1,14 +1,14 @@
-"""Which Ray to use and which workers to start: the settings ``search.ray`` and
-``search.devices`` turned into a connection and one :class:`WorkerPlan` per worker.
+"""Where a spread study's workers run: the settings ``search.ray`` and ``search.devices`` turned
+into a Ray connection (or none) and one :class:`WorkerPlan` per worker.
 
 - ``ray = "auto"``: the cluster ``RAY_ADDRESS`` or the latest one started on this machine names,
   else a new local one (Ray's own rule for ``ray.init()``); an address: that cluster. A process
   that called ``ray.init`` itself keeps its connection (tests, notebooks).
 - ``devices``: one worker per entry. ``cpu`` takes CPU slots (one per thread), ``cuda`` a GPU
   that Ray assigns, ``cuda:N`` GPU N of the machine it runs on (caviar places it, Ray does not).
-  Without ``ray``, a local Ray on this machine just for this run. Left empty with ``ray``: one
-  worker per GPU of the cluster, or, without GPUs (or with ``study.device = "cpu"``), one per
-  CPU slot.
+  Without ``ray``, each worker is a process of this machine (no Ray needed). Left empty with
+  ``ray``: one worker per GPU of the cluster, or, without GPUs (or with
+  ``study.device = "cpu"``), one per CPU slot.
 """
 
 from __future__ import annotations
@@ -40,12 +40,17 @@ def is_spread(config: StudyConfig) -> bool:
     return config.search.ray is not None or bool(config.search.devices)
 
 
+def is_local(config: StudyConfig) -> bool:
+    """Whether the workers are processes of this machine (``search.devices`` without ``ray``)."""
+    return config.search.ray is None and bool(config.search.devices)
+
+
 def check_spread(config: StudyConfig) -> None:
-    """Refuse a spread config that cannot start, before any data is loaded: Ray missing, or a
-    device this machine lacks for a local run."""
-    owner = "search.ray" if config.search.ray is not None else "search.devices"
-    import_ray(owner)
-    if config.search.ray is None:  # the workers run here: their devices must exist here
+    """Refuse a spread config that cannot start, before any data is loaded: Ray missing for
+    ``search.ray``, or a device this machine lacks for local workers."""
+    if not is_local(config):
+        import_ray("search.ray")
+    else:  # the workers run here: their devices must exist here
         for i, name in enumerate(config.search.devices):
             try:
                 resolve_device(name)
@@ -90,10 +95,7 @@ def connect(config: StudyConfig) -> bool:
     if ray.is_initialized():
         return False
     quiet = {"include_dashboard": False, "logging_level": logging.ERROR, "log_to_driver": False}
-    if config.search.ray is None:  # --devices alone: a Ray of our own on this machine
-        cpus = sum(p.num_cpus for p in plan_workers(config, {}))
-        ray.init(address="local", num_cpus=max(1, int(cpus)), **quiet)
-    elif config.search.ray == "auto":
+    if config.search.ray == "auto":
         ray.init(**quiet)
     else:
         ray.init(address=config.search.ray, **quiet)

@@ -1,37 +1,75 @@
-"""The driver side: pools on several Ray workers, driven as one pool.
+"""The driver side: pools on several workers, driven as one pool.
 
 :class:`SpreadPool` has the :class:`~caviar.nn.Pool` interface the search loop drives (add,
 remove, step), so the loop, the study store and the halving rungs stay in the driver, unchanged:
 
-1. ``add`` places a new member on the worker holding the fewest (ties: the first), ``remove``
-   takes one out; both travel with the next round's call, one call per worker a round.
+1. ``add`` places a new member on the worker with the least work a round (the parameters of
+   the members it holds: what an epoch of them costs; ties: the fewest members, then the
+   first), so that the workers end their rounds together; ``remove`` takes one out. Both travel
+   with the next round's call, one call per worker a round. Where a member trains changes none
+   of its numbers.
 2. ``step`` launches every worker's round at once and gathers them all (synchronous rounds),
    then merges the records in trial-number order: the loop sees what one pool of the same size
    would give, so the rungs judge members wherever they ran, and a study on N workers gives the
-   same trials as one process (in float64 on the CPU, bit for bit; see the tests).
+   same trials as one process (in float32 and float64 on the CPU, bit for bit; see the tests).
 3. A worker that dies mid-round (its process killed, its node gone) loses the members it held:
    they come back as :attr:`SpreadRound.lost`, the loop puts their trials back in the queue, and
    they train again from their seeds. A fresh worker takes the lost one's place (at most
    ``replacements`` times a run); if none can start, the others carry on.
 
-Workers are actors this driver owns: when the driver dies, Ray ends them.
+How the driver reaches its workers is a :class:`Transport`: Ray actors on a cluster
+(:mod:`caviar.distributed.ray_workers`, ``--ray``), or processes of this machine
+(:mod:`caviar.distributed.local_workers`, ``--devices`` alone). Either way the workers end
+with their driver.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from caviar.config import StudyConfig
-from caviar.distributed.cluster import WorkerPlan, import_ray, plan_workers
-from caviar.distributed.workers import PoolWorker, WorkerInfo
+from caviar.distributed.cluster import WorkerPlan, is_local, plan_workers
+from caviar.distributed.workers import WorkerInfo
 from caviar.engines import DEFAULT_SLOTS, SpreadRound
 from caviar.nn import MemberSpec, TrainingData
+from caviar.nn.memory import n_parameters
 
 #: seconds a new worker may take to start (its process, imports, data on its device)
 START_TIMEOUT = 120.0
+
+
+class StartTimeout(RuntimeError):
+    """Workers did not answer within the time they have to start."""
+
+
+class Transport(Protocol):
+    """How the driver starts, calls and ends its workers (each one a
+    :class:`~caviar.distributed.workers.PoolWorker` in another process)."""
+
+    #: what :meth:`get` raises when a worker died under the call
+    lost: tuple[type[Exception], ...]
+    #: what starting a replacement may raise, besides :class:`StartTimeout`
+    failed_start: tuple[type[Exception], ...]
+
+    def start(self, plan: WorkerPlan) -> Any:
+        """A new worker for ``plan``: its handle (it may still be starting)."""
+
+    def call(self, handle: Any, method: str, *args: Any) -> Any:
+        """Call a worker's method without waiting: what :meth:`get` takes."""
+
+    def get(self, pending: list[Any], timeout: float | None = None) -> list[Any]:
+        """The results of pending calls, in order (:class:`StartTimeout` after ``timeout`` s)."""
+
+    def kill(self, handle: Any) -> None:
+        """End a worker, dead or alive."""
+
+    def where(self) -> str:
+        """Where workers start, for a message saying they did not."""
+
+    def close(self) -> None:
+        """End every worker this transport started."""
 
 
 class WorkersLost(RuntimeError):
@@ -41,7 +79,7 @@ class WorkersLost(RuntimeError):
 @dataclass
 class _Worker:
     plan: WorkerPlan
-    handle: Any  # a Ray actor handle
+    handle: Any  # the transport's handle
     info: WorkerInfo
     keys: set[int] = field(default_factory=set)  # members it holds (or gets next round)
     add: list[tuple[int, MemberSpec]] = field(default_factory=list)
@@ -49,21 +87,22 @@ class _Worker:
 
 
 class SpreadPool:
-    """Pools on Ray workers, driven as one (see the module docstring)."""
+    """Pools on workers, driven as one (see the module docstring)."""
 
     def __init__(
         self,
-        start: Callable[[WorkerPlan], Any],
+        transport: Transport,
         plans: list[WorkerPlan],
         *,
         seconds_left: Callable[[], float | None] = lambda: None,
+        work: Callable[[MemberSpec], float] = lambda spec: 1.0,
         replacements: int | None = None,
         start_timeout: float = START_TIMEOUT,
     ) -> None:
-        self.ray = import_ray()
-        self._start, self.seconds_left, self.start_timeout = start, seconds_left, start_timeout
+        self.transport, self.seconds_left, self.work = transport, seconds_left, work
+        self.start_timeout = start_timeout
         self.replacements = 2 * len(plans) if replacements is None else replacements
-        handles = [start(plan) for plan in plans]
+        handles = [transport.start(plan) for plan in plans]
         infos = self._ready(handles, plans)
         self.workers = {
             i: _Worker(p, h, info)
@@ -71,6 +110,7 @@ class SpreadPool:
         }
         self._next_id = len(plans)
         self.members: dict[int, int] = {}  # key -> worker id
+        self.costs: dict[int, float] = {}  # key -> its work a round
         self.placed: dict[int, WorkerInfo] = {}  # key -> where it trained last
         self.eval_batch = min(info.eval_batch for info in infos)
         self.budget = min(info.budget for info in infos)  # a member may land on any worker
@@ -79,19 +119,19 @@ class SpreadPool:
 
     def _ready(self, handles: list[Any], plans: list[WorkerPlan]) -> list[WorkerInfo]:
         """Wait for new workers to start; their descriptions."""
+        t = self.transport
         try:
-            infos: list[WorkerInfo] = self.ray.get(
-                [h.describe.remote() for h in handles], timeout=self.start_timeout
+            infos: list[WorkerInfo] = t.get(
+                [t.call(h, "describe") for h in handles], timeout=self.start_timeout
             )
-        except self.ray.exceptions.GetTimeoutError:
+        except StartTimeout:
             for h in handles:
-                self._kill(h)
+                t.kill(h)
             wanted = ", ".join(
                 f"{p.device} ({p.num_cpus:g} CPU, {p.num_gpus:g} GPU)" for p in plans
             )
             raise WorkersLost(
-                f"Ray did not start the workers [{wanted}] within {self.start_timeout:g} s; the "
-                f"cluster has {self.ray.cluster_resources()}"
+                f"the workers [{wanted}] did not start within {self.start_timeout:g} s; {t.where()}"
             ) from None
         return infos
 
@@ -106,14 +146,19 @@ class SpreadPool:
     def add(self, key: int, spec: MemberSpec) -> None:
         if key in self.members:
             raise ValueError(f"member {key} is in the pool already")
-        wid = min(self.workers, key=lambda i: (len(self.workers[i].keys), i))
+        wid = min(self.workers, key=lambda i: (self._load(i), len(self.workers[i].keys), i))
         worker = self.workers[wid]
         worker.keys.add(key)
         worker.add.append((key, spec))
         self.members[key] = wid
+        self.costs[key] = self.work(spec)
         self.placed[key] = worker.info
 
+    def _load(self, wid: int) -> float:
+        return sum(self.costs[k] for k in self.workers[wid].keys)
+
     def remove(self, key: int) -> None:
+        del self.costs[key]
         worker = self.workers[self.members.pop(key)]
         worker.keys.discard(key)
         unsent = [(k, s) for k, s in worker.add if k != key]
@@ -129,17 +174,17 @@ class SpreadPool:
     def step(self, should_stop: Callable[[], bool] | None = None) -> SpreadRound:
         """One round on every worker at once (``should_stop`` is the driver's: the workers
         stop at the budget's end by their own clocks, from the seconds left now)."""
-        seconds = self.seconds_left()
+        seconds, t = self.seconds_left(), self.transport
         calls = {}
         for wid, w in self.workers.items():
             if w.keys or w.remove:
-                calls[wid] = w.handle.step.remote(w.add, w.remove, seconds)
+                calls[wid] = t.call(w.handle, "step", w.add, w.remove, seconds)
                 w.add, w.remove = [], []
         result = SpreadRound()
-        for wid, ref in calls.items():
+        for wid, pending in calls.items():
             try:
-                part = self.ray.get(ref)
-            except (self.ray.exceptions.RayActorError, self.ray.exceptions.WorkerCrashedError) as e:
+                (part,) = t.get([pending])
+            except t.lost as e:
                 self._lost(wid, e, result)
                 continue
             result.epochs.extend(part.epochs)
@@ -147,29 +192,31 @@ class SpreadPool:
             gone = [e.key for e in part.epochs if e.finished] + part.interrupted
             for key in gone:
                 self.workers[wid].keys.discard(key)
-                del self.members[key]
+                del self.members[key], self.costs[key]
         result.epochs.sort(key=lambda e: e.key)
         result.interrupted.sort()
         result.lost.sort()
         if not self.workers:
-            raise WorkersLost("every Ray worker was lost, and none could be started again")
+            raise WorkersLost("every worker was lost, and none could be started again")
         return result
 
     # -- faults ------------------------------------------------------------------------------
     def _lost(self, wid: int, error: Exception, result: SpreadRound) -> None:
         """Worker ``wid`` died: its members are lost; a fresh worker takes its place."""
         worker = self.workers.pop(wid)
-        self._kill(worker.handle)
+        self.transport.kill(worker.handle)
         result.lost.extend(sorted(worker.keys))
         for key in worker.keys:
-            del self.members[key]
+            del self.members[key], self.costs[key]
         note = f"caviar: the worker on {worker.info.describe()} was lost ({type(error).__name__})"
         if self.replacements > 0:
             self.replacements -= 1
-            handle = self._start(worker.plan)
+            handle = self.transport.start(worker.plan)
+            t = self.transport
+            failed: tuple[type[Exception], ...] = (WorkersLost, *t.lost, *t.failed_start)
             try:
                 (info,) = self._ready([handle], [worker.plan])
-            except (WorkersLost, self.ray.exceptions.RayError):
+            except failed:
                 note += "; no new worker could start, the others carry on"
             else:
                 self.workers[self._next_id] = _Worker(worker.plan, handle, info)
@@ -177,14 +224,10 @@ class SpreadPool:
                 note += f"; a new one runs on {info.describe()}"
         result.notes.append(note)
 
-    def _kill(self, handle: Any) -> None:
-        with contextlib.suppress(Exception):  # it may be dead already
-            self.ray.kill(handle, no_restart=True)
-
     def close(self) -> None:
         """End every worker."""
         for w in self.workers.values():
-            self._kill(w.handle)
+            self.transport.kill(w.handle)
         self.workers.clear()
 
 
@@ -194,22 +237,33 @@ def open_spread(
     *,
     seconds_left: Callable[[], float | None] = lambda: None,
 ) -> SpreadPool:
-    """Start the workers ``config`` asks for on the connected Ray (:func:`connect`)."""
-    ray = import_ray()
-    plans = plan_workers(config, ray.cluster_resources())
-    data = ray.put(training)  # once in the object store, shared by every worker
-    actor = ray.remote(PoolWorker)
+    """Start the workers ``config`` asks for: processes of this machine for ``search.devices``
+    alone, else actors on the connected Ray (:func:`~caviar.distributed.cluster.connect`)."""
     threads = config.study.threads or 1
+    options: dict[str, Any] = {
+        "dtype": config.study.dtype,
+        "data_seed": config.seed,
+        "train_metrics": config.search.train_metrics,
+        "keep_states": config.search.keep_models > 0,
+    }
+    transport: Transport
+    if is_local(config):
+        from caviar.distributed.local_workers import LocalTransport
 
-    def start(plan: WorkerPlan) -> Any:
-        return actor.options(num_cpus=plan.num_cpus, num_gpus=plan.num_gpus, max_restarts=0).remote(
-            data,
-            device=plan.device,
-            dtype=config.study.dtype,
-            data_seed=config.seed,
-            train_metrics=config.search.train_metrics,
-            threads=threads if plan.device == "cpu" else 1,
-            keep_states=config.search.keep_models > 0,
-        )
+        plans = plan_workers(config, {})
+        transport = LocalTransport(training, threads=threads, **options)
+    else:
+        from caviar.distributed.cluster import import_ray
+        from caviar.distributed.ray_workers import RayTransport
 
-    return SpreadPool(start, plans, seconds_left=seconds_left)
+        plans = plan_workers(config, import_ray().cluster_resources())
+        transport = RayTransport(training, threads=threads, **options)
+
+    def work(spec: MemberSpec) -> float:
+        return float(n_parameters(spec, training.n_inputs, training.n_classes))
+
+    try:
+        return SpreadPool(transport, plans, seconds_left=seconds_left, work=work)
+    except BaseException:
+        transport.close()
+        raise

@@ -1,0 +1,221 @@
+"""Workers as processes of this machine: the transport of ``--devices`` without ``--ray``.
+
+Why processes and not threads: on a CPU, one single-threaded pool per core beats one pool
+spreading each small kernel over every core (the book's search on the 2-core CPU: 1.6x; the
+realistic space: 1.4x; README), and Python threads would share one interpreter lock. Why not
+Ray: nothing to install, and a worker starts in the time it takes to import torch.
+
+Each worker is a fresh Python (``python -m caviar.distributed.local_workers FD``) running
+:func:`serve` over one end of a socket pair: it builds a
+:class:`~caviar.distributed.workers.PoolWorker` from the training data it is sent once, then
+answers calls, one at a time, in order. Not :mod:`multiprocessing`: a fork would inherit the
+driver's OpenMP and CUDA state, which neither survives, and its ``spawn`` runs the driver's main
+script again in every worker, so a script calling :func:`caviar.tune` without an ``if __name__
+== "__main__"`` guard would start workers without end. A call that raises in the worker raises
+in the driver with the worker's traceback. A worker that dies mid-call closes its end of the
+socket, so the driver's read fails at once (:class:`WorkerDied`); a driver that dies closes its
+end, so the worker's next read fails and it exits. Workers ignore Ctrl-C: the driver, which the
+terminal interrupts too, ends them after it has put the study in order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+from caviar.distributed.cluster import WorkerPlan
+from caviar.distributed.spread import StartTimeout
+from caviar.nn import TrainingData
+
+#: seconds a worker has to exit on its own before it is killed
+_EXIT_SECONDS = 1.0
+
+
+class WorkerDied(RuntimeError):
+    """A worker process ended while the driver waited for it."""
+
+
+class WorkerFailed(RuntimeError):
+    """A call raised in a worker, and its exception could not travel back as itself."""
+
+
+def _send(conn: Connection, message: Any) -> None:
+    """Plain pickle, tensors copied: a Connection's own pickler would hand torch tensors over
+    as shared-memory handles, which only processes started by :mod:`multiprocessing` open."""
+    conn.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def _receive(conn: Connection) -> Any:
+    return pickle.loads(conn.recv_bytes())
+
+
+def _traceback(error: BaseException) -> str:
+    return "".join(traceback.format_exception(error))
+
+
+def serve(conn: Connection) -> None:
+    """A worker process's life: read the training data and the worker's options, build the
+    pool, then answer ``(method, args)`` calls with ``("ok", result)`` or
+    ``("error", exception)`` until the driver hangs up."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from caviar.distributed.workers import PoolWorker  # torch loads here, in the worker
+
+    worker: PoolWorker | None = None
+    try:
+        data, options = _receive(conn)
+    except (EOFError, OSError):
+        return
+    try:
+        worker = PoolWorker(data, **options)
+    except Exception as e:  # answered at the first call (describe), where the driver waits
+        failure: BaseException | None = e
+    else:
+        failure = None
+    del data
+    while True:
+        try:
+            method, args = _receive(conn)
+        except (EOFError, OSError):  # the driver is done, or gone: nothing here to keep
+            os._exit(0)
+        try:
+            if worker is None:
+                assert failure is not None
+                raise failure
+            answer: tuple[str, Any] = ("ok", getattr(worker, method)(*args))
+        except Exception as e:
+            e.add_note("in the worker process:\n" + _traceback(e))
+            try:  # one that pickles but cannot be rebuilt would fail in the driver's read
+                pickle.loads(pickle.dumps(e))
+            except Exception:
+                e = WorkerFailed(_traceback(e))
+            answer = ("error", e)
+        try:
+            _send(conn, answer)
+        except OSError:
+            return
+        except Exception:  # the exception does not pickle: send its text
+            _send(conn, ("error", WorkerFailed(_traceback(answer[1]))))
+
+
+@dataclass
+class LocalWorker:
+    """The driver's handle on one worker process."""
+
+    process: subprocess.Popen[bytes]
+    conn: Connection
+    device: str
+    sending: threading.Thread | None = None  # the training data, on its way
+
+
+class LocalTransport:
+    """Starts, calls and ends worker processes of this machine (see the module docstring)."""
+
+    lost: tuple[type[Exception], ...] = (WorkerDied,)
+    failed_start: tuple[type[Exception], ...] = (WorkerDied,)
+
+    def __init__(self, training: TrainingData, *, threads: int, **options: Any) -> None:
+        self.training, self.threads, self.options = training, threads, options
+        self.started: list[LocalWorker] = []
+
+    def start(self, plan: WorkerPlan) -> LocalWorker:
+        ours, theirs = socket.socketpair()
+        with theirs:  # the worker's end lives in the worker only: its death is our EOF
+            process = subprocess.Popen(
+                [sys.executable, "-m", "caviar.distributed.local_workers", str(theirs.fileno())],
+                pass_fds=[theirs.fileno()],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+            )
+        worker = LocalWorker(process, Connection(ours.detach()), plan.device)
+        self.started.append(worker)
+        options = {
+            **self.options,
+            "device": plan.device,
+            "threads": self.threads if plan.device == "cpu" else 1,
+        }
+        # sent while the worker imports torch, and while the next worker starts: a socket
+        # takes the data only as fast as the worker reads it
+        worker.sending = threading.Thread(
+            target=self._send, args=(worker, (self.training, options)), daemon=True
+        )
+        worker.sending.start()
+        return worker
+
+    def _send(self, handle: LocalWorker, message: Any) -> None:
+        with contextlib.suppress(OSError):  # dead: get() says so
+            _send(handle.conn, message)
+
+    def call(self, handle: LocalWorker, method: str, *args: Any) -> LocalWorker:
+        if handle.sending is not None:
+            handle.sending.join()
+            handle.sending = None
+        self._send(handle, (method, args))
+        return handle
+
+    def get(self, pending: list[LocalWorker], timeout: float | None = None) -> list[Any]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        results = []
+        for worker in pending:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                if not worker.conn.poll(left):
+                    raise StartTimeout
+                status, value = _receive(worker.conn)
+            except (EOFError, OSError):
+                raise self._died(worker) from None
+            if status == "error":
+                raise value
+            results.append(value)
+        return results
+
+    def _died(self, worker: LocalWorker) -> WorkerDied:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            worker.process.wait(_EXIT_SECONDS)
+        code = worker.process.returncode
+        if code is None:
+            how = "stopped answering"
+        elif code < 0:
+            how = f"was killed by signal {-code}"
+        else:
+            how = f"exited with code {code}"
+        return WorkerDied(f"the worker process {worker.process.pid} on {worker.device} {how}")
+
+    def kill(self, handle: LocalWorker) -> None:
+        self._end([handle])
+
+    def _end(self, workers: list[LocalWorker]) -> None:
+        """Hang up on ``workers``: a waiting one reads EOF and exits at once; one still in an
+        epoch (a run interrupted) is killed after :data:`_EXIT_SECONDS`."""
+        for worker in workers:
+            with contextlib.suppress(OSError):
+                worker.conn.close()
+        deadline = time.monotonic() + _EXIT_SECONDS
+        for worker in workers:
+            try:
+                worker.process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                worker.process.kill()
+                worker.process.wait()
+            with contextlib.suppress(ValueError):
+                self.started.remove(worker)
+
+    def where(self) -> str:
+        return "they are processes of this machine, each importing torch"
+
+    def close(self) -> None:
+        self._end(list(self.started))
+
+
+if __name__ == "__main__":  # a worker: python -m caviar.distributed.local_workers FD
+    serve(Connection(int(sys.argv[1])))

@@ -1,0 +1,288 @@
+"""A study spread over worker processes of this machine (``--devices cpu,cpu`` without Ray):
+the same trials as one process, errors that reach the driver, and nothing lost or left running
+when a worker or the driver is killed.
+
+Tiny trials: 240 training and 60 validation digits, 4 to 12 units, 3 epochs, one thread per
+worker and in the single-process run (so the float results are bit for bit equal).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import yaml
+
+from caviar.cli import main
+from caviar.distributed import SpreadPool, WorkerPlan
+from caviar.distributed.local_workers import LocalTransport, WorkerDied
+from caviar.errors import InvalidValue
+from caviar.nn import TrainingData
+from caviar.records import FrozenTrial, TrialState
+from caviar.study import Study
+from caviar.tuning import tune
+
+EPOCHS = 3
+HALVING = {"min_epochs": 1, "eta": 3}  # a rung at 1 epoch of 3
+WORKER_MODULE = b"caviar.distributed.local_workers"
+
+
+@pytest.fixture(autouse=True)
+def restore_torch_threads() -> Any:
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def config(
+    tmp_path: Path, name: str, trials: int = 12, dtype: str = "float64", **search: Any
+) -> dict[str, Any]:
+    return {
+        "study": {
+            "name": name,
+            "storage": str(tmp_path / "s.db"),
+            "threads": 1,
+            "dtype": dtype,
+            "seed": 3,
+        },
+        "data": {"dataset": "digits", "train_size": 300, "test_size": 50},
+        "space": {
+            "lr": {"scale": "log", "low": 1e-3, "high": 3e-1},
+            "hidden_units": {"scale": "int", "low": 4, "high": 12},
+            "epochs": EPOCHS,
+            "batch_size": 60,
+        },
+        "search": {"trials": trials, "population": 4, **search},
+    }
+
+
+def results(trials: Sequence[FrozenTrial]) -> list[tuple[Any, ...]]:
+    """What must not depend on where a trial ran: number, state, value, params, curve."""
+    return [(t.number, t.state, t.value, dict(t.params), t.curve) for t in trials]
+
+
+def assert_whole(trials: Sequence[FrozenTrial], n: int) -> None:
+    """Trials 0..n-1, each finished once, with a curve of epochs 1, 2, ... without a gap or a
+    duplicate point: all its epochs if complete, up to its rung if pruned."""
+    assert [t.number for t in trials] == list(range(n))
+    for t in trials:
+        assert t.state in (TrialState.COMPLETE, TrialState.PRUNED), t
+        end = t.attrs["rung"] if t.state is TrialState.PRUNED else EPOCHS
+        assert [r.epoch for r in t.curve] == list(range(1, end + 1)), t.number
+
+
+def worker_pids() -> list[int]:
+    """Pids of this machine's caviar worker processes."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if WORKER_MODULE in cmdline:
+                pids.append(int(entry.name))
+    return pids
+
+
+def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_two_local_workers_give_the_trials_of_one_process(tmp_path: Path, dtype: str) -> None:
+    """With halving, so the rungs judge members that ran in different processes; bit for bit
+    in the default float32 as in float64."""
+    one = tune(
+        config(tmp_path, "one", dtype=dtype, halving=HALVING), progress=False, report=False
+    ).trials()
+    spread = tune(
+        config(tmp_path, "two", dtype=dtype, halving=HALVING, devices=["cpu", "cpu"]),
+        progress=False,
+        report=False,
+    ).trials()
+    assert results(spread) == results(one)
+    assert_whole(spread, 12)
+    assert {t.attrs["pool_size"] for t in spread} == {4}
+    workers = {t.attrs["worker"] for t in spread}
+    assert len(workers) == 2 and f"(pid {os.getpid()})" not in " ".join(workers)
+    assert {t.state for t in one} == {TrialState.COMPLETE, TrialState.PRUNED}
+
+
+def test_devices_on_the_command_line_need_no_ray(tmp_path: Path, without_ray: None) -> None:
+    """``--devices cpu,cpu``: two worker processes, the same trials, where ``import ray``
+    fails."""
+    one = tune(config(tmp_path, "one", trials=6), progress=False, report=False).trials()
+    path = tmp_path / "two.yaml"
+    path.write_text(yaml.safe_dump(config(tmp_path, "two", trials=6)))
+    assert main(["tune", str(path), "--devices", "cpu,cpu", "--quiet", "--no-report"]) == 0
+    spread = Study.load("two", tmp_path / "s.db").trials()
+    assert results(spread) == results(one)
+    assert {t.attrs["device"] for t in spread} == {"cpu"}
+    assert len({t.attrs["worker"] for t in spread}) == 2
+    assert wait_for(lambda: not worker_pids(), 10), "workers outlived the run"
+
+
+def test_a_killed_worker_loses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A worker process killed after the first round: its members go back to the queue and
+    train again from their seeds on a new worker. Without halving every trial's curve and value
+    then equal the undisturbed single-process run's."""
+    one = tune(config(tmp_path, "one"), progress=False, report=False).trials()
+    step, rounds, killed, pids = SpreadPool.step, [0], [], []
+
+    def kill_in_round_two(self: SpreadPool, should_stop: Any = None) -> Any:
+        rounds[0] += 1
+        if rounds[0] == 2:
+            worker = self.workers[min(self.workers)]
+            killed.extend(sorted(worker.keys))
+            pids.append(worker.info.pid)
+            os.kill(worker.info.pid, signal.SIGKILL)
+        return step(self, should_stop)
+
+    monkeypatch.setattr(SpreadPool, "step", kill_in_round_two)
+    spread = tune(
+        config(tmp_path, "two", devices=["cpu", "cpu"]), progress=True, report=False
+    ).trials()
+    err = capsys.readouterr().err
+    assert killed and "was lost (WorkerDied)" in err and "go back to the queue" in err
+    assert results(spread) == results(one)
+    assert_whole(spread, 12)
+    assert {t.number for t in spread if t.attempt == 1} == set(killed)
+    workers = {t.attrs["worker"] for t in spread}  # the survivor and the new one
+    assert len(workers) == 2 and f"(pid {pids[0]})" not in " ".join(workers)
+
+
+def test_a_killed_driver_leaves_no_worker_and_loses_nothing(tmp_path: Path) -> None:
+    """A driver (`caviar tune --devices cpu,cpu` in another process) SIGKILLed mid-run: its
+    workers see their pipe close and exit, and the next `caviar tune` continues the study."""
+    raw = config(tmp_path, "killed", trials=60, devices=["cpu", "cpu"])
+    path = tmp_path / "killed.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    before_run = set(worker_pids())
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "caviar.command", "tune", str(path), "--quiet", "--no-report"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    db = tmp_path / "s.db"
+
+    def training() -> bool:
+        """Whether a running trial has epochs stored (read cheaply: the driver is quick)."""
+        if driver.poll() is not None:
+            raise AssertionError(f"the driver ended before it was killed ({driver.returncode})")
+        try:
+            with contextlib.closing(sqlite3.connect(db, timeout=0.1)) as con:
+                (n,) = con.execute(
+                    "SELECT COUNT(*) FROM epochs JOIN trials USING (trial_id) "
+                    "WHERE trials.state = 'running'"
+                ).fetchone()
+        except sqlite3.Error:
+            return False  # not created yet, or busy
+        return bool(n)
+
+    assert wait_for(training, 90), "the driver trained nothing"
+    ours = set(worker_pids()) - before_run
+    assert len(ours) == 2
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    assert wait_for(lambda: not ours & set(worker_pids()), 30), "workers outlived their driver"
+    before = Study.load("killed", db).trials()
+    assert any(t.state is TrialState.RUNNING for t in before)
+    after = tune(raw, progress=False, report=False).trials()
+    assert_whole(after, 60)
+    done_before = {t.number: t for t in before if t.state.is_finished}
+    assert results([t for t in after if t.number in done_before]) == results(
+        list(done_before.values())
+    )
+
+
+def test_a_budget_that_ends_mid_round_leaves_every_trial_whole_or_queued(tmp_path: Path) -> None:
+    """The workers stop at the budget's end by their own clocks: every trial is then finished
+    with a whole curve, or back in the queue without one (none is half-told)."""
+    raw = config(tmp_path, "budget", trials=40, devices=["cpu", "cpu"], timeout=4.0)
+    raw["space"]["epochs"] = 50
+    started = time.monotonic()
+    trials = Study.load("budget", tune(raw, progress=False, report=False).storage).trials()
+    assert time.monotonic() - started < 4.0 * 1.05 + 3.0  # the budget, and the workers' start
+    assert trials and not any(t.state is TrialState.RUNNING for t in trials)
+    for t in trials:
+        if t.state is TrialState.QUEUED:
+            assert list(t.curve) == [], t.number
+        else:
+            assert [r.epoch for r in t.curve] == list(range(1, len(t.curve) + 1))
+
+
+def tiny_data() -> TrainingData:
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(40, 5, generator=g), torch.arange(40) % 3
+    return TrainingData.from_arrays(x[:30], y[:30], x[30:], y[30:])
+
+
+def transport() -> LocalTransport:
+    return LocalTransport(
+        tiny_data(),
+        threads=1,
+        dtype="float32",
+        data_seed=0,
+        train_metrics="pass",
+        keep_states=False,
+    )
+
+
+def test_an_error_in_a_worker_is_raised_in_the_driver_with_the_worker_traceback() -> None:
+    t = transport()
+    try:
+        worker = t.start(WorkerPlan("cpu", 1, 0))
+        (info,) = t.get([t.call(worker, "describe")], timeout=60)
+        assert info.pid == worker.process.pid and info.threads == 1
+        with pytest.raises(AttributeError, match="no_such_method") as raised:
+            t.get([t.call(worker, "no_such_method")])
+        assert any("in the worker process" in note for note in raised.value.__notes__)
+        (again,) = t.get([t.call(worker, "describe")])  # the worker lives on
+        assert again == info
+    finally:
+        t.close()
+    assert worker.process.returncode == 0  # it read EOF and left on its own
+
+
+def test_a_worker_that_cannot_build_its_pool_says_why_at_its_first_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A device the worker lacks: the driver gets the worker's own InvalidValue, not a hang."""
+    t = transport()
+    try:
+        worker = t.start(WorkerPlan("cuda:7", 1, 0))
+        with pytest.raises(InvalidValue, match=r"cuda:7|CUDA"):
+            t.get([t.call(worker, "describe")], timeout=60)
+    finally:
+        t.close()
+
+
+def test_a_dead_worker_is_named_with_how_it_died() -> None:
+    t = transport()
+    try:
+        worker = t.start(WorkerPlan("cpu", 1, 0))
+        t.get([t.call(worker, "describe")], timeout=60)
+        os.kill(worker.process.pid, signal.SIGKILL)
+        died = rf"process {worker.process.pid} on cpu was killed by signal 9"
+        with pytest.raises(WorkerDied, match=died):
+            t.get([t.call(worker, "describe")])
+    finally:
+        t.close()
