@@ -14,6 +14,8 @@ Sides:
                     finish within 15 % of the budget; at most 16 on a CPU, 1024 on a GPU),
                     search.timeout = the budget, study.threads = the baselines' thread count
   caviar halving    the same with successive halving (search.halving: min_epochs 1, eta 3)
+  caviar ... worker processes   (--workers) both caviar sides again, on one worker process
+                    per thread, one thread each (search.devices = cpu,cpu on 2 threads)
   loop              one nn.Sequential and one torch.optim.Adam(weight_decay=...) per trial,
                     configurations drawn with numpy on the same scales, data as tensors in
                     memory, validation accuracy after every epoch
@@ -325,8 +327,10 @@ def run_optuna(data: Data, seconds: float, seed: int) -> Row:
 # -- caviar ----------------------------------------------------------------------------------------
 
 
-def run_caviar(args: argparse.Namespace, folder: Path, halving: bool, notes: list[str]) -> Row:
-    name = "budget-halving" if halving else "budget"
+def run_caviar(
+    args: argparse.Namespace, folder: Path, halving: bool, notes: list[str], workers: bool = False
+) -> Row:
+    name = ("budget-halving" if halving else "budget") + ("-workers" if workers else "")
     search: dict[str, Any] = {
         "sampler": "random",
         "trials": 100_000,
@@ -342,6 +346,9 @@ def run_caviar(args: argparse.Namespace, folder: Path, halving: bool, notes: lis
         "device": args.device,
         "threads": torch.get_num_threads(),  # the baselines' count, not "auto" (free cores)
     }
+    if workers:  # one worker process per thread, one thread each
+        table["threads"] = 1
+        search["devices"] = ["cpu"] * torch.get_num_threads()
     mapping = {
         "study": table,
         "data": {
@@ -375,6 +382,8 @@ def run_caviar(args: argparse.Namespace, folder: Path, halving: bool, notes: lis
     side = f"caviar, P={pool}" + (
         f", halving (min_epochs {HALVING['min_epochs']}, eta {HALVING['eta']})" if halving else ""
     )
+    if workers:
+        side += f", {threads} worker processes"
     kept = {(t.number, r.epoch) for t in trials for r in t.curve}
     trained |= kept
     if trained != kept:
@@ -525,7 +534,7 @@ def run_seed(args: argparse.Namespace, device: torch.device, seed: int) -> SeedR
     print("\n".join([*header, *table([])]), flush=True)
 
     rows: list[Row] = []
-    flat = halved = None
+    flat = halved = flat_w = halved_w = None
     notes: list[str] = []
 
     def done(row: Row) -> Row:
@@ -542,6 +551,10 @@ def run_seed(args: argparse.Namespace, device: torch.device, seed: int) -> SeedR
             else:
                 flat = done(run_caviar(args, Path(folder), False, notes))
             halved = done(run_caviar(args, Path(folder), True, notes))
+            if args.workers:
+                if not args.skip_flat:
+                    flat_w = done(run_caviar(args, Path(folder), False, notes, workers=True))
+                halved_w = done(run_caviar(args, Path(folder), True, notes, workers=True))
     plain = done(run_loop(data, args.seconds, args.seed))
     if args.skip_optuna:
         notes.append("- optuna side skipped (--skip-optuna)")
@@ -553,7 +566,10 @@ def run_seed(args: argparse.Namespace, device: torch.device, seed: int) -> SeedR
         else:
             done(run_optuna(data, args.seconds, args.seed))
 
-    summary = [*ratios(plain, flat, halved), *notes]
+    summary = [*ratios(plain, flat, halved)]
+    if args.workers:
+        summary += [f"{line} (on worker processes)" for line in ratios(plain, flat_w, halved_w)]
+    summary += notes
     busy = others_busy() if device.type == "cpu" else None
     if busy is not None:
         summary.append(f"- other processes kept {busy:.1f} cores busy at the end")
@@ -621,6 +637,12 @@ def main() -> None:
     ap.add_argument("--skip-caviar", action="store_true", help="only the baselines")
     ap.add_argument(
         "--skip-flat", action="store_true", help="caviar with halving only (not without it)"
+    )
+    ap.add_argument(
+        "--workers",
+        action="store_true",
+        help="also run the caviar sides on one worker process per thread, one thread each "
+        "(--devices cpu,cpu)",
     )
     ap.add_argument("--out", type=Path, help="folder for budget.md (the table as markdown)")
     args = ap.parse_args()
