@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import torch
 
 
 @pytest.fixture
@@ -17,3 +19,11 @@ def without_ray(monkeypatch: pytest.MonkeyPatch) -> None:
         return real(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", fake)
+
+
+@pytest.fixture(autouse=True)
+def restore_torch_threads() -> Iterator[None]:
+    """A spread run sets this process's torch thread count; the next test gets its own."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)

@@ -14,25 +14,30 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
+from _spread_support import (
+    EPOCHS,
+    HALVING,
+    assert_whole,
+    config,
+    processes_running,
+    results,
+    wait_for,
+)
 
 ray = pytest.importorskip("ray")
 
 from caviar.distributed import SpreadPool  # noqa: E402
-from caviar.records import FrozenTrial, TrialState  # noqa: E402
+from caviar.records import TrialState  # noqa: E402
 from caviar.study import Study  # noqa: E402
 from caviar.tuning import tune  # noqa: E402
 
 pytestmark = pytest.mark.ray
-
-EPOCHS = 3
-HALVING = {"min_epochs": 1, "eta": 3}  # a rung at 1 epoch of 3
+RAY_WORKER = b"ray::PoolWorker"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -43,50 +48,6 @@ def cluster() -> Iterator[str]:
         yield ray.get_runtime_context().gcs_address
     finally:
         ray.shutdown()
-
-
-@pytest.fixture(autouse=True)
-def restore_torch_threads() -> Iterator[None]:
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
-
-
-def config(
-    tmp_path: Path, name: str, trials: int = 12, dtype: str = "float64", **search: Any
-) -> dict[str, Any]:
-    return {
-        "study": {
-            "name": name,
-            "storage": str(tmp_path / "s.db"),
-            "threads": 1,
-            "dtype": dtype,
-            "seed": 3,
-        },
-        "data": {"dataset": "digits", "train_size": 300, "test_size": 50},
-        "space": {
-            "lr": {"scale": "log", "low": 1e-3, "high": 3e-1},
-            "hidden_units": {"scale": "int", "low": 4, "high": 12},
-            "epochs": EPOCHS,
-            "batch_size": 60,
-        },
-        "search": {"trials": trials, "population": 4, **search},
-    }
-
-
-def results(trials: Sequence[FrozenTrial]) -> list[tuple[Any, ...]]:
-    """What must not depend on where a trial ran: number, state, value, params, curve."""
-    return [(t.number, t.state, t.value, dict(t.params), t.curve) for t in trials]
-
-
-def assert_whole(trials: Sequence[FrozenTrial], n: int) -> None:
-    """Trials 0..n-1, each finished once, with a curve of epochs 1, 2, ... without a gap or a
-    duplicate point: all its epochs if complete, up to its rung if pruned."""
-    assert [t.number for t in trials] == list(range(n))
-    for t in trials:
-        assert t.state in (TrialState.COMPLETE, TrialState.PRUNED), t
-        end = t.attrs["rung"] if t.state is TrialState.PRUNED else EPOCHS
-        assert [r.epoch for r in t.curve] == list(range(1, end + 1)), t.number
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -137,29 +98,6 @@ def test_a_killed_worker_loses_nothing(
     assert len(workers) == 2 and f"(pid {pids[0]})" not in " ".join(workers)
 
 
-def pool_workers() -> list[int]:
-    """Pids of the Ray worker processes that hold a caviar pool."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"ray::PoolWorker" in cmdline:
-                pids.append(int(entry.name))
-    return pids
-
-
-def wait_for(condition: Any, seconds: float) -> bool:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="lists processes through /proc")
 def test_a_killed_driver_loses_nothing_and_its_workers_stop(tmp_path: Path, cluster: str) -> None:
     """A driver (`caviar tune --ray ADDRESS` in another process) SIGKILLed mid-run: Ray ends its
@@ -192,10 +130,11 @@ def test_a_killed_driver_loses_nothing_and_its_workers_stop(tmp_path: Path, clus
         return bool(n)
 
     assert wait_for(training, 90), "the driver trained nothing"
-    assert pool_workers()
+    assert processes_running(RAY_WORKER)
     driver.send_signal(signal.SIGKILL)
     driver.wait()
-    assert wait_for(lambda: not pool_workers(), 30), "the workers outlived their driver"
+    gone = wait_for(lambda: not processes_running(RAY_WORKER), 30)
+    assert gone, "the workers outlived their driver"
     before = Study.load("killed", db).trials()
     assert any(t.state is TrialState.RUNNING for t in before)
     after = tune(raw, progress=False, report=False).trials()
@@ -210,7 +149,7 @@ def test_a_killed_driver_loses_nothing_and_its_workers_stop(tmp_path: Path, clus
 def test_a_budget_that_ends_mid_round_leaves_every_trial_whole_or_queued(tmp_path: Path) -> None:
     """The workers stop at the budget's end by their own clocks: every trial is then finished
     with a whole curve, or back in the queue without one (none is half-told)."""
-    raw = config(tmp_path, "budget", trials=40, ray="auto", timeout=4.0)
+    raw = config(tmp_path, "budget", trials=40, ray="auto", timeout=8.0)
     raw["space"]["epochs"] = 50
     trials = Study.load("budget", tune(raw, progress=False, report=False).storage).trials()
     assert trials and not any(t.state is TrialState.RUNNING for t in trials)

@@ -1,0 +1,76 @@
+"""What the spread tests share: a tiny study config, what must not depend on where a trial
+ran, the check that every trial is whole, and finding worker processes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from caviar.records import FrozenTrial, TrialState
+
+EPOCHS = 3
+HALVING = {"min_epochs": 1, "eta": 3}  # a rung at 1 epoch of 3
+
+
+def config(
+    tmp_path: Path, name: str, trials: int = 12, dtype: str = "float64", **search: Any
+) -> dict[str, Any]:
+    """240 training and 60 validation digits, 4 to 12 units, 3 epochs, one thread (so a
+    worker's float results equal a one-thread process's bit for bit)."""
+    return {
+        "study": {
+            "name": name,
+            "storage": str(tmp_path / "s.db"),
+            "threads": 1,
+            "dtype": dtype,
+            "seed": 3,
+        },
+        "data": {"dataset": "digits", "train_size": 300, "test_size": 50},
+        "space": {
+            "lr": {"scale": "log", "low": 1e-3, "high": 3e-1},
+            "hidden_units": {"scale": "int", "low": 4, "high": 12},
+            "epochs": EPOCHS,
+            "batch_size": 60,
+        },
+        "search": {"trials": trials, "population": 4, **search},
+    }
+
+
+def results(trials: Sequence[FrozenTrial]) -> list[tuple[Any, ...]]:
+    """What must not depend on where a trial ran: number, state, value, params, curve."""
+    return [(t.number, t.state, t.value, dict(t.params), t.curve) for t in trials]
+
+
+def assert_whole(trials: Sequence[FrozenTrial], n: int) -> None:
+    """Trials 0..n-1, each finished once, with a curve of epochs 1, 2, ... without a gap or a
+    duplicate point: all its epochs if complete, up to its rung if pruned."""
+    assert [t.number for t in trials] == list(range(n))
+    for t in trials:
+        assert t.state in (TrialState.COMPLETE, TrialState.PRUNED), t
+        end = t.attrs["rung"] if t.state is TrialState.PRUNED else EPOCHS
+        assert [r.epoch for r in t.curve] == list(range(1, end + 1)), t.number
+
+
+def processes_running(marker: bytes) -> list[int]:
+    """Pids of this machine's processes whose command line contains ``marker``."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if marker in cmdline:
+                pids.append(int(entry.name))
+    return pids
+
+
+def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
