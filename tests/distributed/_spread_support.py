@@ -3,10 +3,16 @@ ran, the check that every trial is whole, and finding worker processes."""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from caviar.records import FrozenTrial, TrialState
 
@@ -74,3 +80,34 @@ def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def start_driver(raw: dict[str, Any], tmp_path: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    """``caviar tune`` of ``raw`` in another process; it and its study file."""
+    path = tmp_path / f"{raw['study']['name']}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "caviar.command", "tune", str(path), "--quiet", "--no-report"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return driver, Path(raw["study"]["storage"])
+
+
+def training(driver: subprocess.Popen[bytes], db: Path) -> Callable[[], bool]:
+    """Whether the driver's running trials have epochs stored (read cheaply: it is quick)."""
+
+    def check() -> bool:
+        if driver.poll() is not None:
+            raise AssertionError(f"the driver ended before it was killed ({driver.returncode})")
+        try:
+            with contextlib.closing(sqlite3.connect(db, timeout=0.1)) as con:
+                (n,) = con.execute(
+                    "SELECT COUNT(*) FROM epochs JOIN trials USING (trial_id) "
+                    "WHERE trials.state = 'running'"
+                ).fetchone()
+        except sqlite3.Error:
+            return False  # not created yet, or busy
+        return bool(n)
+
+    return check

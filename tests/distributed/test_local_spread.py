@@ -8,12 +8,8 @@ worker and in the single-process run (so the float results are bit for bit equal
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +23,8 @@ from _spread_support import (
     config,
     processes_running,
     results,
+    start_driver,
+    training,
     wait_for,
 )
 
@@ -115,31 +113,9 @@ def test_a_killed_driver_leaves_no_worker_and_loses_nothing(tmp_path: Path) -> N
     """A driver (`caviar tune --devices cpu,cpu` in another process) SIGKILLed mid-run: its
     workers see their pipe close and exit, and the next `caviar tune` continues the study."""
     raw = config(tmp_path, "killed", trials=60, devices=["cpu", "cpu"])
-    path = tmp_path / "killed.yaml"
-    path.write_text(yaml.safe_dump(raw))
     before_run = set(worker_pids())
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "caviar.command", "tune", str(path), "--quiet", "--no-report"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    db = tmp_path / "s.db"
-
-    def training() -> bool:
-        """Whether a running trial has epochs stored (read cheaply: the driver is quick)."""
-        if driver.poll() is not None:
-            raise AssertionError(f"the driver ended before it was killed ({driver.returncode})")
-        try:
-            with contextlib.closing(sqlite3.connect(db, timeout=0.1)) as con:
-                (n,) = con.execute(
-                    "SELECT COUNT(*) FROM epochs JOIN trials USING (trial_id) "
-                    "WHERE trials.state = 'running'"
-                ).fetchone()
-        except sqlite3.Error:
-            return False  # not created yet, or busy
-        return bool(n)
-
-    assert wait_for(training, 90), "the driver trained nothing"
+    driver, db = start_driver(raw, tmp_path)
+    assert wait_for(training(driver, db), 90), "the driver trained nothing"
     ours = set(worker_pids()) - before_run
     assert len(ours) == 2
     driver.send_signal(signal.SIGKILL)

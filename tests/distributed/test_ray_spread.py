@@ -8,12 +8,8 @@ thread per worker and in the single-process run (so the float results are bit fo
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import sqlite3
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +22,8 @@ from _spread_support import (
     config,
     processes_running,
     results,
+    start_driver,
+    training,
     wait_for,
 )
 
@@ -102,34 +100,10 @@ def test_a_killed_worker_loses_nothing(
 def test_a_killed_driver_loses_nothing_and_its_workers_stop(tmp_path: Path, cluster: str) -> None:
     """A driver (`caviar tune --ray ADDRESS` in another process) SIGKILLed mid-run: Ray ends its
     workers, and the next `caviar tune` continues the study to the end."""
-    import yaml
-
     raw = config(tmp_path, "killed", trials=60, ray=cluster)
     raw["space"]["epochs"] = EPOCHS
-    path = tmp_path / "killed.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "caviar.command", "tune", str(path), "--quiet", "--no-report"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    db = tmp_path / "s.db"
-
-    def training() -> bool:
-        """Whether a running trial has epochs stored (read cheaply: the driver is quick)."""
-        if driver.poll() is not None:
-            raise AssertionError(f"the driver ended before it was killed ({driver.returncode})")
-        try:
-            with contextlib.closing(sqlite3.connect(db, timeout=0.1)) as con:
-                (n,) = con.execute(
-                    "SELECT COUNT(*) FROM epochs JOIN trials USING (trial_id) "
-                    "WHERE trials.state = 'running'"
-                ).fetchone()
-        except sqlite3.Error:
-            return False  # not created yet, or busy
-        return bool(n)
-
-    assert wait_for(training, 90), "the driver trained nothing"
+    driver, db = start_driver(raw, tmp_path)
+    assert wait_for(training(driver, db), 90), "the driver trained nothing"
     assert processes_running(RAY_WORKER)
     driver.send_signal(signal.SIGKILL)
     driver.wait()
