@@ -4,6 +4,8 @@ ran, the check that every trial is whole, and finding worker processes."""
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -12,9 +14,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
+from caviar.distributed import SpreadPool
 from caviar.records import FrozenTrial, TrialState
+from caviar.tuning import tune
 
 EPOCHS = 3
 HALVING = {"min_epochs": 1, "eta": 3}  # a rung at 1 epoch of 3
@@ -111,3 +116,37 @@ def training(driver: subprocess.Popen[bytes], db: Path) -> Callable[[], bool]:
         return bool(n)
 
     return check
+
+
+def check_a_killed_worker_loses_nothing(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    **spread: Any,
+) -> str:
+    """Kill a worker's process after the first round of a run spread as ``spread`` says: its
+    members go back to the queue and train again from their seeds on a new worker, and every
+    trial's curve and value equal the undisturbed single-process run's (no halving). Returns
+    what the run wrote to stderr."""
+    one = tune(config(tmp_path, "one"), progress=False, report=False).trials()
+    step, rounds, killed, pids = SpreadPool.step, [0], [], []
+
+    def kill_in_round_two(self: SpreadPool, should_stop: Any = None) -> Any:
+        rounds[0] += 1
+        if rounds[0] == 2:
+            worker = self.workers[min(self.workers)]
+            killed.extend(sorted(worker.keys))
+            pids.append(worker.info.pid)
+            os.kill(worker.info.pid, signal.SIGKILL)
+        return step(self, should_stop)
+
+    monkeypatch.setattr(SpreadPool, "step", kill_in_round_two)
+    spread_trials = tune(config(tmp_path, "two", **spread), progress=True, report=False).trials()
+    err = capsys.readouterr().err
+    assert killed and "was lost" in err and "go back to the queue" in err
+    assert results(spread_trials) == results(one)
+    assert_whole(spread_trials, 12)
+    assert {t.number for t in spread_trials if t.attempt == 1} == set(killed)
+    workers = {t.attrs["worker"] for t in spread_trials}  # the survivor and the new one
+    assert len(workers) == 2 and f"(pid {pids[0]})" not in " ".join(workers)
+    return err

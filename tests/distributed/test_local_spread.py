@@ -12,7 +12,6 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
@@ -20,6 +19,7 @@ import yaml
 from _spread_support import (
     HALVING,
     assert_whole,
+    check_a_killed_worker_loses_nothing,
     config,
     processes_running,
     results,
@@ -29,7 +29,7 @@ from _spread_support import (
 )
 
 from caviar.cli import main
-from caviar.distributed import SpreadPool, WorkerPlan
+from caviar.distributed import WorkerPlan
 from caviar.distributed.local_workers import LocalTransport, WorkerDied
 from caviar.errors import InvalidValue
 from caviar.nn import TrainingData
@@ -84,29 +84,8 @@ def test_a_killed_worker_loses_nothing(
     """A worker process killed after the first round: its members go back to the queue and
     train again from their seeds on a new worker. Without halving every trial's curve and value
     then equal the undisturbed single-process run's."""
-    one = tune(config(tmp_path, "one"), progress=False, report=False).trials()
-    step, rounds, killed, pids = SpreadPool.step, [0], [], []
-
-    def kill_in_round_two(self: SpreadPool, should_stop: Any = None) -> Any:
-        rounds[0] += 1
-        if rounds[0] == 2:
-            worker = self.workers[min(self.workers)]
-            killed.extend(sorted(worker.keys))
-            pids.append(worker.info.pid)
-            os.kill(worker.info.pid, signal.SIGKILL)
-        return step(self, should_stop)
-
-    monkeypatch.setattr(SpreadPool, "step", kill_in_round_two)
-    spread = tune(
-        config(tmp_path, "two", devices=["cpu", "cpu"]), progress=True, report=False
-    ).trials()
-    err = capsys.readouterr().err
-    assert killed and "was lost (WorkerDied)" in err and "go back to the queue" in err
-    assert results(spread) == results(one)
-    assert_whole(spread, 12)
-    assert {t.number for t in spread if t.attempt == 1} == set(killed)
-    workers = {t.attrs["worker"] for t in spread}  # the survivor and the new one
-    assert len(workers) == 2 and f"(pid {pids[0]})" not in " ".join(workers)
+    err = check_a_killed_worker_loses_nothing(tmp_path, monkeypatch, capsys, devices=["cpu", "cpu"])
+    assert "was lost (WorkerDied)" in err
 
 
 def test_a_killed_driver_leaves_no_worker_and_loses_nothing(tmp_path: Path) -> None:

@@ -8,17 +8,16 @@ thread per worker and in the single-process run (so the float results are bit fo
 
 from __future__ import annotations
 
-import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from _spread_support import (
     EPOCHS,
     HALVING,
     assert_whole,
+    check_a_killed_worker_loses_nothing,
     config,
     processes_running,
     results,
@@ -29,7 +28,6 @@ from _spread_support import (
 
 ray = pytest.importorskip("ray")
 
-from caviar.distributed import SpreadPool  # noqa: E402
 from caviar.records import TrialState  # noqa: E402
 from caviar.study import Study  # noqa: E402
 from caviar.tuning import tune  # noqa: E402
@@ -73,27 +71,7 @@ def test_a_killed_worker_loses_nothing(
     """A worker's process killed after the first round: its members go back to the queue and
     train again from their seeds on a new worker. Without halving every trial's curve and value
     then equal the undisturbed single-process run's."""
-    one = tune(config(tmp_path, "one"), progress=False, report=False).trials()
-    step, rounds, killed, pids = SpreadPool.step, [0], [], []
-
-    def kill_in_round_two(self: SpreadPool, should_stop: Any = None) -> Any:
-        rounds[0] += 1
-        if rounds[0] == 2:
-            worker = self.workers[min(self.workers)]
-            killed.extend(sorted(worker.keys))
-            pids.append(worker.info.pid)
-            os.kill(worker.info.pid, signal.SIGKILL)
-        return step(self, should_stop)
-
-    monkeypatch.setattr(SpreadPool, "step", kill_in_round_two)
-    spread = tune(config(tmp_path, "two", ray="auto"), progress=True, report=False).trials()
-    err = capsys.readouterr().err
-    assert killed and "was lost" in err and "go back to the queue" in err
-    assert results(spread) == results(one)
-    assert_whole(spread, 12)
-    assert {t.number for t in spread if t.attempt == 1} == set(killed)
-    workers = {t.attrs["worker"] for t in spread}  # the survivor and the new one
-    assert len(workers) == 2 and f"(pid {pids[0]})" not in " ".join(workers)
+    check_a_killed_worker_loses_nothing(tmp_path, monkeypatch, capsys, ray="auto")
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="lists processes through /proc")

@@ -148,12 +148,12 @@ class LocalTransport:
         # sent while the worker imports torch, and while the next worker starts: a socket
         # takes the data only as fast as the worker reads it
         worker.sending = threading.Thread(
-            target=self._send, args=(worker, (self.training, options)), daemon=True
+            target=self._post, args=(worker, (self.training, options)), daemon=True
         )
         worker.sending.start()
         return worker
 
-    def _send(self, handle: LocalWorker, message: Any) -> None:
+    def _post(self, handle: LocalWorker, message: Any) -> None:
         with contextlib.suppress(OSError):  # dead: get() says so
             _send(handle.conn, message)
 
@@ -161,7 +161,7 @@ class LocalTransport:
         if handle.sending is not None:
             handle.sending.join()
             handle.sending = None
-        self._send(handle, (method, args))
+        self._post(handle, (method, args))
         return handle
 
     def get(self, pending: list[LocalWorker], timeout: float | None = None) -> list[Any]:

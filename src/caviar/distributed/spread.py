@@ -211,8 +211,8 @@ class SpreadPool:
         note = f"caviar: the worker on {worker.info.describe()} was lost ({type(error).__name__})"
         if self.replacements > 0:
             self.replacements -= 1
-            handle = self.transport.start(worker.plan)
             t = self.transport
+            handle = t.start(worker.plan)
             failed: tuple[type[Exception], ...] = (WorkersLost, *t.lost, *t.failed_start)
             try:
                 (info,) = self._ready([handle], [worker.plan])
@@ -225,9 +225,8 @@ class SpreadPool:
         result.notes.append(note)
 
     def close(self) -> None:
-        """End every worker."""
-        for w in self.workers.values():
-            self.transport.kill(w.handle)
+        """End every worker (the transport hangs up on all of them at once)."""
+        self.transport.close()
         self.workers.clear()
 
 
