@@ -32,7 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from caviar.errors import InvalidValue, got
-from caviar.export import CaviarModel, as_inputs, kept_state_path, read_state
+from caviar.export import CaviarModel, as_inputs, kept_state, read_state
 from caviar.nn.device import matmul_precision
 from caviar.nn.state import MemberState
 from caviar.records import FrozenTrial
@@ -120,15 +120,14 @@ def kept_members(study: Study, k: int) -> list[tuple[FrozenTrial, Path]]:
     with the path of each state; an error (owner ``ensemble``) when fewer were kept."""
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise InvalidValue("ensemble", f"must be an integer >= 1, {got(k)}")
-    storage = getattr(study.storage, "path", None)
-    if storage is None:
+    if getattr(study.storage, "path", None) is None:
         raise InvalidValue(
             "ensemble", f"study {study.name!r} is not stored in a file, so it kept no models"
         )
     kept = [
         (trial, path)
         for trial in study.leaderboard()
-        if (path := kept_state_path(storage, study.name, trial.number)).is_file()
+        if (path := kept_state(study, trial.number)) is not None
     ]
     if len(kept) < k:
         search = (study.attrs.get("config") or {}).get("search") or {}

@@ -29,7 +29,7 @@ import numpy as np
 from caviar.config import StudyConfig, config_from_mapping
 from caviar.ensemble import CaviarEnsemble, kept_members, score
 from caviar.errors import InvalidValue, got
-from caviar.export import kept_state_path
+from caviar.export import kept_state
 from caviar.nn import (
     MemberSpec,
     MemberState,
@@ -45,15 +45,6 @@ MODES = ("retrain", "as-trained")
 #: examples per evaluation pass, as the pool evaluates on a CPU: the same products, so the same
 #: logits, bit for bit
 EVAL_BATCH = 200
-
-
-def _kept_state(study: Study, trial: int) -> MemberState | None:
-    """The kept final state of ``trial``, or None if the study kept none for it."""
-    storage = getattr(study.storage, "path", None)
-    if storage is None or trial not in study.attrs.get("kept_models", []):
-        return None
-    path = kept_state_path(storage, study.name, trial)
-    return MemberState.load(path) if path.is_file() else None
 
 
 class TestSetUsed(RuntimeError):
@@ -76,7 +67,8 @@ def evaluate_on_test(
     spec = MemberSpec.from_params(best.params, seed=best.seed)
     target = resolve_device(device or config.study.device)
     dtype = DTYPES[config.study.dtype]
-    state = _kept_state(study, best.number) if mode == "as-trained" else None
+    kept = kept_state(study, best.number) if mode == "as-trained" else None
+    state = None if kept is None else MemberState.load(kept)
     if state is not None:
         how = (
             f"trial {best.number}'s kept final state: the model the search scored, "

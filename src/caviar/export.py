@@ -53,6 +53,19 @@ def kept_state_path(storage: str | os.PathLike[str], study: str, trial: int) -> 
     return kept_dir(storage, study) / f"trial-{trial}.pt"
 
 
+def kept_state(study: Study, trial: int) -> Path | None:
+    """The file of trial ``trial``'s kept final state, or None where ``study`` kept none.
+
+    A file counts only when the study lists the trial in ``attrs["kept_models"]``: one left
+    by an earlier study of the same name (its database deleted, its folder not) is another
+    model. A study not stored in a file keeps none."""
+    storage = getattr(study.storage, "path", None)
+    if storage is None or trial not in study.attrs.get("kept_models", []):
+        return None
+    path = kept_state_path(storage, study.name, trial)
+    return path if path.is_file() else None
+
+
 class CaviarModel(nn.Module):
     """A trained member, ready for inference: ``x`` [B, D] -> logits [B, C].
 
@@ -67,23 +80,11 @@ class CaviarModel(nn.Module):
         owner = "CaviarModel"
         if state.diverged:
             raise InvalidValue(owner, "the member diverged during training; it is not a model")
-        expected = state.param_shapes()
-        shapes = {name: list(t.shape) for name, t in state.params.items()}
-        wrong = [
-            f"{name} must be {list(shape)}, got {shapes.get(name, 'none')}"
-            for name, shape in expected.items()
-            if shapes.get(name) != list(shape)
-        ] + [f"{name} is not one of {list(expected)}" for name in shapes if name not in expected]
-        if wrong:
-            raise InvalidValue(owner, f"the state does not fit its spec: {'; '.join(wrong)}")
+        try:
+            state.check_shapes()
+        except InvalidValue as e:
+            raise InvalidValue(owner, f"the state does not fit its spec: {e.reason}") from None
         n_stats = state.spec.n_layers if state.spec.batch_norm else 0
-        stats = [*state.running_mean, *state.running_var]
-        if len(stats) != 2 * n_stats or any(t.shape != (state.spec.hidden_units,) for t in stats):
-            raise InvalidValue(
-                owner,
-                f"the state needs running_mean and running_var of shape "
-                f"[{state.spec.hidden_units}] for each of its {n_stats} batch-norm layers",
-            )
         self.spec: dict[str, Any] = state.spec.to_dict()
         self.n_inputs = state.n_inputs
         self.n_classes = state.n_classes
@@ -202,19 +203,20 @@ def find_kept_state(
         raise InvalidValue("storage", f"no study file at {str(storage)!r}")
     loaded = Study.load(study, SQLiteStorage(storage, read_only=True))
     try:
-        kept = loaded.attrs.get("kept_models") or []
         if trial is None:
             best = loaded.best_trial
             if best is None:
                 raise InvalidValue(f"study {study!r}", "has no complete trial, so no best model")
             trial = best.number
+        path = kept_state(loaded, trial)
+        kept = [n for n in loaded.attrs.get("kept_models") or [] if kept_state(loaded, n)]
     finally:
         loaded.close()
-    path = kept_state_path(storage, study, trial)
-    if not path.is_file():
+    if path is None:
         which = f"kept models: trials {sorted(kept)}" if kept else "no models were kept"
         raise InvalidValue(
-            f"study {study!r}", f"trial {trial} has no kept model (no {str(path)!r}); {which}"
+            f"study {study!r}",
+            f"trial {trial} has no kept model (in {str(kept_dir(storage, study))!r}); {which}",
         )
     return path
 

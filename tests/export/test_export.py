@@ -22,12 +22,14 @@ from torch.nn import functional as F
 import caviar
 from caviar import LogUniform, Study
 from caviar.cli import main
+from caviar.ensemble import kept_members
 from caviar.errors import InvalidValue
 from caviar.export import (
     METADATA,
     CaviarModel,
     export_model,
     kept_dir,
+    kept_state,
     kept_state_path,
     load_model,
 )
@@ -177,6 +179,15 @@ def test_a_state_that_is_not_a_model_is_refused(states32) -> None:
     )
     with pytest.raises(InvalidValue, match=message):
         CaviarModel(wrong)
+    bn = states32["tanh, batch norm, 3 layers"]  # hidden_units 8
+    short = replace(bn, running_var=bn.running_var[:2])
+    message = r"^CaviarModel: the state does not fit its spec: running_var must hold 3 layers' st"
+    with pytest.raises(InvalidValue, match=message):
+        CaviarModel(short)
+    odd = replace(bn, running_mean=[bn.running_mean[0], torch.zeros(5), bn.running_mean[2]])
+    message = r"spec: running_mean\[1\] must be \[8\], got \[5\]$"
+    with pytest.raises(InvalidValue, match=message):
+        CaviarModel(odd)
 
 
 # -- loading: a state file, or a study's kept trial ------------------------------------------
@@ -224,7 +235,7 @@ def test_load_model_from_a_study_defaults_to_its_best_trial(study_db, states32) 
         (
             "s",
             {"trial": 0, "storage": "{db}"},
-            r"^study 's': trial 0 has no kept model \(no '.*trial-0.pt'\); "
+            r"^study 's': trial 0 has no kept model \(in '.*caviar-models/s'\); "
             r"kept models: trials \[1\]$",
         ),
     ],
@@ -236,6 +247,25 @@ def test_load_model_errors_say_what_is_missing(study_db, source, kwargs, message
 
     with pytest.raises(InvalidValue, match=message):
         load_model(fill(source), **{k: fill(v) for k, v in kwargs.items()})
+
+
+def test_a_file_the_study_did_not_keep_is_not_its_model(study_db, states32) -> None:
+    """A state left in the models folder by an earlier study of the same name (its database
+    deleted, the folder not) is not this study's: export, the ensemble and panda skip it."""
+    stale = kept_state_path(study_db, "s", 0)
+    states32["tanh, 1 layer, dropout"].save(stale)
+    with pytest.raises(InvalidValue, match=r"trial 0 has no kept model .*trials \[1\]$"):
+        load_model("s", 0, storage=study_db)
+    study = Study.load("s", storage=study_db)
+    try:
+        assert kept_state(study, 0) is None
+        assert kept_state(study, 1) == kept_state_path(study_db, "s", 1)
+        assert [t.number for t, _ in kept_members(study, 1)] == [1]
+        with pytest.raises(InvalidValue, match=r"must be <= the 1 models study 's' kept"):
+            kept_members(study, 2)
+    finally:
+        study.close()
+    assert stale.is_file()  # left alone: not ours to delete
 
 
 def test_a_file_that_is_not_a_state_is_refused(tmp_path) -> None:

@@ -74,15 +74,22 @@ class MemberState:
                 _same(f.name, getattr(self.spec, f.name), getattr(spec, f.name))
         _same("n_inputs", self.n_inputs, n_inputs)
         _same("n_classes", self.n_classes, n_classes)
-        expected = self.param_shapes()
-        _shapes(self.params, expected, "")
+        self.check_shapes()
         slots = OPTIMIZERS[spec.optimizer].slots
         if sorted(self.optimizer) != sorted(slots):
             raise InvalidValue(
                 _OWNER, f"optimizer slots must be {list(slots)}, got {sorted(self.optimizer)}"
             )
+        expected = self.param_shapes()
         for slot in slots:
             _shapes(self.optimizer[slot], expected, slot)
+
+    def check_shapes(self) -> None:
+        """An :class:`~caviar.errors.InvalidValue` naming the parameters and batch-norm
+        statistics that are missing, extra or not in the shape the state's own spec implies:
+        what a model needs, whatever its optimizer state."""
+        _shapes(self.params, self.param_shapes(), "")
+        spec = self.spec
         n_stats = spec.n_layers if spec.batch_norm else 0
         for name, stats in (("running_mean", self.running_mean), ("running_var", self.running_var)):
             if len(stats) != n_stats:
@@ -198,15 +205,19 @@ def _same(key: str, stored: Any, given: Any) -> None:
 
 
 def _shapes(tensors: dict[str, Tensor], expected: dict[str, tuple[int, ...]], slot: str) -> None:
-    """Each tensor in its expected shape, and no tensor missing or extra."""
+    """Each tensor in its expected shape, and no tensor missing or extra; the error names every
+    one that is not."""
 
     def label(name: str) -> str:
         return f"{slot}[{name}]" if slot else name
 
-    for name, shape in expected.items():
-        got = list(tensors[name].shape) if name in tensors else "none"
-        if got != list(shape):
-            raise InvalidValue(_OWNER, f"{label(name)} must be {list(shape)}, got {got}")
-    extra = sorted(set(tensors) - set(expected))
-    if extra:
-        raise InvalidValue(_OWNER, f"{label(extra[0])} is not one of {list(expected)}")
+    wrong = [
+        f"{label(name)} must be {list(shape)}, got {got}"
+        for name, shape in expected.items()
+        if (got := list(tensors[name].shape) if name in tensors else "none") != list(shape)
+    ] + [
+        f"{label(name)} is not one of {list(expected)}"
+        for name in sorted(set(tensors) - set(expected))
+    ]
+    if wrong:
+        raise InvalidValue(_OWNER, "; ".join(wrong))

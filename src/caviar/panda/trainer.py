@@ -26,7 +26,7 @@ from typing import Any
 
 from caviar.config import StudyConfig, config_from_mapping
 from caviar.errors import InvalidValue
-from caviar.export import kept_state_path, read_state
+from caviar.export import kept_state, read_state
 from caviar.nn import MemberSpec, MemberState
 from caviar.panda.controller import PandaController
 from caviar.panda.engine import EpochEngine, spec_from_config
@@ -123,10 +123,10 @@ class PandaRun:
                 raise InvalidValue(f"study {study!r}", f"has no trial {trial}; trials: {numbers}")
             params, seed = dict(found[0].params), found[0].seed
             stored = dict(loaded.attrs.get("config", {}))
+            kept = kept_state(loaded, trial) if use_state else None
         finally:
             loaded.close()
-        path = kept_state_path(storage, study, trial)
-        state = read_state(path) if use_state and path.is_file() else None
+        state = None if kept is None else read_state(kept)
         if state is not None:
             params["epochs"] = epochs or state.epoch + int(params.get("epochs", 1))
         elif epochs is not None:
@@ -144,7 +144,7 @@ class PandaRun:
             "kind": "trial",
             "study": study,
             "trial": trial,
-            "state": str(path) if state is not None else None,
+            "state": None if kept is None else str(kept),
         }
         return cls.create(
             config, state=state, seed=seed, source=source, snapshot_budget_mb=snapshot_budget_mb
