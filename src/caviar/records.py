@@ -63,8 +63,9 @@ class EpochRecord:
 
 
 @dataclass(frozen=True)
-class NewTrial:
-    """What a study hands a storage to create a trial."""
+class Trial:
+    """A trial to train: its number, configuration (``params`` and their ``unit`` coordinates)
+    and seed. What :meth:`Study.ask` hands out, and what a study hands a storage to create."""
 
     number: int
     params: Mapping[str, Any]

@@ -5,7 +5,7 @@ import sqlite3
 
 import pytest
 
-from caviar.records import EpochRecord, NewTrial, TrialState
+from caviar.records import EpochRecord, Trial, TrialState
 from caviar.storage import (
     InMemoryStorage,
     SQLiteStorage,
@@ -19,10 +19,10 @@ def test_everything_survives_reopening_the_file(tmp_path):
     path = tmp_path / "deep" / "folder" / "s.db"  # folders are created
     first = SQLiteStorage(path)
     first.create_study(StudyRecord("s", "minimize", {"x": 1}, {"name": "random", "seed": 0}, 0))
-    first.create_trials("s", [NewTrial(0, {"x": 1}, (), 7, {"a": [1]})], owner="h:1:o")
+    first.create_trials("s", [Trial(0, {"x": 1}, (), 7, {"a": [1]})], owner="h:1:o")
     first.add_epochs("s", [(0, EpochRecord(1, val_loss=0.5))], owner="h:1:o")
     first.finish_trial("s", 0, TrialState.COMPLETE, 0.5, owner="h:1:o")
-    first.create_trials("s", [NewTrial(1, {"x": 1}, (), 8)], owner=None)
+    first.create_trials("s", [Trial(1, {"x": 1}, (), 8)], owner=None)
     first.close()
 
     again = SQLiteStorage(path)

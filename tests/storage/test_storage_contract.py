@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from caviar.records import EpochRecord, NewTrial, TrialState
+from caviar.records import EpochRecord, Trial, TrialState
 from caviar.storage import (
     DuplicateStudyError,
     DuplicateTrialError,
@@ -39,8 +39,8 @@ def record(name: str = "s", **changes) -> StudyRecord:
     return StudyRecord(**{**fields, **changes})
 
 
-def new(number: int) -> NewTrial:
-    return NewTrial(
+def new(number: int) -> Trial:
+    return Trial(
         number=number,
         params={"x": number / 10, "epochs": 5},
         unit=(number / 10,),

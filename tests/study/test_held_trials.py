@@ -17,7 +17,7 @@ from caviar import (
     Study,
     TrialState,
 )
-from caviar.records import NewTrial
+from caviar.records import Trial
 from caviar.storage import StaleTrialError
 from caviar.study import HeldTrials, TrialsTakenOver
 
@@ -44,7 +44,7 @@ def clock(monkeypatch):
 def plant(storage, numbers, owner: str) -> None:
     params = SPACE.from_unit((0.5, 0.5))
     storage.create_trials(
-        "s", [NewTrial(n, params, SPACE.to_unit(params), seed=n) for n in numbers], owner=owner
+        "s", [Trial(n, params, SPACE.to_unit(params), seed=n) for n in numbers], owner=owner
     )
 
 

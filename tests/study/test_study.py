@@ -25,7 +25,7 @@ from caviar import (
     TrialState,
     Uniform,
 )
-from caviar.records import NewTrial
+from caviar.records import Trial
 from caviar.seeding import TRIAL, derive_seed
 from caviar.storage import DuplicateStudyError, StaleTrialError, UnknownStudyError
 
@@ -274,7 +274,7 @@ def plant(storage, number: int, owner: str) -> None:
     """A running trial of ``owner``, as another process would have left it."""
     params = SPACE.from_unit((0.5, 0.5))
     storage.create_trials(
-        "s", [NewTrial(number, params, SPACE.to_unit(params), seed=number)], owner=owner
+        "s", [Trial(number, params, SPACE.to_unit(params), seed=number)], owner=owner
     )
 
 

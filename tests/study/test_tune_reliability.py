@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from caviar.records import NewTrial
+from caviar.records import Trial
 from caviar.storage import CorruptRowError, DiskFullError, SQLiteStorage
 from caviar.storage.sqlite_connections import Connections
 from caviar.study import Study, TrialState
@@ -164,9 +164,7 @@ def test_waiting_for_a_trial_held_by_a_live_process_is_said(tmp_path, monkeypatc
     then = time.time() - 296.0
     with monkeypatch.context() as m:
         m.setattr(time, "time", lambda: then)
-        storage.create_trials(
-            "t", [NewTrial(2, params, study.space.to_unit(params), 7)], owner=ghost
-        )
+        storage.create_trials("t", [Trial(2, params, study.space.to_unit(params), 7)], owner=ghost)
     storage.close()
     err = io.StringIO()
     done = tune(tiny(tmp_path, trials=3), progress=False, report=False, stream=err)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from caviar.records import NewTrial
+from caviar.records import Trial
 from caviar.study import Study, TrialState
 from caviar.tuning import tune
 
@@ -77,8 +77,8 @@ def test_trials_of_a_dead_run_are_requeued_and_finished(tmp_path: Path) -> None:
     study.storage.create_trials(
         "t",
         [
-            NewTrial(2, params, space.to_unit(params), 7),
-            NewTrial(3, params, space.to_unit(params), 8),
+            Trial(2, params, space.to_unit(params), 7),
+            Trial(3, params, space.to_unit(params), 8),
         ],
         owner=dead,
     )

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from caviar.records import EpochRecord, FrozenTrial, NewTrial, TrialState
+from caviar.records import EpochRecord, FrozenTrial, Trial, TrialState
 
 
 class StorageError(Exception):
@@ -113,7 +113,7 @@ class Storage(ABC):
     # -- trials ------------------------------------------------------------------------------
     @abstractmethod
     def create_trials(
-        self, study: str, trials: Sequence[NewTrial], *, owner: str | None
+        self, study: str, trials: Sequence[Trial], *, owner: str | None
     ) -> list[FrozenTrial]:
         """Create trials, running under ``owner``, or queued when ``owner`` is None."""
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from caviar.records import EpochRecord, FrozenTrial, NewTrial, TrialState
+from caviar.records import EpochRecord, FrozenTrial, Trial, TrialState
 from caviar.storage.base import (
     DuplicateStudyError,
     DuplicateTrialError,
@@ -80,7 +80,7 @@ class InMemoryStorage(Storage):
 
     # -- trials ------------------------------------------------------------------------------
     def create_trials(
-        self, study: str, trials: Sequence[NewTrial], *, owner: str | None
+        self, study: str, trials: Sequence[Trial], *, owner: str | None
     ) -> list[FrozenTrial]:
         with self._lock:
             self._study(study)

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from caviar.records import METRICS, EpochRecord, FrozenTrial, NewTrial, TrialState
+from caviar.records import METRICS, EpochRecord, FrozenTrial, Trial, TrialState
 from caviar.storage.base import (
     DuplicateStudyError,
     DuplicateTrialError,
@@ -222,7 +222,7 @@ class SQLiteStorage(Storage):
 
     # -- trials ------------------------------------------------------------------------------
     def create_trials(
-        self, study: str, trials: Sequence[NewTrial], *, owner: str | None
+        self, study: str, trials: Sequence[Trial], *, owner: str | None
     ) -> list[FrozenTrial]:
         now = time.time()
         state = TrialState.QUEUED if owner is None else TrialState.RUNNING

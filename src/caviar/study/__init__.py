@@ -1,15 +1,14 @@
 """Studies: ask/tell over a search space, trial records and their states."""
 
-from caviar.records import Direction, EpochRecord, FrozenTrial, NewTrial, TrialState
+from caviar.records import Direction, EpochRecord, FrozenTrial, Trial, TrialState
 from caviar.study.owners import HeldTrials, TrialsTakenOver
-from caviar.study.study import RoundSummary, Study, Trial
+from caviar.study.study import RoundSummary, Study
 
 __all__ = [
     "Direction",
     "EpochRecord",
     "FrozenTrial",
     "HeldTrials",
-    "NewTrial",
     "RoundSummary",
     "Study",
     "Trial",

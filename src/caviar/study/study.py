@@ -25,12 +25,12 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from caviar.constraints import STUDY_NAME, integer
 from caviar.errors import InvalidValue
-from caviar.records import Direction, EpochRecord, FrozenTrial, NewTrial, TrialState
+from caviar.records import Direction, EpochRecord, FrozenTrial, Trial, TrialState
 from caviar.samplers import RandomSampler, Sampler
 from caviar.seeding import TRIAL, check_seed, derive_seed
 from caviar.space import SearchSpace
@@ -50,17 +50,6 @@ __all__ = ["HeldTrials", "RoundSummary", "Study", "Trial", "TrialsTakenOver", "o
 
 #: seconds without a heartbeat after which another process re-queues a running trial
 STALE_AFTER = 300.0
-
-
-@dataclass(frozen=True)
-class Trial:
-    """A trial handed out by :meth:`Study.ask`: its configuration and its seed."""
-
-    number: int
-    params: Mapping[str, Any]
-    unit: tuple[float, ...]
-    seed: int
-    attrs: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -198,13 +187,13 @@ class Study:
             history = self.storage.get_trials(self.name, curves=False)
             first = history[-1].number + 1 if history else 0
             last = first + want if max_trials is None else min(first + want, max_trials)
-            new: list[NewTrial] = []
+            new: list[Trial] = []
             for number in range(first, last):
                 proposal = self.sampler.propose(self.space, number, history, self.direction)
                 if proposal is None:
                     break
                 new.append(
-                    NewTrial(
+                    Trial(
                         number=number,
                         params=self.space.from_unit(proposal.unit),
                         unit=proposal.unit,
