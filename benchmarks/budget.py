@@ -15,7 +15,7 @@ Sides:
                     search.timeout = the budget, study.threads = the baselines' thread count
   caviar halving    the same with successive halving (search.halving: min_epochs 1, eta 3)
   caviar ... worker processes   (--workers) both caviar sides again, on one worker process
-                    per thread, one thread each (search.devices = cpu,cpu on 2 threads)
+                    per core, one thread each (search.devices = cpu,cpu on 2 cores)
   loop              one nn.Sequential and one torch.optim.Adam(weight_decay=...) per trial,
                     configurations drawn with numpy on the same scales, data as tensors in
                     memory, validation accuracy after every epoch
@@ -35,6 +35,7 @@ get the data ready-made. One run per side, one after the other, after an untimed
     python benchmarks/budget.py --data-dir ../shared/datasets/mnist             # 150 s a side
     python benchmarks/budget.py --seconds 20 --train-size 6000 --skip-optuna    # smoke run
     python benchmarks/budget.py --seeds 6 --skip-flat --skip-optuna  # halving vs loop, 6 seeds
+    python benchmarks/budget.py --workers --busy 1 --threads 1 --skip-optuna  # a shared machine
 
 One seed's run says little about best accuracies: the two sides draw different configurations,
 and 0.001 is 12 validation examples. --seeds N runs every side for N seeds (the split, caviar's
@@ -50,6 +51,8 @@ import math
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -344,11 +347,13 @@ def run_caviar(
         "storage": str(folder / f"{name}.db"),
         "seed": args.seed,
         "device": args.device,
-        "threads": torch.get_num_threads(),  # the baselines' count, not "auto" (free cores)
+        # the baselines' count, not "auto" (free cores), unless the run shares the machine
+        # on purpose (--busy): then caviar's default, as a user gets it
+        "threads": "auto" if args.busy else torch.get_num_threads(),
     }
-    if workers:  # one worker process per thread, one thread each
+    if workers:  # one worker process per core, one thread each
         table["threads"] = 1
-        search["devices"] = ["cpu"] * torch.get_num_threads()
+        search["devices"] = ["cpu"] * worker_count()
     mapping = {
         "study": table,
         "data": {
@@ -383,7 +388,7 @@ def run_caviar(
         f", halving (min_epochs {HALVING['min_epochs']}, eta {HALVING['eta']})" if halving else ""
     )
     if workers:
-        side += f", {threads} worker processes"
+        side += f", {worker_count()} worker processes"
     kept = {(t.number, r.epoch) for t in trials for r in t.curve}
     trained |= kept
     if trained != kept:
@@ -438,6 +443,25 @@ def machine(device: torch.device) -> str:
     except OSError:
         pass
     return f"CPU {cpu}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"
+
+
+def worker_count() -> int:
+    """Worker processes for the --workers sides: one per core this process may use."""
+    return len(os.sched_getaffinity(0))
+
+
+@contextlib.contextmanager
+def spinners(n: int) -> Iterator[None]:
+    """``n`` processes that each keep one core busy until the block ends: other work sharing
+    the machine (--busy)."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        yield
+    finally:
+        for proc in procs:
+            proc.kill()
+        for proc in procs:
+            proc.wait()
 
 
 def others_busy(seconds: float = 1.0) -> float | None:
@@ -510,6 +534,11 @@ def run_seed(args: argparse.Namespace, device: torch.device, seed: int) -> SeedR
     args = argparse.Namespace(**{**vars(args), "seed": seed})
     data = load(args, device)
     warm_up(data)
+    with spinners(args.busy):
+        return run_sides(args, device, seed, data)
+
+
+def run_sides(args: argparse.Namespace, device: torch.device, seed: int, data: Data) -> SeedRun:
     busy = others_busy() if device.type == "cpu" else None
     header = [
         f"# Search in a budget of {args.seconds:g} s per side",
@@ -525,7 +554,13 @@ def run_seed(args: argparse.Namespace, device: torch.device, seed: int) -> SeedR
         "warm-up trial",
         "",
     ]
-    if busy is not None and busy + torch.get_num_threads() > len(os.sched_getaffinity(0)) + 0.3:
+    if args.busy:
+        header[-1:-1] = [
+            f"- a shared machine on purpose (--busy {args.busy}): {args.busy} other processes "
+            "keep a core busy each throughout; caviar in one process uses its default threads "
+            f"(auto), the loop {torch.get_num_threads()} thread(s)"
+        ]
+    elif busy is not None and busy + torch.get_num_threads() > len(os.sched_getaffinity(0)) + 0.3:
         header[-1:-1] = [
             "- WARNING: other work takes cores this run's threads need; every side then waits on "
             "descheduled threads and the figures say little (use an idle machine, or --threads "
@@ -643,6 +678,13 @@ def main() -> None:
         action="store_true",
         help="also run the caviar sides on one worker process per thread, one thread each "
         "(--devices cpu,cpu)",
+    )
+    ap.add_argument(
+        "--busy",
+        type=int,
+        default=0,
+        help="N other processes keep a core busy each during the timed sides (a shared "
+        "machine); caviar in one process then uses study.threads = auto",
     )
     ap.add_argument("--out", type=Path, help="folder for budget.md (the table as markdown)")
     args = ap.parse_args()
