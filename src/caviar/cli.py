@@ -271,7 +271,7 @@ def parser() -> argparse.ArgumentParser:
         "--devices",
         metavar="LIST",
         help="one pool worker per device, e.g. cuda:0,cuda:1, or cpu,cpu for one worker process "
-        "per core (search.devices)",
+        "per core; auto: one per core (per GPU on GPUs) (search.devices)",
     )
     t.add_argument("--quiet", action="store_true", help="no progress line")
     t.add_argument(

@@ -83,14 +83,18 @@ class _PerRound:
 
 
 class _Devices:
-    """Devices for the pool's workers: a list, or one text of comma-separated names."""
+    """Devices for the pool's workers: a list, one text of comma-separated names, or "auto"
+    (kept as ``("auto",)``; :func:`caviar.distributed.cluster.worker_devices` makes it
+    concrete on the machine that runs the study)."""
 
     NAME = re.compile(r"cpu|cuda(:\d+)?")
 
     def describe(self) -> str:
-        return "a list of 'cpu', 'cuda' or 'cuda:N' (or one text: 'cuda:0,cuda:1')"
+        return "'auto' or a list of 'cpu', 'cuda' or 'cuda:N' (or one text: 'cuda:0,cuda:1')"
 
     def check(self, value: Any, owner: str) -> tuple[str, ...]:
+        if isinstance(value, str) and value.strip() == "auto":
+            return ("auto",)
         if isinstance(value, str):
             value = [part.strip() for part in value.split(",")] if value.strip() else []
         if not isinstance(value, list | tuple):
@@ -214,8 +218,9 @@ class SearchSection:
         _Devices(),
         "one pool worker per entry: cpu (a CPU slot), cuda (a GPU Ray assigns; without ray, "
         "this machine's default GPU), cuda:N (GPU N of this machine); without ray, worker "
-        "processes of this machine (cpu,cpu: one per core, no Ray needed); [] with ray: one "
-        "per GPU of the cluster, else one per CPU",
+        "processes of this machine (cpu,cpu: one per core, no Ray needed); auto: one per core "
+        "(per GPU where the study runs on GPUs), one process where that is one worker; [] or "
+        "auto with ray: one per GPU of the cluster, else one per CPU",
     )
 
 

@@ -202,8 +202,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 def _dry_run(config: Any) -> int:
     """Check the config and its data as a run would, say what the run would do, write nothing."""
+    from caviar.distributed import check_spread, describe_workers, is_spread
     from caviar.tuning import prepare_data
 
+    if is_spread(config):
+        check_spread(config)
     data = prepare_data(config)
     record = data.record()
     halving = config.halving()
@@ -213,7 +216,8 @@ def _dry_run(config: Any) -> int:
         f"features, {record['n_classes']} classes); {config.n_trials()} trials, pool "
         f"{config.search.population or 'auto'}, "
         f"{'halving ' + str(halving.to_config()) if halving else 'no halving'}, "
-        f"timeout {config.search.timeout or 'none'}; nothing was trained or written"
+        f"timeout {config.search.timeout or 'none'}, on {describe_workers(config)}; nothing "
+        "was trained or written"
     )
     return 0
 

@@ -64,13 +64,17 @@ def test_two_local_workers_give_the_trials_of_one_process(tmp_path: Path, dtype:
     assert {t.state for t in one} == {TrialState.COMPLETE, TrialState.PRUNED}
 
 
-def test_devices_on_the_command_line_need_no_ray(tmp_path: Path, without_ray: None) -> None:
-    """``--devices cpu,cpu``: two worker processes, the same trials, where ``import ray``
-    fails."""
+@pytest.mark.parametrize("devices", ["cpu,cpu", "auto"])
+def test_devices_on_the_command_line_need_no_ray(
+    tmp_path: Path, without_ray: None, devices: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--devices cpu,cpu``, or ``auto`` on a machine of 2 cores: two worker processes, the
+    same trials, where ``import ray`` fails."""
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1})
     one = tune(config(tmp_path, "one", trials=6), progress=False, report=False).trials()
     path = tmp_path / "two.yaml"
     path.write_text(yaml.safe_dump(config(tmp_path, "two", trials=6)))
-    assert main(["tune", str(path), "--devices", "cpu,cpu", "--quiet", "--no-report"]) == 0
+    assert main(["tune", str(path), "--devices", devices, "--quiet", "--no-report"]) == 0
     spread = Study.load("two", tmp_path / "s.db").trials()
     assert results(spread) == results(one)
     assert {t.attrs["device"] for t in spread} == {"cpu"}

@@ -12,7 +12,7 @@ import pytest
 
 from caviar.cli import main
 from caviar.config import config_from_mapping
-from caviar.distributed import RAY_MISSING, WorkerPlan, plan_workers
+from caviar.distributed import RAY_MISSING, WorkerPlan, is_local, plan_workers, worker_devices
 from caviar.errors import InvalidValue
 from caviar.tuning import check_device
 
@@ -28,6 +28,8 @@ def mapping(**search: Any) -> dict[str, Any]:
         ("cpu, cpu", ("cpu", "cpu")),
         (["cuda", "cpu"], ("cuda", "cpu")),
         ([], ()),
+        ("auto", ("auto",)),
+        (" auto ", ("auto",)),
     ],
 )
 def test_devices_are_a_list_or_a_comma_separated_text(given: Any, parsed: tuple[str, ...]) -> None:
@@ -40,7 +42,8 @@ def test_devices_are_a_list_or_a_comma_separated_text(given: Any, parsed: tuple[
         ("gpu0", r"search\.devices\[0\]: must be 'cpu', 'cuda' or 'cuda:N', got 'gpu0'"),
         (["cpu", 3], r"search\.devices\[1\]: must be .*, got 3"),
         ("cuda:", r"search\.devices\[0\]: .*got 'cuda:'"),
-        (3, r"search\.devices: must be a list of 'cpu', 'cuda' or 'cuda:N'"),
+        (3, r"search\.devices: must be 'auto' or a list of 'cpu', 'cuda' or 'cuda:N'"),
+        ("auto,cpu", r"search\.devices\[0\]: must be 'cpu', 'cuda' or 'cuda:N', got 'auto'"),
     ],
 )
 def test_a_bad_device_is_named(given: Any, message: str) -> None:
@@ -85,6 +88,70 @@ def test_cpu_workers_take_a_cpu_slot_per_thread() -> None:
         plan_workers(config_from_mapping(raw), {"CPU": 4.0, "GPU": 8.0})
         == [WorkerPlan("cpu", 2, 0)] * 2
     )
+
+
+def machine(monkeypatch: pytest.MonkeyPatch, cores: int, gpus: int) -> None:
+    """This process runs on ``cores`` cores of a machine with ``gpus`` GPUs."""
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(cores)))
+    monkeypatch.setattr("torch.cuda.is_available", lambda: gpus > 0)
+    monkeypatch.setattr("torch.cuda.device_count", lambda: gpus)
+
+
+AUTO = {  # (cores, GPUs, study, ray, the workers of devices = "auto")
+    "4 cores: one per core": (4, 0, {}, None, ("cpu",) * 4),
+    "4 cores, 2 threads a worker": (4, 0, {"threads": 2}, None, ("cpu",) * 2),
+    "4 cores, 3 threads: one worker, so one process": (4, 0, {"threads": 3}, None, ()),
+    "1 core: one process": (1, 0, {}, None, ()),
+    "3 GPUs: one per GPU": (8, 3, {}, None, ("cuda:0", "cuda:1", "cuda:2")),
+    "3 GPUs, the study on cuda": (8, 3, {"device": "cuda"}, None, ("cuda:0", "cuda:1", "cuda:2")),
+    "3 GPUs, the study on one of them": (8, 3, {"device": "cuda:1"}, None, ()),
+    "1 GPU: one process": (8, 1, {}, None, ()),
+    "GPUs, the study on the CPU": (2, 3, {"device": "cpu"}, None, ("cpu", "cpu")),
+    "with Ray: the cluster decides": (4, 0, {}, "auto", ()),
+}
+
+
+@pytest.mark.parametrize("name", list(AUTO))
+def test_auto_devices_are_one_worker_per_core_or_gpu(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cores, gpus, study, ray, devices = AUTO[name]
+    machine(monkeypatch, cores, gpus)
+    config = config_from_mapping({**mapping(devices="auto", ray=ray), "study": study})
+    assert worker_devices(config) == devices
+    assert is_local(config) == (bool(devices) and ray is None)
+    assert config.search.devices == ("auto",)  # the study records the setting, not this machine
+
+
+def test_auto_plans_local_workers_or_the_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
+    machine(monkeypatch, 2, 0)
+    local = config_from_mapping(mapping(devices="auto"))
+    assert plan_workers(local, {}) == [WorkerPlan("cpu", 1, 0)] * 2
+    on_ray = config_from_mapping(mapping(devices="auto", ray="auto"))
+    assert plan_workers(on_ray, {"CPU": 3.0}) == [WorkerPlan("cpu", 1, 0)] * 3
+
+
+@pytest.mark.parametrize(
+    ("flags", "where"),
+    [
+        ([], "on one process"),
+        (["--devices", "auto"], "on 3 worker processes (cpu, cpu, cpu, 1 thread each)"),
+        (["--devices", "cpu,cpu", "--threads", "2"], "on 2 worker processes (cpu, cpu, 2 threads"),
+        (["--devices", "auto", "--threads", "2"], "on one process"),
+    ],
+)
+def test_the_dry_run_says_where_the_pool_trains(
+    flags: list[str],
+    where: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    machine(monkeypatch, 3, 0)
+    storage = str(tmp_path / "s.db")
+    assert main(["tune", "--storage", storage, "--trials", "2", "--dry-run", *flags]) == 0
+    assert where in capsys.readouterr().out
+    assert not (tmp_path / "s.db").exists()
 
 
 def test_a_local_device_this_machine_lacks_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,9 +1,10 @@
 """A study's pool spread over workers: one pool per device, the study in the driver.
 
 ``caviar tune CONFIG --ray auto`` (or ``search.ray``): workers on a Ray cluster;
-``--devices cpu,cpu`` or ``cuda:0,cuda:1`` alone (``search.devices``): worker processes of this
-machine, no Ray needed. Ray is an optional extra (``pip install 'caviar-tune[ray]'``); this
-package imports it only when a run on Ray starts. See ``docs/distributed.md``.
+``--devices cpu,cpu``, ``cuda:0,cuda:1`` or ``auto`` alone (``search.devices``): worker
+processes of this machine, no Ray needed. Ray is an optional extra (``pip install
+'caviar-tune[ray]'``); this package imports it only when a run on Ray starts. See
+``docs/distributed.md``.
 """
 
 from caviar.distributed.cluster import (
@@ -11,11 +12,13 @@ from caviar.distributed.cluster import (
     WorkerPlan,
     check_spread,
     connect,
+    describe_workers,
     disconnect,
     import_ray,
     is_local,
     is_spread,
     plan_workers,
+    worker_devices,
 )
 from caviar.distributed.spread import SpreadPool, StartTimeout, Transport, WorkersLost, open_spread
 from caviar.distributed.workers import PoolWorker, WorkerInfo
@@ -31,10 +34,12 @@ __all__ = [
     "WorkersLost",
     "check_spread",
     "connect",
+    "describe_workers",
     "disconnect",
     "import_ray",
     "is_local",
     "is_spread",
     "open_spread",
     "plan_workers",
+    "worker_devices",
 ]

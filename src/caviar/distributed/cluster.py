@@ -9,14 +9,21 @@ into a Ray connection (or none) and one :class:`WorkerPlan` per worker.
   Without ``ray``, each worker is a process of this machine (no Ray needed). Left empty with
   ``ray``: one worker per GPU of the cluster, or, without GPUs (or with
   ``study.device = "cpu"``), one per CPU slot.
+- ``devices = "auto"``: without ``ray``, one worker per core this process may run on
+  (``study.threads`` cores each, one by default), or one per GPU where the study runs on GPUs;
+  where that makes a single worker, no worker at all (one process does the same without the
+  start). With ``ray``: as left empty.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import ModuleType
+
+import torch
 
 from caviar.config import StudyConfig
 from caviar.errors import InvalidValue
@@ -35,14 +42,47 @@ def import_ray(owner: str = "search.ray") -> ModuleType:
     return ray
 
 
+def worker_devices(config: StudyConfig) -> tuple[str, ...]:
+    """``search.devices`` with ``auto`` made concrete on this machine (see the module's
+    docstring); with ``ray``, ``auto`` is () (the cluster's resources decide)."""
+    devices = config.search.devices
+    if devices != ("auto",):
+        return devices
+    if config.search.ray is not None:
+        return ()
+    device = resolve_device(config.study.device)
+    found: tuple[str, ...]
+    if device.type == "cuda" and device.index is not None:  # the study names one GPU
+        found = (str(device),)
+    elif device.type == "cuda":
+        found = tuple(f"cuda:{i}" for i in range(torch.cuda.device_count()))
+    else:
+        found = ("cpu",) * (len(os.sched_getaffinity(0)) // (config.study.threads or 1))
+    return found if len(found) > 1 else ()
+
+
 def is_spread(config: StudyConfig) -> bool:
     """Whether the config spreads the pool over workers (``search.ray`` or ``search.devices``)."""
-    return config.search.ray is not None or bool(config.search.devices)
+    return config.search.ray is not None or bool(worker_devices(config))
 
 
 def is_local(config: StudyConfig) -> bool:
     """Whether the workers are processes of this machine (``search.devices`` without ``ray``)."""
-    return config.search.ray is None and bool(config.search.devices)
+    return config.search.ray is None and bool(worker_devices(config))
+
+
+def describe_workers(config: StudyConfig) -> str:
+    """Where the pool trains, in words: one process, worker processes, or Ray."""
+    devices = worker_devices(config)
+    if config.search.ray is not None:
+        on = f" on {', '.join(devices)}" if devices else ""
+        return f"workers of the Ray cluster {config.search.ray!r}{on}"
+    if devices:
+        threads = config.study.threads or 1
+        return f"{len(devices)} worker processes ({', '.join(devices)}" + (
+            f", {threads} thread{'s' if threads > 1 else ''} each)" if "cpu" in devices else ")"
+        )
+    return "one process"
 
 
 def check_spread(config: StudyConfig) -> None:
@@ -51,7 +91,7 @@ def check_spread(config: StudyConfig) -> None:
     if not is_local(config):
         import_ray("search.ray")
     else:  # the workers run here: their devices must exist here
-        for i, name in enumerate(config.search.devices):
+        for i, name in enumerate(worker_devices(config)):
             try:
                 resolve_device(name)
             except InvalidValue as e:
@@ -70,7 +110,7 @@ class WorkerPlan:
 def plan_workers(config: StudyConfig, resources: Mapping[str, float]) -> list[WorkerPlan]:
     """The workers for ``config`` on a cluster with ``resources`` (``ray.cluster_resources()``)."""
     threads = config.study.threads or 1
-    devices = list(config.search.devices)
+    devices = list(worker_devices(config))
     if not devices:
         gpus = int(resources.get("GPU", 0))
         if gpus and config.study.device != "cpu":
