@@ -64,6 +64,31 @@ def test_a_log_gets_a_line_at_start_first_finish_every_interval_and_close() -> N
     assert (p.finished, p.pruned, p.diverged, p.best) == (5, 1, 1, 0.625)
 
 
+def test_trials_that_finish_in_waves_get_an_eta_from_the_pace_of_epochs() -> None:
+    """A pool of 4 starts 8 trials of 3 epochs in two waves, a round (one epoch of each
+    member) every 2 s after 2 s of start-up. When the first wave ends at 6 s, 4 trials of 3
+    epochs are left: 12 model-epochs at the pace since the first round, (12 - 4) / (6 - 2) =
+    2 a second, so 6 s. By the count of finished trials it would be 7 x 6 s = 42 s."""
+    clock, out = Clock(), io.StringIO()
+    p = Progress("w", 8, stream=out, interval=10.0, clock=clock)
+    for now in (2, 4, 6):
+        clock.now = now
+        p.epochs_done(4, running=4)
+    p.trial_finished(TrialState.COMPLETE, 0.5, epochs=3)
+    assert lines(out)[-1] == (
+        "caviar w: trials 1/8 done, 4 training  best val acc 0.5000  pruned 0  diverged 0  "
+        "elapsed 0:06  ETA 0:06"
+    )
+    for _ in range(3):
+        p.trial_finished(TrialState.COMPLETE, 0.5, epochs=3)
+    assert p.time_left() == 6.0
+    clock.now = 9  # the pace slowed: 12 - 4 epochs in 7 s since the first round
+    p.epochs_done(4, running=4)  # 16 done, 8 left at 12 / 7 a second
+    assert p.time_left() == 8 / (12 / 7)
+    p.trial_finished(TrialState.PRUNED, None, epochs=1)  # trials now take 13 / 5 epochs
+    assert p.time_left() == (8 * 13 / 5 - 16) / (12 / 7)
+
+
 def test_a_failed_trial_counts_as_finished_but_in_no_counter() -> None:
     clock, out = Clock(), io.StringIO()
     p = Progress("f", 3, stream=out, clock=clock)

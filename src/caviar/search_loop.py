@@ -421,7 +421,7 @@ class SearchLoop:
             return False
         attrs = {**self._attrs(number), "rung": epoch, "rung_value": value}
         if self._told(self.running.pop(number), None, TrialState.PRUNED, attrs):
-            self.progress.trial_finished(TrialState.PRUNED, None)
+            self.progress.trial_finished(TrialState.PRUNED, None, len(self.curves[number]))
         return True
 
     def _told(
@@ -455,12 +455,12 @@ class SearchLoop:
         if diverged or value is None:
             attrs["diverged_epoch"] = curve[-1].epoch if curve else None
             if self._told(trial, None, TrialState.DIVERGED, attrs):
-                self.progress.trial_finished(TrialState.DIVERGED, None)
+                self.progress.trial_finished(TrialState.DIVERGED, None, len(curve))
             return
         if not self._told(trial, value, TrialState.COMPLETE, attrs):
             return
         self.completed += 1
-        self.progress.trial_finished(TrialState.COMPLETE, value)
+        self.progress.trial_finished(TrialState.COMPLETE, value, len(curve))
         if state is not None:
             self.keeper.offer(number, state)
 
