@@ -676,8 +676,8 @@ def main() -> None:
     ap.add_argument(
         "--workers",
         action="store_true",
-        help="also run the caviar sides on one worker process per thread, one thread each "
-        "(--devices cpu,cpu)",
+        help="also run the caviar sides on one worker process per core, one thread each "
+        "(--devices cpu,cpu on 2 cores)",
     )
     ap.add_argument(
         "--busy",
@@ -689,6 +689,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, help="folder for budget.md (the table as markdown)")
     args = ap.parse_args()
 
+    if args.busy < 0:
+        ap.error(f"--busy must be a count of processes >= 0, got {args.busy}")
     device = resolve_device(args.device)
     args.population = args.population or 0  # 0: caviar's own choice (sized to the budget)
     if args.threads:

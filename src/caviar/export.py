@@ -214,6 +214,9 @@ def find_kept_state(
         loaded.close()
     if path is None:
         which = f"kept models: trials {sorted(kept)}" if kept else "no models were kept"
+        stale = kept_state_path(storage, study, trial)
+        if stale.is_file():  # left by an earlier study of the same name
+            which += f"; {stale.name} there is not this study's"
         raise InvalidValue(
             f"study {study!r}",
             f"trial {trial} has no kept model (in {str(kept_dir(storage, study))!r}); {which}",

@@ -95,6 +95,8 @@ class _Devices:
     def check(self, value: Any, owner: str) -> tuple[str, ...]:
         if isinstance(value, str) and value.strip() == "auto":
             return ("auto",)
+        if isinstance(value, list | tuple) and list(value) == ["auto"]:
+            return ("auto",)  # as a stored config holds it
         if isinstance(value, str):
             value = [part.strip() for part in value.split(",")] if value.strip() else []
         if not isinstance(value, list | tuple):

@@ -70,7 +70,7 @@ def test_devices_on_the_command_line_need_no_ray(
 ) -> None:
     """``--devices cpu,cpu``, or ``auto`` on a machine of 2 cores: two worker processes, the
     same trials, where ``import ray`` fails."""
-    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr("caviar.distributed.cluster.machine_cores", lambda: 2)
     one = tune(config(tmp_path, "one", trials=6), progress=False, report=False).trials()
     path = tmp_path / "two.yaml"
     path.write_text(yaml.safe_dump(config(tmp_path, "two", trials=6)))

@@ -92,7 +92,7 @@ def test_cpu_workers_take_a_cpu_slot_per_thread() -> None:
 
 def machine(monkeypatch: pytest.MonkeyPatch, cores: int, gpus: int) -> None:
     """This process runs on ``cores`` cores of a machine with ``gpus`` GPUs."""
-    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(cores)))
+    monkeypatch.setattr("caviar.distributed.cluster.machine_cores", lambda: cores)
     monkeypatch.setattr("torch.cuda.is_available", lambda: gpus > 0)
     monkeypatch.setattr("torch.cuda.device_count", lambda: gpus)
 
@@ -121,6 +121,24 @@ def test_auto_devices_are_one_worker_per_core_or_gpu(
     assert worker_devices(config) == devices
     assert is_local(config) == (bool(devices) and ray is None)
     assert config.search.devices == ("auto",)  # the study records the setting, not this machine
+
+
+def test_a_stored_auto_reads_back_as_auto() -> None:
+    """A study records its config (``to_dict``) and reads it back for ``caviar test``, panda
+    and the next run."""
+    config = config_from_mapping(mapping(devices="auto"))
+    again = config_from_mapping(config.to_dict())
+    assert again.search.devices == ("auto",)
+    assert config_from_mapping(again.to_dict()).to_dict() == config.to_dict()
+
+
+def test_auto_on_a_study_device_this_machine_lacks_names_the_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    machine(monkeypatch, 4, 0)
+    raw = {**mapping(devices="auto"), "study": {"device": "cuda"}}
+    with pytest.raises(InvalidValue, match=r"^study\.device: CUDA is not available"):
+        worker_devices(config_from_mapping(raw))
 
 
 def test_auto_plans_local_workers_or_the_cluster(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -188,6 +188,10 @@ def test_a_state_that_is_not_a_model_is_refused(states32) -> None:
     message = r"spec: running_mean\[1\] must be \[8\], got \[5\]$"
     with pytest.raises(InvalidValue, match=message):
         CaviarModel(odd)
+    both = replace(short, params={**bn.params, "W0": torch.zeros(2, 2)})  # every fault named
+    message = r"spec: W0 must be \[\d+, 8\], got \[2, 2\]; running_var must hold 3 layers'"
+    with pytest.raises(InvalidValue, match=message):
+        CaviarModel(both)
 
 
 # -- loading: a state file, or a study's kept trial ------------------------------------------
@@ -254,7 +258,8 @@ def test_a_file_the_study_did_not_keep_is_not_its_model(study_db, states32) -> N
     deleted, the folder not) is not this study's: export, the ensemble and panda skip it."""
     stale = kept_state_path(study_db, "s", 0)
     states32["tanh, 1 layer, dropout"].save(stale)
-    with pytest.raises(InvalidValue, match=r"trial 0 has no kept model .*trials \[1\]$"):
+    message = r"trial 0 has no kept model .*trials \[1\]; trial-0.pt there is not this study's"
+    with pytest.raises(InvalidValue, match=message):
         load_model("s", 0, storage=study_db)
     study = Study.load("s", storage=study_db)
     try:

@@ -18,7 +18,6 @@ into a Ray connection (or none) and one :class:`WorkerPlan` per worker.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import ModuleType
@@ -28,6 +27,7 @@ import torch
 from caviar.config import StudyConfig
 from caviar.errors import InvalidValue
 from caviar.nn import resolve_device
+from caviar.threads import machine_cores
 
 #: what a user without the extra reads
 RAY_MISSING = "needs Ray, an optional extra: pip install 'caviar-tune[ray]'"
@@ -50,14 +50,17 @@ def worker_devices(config: StudyConfig) -> tuple[str, ...]:
         return devices
     if config.search.ray is not None:
         return ()
-    device = resolve_device(config.study.device)
+    try:
+        device = resolve_device(config.study.device)
+    except InvalidValue as e:
+        raise e.at("study.device") from None
     found: tuple[str, ...]
     if device.type == "cuda" and device.index is not None:  # the study names one GPU
         found = (str(device),)
     elif device.type == "cuda":
         found = tuple(f"cuda:{i}" for i in range(torch.cuda.device_count()))
     else:
-        found = ("cpu",) * (len(os.sched_getaffinity(0)) // (config.study.threads or 1))
+        found = ("cpu",) * (machine_cores() // (config.study.threads or 1))
     return found if len(found) > 1 else ()
 
 

@@ -85,22 +85,23 @@ class MemberState:
             _shapes(self.optimizer[slot], expected, slot)
 
     def check_shapes(self) -> None:
-        """An :class:`~caviar.errors.InvalidValue` naming the parameters and batch-norm
-        statistics that are missing, extra or not in the shape the state's own spec implies:
+        """An :class:`~caviar.errors.InvalidValue` naming every parameter and batch-norm
+        statistic that is missing, extra or not in the shape the state's own spec implies:
         what a model needs, whatever its optimizer state."""
-        _shapes(self.params, self.param_shapes(), "")
         spec = self.spec
         n_stats = spec.n_layers if spec.batch_norm else 0
+        wrong = _shape_problems(self.params, self.param_shapes(), "")
         for name, stats in (("running_mean", self.running_mean), ("running_var", self.running_var)):
             if len(stats) != n_stats:
-                raise InvalidValue(
-                    _OWNER, f"{name} must hold {n_stats} layers' statistics, got {len(stats)}"
-                )
-            _shapes(
+                wrong.append(f"{name} must hold {n_stats} layers' statistics, got {len(stats)}")
+                continue
+            wrong += _shape_problems(
                 {f"{name}[{i}]": t for i, t in enumerate(stats)},
                 {f"{name}[{i}]": (spec.hidden_units,) for i in range(n_stats)},
                 "",
             )
+        if wrong:
+            raise InvalidValue(_OWNER, "; ".join(wrong))
 
     def check_continues(
         self,
@@ -204,14 +205,16 @@ def _same(key: str, stored: Any, given: Any) -> None:
         raise InvalidValue(_OWNER, f"the state was trained with {key}={stored!r}, not {given!r}")
 
 
-def _shapes(tensors: dict[str, Tensor], expected: dict[str, tuple[int, ...]], slot: str) -> None:
-    """Each tensor in its expected shape, and no tensor missing or extra; the error names every
-    one that is not."""
+def _shape_problems(
+    tensors: dict[str, Tensor], expected: dict[str, tuple[int, ...]], slot: str
+) -> list[str]:
+    """What is wrong with ``tensors`` against ``expected``: a tensor in another shape, missing
+    or extra, one message each."""
 
     def label(name: str) -> str:
         return f"{slot}[{name}]" if slot else name
 
-    wrong = [
+    return [
         f"{label(name)} must be {list(shape)}, got {got}"
         for name, shape in expected.items()
         if (got := list(tensors[name].shape) if name in tensors else "none") != list(shape)
@@ -219,5 +222,11 @@ def _shapes(tensors: dict[str, Tensor], expected: dict[str, tuple[int, ...]], sl
         f"{label(name)} is not one of {list(expected)}"
         for name in sorted(set(tensors) - set(expected))
     ]
+
+
+def _shapes(tensors: dict[str, Tensor], expected: dict[str, tuple[int, ...]], slot: str) -> None:
+    """Each tensor in its expected shape, and no tensor missing or extra; the error names every
+    one that is not."""
+    wrong = _shape_problems(tensors, expected, slot)
     if wrong:
         raise InvalidValue(_OWNER, "; ".join(wrong))
