@@ -188,3 +188,40 @@ def test_a_dead_worker_is_named_with_how_it_died() -> None:
             t.get([t.call(worker, "describe")])
     finally:
         t.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "memfd_create"), reason="memfd_create is Linux's")
+def test_workers_map_one_shared_copy_of_the_data_already_in_the_study_dtype() -> None:
+    t = transport()
+    try:
+        workers = [t.start(WorkerPlan("cpu", 1, 0)) for _ in range(2)]
+        t.get([t.call(w, "describe") for w in workers], timeout=60)
+        for w in workers:  # each maps the driver's one in-memory file
+            assert "/memfd:caviar-training-data" in Path(f"/proc/{w.process.pid}/maps").read_text()
+        assert t.shared is not None
+        stored = torch.load(f"/proc/self/fd/{t.shared}", weights_only=True)
+        given = tiny_data()  # float64, as TrainingData.from_arrays makes it
+        for name in ("x_train", "x_val"):  # converted once, by the driver, as a pool would
+            assert stored[name].dtype == torch.float32
+            assert torch.equal(stored[name], getattr(given, name).to(torch.float32))
+        for name in ("y_train", "y_val"):
+            assert torch.equal(stored[name], getattr(given, name))
+        assert stored["n_classes"] == given.n_classes == 3
+    finally:
+        t.close()
+    assert t.shared is None  # the driver's hold on it is gone; the exited workers held the rest
+
+
+def test_where_memfd_is_missing_each_worker_is_sent_a_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As on macOS: the same trials, from data sent over the socket."""
+    monkeypatch.delattr(os, "memfd_create", raising=False)
+    one = tune(config(tmp_path, "one", trials=4, dtype="float32"), progress=False, report=False)
+    spread = tune(
+        config(tmp_path, "two", trials=4, dtype="float32", devices=["cpu", "cpu"]),
+        progress=False,
+        report=False,
+    )
+    assert results(spread.trials()) == results(one.trials())
+    assert len({t.attrs["worker"] for t in spread.trials()}) == 2
