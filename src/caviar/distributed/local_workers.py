@@ -1,10 +1,10 @@
 """Workers as processes of this machine: the transport of ``--devices`` without ``--ray``.
 
 Why processes and not threads: on a CPU, one single-threaded pool per core beats one pool
-spreading each small kernel over every core (the budget benchmark on the 2-core CPU: 1.19x the
-model-epochs per second, 1.30x the configurations with halving; the book's search: 1.0-1.1x;
-README), and Python threads would share one interpreter lock. Why not Ray: nothing to install,
-and a worker starts in the time it takes to import torch.
+spreading each small kernel over every core (the budget benchmark on the 2-core CPU: 1.06-1.31x
+the model-epochs per second, 1.30-1.34x the configurations with halving, idle or busy; the
+book's search: 1.0-1.1x; README), and Python threads would share one interpreter lock. Why
+not Ray: nothing to install, and a worker starts in the time it takes to import torch.
 
 Each worker is a fresh Python (``python -m caviar.distributed.local_workers FD``) running
 :func:`serve` over one end of a socket pair: it builds a
