@@ -57,6 +57,35 @@ def test_budget_prints_every_side_the_ratios_and_the_medians_over_seeds(tmp_path
     assert written.startswith("# Search in a budget") and "| median |" in written
 
 
+def spinners_running() -> int:
+    """Processes running budget.py's spinner (``python -c "while True: pass"``)."""
+    count = 0
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            count += cmdline.read_bytes().endswith(b"-c\0while True: pass\0")
+        except OSError:  # gone meanwhile
+            continue
+    return count
+
+
+@pytest.mark.slow
+@needs_mnist
+@pytest.mark.skipif(not Path("/proc/self/cmdline").is_file(), reason="reads /proc")
+def test_budget_on_a_busy_machine_runs_the_worker_sides_and_ends_its_spinners() -> None:
+    before = spinners_running()
+    out = run_benchmark(
+        "budget",
+        *("--data-dir", str(MNIST), "--seconds", "2", "--train-size", "1200"),
+        *("--test-size", "300", "--skip-optuna", "--skip-flat", "--workers", "--busy", "1"),
+        *("--threads", "1"),
+    )
+    cores = len(os.sched_getaffinity(0))
+    assert f"| caviar, P=auto, halving (min_epochs 1, eta 3), {cores} worker processes |" in out
+    assert "a shared machine on purpose (--busy 1): 1 other processes keep a core busy" in out
+    assert "(on worker processes)" in out
+    assert spinners_running() == before  # ended with the run
+
+
 @pytest.mark.slow
 def test_population_prints_the_flop_ratio_on_synthetic_data() -> None:
     out = run_benchmark(
