@@ -24,6 +24,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from caviar import interrupts
 from caviar.command import interrupted_while_starting
 from caviar.errors import InvalidValue
 from caviar.experiments.command import add_parser as add_experiment
@@ -342,7 +343,9 @@ class _Parser(argparse.ArgumentParser):
 def _quiet_interrupts() -> Iterator[None]:
     """While the command starts (parsing, importing torch), Ctrl-C exits at once with one line
     (see :mod:`caviar.command`); afterwards it raises KeyboardInterrupt, which the command
-    handles (unfinished trials go back to the queue)."""
+    handles (unfinished trials go back to the queue). In the console script the interrupt is
+    also remembered, so one swallowed in a finalizer still stops the run (see
+    :mod:`caviar.interrupts`); called from Python, the caller's handler comes back."""
     try:
         previous = signal.signal(signal.SIGINT, interrupted_while_starting)
     except ValueError:  # not the main thread: leave signals alone
@@ -351,8 +354,10 @@ def _quiet_interrupts() -> Iterator[None]:
     try:
         yield
     finally:
-        quiet = previous is interrupted_while_starting or previous is None
-        signal.signal(signal.SIGINT, signal.default_int_handler if quiet else previous)
+        console = previous is interrupted_while_starting or previous is None
+        signal.signal(signal.SIGINT, interrupts.handler if console else previous)
+        if console:
+            sys.unraisablehook = interrupts.quiet_unraisable(sys.unraisablehook)
 
 
 def _show_warning(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
@@ -371,13 +376,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning  # one line each, not Python's two
-            return int(args.run(args))
+            code = int(args.run(args))
+        interrupts.raise_pending()  # a Ctrl-C swallowed after the last round still counts
+        return code
     except (InvalidValue, TestSetUsed, StorageError, DownloadError, sqlite3.Error) as e:
         message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         # one line, whatever a key or a path holds
         print(f"caviar: error: {message}".replace("\n", "\\n"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        interrupts.handled()
         print("\ncaviar: interrupted; run the same command again to continue", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `caviar show ... | head`: the reader left, nothing is wrong

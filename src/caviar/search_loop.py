@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from caviar import interrupts
 from caviar.config import StudyConfig
 from caviar.endgame import Running, epochs_to_decision, plan
 from caviar.engines import DEFAULT_SLOTS, DTYPES, Engine, Spread, SpreadRound
@@ -189,6 +190,7 @@ class SearchLoop:
         try:
             with matmul_precision(self.device, self.dtype):
                 while True:
+                    interrupts.raise_pending()  # a Ctrl-C a finalizer swallowed
                     if not self.out_of_time():
                         self._fill()
                     if not len(self.pool):
