@@ -69,6 +69,7 @@ import caviar
 from caviar.data import load_dataset, split_validation
 from caviar.nn import resolve_device
 from caviar.study import EpochRecord, Study, Trial
+from caviar.threads import machine_cores
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCHS, BATCH, BETA2 = 5, 128, 0.999
@@ -353,7 +354,7 @@ def run_caviar(
     }
     if workers:  # one worker process per core, one thread each
         table["threads"] = 1
-        search["devices"] = ["cpu"] * worker_count()
+        search["devices"] = ["cpu"] * machine_cores()
     mapping = {
         "study": table,
         "data": {
@@ -388,7 +389,7 @@ def run_caviar(
         f", halving (min_epochs {HALVING['min_epochs']}, eta {HALVING['eta']})" if halving else ""
     )
     if workers:
-        side += f", {worker_count()} worker processes"
+        side += f", {machine_cores()} worker processes"
     kept = {(t.number, r.epoch) for t in trials for r in t.curve}
     trained |= kept
     if trained != kept:
@@ -443,11 +444,6 @@ def machine(device: torch.device) -> str:
     except OSError:
         pass
     return f"CPU {cpu}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"
-
-
-def worker_count() -> int:
-    """Worker processes for the --workers sides: one per core this process may use."""
-    return len(os.sched_getaffinity(0))
 
 
 @contextlib.contextmanager

@@ -202,12 +202,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 def _dry_run(config: Any) -> int:
     """Check the config and its data as a run would, say what the run would do, write nothing."""
-    from caviar.distributed import check_spread, describe_workers, is_spread
+    from caviar.distributed import describe_workers
     from caviar.tuning import prepare_data
 
-    if is_spread(config):
-        check_spread(config)
-    data = prepare_data(config)
+    data = prepare_data(config)  # cmd_tune has checked the devices (check_device)
     record = data.record()
     halving = config.halving()
     print(

@@ -107,7 +107,7 @@ def serve(conn: Connection) -> None:
     pool, then answer ``(method, args)`` calls with ``("ok", result)`` or
     ``("error", exception)`` until the driver hangs up."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from caviar.distributed.workers import PoolWorker  # torch loads here, in the worker
+    from caviar.distributed.workers import PoolWorker  # the engine, in the worker only
 
     worker: PoolWorker | None = None
     try:
