@@ -212,14 +212,16 @@ def test_workers_map_one_shared_copy_of_the_data_already_in_the_study_dtype() ->
     assert t.shared is None  # the driver's hold on it is gone; the exited workers held the rest
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_where_memfd_is_missing_each_worker_is_sent_a_copy(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dtype: str
 ) -> None:
-    """As on macOS: the same trials, from data sent over the socket."""
+    """As on macOS: the same trials bit for bit, from data sent over the socket (each worker
+    converting it to the study's dtype itself)."""
     monkeypatch.delattr(os, "memfd_create", raising=False)
-    one = tune(config(tmp_path, "one", trials=4, dtype="float32"), progress=False, report=False)
+    one = tune(config(tmp_path, "one", trials=4, dtype=dtype), progress=False, report=False)
     spread = tune(
-        config(tmp_path, "two", trials=4, dtype="float32", devices=["cpu", "cpu"]),
+        config(tmp_path, "two", trials=4, dtype=dtype, devices=["cpu", "cpu"]),
         progress=False,
         report=False,
     )
