@@ -156,8 +156,9 @@ def measure_calls(P: int, workload: str) -> dict[str, float]:
     return {"calls": counted.calls, "flops_ratio": counted.flops / useful}
 
 
-def measure_refill(P: int) -> dict[str, float]:
-    """Seconds to replace a third of a pool of P members (after a round), ready to train."""
+def measure_refill(P: int, mixed: bool) -> dict[str, float]:
+    """Seconds to replace a third of a pool of P members (after a round), ready to train: of one
+    shape (every newcomer fits a freed slot), or ``mixed`` (8..16 units, 1..2 layers)."""
     import torch
 
     from caviar.nn import Pool, TrainingData
@@ -168,17 +169,16 @@ def measure_refill(P: int) -> dict[str, float]:
     x, y = torch.rand(n, D, generator=g), torch.randint(0, 10, (n,), generator=g)
     data = TrainingData.from_arrays(x, y, n_classes=10)
     pool = Pool(data, device=torch.device("cpu"), keep_states=False)
-    specs = _specs(P + P // 3, units=(16, 16), depths=(2, 2), dropout=False, seed=3)
+    leaving = range(0, P, 3)
+    shapes = {"units": (8, 16), "depths": (1, 2)} if mixed else {"units": (16, 16), "depths": (2, 2)}
+    specs = _specs(P + len(leaving), **shapes, dropout=False, seed=3)
     for k in range(P):
         pool.add(k, specs[k])
-    pool.step(lambda: True)  # built, no training: every member left (interrupted) ...
-    for k in range(P):  # ... so add them again and run one real round
-        pool.add(k, specs[k])
-    pool.step()
+    pool.step()  # a first round: every member has trained an epoch
     t0 = time.perf_counter()
-    for k in range(0, P, 3):
+    for k in leaving:
         pool.remove(k)
-    for k in range(P, P + len(range(0, P, 3))):
+    for k in range(P, P + len(leaving)):
         pool.add(k, specs[k])
     pool._regroup()  # what the next round does first
     return {"seconds": time.perf_counter() - t0}
@@ -190,7 +190,7 @@ def child(what: str, args: list[str]) -> None:
     elif what == "calls":
         out = measure_calls(int(args[0]), args[1])
     else:
-        out = measure_refill(int(args[0]))
+        out = measure_refill(int(args[0]), args[1] == "mixed")
     print("RESULT " + json.dumps(out))
 
 
@@ -264,9 +264,10 @@ def main() -> int:
                         src, "calls", str(args.pool), workload, timeout=args.timeout
                     )
             if "refill" in whats:
-                results[side]["refill"] = run_side(
-                    src, "refill", str(args.pool), timeout=args.timeout
-                )
+                for shapes in ("same", "mixed"):
+                    results[side][f"refill {shapes}"] = run_side(
+                        src, "refill", str(args.pool), shapes, timeout=args.timeout
+                    )
     print(f"# The pool's bookkeeping (torch {_torch_version()}, one CPU thread)\n")
     ok = report(results, whats, [int(s) for s in args.sizes.split(",")], args.pool)
     return 0 if ok or not args.check else 1
@@ -309,11 +310,14 @@ def report(results: dict[str, dict[str, object]], whats: list[str], sizes: list[
             print(f"| {side} | {fmt(b, ',')} | {fmt(r, ',')} | {fmt(f, '.2f')} |")
     if "refill" in whats:
         print(f"\n## Replacing a third of a pool of {pool} (a halving rung), seconds\n")
-        print("| side | seconds |")
-        print("|---|---:|")
+        print("| side | one shape (16 units, 2 layers) | mixed (8..16 units, 1..2 layers) |")
+        print("|---|---:|---:|")
         for side, got in results.items():
-            r = got.get("refill")
-            print(f"| {side} | {fmt(r.get('seconds') if isinstance(r, dict) else None, '.3f')} |")
+            cells = []
+            for shapes in ("same", "mixed"):
+                r = got.get(f"refill {shapes}")
+                cells.append(fmt(r.get("seconds") if isinstance(r, dict) else None, ".3f"))
+            print(f"| {side} | " + " | ".join(cells) + " |")
     return ok
 
 

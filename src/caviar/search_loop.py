@@ -68,6 +68,8 @@ FIRST_RESULT = 0.15
 FIRST_ROUND_SLOTS = 4
 #: seconds between notes about the same trials held elsewhere
 WAIT_NOTE_EVERY = 60.0
+#: trials asked of the study at once when filling free slots (about 0.25 s of asking on a CPU)
+ASK_AT_ONCE = 1024
 
 
 def objective(curve: list[EpochRecord], mode: str) -> float | None:
@@ -334,23 +336,26 @@ class SearchLoop:
     def _fill(self) -> None:
         """Give every free slot a trial."""
         free = self.slots - len(self.pool)
-        if free <= 0 or self.closed:
-            return
-        asked = self.study.ask(free, max_trials=self.total)
-        for i, trial in enumerate(asked):
-            spec = self._spec(trial)
-            if spec is None:
-                continue
-            if not self._admits(spec):  # nor any later one: the budget's end game
-                self.closed = True
-                self.study.release(asked[i:])
+        # in pieces, so that a pool of thousands stops asking when the budget is spent
+        while free > 0 and not self.closed and not self.out_of_time():
+            asked = self.study.ask(min(free, ASK_AT_ONCE), max_trials=self.total)
+            if not asked:
                 return
-            self.running[trial.number] = trial
-            self.specs[trial.number] = spec
-            self.curves[trial.number] = []
-            threads = torch.get_num_threads() if self.spread is None else self.spread.threads
-            self.threads_used[trial.number] = {threads}
-            self.pool.add(trial.number, spec)
+            free -= len(asked)
+            for i, trial in enumerate(asked):
+                spec = self._spec(trial)
+                if spec is None:
+                    continue
+                if not self._admits(spec):  # nor any later one: the budget's end game
+                    self.closed = True
+                    self.study.release(asked[i:])
+                    return
+                self.running[trial.number] = trial
+                self.specs[trial.number] = spec
+                self.curves[trial.number] = []
+                threads = torch.get_num_threads() if self.spread is None else self.spread.threads
+                self.threads_used[trial.number] = {threads}
+                self.pool.add(trial.number, spec)
 
     def _spec(self, trial: Trial) -> MemberSpec | None:
         """The member spec of a trial, or None after failing a trial the engine cannot run."""

@@ -15,6 +15,7 @@ import pytest
 from caviar.cli import main
 from caviar.config import config_from_mapping, load_config
 from caviar.tune_command import config_mapping, scale_rounds
+from caviar.records import TrialState
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = ["--train-size", "300", "--epochs", "1", "--population", "4", "--quiet", "--no-report"]
@@ -328,3 +329,23 @@ def test_a_budget_too_short_for_any_trial_says_so(
     assert code == 1
     assert "no trial finished within the 2 s budget; 2 unfinished trials wait in the queue" in out
     assert "diverged" not in out
+
+
+def test_a_budget_holds_with_a_pool_of_ten_thousand(tmp_path: Path) -> None:
+    """With `population = 10000` and a 5-s budget the study used to sit for more than a minute
+    before its first mini-batch (building and copying the pool's members); now asking,
+    building and training all stop at the deadline, and every unfinished trial waits in the
+    queue, none lost."""
+    from caviar.tuning import tune
+
+    cfg = {
+        "study": {"name": "wide", "storage": str(tmp_path / "w.db"), "threads": 1},
+        "data": {"dataset": "digits"},
+        "search": {"sampler": "random", "trials": 20_000, "timeout": 5, "population": 10_000},
+    }
+    started = time.perf_counter()
+    study = tune(cfg, progress=False, report=False)
+    took = time.perf_counter() - started
+    assert took < 10, f"a 5-s budget took {took:.1f} s"
+    trials = study.trials(curves=False)
+    assert trials and all(t.state in (TrialState.QUEUED, TrialState.COMPLETE) for t in trials)

@@ -83,7 +83,10 @@ class Group:
         dtype: torch.dtype,
         states: Sequence[MemberState | None] | None = None,
         vectorized: bool | None = None,
+        fill: bool = True,
     ) -> None:
+        """``fill=False`` leaves the slots' values to the caller's :meth:`fill`, one member at
+        a time (a pool building a large group stops there when its time is up)."""
         keys = {s.group_key() for s in specs}
         if len(keys) != 1:
             raise ValueError(f"a group needs one architecture class, got {sorted(keys)}")
@@ -130,7 +133,8 @@ class Group:
         cols = lay.column_member().to(device)
         self._column_member = cols
         rates = torch.tensor([s.dropout for s in specs], dtype=torch.float64)
-        self.any_dropout = any(s.dropout > 0 for s in specs)
+        self._dropouts = sum(s.dropout > 0 for s in specs)  # members with dropout
+        self.any_dropout = self._dropouts > 0
         self._thresholds = dropout_thresholds(rates).to(device)[cols]  # int32 [S]
         inv_keep = torch.tensor([1.0 / (1.0 - s.dropout) for s in specs], dtype=dtype)
         self._scale = inv_keep.to(device)[cols].view(1, -1)  # [1, S]
@@ -148,7 +152,9 @@ class Group:
         self.steps = [0] * len(specs)  # optimizer steps taken (vectorized: steps attempted)
         self.steps_t = torch.zeros(len(specs), dtype=torch.float64, device=device)
         self.alive_t = torch.ones(len(specs), dtype=torch.bool, device=device)
-        self._all_active = torch.ones(len(specs), dtype=torch.bool, device=device)
+        # slots that train: a pool frees a slot when its member leaves, and refills it in place
+        self.active = [True] * len(specs)
+        self.active_t = torch.ones(len(specs), dtype=torch.bool, device=device)
         self._per_member = {
             name: torch.tensor(values, dtype=torch.float64, device=device)
             for name, values in (
@@ -168,18 +174,22 @@ class Group:
         self._aux_static["l2"] = self._aux_static["decoupled"] = torch.zeros(
             (), dtype=dtype, device=device
         )
-        for k, spec in enumerate(specs):
-            state = states[k] if states is not None else None
-            if state is None:
-                self._initialise(k, spec)
-            else:
-                self.load_member(k, state)
+        if fill:
+            for k in range(len(specs)):
+                self.fill(k, states[k] if states is not None else None)
 
     @property
     def n_members(self) -> int:
         return len(self.specs)
 
     # -- initial values ----------------------------------------------------------------------
+    def fill(self, k: int, state: MemberState | None = None) -> None:
+        """Slot ``k``'s first values: its member's initial weights, or ``state``."""
+        if state is None:
+            self._initialise(k, self.specs[k])
+        else:
+            self.load_member(k, state)
+
     def _initialise(self, k: int, spec: MemberSpec) -> None:
         lay = self.layout
         weights = initial_weights(spec, lay.n_inputs, lay.n_classes)
@@ -210,7 +220,7 @@ class Group:
         S = self.layout.widths[layer]
         z = torch.zeros(h.shape[0], S, dtype=self.dtype, device=self.device)
         for bucket in self.layout.buckets:
-            if bucket.depth <= layer:
+            if bucket.depth <= layer or self._free(bucket):
                 continue
             if bucket.size == 1:
                 cols = self.layout.columns(bucket.first, real=True)
@@ -236,6 +246,8 @@ class Group:
         z = torch.zeros(B, lay.widths[0], dtype=self.dtype, device=self.device)
         for bucket in lay.buckets:
             k0 = bucket.first
+            if self._free(bucket):
+                continue
             if bucket.size == 1:
                 torch.mm(xs[k0], self.W[k0][0], out=z[:, lay.columns(k0, real=True)])
             else:  # [n, B, H] = x [B, D] (or [n, B, D]) @ [n, D, H]
@@ -274,10 +286,13 @@ class Group:
     def _logits(self, outs: list[Tensor]) -> Tensor:
         """Every member's logits [P, B, C], from the output of its own last hidden layer."""
         B, C = outs[0].shape[0], self.layout.n_classes
-        logits = torch.empty(self.n_members, B, C, dtype=self.dtype, device=self.device)
+        make = torch.empty if all(self.active) else torch.zeros  # a free slot's stay 0
+        logits = make(self.n_members, B, C, dtype=self.dtype, device=self.device)
         b_out = self.A["b_out"]  # [P, C]
         for bucket in self.layout.buckets:
             k0, k1, depth = bucket.first, bucket.stop, bucket.depth
+            if self._free(bucket):
+                continue
             h = outs[depth - 1]
             if bucket.size == 1:
                 cols = self.layout.columns(k0, real=True)
@@ -297,8 +312,8 @@ class Group:
         """One mini-batch for every member; returns the per-member loss [P].
 
         ``xs[p]`` [B, D] and ``ys[p]`` are member p's batch (``ys`` [P, B], or [B] when all
-        share it); ``lrs`` this epoch's learning rates; ``active`` says which members train
-        (default: all). A member's step counter keys its dropout masks and Adam's bias
+        share it); ``lrs`` this epoch's learning rates; ``active`` says which slots train (see
+        :meth:`set_active`; default: as they are). A member's step counter keys its dropout masks and Adam's bias
         correction, so it trains the same whichever members share the step.
         """
         P, L = self.n_members, self.n_layers
@@ -307,13 +322,16 @@ class Group:
             raise InvalidValue(
                 "batch_norm", f"needs mini-batches of at least 2 examples in training, got {B}"
             )
-        active = [True] * P if active is None else list(active)
+        if active is not None:
+            for k, on in enumerate(active):
+                if on != self.active[k]:
+                    self.set_active(k, on)
         logits, outs, saved = self._forward(xs, self.steps)
         self.last_correct = F.correct_count(logits, ys)  # for the epoch's training accuracy
         loss, dlogits = F.softmax_cross_entropy(logits, ys)
 
         # freeze members whose loss is not finite, before the update reaches them -----------
-        active_t = self._all_active if all(active) else torch.tensor(active, device=self.device)
+        active_t = self.active_t
         self.alive_t &= torch.isfinite(loss) | ~active_t
         training_t = active_t & self.alive_t
         train_columns = None
@@ -362,6 +380,8 @@ class Group:
                 assert isinstance(h_in, list)
                 for bucket in lay.buckets:
                     k0 = bucket.first
+                    if self._free(bucket):
+                        continue
                     if bucket.size == 1:
                         cols = lay.columns(k0, real=True)
                         torch.mm(h_in[k0].t(), dz[:, cols], out=self.gW[k0][0])
@@ -391,6 +411,8 @@ class Group:
             k0, k1 = bucket.first, bucket.stop
             if layer is not None and bucket.depth <= layer:
                 continue  # a shallower member: nothing of it in this layer
+            if self._free(bucket):
+                continue
             index = bucket.depth if layer is None else layer
             h, dh = outs[index - 1], dhs[index - 1]
             if bucket.size == 1:
@@ -544,6 +566,86 @@ class Group:
     def set_alive(self, k: int, alive: bool) -> None:
         self.alive_t[k] = alive
 
+    # -- slots -------------------------------------------------------------------------------
+    def set_active(self, k: int, active: bool) -> None:
+        """Whether slot ``k`` trains. A free slot (its member left the pool) moves by exactly
+        nothing; on the per-member path (a CPU) its products are skipped too."""
+        self.active[k] = active
+        self.active_t[k] = active
+
+    def _free(self, bucket: Bucket) -> bool:
+        """A bucket of one member whose slot is free: nothing of it is computed."""
+        return bucket.size == 1 and not self.active[bucket.first]
+
+    def fits(self, k: int, spec: MemberSpec) -> bool:
+        """Whether ``spec`` can take slot ``k`` in place: the group's architecture class and the
+        slot's own units and depth (its place in the layout)."""
+        return (
+            spec.group_key() == self.specs[k].group_key()
+            and spec.hidden_units == self.units[k]
+            and spec.n_layers == self.depths[k]
+        )
+
+    def replace(self, k: int, spec: MemberSpec, state: MemberState | None = None) -> None:
+        """A new member in slot ``k``, in place: from its own seed, or continuing ``state``.
+
+        Every per-member value of the slot is rewritten (hyperparameters, dropout key, the
+        parameters, optimizer buffers, running statistics and step count), each in the slot's
+        own entries: O(1) in the group's size, no rebuild. The member then computes exactly
+        what it would in a group built for it (its entries are its own; see the module
+        docstring)."""
+        if not self.fits(k, spec):
+            raise ValueError(
+                f"slot {k} holds {self.units[k]} units in {self.depths[k]} layers of "
+                f"{self.specs[k].group_key()}; got {spec.hidden_units} units in "
+                f"{spec.n_layers} layers of {spec.group_key()}"
+            )
+        lay = self.layout
+        old = self.specs[k]
+        self.specs[k] = spec
+        self.beta1[k], self.beta2[k], self.eps[k] = spec.beta1, spec.beta2, spec.eps
+        self.l2[k] = 0.0 if spec.decoupled_weight_decay else spec.weight_decay
+        self.decoupled[k] = spec.weight_decay if spec.decoupled_weight_decay else 0.0
+        values = {
+            "beta1": self.beta1[k],
+            "beta2": self.beta2[k],
+            "eps": self.eps[k],
+            "l2": self.l2[k],
+            "decoupled": self.decoupled[k],
+        }
+        aux = lay.member_aux(k)
+        # the columns member k owns (the last member owns the group's tail)
+        cols = slice(lay.offsets[k], lay.S if k == self.n_members - 1 else lay.offsets[k] + lay.padded[k])
+        rate = torch.tensor([spec.dropout], dtype=torch.float64)
+        key = dropout_keys([spec.seed])
+        with torch.no_grad():
+            for name, value in values.items():
+                self._per_member[name][k] = value
+            for name in ("beta1", "beta2", "eps"):
+                for entries in aux:
+                    self._aux_static[name][entries] = values[name]
+            self._thresholds[cols] = dropout_thresholds(rate).to(self.device)
+            self._scale[0, cols] = 1.0 / (1.0 - spec.dropout)
+            self._keys[k] = key[0].to(self.device)
+            self._key_list[k] = int(key[0])
+            self.bn_momentum[cols] = spec.bn_momentum
+            # a clean slot: no value of the member that left survives
+            lo, hi = lay.segment(k)
+            for buffer in (self.weights, self.grad_weights, *self.state_weights):
+                buffer[lo:hi].zero_()
+            for buffer in (self.aux, self.grad_aux, *self.state_aux):
+                for entries in aux:
+                    buffer[entries].zero_()
+            self.running_mean[:, cols] = 0.0
+            self.running_var[:, cols] = 1.0
+            self.steps[k] = 0
+            self.steps_t[k] = 0
+            self.alive_t[k] = True
+        self._dropouts += (spec.dropout > 0) - (old.dropout > 0)
+        self.any_dropout = self._dropouts > 0
+        self.set_active(k, True)
+        self.fill(k, state)
+
     # -- evaluation --------------------------------------------------------------------------
     @torch.no_grad()
     def evaluate(self, x: Tensor, y: Tensor, chunk: int) -> tuple[Tensor, Tensor]:
@@ -567,7 +669,7 @@ class Group:
         """Every parameter of member ``k`` as (padded view, index of its true shape)."""
         lay, C = self.layout, self.layout.n_classes
         L = self.depths[k]
-        views = lay.weight_views(weights)[k]
+        views = lay.member_weight_views(weights, k)
         named: dict[str, tuple[Tensor, tuple[slice, ...]]] = {}
         for layer, w in enumerate(views):
             named[f"W{layer}"] = (w, (slice(None),))
@@ -616,7 +718,7 @@ class Group:
             running_var=[self.running_var[i, real].cpu().clone() for i in stats],
             epoch=epoch,
             batch=batch,
-            diverged=not self.alive[k],
+            diverged=not bool(self.alive_t[k]),
             data_seed=data_seed,
             n_train=n_train,
         )

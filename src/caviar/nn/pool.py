@@ -38,6 +38,9 @@ from caviar.nn.training_data import TrainingData
 from caviar.records import EpochRecord
 
 TRAIN_METRICS = ("pass", "full")
+#: while a group is built, ``should_stop`` is asked after every this many members (building a
+#: member costs about 0.3 ms on a CPU, so a group of 10,000 stops within about 20 ms)
+FILL_CHECK = 64
 
 
 @dataclass(frozen=True)
@@ -65,13 +68,34 @@ class RoundResult:
     interrupted: list[int] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(eq=False)
+class _Slots:
+    """A group in the pool, and the member in each of its slots (None: free).
+
+    ``origins`` holds, for each slot filled since the group's last epoch ended, the state its
+    member came with (None: from its seed): the group's epoch can be retried from them alone
+    after the device runs out of memory, with no copy taken before the epoch."""
+
+    group: Group
+    keys: list[int | None]
+    origins: dict[int, MemberState | None] = field(default_factory=dict)
+    n_live: int = 0  # slots that hold a member
+
+    @property
+    def live(self) -> list[tuple[int, int]]:
+        """(slot, key) of every member training here."""
+        return [(slot, key) for slot, key in enumerate(self.keys) if key is not None]
+
+
+@dataclass(eq=False)
 class _Member:
     key: int
     spec: MemberSpec
     epoch: int = 0  # the next epoch to run ...
     batch: int = 0  # ... and the next mini-batch in it
     state: MemberState | None = None  # where it lives while not in a group
+    home: _Slots | None = None  # the group it trains in ...
+    slot: int = -1  # ... and its slot there
 
 
 class _Interrupted(Exception):
@@ -112,9 +136,8 @@ class Pool:
             eval_batch or (1000 if device.type == "cuda" else 200), self.x.shape[0]
         )
         self._members: dict[int, _Member] = {}
-        self._groups: list[tuple[list[int], Group]] = []
+        self._groups: list[_Slots] = []
         self._orders: dict[int, Tensor] = {}
-        self._fresh: list[Group] = []  # groups built this round
 
     # -- membership --------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -154,27 +177,33 @@ class Pool:
             )
 
     def remove(self, key: int) -> MemberState:
-        """Take member ``key`` out of the pool; returns its state (at its last epoch end)."""
-        for keys, group in list(self._groups):
-            if key in keys:
-                self._dissolve(keys, group)  # its members' states, this one's included
+        """Take member ``key`` out of the pool; returns its state (at its last epoch end).
+
+        Its slot is freed, not its group: the next member that fits takes the slot in place
+        (see :meth:`_place`). O(1) in the pool's size."""
         state = self._state(key)
-        del self._members[key]
+        self._vacate(self._members.pop(key))
         return state
 
-    def _dissolve(self, keys: list[int], group: Group) -> None:
-        """Move the states of a group's members out of it, and drop the group."""
-        for k, key in enumerate(keys):
-            if key in self._members:
-                m = self._members[key]
-                m.state = self._take(group, k, m)
-        self._groups = [(ks, g) for ks, g in self._groups if g is not group]
+    def _vacate(self, member: _Member) -> None:
+        """Free ``member``'s slot; a group left empty is dropped (its memory with it)."""
+        home = member.home
+        if home is None:
+            return
+        home.keys[member.slot] = None
+        home.n_live -= 1
+        home.origins.pop(member.slot, None)
+        home.group.set_active(member.slot, False)
+        member.home, member.slot = None, -1
+        if home.n_live == 0:
+            self._groups.remove(home)
 
     def _state(self, key: int) -> MemberState:
         member = self._members[key]
-        for keys, group in self._groups:
-            if key in keys:
-                return self._take(group, keys.index(key), member)
+        if member.home is not None:
+            if member.slot in member.home.origins and member.home.origins[member.slot]:
+                return member.home.origins[member.slot]  # type: ignore[return-value]
+            return self._take(member.home.group, member.slot, member)
         if member.state is not None:
             return member.state
         group = Group(  # never trained: its initial state
@@ -193,20 +222,25 @@ class Pool:
         )
 
     # -- grouping ----------------------------------------------------------------------------
-    def partition(self) -> list[list[int]]:
-        """Members by architecture class and start position, each class sorted by width and
-        depth (so equal shapes form buckets) and cut into groups of at most ``max_group``."""
+    def partition(self, keys: list[int] | None = None) -> list[list[int]]:
+        """How members (default: all) are grouped when groups are built for them: by
+        architecture class and start position, each class sorted by width and depth (so equal
+        shapes form buckets) and cut into groups of at most ``max_group``."""
         classes: dict[tuple[object, ...], list[int]] = {}
-        for key in sorted(self._members):
-            m = self._members[key]
-            classes.setdefault((*m.spec.group_key(), m.batch), []).append(key)
+        for key in sorted(self._members if keys is None else keys):
+            classes.setdefault(self._class(self._members[key]), []).append(key)
         groups: list[list[int]] = []
-        for _, keys in sorted(classes.items(), key=lambda item: min(item[1])):
+        for _, members in sorted(classes.items(), key=lambda item: min(item[1])):
             # deepest first, equal shapes next to each other (one bucket, a batched product)
-            keys.sort(key=lambda key: self._shape(key))
-            size = self.max_group or len(keys)
-            groups.extend(keys[i : i + size] for i in range(0, len(keys), size))
+            members.sort(key=lambda key: self._shape(key))
+            size = self.max_group or len(members)
+            groups.extend(members[i : i + size] for i in range(0, len(members), size))
         return groups
+
+    @staticmethod
+    def _class(member: _Member) -> tuple[object, ...]:
+        """Members that can share a group: one architecture class, at one mini-batch."""
+        return (*member.spec.group_key(), member.batch)
 
     def _shape(self, key: int) -> tuple[int, int, int, int]:
         """Deepest first (each layer's activations then end at the last member that deep),
@@ -214,7 +248,9 @@ class Pool:
         spec = self._members[key].spec
         return -spec.n_layers, padded_width(spec.hidden_units), spec.hidden_units, key
 
-    def _build(self, keys: list[int]) -> Group:
+    def _build(self, keys: list[int], should_stop: Callable[[], bool] | None = None) -> _Slots:
+        """A group for ``keys``, its members filled one by one; :class:`_Interrupted` (and
+        nothing built) once ``should_stop`` says so, asked every :data:`FILL_CHECK` members."""
         members = [self._members[key] for key in keys]
         group = Group(
             [m.spec for m in members],
@@ -222,69 +258,131 @@ class Pool:
             self.n_classes,
             device=self.device,
             dtype=self.dtype,
-            states=[m.state for m in members],
+            fill=False,
         )
-        for m in members:
-            m.state = None  # it lives in the group now
-        return group
+        for k, m in enumerate(members):
+            if should_stop is not None and k % FILL_CHECK == FILL_CHECK - 1 and should_stop():
+                raise _Interrupted
+            group.fill(k, m.state)
+        home = _Slots(group, list(keys), {k: m.state for k, m in enumerate(members)}, len(keys))
+        for k, m in enumerate(members):
+            m.home, m.slot, m.state = home, k, None  # it lives in the group now
+        self._groups.append(home)
+        return home
 
-    def _regroup(self) -> None:
-        """Rebuild the groups whose composition changed (members came, left or moved)."""
-        wanted = self.partition()
-        current = {tuple(keys): group for keys, group in self._groups}
-        for keys, group in list(self._groups):
-            if keys not in wanted:
-                self._dissolve(keys, group)
-        self._groups = [(keys, current.get(tuple(keys)) or self._build(keys)) for keys in wanted]
-        self._fresh = [g for keys, g in self._groups if tuple(keys) not in current]
+    def _regroup(self, should_stop: Callable[[], bool] | None = None) -> None:
+        """Give every new member a slot (see :meth:`_place`) and keep the groups dense.
+        Building stops with :class:`_Interrupted` once ``should_stop`` says so."""
+        waiting = [m for m in self._members.values() if m.home is None]
+        waiting = self._place(sorted(waiting, key=lambda m: m.key))
+        # a group at most half full is rebuilt (its survivors move), and so is one smaller than
+        # what waits for its class: few groups, each dense
+        by_class: dict[tuple[object, ...], int] = {}
+        for m in waiting:
+            by_class[self._class(m)] = by_class.get(self._class(m), 0) + 1
+        for home in list(self._groups):
+            live = home.live
+            members = [self._members[key] for _, key in live]
+            sparse = 2 * len(live) <= len(home.keys) and len(home.keys) > 1
+            small = len(live) < by_class.get(self._class(members[0]), 0)
+            if sparse or small:
+                waiting.extend(self._dissolve(home))
+        if waiting:
+            for keys in self.partition([m.key for m in waiting]):
+                self._build(keys, should_stop)
+
+    def _place(self, waiting: list[_Member]) -> list[_Member]:
+        """New members into free slots that fit them exactly (class, position, units and
+        depth), in place: no group is rebuilt. Returns those that found none."""
+        free: dict[tuple[object, ...], list[tuple[_Slots, int]]] = {}
+        for home in self._groups:
+            live = home.live
+            if len(live) == len(home.keys):
+                continue
+            at = self._class(self._members[live[0][1]])
+            for slot, key in enumerate(home.keys):
+                if key is None:
+                    spec = home.group.specs[slot]
+                    free.setdefault((*at, spec.hidden_units, spec.n_layers), []).append(
+                        (home, slot)
+                    )
+        if not free:
+            return waiting
+        for fits in free.values():
+            fits.reverse()  # pop() takes the first
+        left = []
+        for m in waiting:
+            fits = free.get((*self._class(m), m.spec.hidden_units, m.spec.n_layers))
+            if not fits:
+                left.append(m)
+                continue
+            home, slot = fits.pop()
+            home.group.replace(slot, m.spec, m.state)
+            home.keys[slot] = m.key
+            home.n_live += 1
+            home.origins[slot] = m.state
+            m.home, m.slot, m.state = home, slot, None
+        return left
+
+    def _dissolve(self, home: _Slots) -> list[_Member]:
+        """Move a group's members out of it (their states on the host) and drop it."""
+        members = []
+        for slot, key in home.live:
+            m = self._members[key]
+            m.state = home.origins[slot] if slot in home.origins else self._take(home.group, slot, m)
+            m.home, m.slot = None, -1
+            members.append(m)
+        self._groups.remove(home)
+        return members
 
     # -- training ----------------------------------------------------------------------------
     def step(self, should_stop: Callable[[], bool] | None = None) -> RoundResult:
         """One round: an epoch for every member. ``should_stop`` is asked before every
         mini-batch; once it says yes, the round ends there (see :class:`RoundResult`)."""
-        self._regroup()
         result = RoundResult()
+        try:
+            self._regroup(should_stop)
+        except _Interrupted:  # the time was up while groups were built: every member leaves
+            result.interrupted = self.keys
+            for key in result.interrupted:
+                self._vacate(self._members.pop(key))
+            return result
         pending = list(self._groups)
         while pending:
-            keys, group = pending.pop(0)
-            snapshot = self._snapshot(keys, group)
+            home = pending.pop(0)
             try:
-                result.epochs.extend(self._epoch(keys, group, should_stop))
+                result.epochs.extend(self._epoch(home, should_stop))
             except _Interrupted:
-                result.interrupted = [key for ks, _ in [(keys, group), *pending] for key in ks]
+                result.interrupted = [key for h in [home, *pending] for _, key in h.live]
                 break
             except (torch.OutOfMemoryError, RuntimeError) as error:
-                if not is_out_of_memory(error) or not snapshot:
+                if not is_out_of_memory(error) or not self._retryable(home):
                     raise
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
                 # split the group in halves, each from the epoch's start, and retry at once:
                 # nothing of the failed attempt reaches the caller
-                del group
-                self._groups = [(ks, g) for ks, g in self._groups if ks != keys]
-                for key, state in zip(keys, snapshot, strict=True):
-                    self._members[key].state = state
+                live = home.live
+                for slot, key in live:
+                    self._members[key].state = home.origins[slot]
+                    self._members[key].home = None
+                self._groups.remove(home)
+                del home
+                keys = sorted((key for _, key in live), key=self._shape)
                 half = len(keys) // 2
                 self.max_group = half
-                parts = [(part, self._build(part)) for part in (keys[:half], keys[half:])]
-                self._groups.extend(parts)
-                self._fresh.extend(g for _, g in parts)
-                pending[:0] = parts
+                pending[:0] = [self._build(part) for part in (keys[:half], keys[half:])]
         result.epochs.sort(key=lambda e: e.key)
-        leaving = [e.key for e in result.epochs if e.finished] + result.interrupted
-        for keys, group in list(self._groups):
-            if any(key in leaving for key in keys):
-                self._dissolve(keys, group)
-        for key in leaving:
-            del self._members[key]
+        for key in [e.key for e in result.epochs if e.finished] + result.interrupted:
+            self._vacate(self._members.pop(key))
         return result
 
-    def _snapshot(self, keys: list[int], group: Group) -> list[MemberState]:
-        """The members' states at the start of the epoch, to retry it after running out of
-        memory (a copy of the parameters: small next to an epoch's work)."""
-        if len(keys) == 1 or group not in self._fresh:
-            return []  # an unchanged group allocates what it did in its last epoch
-        return [self._take(group, k, self._members[key]) for k, key in enumerate(keys)]
+    @staticmethod
+    def _retryable(home: _Slots) -> bool:
+        """Whether a failed epoch can start again from what the group's members came with:
+        every member placed since the group last finished an epoch (and more than one)."""
+        live = home.live
+        return len(live) > 1 and all(slot in home.origins for slot, _ in live)
 
     def _order(self, epoch: int) -> Tensor:
         order = self._orders.get(epoch)
@@ -296,17 +394,20 @@ class Pool:
         return order
 
     def _epoch(
-        self, keys: list[int], group: Group, should_stop: Callable[[], bool] | None
+        self, home: _Slots, should_stop: Callable[[], bool] | None
     ) -> list[MemberEpoch]:
-        """One epoch for every member of ``group``; their records."""
+        """One epoch for every member of a group; their records. A free slot gets the data
+        of the members beside it and a learning rate of 0 (it is not trained)."""
         started = time.perf_counter()
-        members = [self._members[key] for key in keys]
-        P = len(members)
+        group, live = home.group, home.live
+        members = [self._members[key] for _, key in live]
+        P = group.n_members
         bounds = batch_bounds(self.x.shape[0], group.batch_size, batch_norm=group.batch_norm)
         start_batch = members[0].batch
-        epochs = [m.epoch for m in members]
+        epochs, lrs = [members[0].epoch] * P, [0.0] * P
+        for (slot, _), m in zip(live, members, strict=True):
+            epochs[slot], lrs[slot] = m.epoch, m.spec.lr_at(m.epoch)
         orders = {e: self._order(e) for e in set(epochs)}
-        lrs = [m.spec.lr_at(m.epoch) for m in members]
         loss_sum = torch.zeros(P, dtype=torch.float64, device=self.device)
         correct = torch.zeros(P, dtype=torch.int64, device=self.device)
         seen = 0
@@ -336,10 +437,11 @@ class Pool:
         else:
             val_loss = val_acc = torch.full_like(train_loss, float("nan"))
         host = [t.cpu().tolist() for t in (train_loss, train_acc, val_loss, val_acc)]
+        home.origins.clear()  # the epoch ran: from now on the group holds the only copy
         seconds = time.perf_counter() - started
         out = []
         alive = group.alive  # one host copy
-        for k, m in enumerate(members):
+        for (k, _), m in zip(live, members, strict=True):
             if not (
                 math.isfinite(host[0][k]) and (self.x_val is None or math.isfinite(host[2][k]))
             ):

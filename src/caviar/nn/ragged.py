@@ -33,6 +33,7 @@ and the per-member products cost only the Python calls.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import torch
@@ -98,7 +99,7 @@ class Ragged:
         n_layers = max(self.depths)
         self.n_inputs, self.n_classes, self.n_layers = n_inputs, n_classes, n_layers
         self.batch_norm = batch_norm
-        self.offsets = [sum(self.padded[:k]) for k in range(len(units))]
+        self.offsets = [0, *itertools.accumulate(self.padded)][: len(units)]
         whole = align or group_align()
         self.S = padded_width(sum(self.padded), whole)
         # each layer's activations end with the last member that deep (members sorted deepest
@@ -112,7 +113,7 @@ class Ragged:
             sum(padded_width(r * c, MATRIX_ALIGN) for r, c in self._matrix_shapes(H, d))
             for H, d in zip(self.units, self.depths, strict=True)
         ]
-        self.segment_starts = [sum(self.segment_sizes[:k]) for k in range(len(units))]
+        self.segment_starts = [0, *itertools.accumulate(self.segment_sizes)][: len(units)]
         self.n_weights = sum(self.segment_sizes)
         self.aux_names = [
             f"{name}{layer}"
@@ -159,15 +160,25 @@ class Ragged:
 
     def weight_views(self, buffer: Tensor) -> list[list[Tensor]]:
         """Per member, its depth + 1 weight matrices, views into ``buffer``."""
-        views = []
-        for k, units in enumerate(self.units):
-            offset = self.segment_starts[k]
-            mats = []
-            for rows, cols in self._matrix_shapes(units, self.depths[k]):
-                mats.append(buffer[offset : offset + rows * cols].view(rows, cols))
-                offset += padded_width(rows * cols, MATRIX_ALIGN)
-            views.append(mats)
-        return views
+        return [self.member_weight_views(buffer, k) for k in range(len(self.units))]
+
+    def member_weight_views(self, buffer: Tensor, k: int) -> list[Tensor]:
+        """Member ``k``'s depth + 1 weight matrices, views into ``buffer`` (O(1) in P)."""
+        offset = self.segment_starts[k]
+        mats = []
+        for rows, cols in self._matrix_shapes(self.units[k], self.depths[k]):
+            mats.append(buffer[offset : offset + rows * cols].view(rows, cols))
+            offset += padded_width(rows * cols, MATRIX_ALIGN)
+        return mats
+
+    def member_aux(self, k: int) -> list[slice]:
+        """Every entry of the aux buffer member ``k`` owns (its padded columns of each
+        per-layer parameter, and its output-bias row), as slices of the flat buffer."""
+        S, start = self.S, self.offsets[k]
+        per_layer = [slice(i * S + start, i * S + start + self.padded[k]) for i in
+                     range(len(self.aux_names))]
+        row = len(self.aux_names) * S + k * self.bias_row
+        return [*per_layer, slice(row, row + self.bias_row)]
 
     def bucket_view(self, buffer: Tensor, bucket: Bucket, layer: int) -> Tensor:
         """The bucket's layer-``layer`` matrices as one [n, rows, cols] view (layer ``depth`` is
