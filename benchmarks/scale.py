@@ -184,13 +184,49 @@ def measure_refill(P: int, mixed: bool) -> dict[str, float]:
     return {"seconds": time.perf_counter() - t0}
 
 
+def measure_study(P: int, trials: int) -> dict[str, float]:
+    """Seconds for a study of ``trials`` tiny trials on the digits (8..16 units, 1..3 layers,
+    3 epochs, successive halving, one thread) in a pool of P."""
+    with tempfile.TemporaryDirectory() as tmp:
+        from caviar.tuning import tune
+
+        space = {
+            "lr": {"scale": "log", "low": 1e-4, "high": 1e-1},
+            "hidden_units": {"scale": "int", "low": 8, "high": 16},
+            "n_layers": {"scale": "int", "low": 1, "high": 3},
+            "batch_norm": {"choice": [True, False]},
+            "optimizer": "adam",
+            "batch_size": 64,
+            "epochs": 3,
+        }
+        cfg = {
+            "study": {"name": f"tiny-{P}", "storage": f"{tmp}/s.db", "threads": 1, "seed": 0},
+            "data": {"dataset": "digits"},
+            "space": space,
+            "search": {
+                "sampler": "random",
+                "trials": trials,
+                "population": P,
+                "halving": {"min_epochs": 1, "eta": 3},
+                "keep_models": 0,
+            },
+        }
+        t0 = time.perf_counter()
+        study = tune(cfg, progress=False, report=False)
+        seconds = time.perf_counter() - t0
+        done = sum(t.state.is_finished for t in study.trials(curves=False))
+    return {"seconds": seconds, "finished": done}
+
+
 def child(what: str, args: list[str]) -> None:
     if what == "state":
         out = measure_state([int(s) for s in args[0].split(",")])
     elif what == "calls":
         out = measure_calls(int(args[0]), args[1])
-    else:
+    elif what == "refill":
         out = measure_refill(int(args[0]), args[1] == "mixed")
+    else:
+        out = measure_study(int(args[0]), int(args[1]))
     print("RESULT " + json.dumps(out))
 
 
@@ -233,7 +269,9 @@ def fmt(value: object, spec: str) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--what", default="state,calls,refill")
+    parser.add_argument("--what", default="state,calls,refill,study")
+    parser.add_argument("--trials", type=int, default=1024, help="trials of the tiny study")
+    parser.add_argument("--study-pools", default="32,1024", help="pool sizes of the tiny study")
     parser.add_argument("--sizes", default="64,256,1024,4096", help="P for the state figures")
     parser.add_argument("--pool", type=int, default=1024, help="P for calls and refill")
     parser.add_argument("--baseline", default=BASELINE, help="a git revision, or none")
@@ -246,6 +284,7 @@ def main() -> int:
         return 0
     if args.check:
         args.sizes, args.pool, args.timeout = "8,16", 12, 120
+        args.trials, args.study_pools = 12, "2,12"
     whats = args.what.split(",")
     with tempfile.TemporaryDirectory() as tmp:
         sides = {"this checkout": ROOT / "src"}
@@ -268,8 +307,14 @@ def main() -> int:
                     results[side][f"refill {shapes}"] = run_side(
                         src, "refill", str(args.pool), shapes, timeout=args.timeout
                     )
+            if "study" in whats:
+                for P in args.study_pools.split(","):
+                    results[side][f"study {P}"] = run_side(
+                        src, "study", P, str(args.trials), timeout=args.timeout
+                    )
     print(f"# The pool's bookkeeping (torch {_torch_version()}, one CPU thread)\n")
-    ok = report(results, whats, [int(s) for s in args.sizes.split(",")], args.pool)
+    pools = [int(P) for P in args.study_pools.split(",")]
+    ok = report(results, whats, [int(s) for s in args.sizes.split(",")], args.pool, pools)
     return 0 if ok or not args.check else 1
 
 
@@ -279,7 +324,13 @@ def _torch_version() -> str:
     return torch.__version__
 
 
-def report(results: dict[str, dict[str, object]], whats: list[str], sizes: list[int], pool: int) -> bool:
+def report(
+    results: dict[str, dict[str, object]],
+    whats: list[str],
+    sizes: list[int],
+    pool: int,
+    pools: list[int],
+) -> bool:
     """Print one table per measurement; whether this checkout's side ran every one."""
     ok = True
     mine = next(iter(results))
@@ -318,6 +369,18 @@ def report(results: dict[str, dict[str, object]], whats: list[str], sizes: list[
                 r = got.get(f"refill {shapes}")
                 cells.append(fmt(r.get("seconds") if isinstance(r, dict) else None, ".3f"))
             print(f"| {side} | " + " | ".join(cells) + " |")
+    if "study" in whats:
+        print("\n## The same tiny trials in pools of different sizes, seconds\n")
+        print("| side | " + " | ".join(f"P={P}" for P in pools) + " | last / first |")
+        print("|---|" + "---:|" * (len(pools) + 1))
+        for side, got in results.items():
+            secs = []
+            for P in pools:
+                r = got.get(f"study {P}")
+                secs.append(r.get("seconds") if isinstance(r, dict) else None)
+            ratio = secs[-1] / secs[0] if None not in secs else None  # type: ignore[operator]
+            cells = [fmt(x, ".1f") for x in secs]
+            print(f"| {side} | " + " | ".join(cells) + f" | {fmt(ratio, '.2f')} |")
     return ok
 
 

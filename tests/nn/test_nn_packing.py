@@ -152,17 +152,25 @@ PADDING_CASES = {
 
 
 @pytest.mark.parametrize("name", list(PADDING_CASES))
-def test_padded_columns_stay_silent(name, data):
+@pytest.mark.parametrize("vectorized", [False, True], ids=["per-member", "batched"])
+def test_padded_columns_stay_silent(name, vectorized, data):
     """Members' columns are rounded up to a multiple of 32: the padded entries of the shared
     buffers (batch-norm gamma and beta, biases) never move and keep a zero optimizer state
-    (so they never had a gradient), and the members' own entries do train."""
+    (so they never had a gradient), and the members' own entries do train. In the batched
+    layout (the GPU path) the weight matrices are stored 32 wide too: their padded rows and
+    columns stay exactly 0, with a zero optimizer state, whatever the activation."""
     changes = PADDING_CASES[name]
     specs = [
         MemberSpec(seed=1, hidden_units=5, batch_size=16, **changes),
         MemberSpec(seed=2, hidden_units=9, batch_size=16, **changes),
     ]
     group = Group(
-        specs, data.n_inputs, data.n_classes, device=torch.device("cpu"), dtype=torch.float64
+        specs,
+        data.n_inputs,
+        data.n_classes,
+        device=torch.device("cpu"),
+        dtype=torch.float64,
+        vectorized=vectorized,
     )
     lay = group.layout
     real = torch.zeros(lay.S, dtype=torch.bool)
@@ -184,3 +192,11 @@ def test_padded_columns_stay_silent(name, data):
         for slot in group.state_aux:
             assert not lay.aux_views(slot)[name_][~real].any()
         assert not torch.equal(view[real], start[name_][real]), name_
+    for k in range(len(specs)):
+        for layer, w in enumerate(lay.member_weight_views(group.weights, k)):
+            pad = torch.ones_like(w, dtype=torch.bool)
+            pad[lay.weight_index(k, layer)] = False
+            assert pad.any() == vectorized  # stored at the true shape per member
+            assert not w[pad].any(), f"padding of member {k}'s W{layer} moved"
+            for slot in group.state_weights:
+                assert not lay.member_weight_views(slot, k)[layer][pad].any()

@@ -163,3 +163,27 @@ def test_members_of_a_new_shape_get_a_group_and_sparse_groups_are_compacted(data
     alone = Population([specs[5]], dtype=torch.float64, device="cpu").fit(data, keep_states=True)
     assert curves[5] == alone[0].curve[2:]
     assert_states_equal(states[5], alone[0].state, exact=True)
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid"])
+def test_the_batched_path_refills_a_slot_with_any_width_of_its_class(activation, data, monkeypatch):
+    """On the GPU path (run here on the CPU) a slot is stored at its width class: a 5-unit
+    member takes the slot a 9-unit one left, in place, and trains what it trains alone (float64,
+    to the engine's tolerance: batched products add in another order)."""
+    base = MemberSpec(seed=0, batch_size=30, lr=0.05, epochs=2, activation=activation)
+    target = replace(base, seed=9, hidden_units=5, dropout=0.2)
+    alone = Population([target], dtype=torch.float64, device="cpu").fit(data, keep_states=True)
+    pool = Pool(data, device=torch.device("cpu"), dtype=torch.float64, keep_states=True,
+                vectorized=True)
+    pool.add(0, replace(base, seed=1, hidden_units=9, epochs=1))
+    pool.add(1, replace(base, seed=2, hidden_units=12, epochs=3))
+    pool.step()
+    builds = Builds(monkeypatch)
+    pool.add(7, target)
+    curves, states = run(pool)
+    assert builds.count == 0
+    for got, want in zip(curves[7], alone[0].curve, strict=True):
+        assert got.epoch == want.epoch
+        assert got.train_loss == pytest.approx(want.train_loss, rel=1e-9)
+        assert got.val_accuracy == want.val_accuracy
+    assert_states_equal(states[7], alone[0].state, exact=False)

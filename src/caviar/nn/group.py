@@ -37,7 +37,7 @@ from torch import Tensor
 from caviar.errors import InvalidValue
 from caviar.nn import functional as F
 from caviar.nn.optim import OPTIMIZERS, Hyper
-from caviar.nn.ragged import Bucket, Ragged
+from caviar.nn.ragged import Bucket, Ragged, slot_shape
 from caviar.nn.randomness import (
     column_keys_from,
     column_layout,
@@ -137,7 +137,12 @@ class Group:
         self.any_dropout = self._dropouts > 0
         self._thresholds = dropout_thresholds(rates).to(device)[cols]  # int32 [S]
         inv_keep = torch.tensor([1.0 / (1.0 - s.dropout) for s in specs], dtype=dtype)
-        self._scale = inv_keep.to(device)[cols].view(1, -1)  # [1, S]
+        real = lay.column_real().to(device)  # [S]: a member's true units
+        self._scale = (inv_keep.to(device)[cols] * real).view(1, -1)  # [1, S], 0 off true units
+        # stored widths wider than the true ones (the batched layout) read a padded unit's
+        # output: sigmoid(0) = 0.5 there, so its output is masked to 0 (relu and tanh give 0)
+        masked = lay.batched and self.activation == "sigmoid"
+        self._pad_mask = real.to(dtype).view(1, -1) if masked else None
         # each column's member and unit for the dropout keys, the last member taking the tail
         key_units = [*lay.padded[:-1], lay.padded[-1] + lay.S - sum(lay.padded)]
         self._key_columns = column_layout(key_units, device)
@@ -195,17 +200,18 @@ class Group:
         weights = initial_weights(spec, lay.n_inputs, lay.n_classes)
         with torch.no_grad():
             for layer, w in enumerate(weights):
-                self.W[k][layer].copy_(w)
+                self.W[k][layer][lay.weight_index(k, layer)].copy_(w)
             if self.batch_norm:
                 for layer in range(spec.n_layers):
                     self.A[f"gamma{layer}"][lay.columns(k, real=True)] = 1.0
 
     # -- one training step -------------------------------------------------------------------
     def _multiplier(self, layer: int, steps: Sequence[int], batch: int) -> Tensor | None:
-        """Inverted-dropout multiplier for one layer: [B, S], or None without dropout."""
-        if not self.any_dropout:
-            return None
+        """Inverted-dropout multiplier for one layer: [B, S] (0 off true units); without dropout
+        the padding mask [1, S] where one is needed, else None."""
         S = self.layout.widths[layer]
+        if not self.any_dropout:
+            return None if self._pad_mask is None else self._pad_mask[:, :S]
         member, unit = self._key_columns[0][:S], self._key_columns[1][:S]
         if self.vectorized:  # keys and step counts on the device: no copy either way
             columns = column_keys_from(self._keys, self.steps_t, layer, member, unit)
@@ -223,7 +229,7 @@ class Group:
             if bucket.depth <= layer or self._free(bucket):
                 continue
             if bucket.size == 1:
-                cols = self.layout.columns(bucket.first, real=True)
+                cols = self.layout.product_columns(bucket.first)
                 torch.mm(h[:, cols], self.W[bucket.first][layer], out=z[:, cols])
             else:
                 w = self.layout.bucket_view(self.weights, bucket, layer)
@@ -249,7 +255,7 @@ class Group:
             if self._free(bucket):
                 continue
             if bucket.size == 1:
-                torch.mm(xs[k0], self.W[k0][0], out=z[:, lay.columns(k0, real=True)])
+                torch.mm(xs[k0], self.W[k0][0], out=z[:, lay.product_columns(k0)])
             else:  # [n, B, H] = x [B, D] (or [n, B, D]) @ [n, D, H]
                 w = lay.bucket_view(self.weights, bucket, 0)
                 bucket.view(z).copy_(torch.matmul(_inputs(xs, bucket), w))
@@ -295,7 +301,7 @@ class Group:
                 continue
             h = outs[depth - 1]
             if bucket.size == 1:
-                cols = self.layout.columns(k0, real=True)
+                cols = self.layout.product_columns(k0)
                 torch.addmm(b_out[k0], h[:, cols], self.W[k0][depth], out=logits[k0])
             else:
                 w = self.layout.bucket_view(self.weights, bucket, depth)
@@ -383,7 +389,7 @@ class Group:
                     if self._free(bucket):
                         continue
                     if bucket.size == 1:
-                        cols = lay.columns(k0, real=True)
+                        cols = lay.product_columns(k0)
                         torch.mm(h_in[k0].t(), dz[:, cols], out=self.gW[k0][0])
                     else:  # [n, D, H] = x.T [D, B] (or [n, D, B]) @ dz [n, B, H]
                         x_t = _inputs(h_in, bucket).transpose(-1, -2)
@@ -416,7 +422,7 @@ class Group:
             index = bucket.depth if layer is None else layer
             h, dh = outs[index - 1], dhs[index - 1]
             if bucket.size == 1:
-                cols = lay.columns(k0, real=True)
+                cols = lay.product_columns(k0)
                 d = dout[k0] if layer is None else dout[:, cols]
                 torch.mm(h[:, cols].t(), d, out=self.gW[k0][index])
                 torch.mm(d, self.W[k0][index].t(), out=dh[:, cols])
@@ -580,14 +586,15 @@ class Group:
     def fits(self, k: int, spec: MemberSpec) -> bool:
         """Whether ``spec`` can take slot ``k`` in place: the group's architecture class and the
         slot's own units and depth (its place in the layout)."""
-        return (
-            spec.group_key() == self.specs[k].group_key()
-            and spec.hidden_units == self.units[k]
-            and spec.n_layers == self.depths[k]
+        shape = slot_shape(spec.hidden_units, spec.n_layers, self.layout.batched)
+        return spec.group_key() == self.specs[k].group_key() and shape == (
+            self.layout.stored[k],
+            self.depths[k],
         )
 
     def replace(self, k: int, spec: MemberSpec, state: MemberState | None = None) -> None:
-        """A new member in slot ``k``, in place: from its own seed, or continuing ``state``.
+        """A new member in slot ``k``, in place: from its own seed, or continuing ``state``;
+        of the slot's shape (:meth:`fits`: in the batched layout, any width of its class).
 
         Every per-member value of the slot is rewritten (hyperparameters, dropout key, the
         parameters, optimizer buffers, running statistics and step count), each in the slot's
@@ -603,6 +610,7 @@ class Group:
         lay = self.layout
         old = self.specs[k]
         self.specs[k] = spec
+        self.units[k] = lay.units[k] = spec.hidden_units
         self.beta1[k], self.beta2[k], self.eps[k] = spec.beta1, spec.beta2, spec.eps
         self.l2[k] = 0.0 if spec.decoupled_weight_decay else spec.weight_decay
         self.decoupled[k] = spec.weight_decay if spec.decoupled_weight_decay else 0.0
@@ -615,7 +623,10 @@ class Group:
         }
         aux = lay.member_aux(k)
         # the columns member k owns (the last member owns the group's tail)
-        cols = slice(lay.offsets[k], lay.S if k == self.n_members - 1 else lay.offsets[k] + lay.padded[k])
+        end = lay.S if k == self.n_members - 1 else lay.offsets[k] + lay.padded[k]
+        cols = slice(lay.offsets[k], end)
+        real = torch.zeros(end - lay.offsets[k], dtype=self.dtype, device=self.device)
+        real[: spec.hidden_units] = 1.0
         rate = torch.tensor([spec.dropout], dtype=torch.float64)
         key = dropout_keys([spec.seed])
         with torch.no_grad():
@@ -625,7 +636,9 @@ class Group:
                 for entries in aux:
                     self._aux_static[name][entries] = values[name]
             self._thresholds[cols] = dropout_thresholds(rate).to(self.device)
-            self._scale[0, cols] = 1.0 / (1.0 - spec.dropout)
+            self._scale[0, cols] = real / (1.0 - spec.dropout)
+            if self._pad_mask is not None:
+                self._pad_mask[0, cols] = real
             self._keys[k] = key[0].to(self.device)
             self._key_list[k] = int(key[0])
             self.bn_momentum[cols] = spec.bn_momentum
@@ -672,7 +685,7 @@ class Group:
         views = lay.member_weight_views(weights, k)
         named: dict[str, tuple[Tensor, tuple[slice, ...]]] = {}
         for layer, w in enumerate(views):
-            named[f"W{layer}"] = (w, (slice(None),))
+            named[f"W{layer}"] = (w, lay.weight_index(k, layer))
         a = lay.aux_views(aux)
         real = lay.columns(k, real=True)
         names = ("gamma", "beta") if self.batch_norm else ("b",)

@@ -30,7 +30,7 @@ from torch import Tensor
 from caviar.constraints import one_of
 from caviar.nn.group import Group
 from caviar.nn.memory import is_out_of_memory
-from caviar.nn.ragged import padded_width
+from caviar.nn.ragged import padded_width, slot_shape
 from caviar.nn.randomness import batch_bounds, epoch_order
 from caviar.nn.spec import MemberSpec
 from caviar.nn.state import MemberState
@@ -117,8 +117,12 @@ class Pool:
         train_metrics: str = "pass",
         train_eval_size: int | None = None,
         keep_states: bool = False,
+        vectorized: bool | None = None,
     ) -> None:
+        """``vectorized``: the GPU code path (batched products over width classes, no host
+        sync per step); default: on a CUDA device only."""
         one_of(*TRAIN_METRICS).check(train_metrics, "Pool.train_metrics")
+        self.vectorized = device.type == "cuda" if vectorized is None else vectorized
         self.data_seed, self.device, self.dtype = data_seed, device, dtype
         self.max_group = max_group
         self.train_metrics, self.keep_states = train_metrics, keep_states
@@ -207,7 +211,12 @@ class Pool:
         if member.state is not None:
             return member.state
         group = Group(  # never trained: its initial state
-            [member.spec], self.n_inputs, self.n_classes, device=self.device, dtype=self.dtype
+            [member.spec],
+            self.n_inputs,
+            self.n_classes,
+            device=self.device,
+            dtype=self.dtype,
+            vectorized=self.vectorized,
         )
         return self._take(group, 0, member)
 
@@ -258,6 +267,7 @@ class Pool:
             self.n_classes,
             device=self.device,
             dtype=self.dtype,
+            vectorized=self.vectorized,
             fill=False,
         )
         for k, m in enumerate(members):
@@ -292,8 +302,9 @@ class Pool:
                 self._build(keys, should_stop)
 
     def _place(self, waiting: list[_Member]) -> list[_Member]:
-        """New members into free slots that fit them exactly (class, position, units and
-        depth), in place: no group is rebuilt. Returns those that found none."""
+        """New members into free slots that fit them (class, position, depth and stored width:
+        the true width on the per-member path, the width class on the batched one), in place:
+        no group is rebuilt. Returns those that found none."""
         free: dict[tuple[object, ...], list[tuple[_Slots, int]]] = {}
         for home in self._groups:
             live = home.live
@@ -302,17 +313,16 @@ class Pool:
             at = self._class(self._members[live[0][1]])
             for slot, key in enumerate(home.keys):
                 if key is None:
-                    spec = home.group.specs[slot]
-                    free.setdefault((*at, spec.hidden_units, spec.n_layers), []).append(
-                        (home, slot)
-                    )
+                    shape = (home.group.layout.stored[slot], home.group.depths[slot])
+                    free.setdefault((*at, *shape), []).append((home, slot))
         if not free:
             return waiting
         for fits in free.values():
             fits.reverse()  # pop() takes the first
         left = []
         for m in waiting:
-            fits = free.get((*self._class(m), m.spec.hidden_units, m.spec.n_layers))
+            shape = slot_shape(m.spec.hidden_units, m.spec.n_layers, self.vectorized)
+            fits = free.get((*self._class(m), *shape))
             if not fits:
                 left.append(m)
                 continue

@@ -24,11 +24,16 @@ alone or in any group, so its results are bitwise the same. Products use the tru
 (strided views), so the padding costs no FLOPs; padded columns hold zeros and are never read
 by a product.
 
-With ``batched`` (on a GPU, where one kernel per member would be too many launches), members of
-equal width that sit next to each other form a bucket, whose hidden and output matrices are one
-strided [n, H, H] view, for one batched product. On a CPU every member is its own bucket: a
-batched product does not give bitwise the results of the products one by one there (measured),
-and the per-member products cost only the Python calls.
+With ``batched`` (on a GPU, where one kernel per member would be too many launches), each
+member's matrices are stored at its padded width (its *width class*, a multiple of 32), zeros
+outside its true units, and members of one width class and depth that sit next to each other
+form a bucket, whose matrices are one strided [n, Hp, Hp] view, for one batched product. A
+realistic pool (widths 32..256, depths 1..4) then has at most 32 buckets instead of one per
+distinct width, for about 13 % more FLOPs than the true shapes. The padded units stay exactly
+zero: their weights, gamma and beta start at 0 and their gradients are 0 (see
+:class:`~caviar.nn.group.Group`). On a CPU every member is its own bucket, stored at its true
+width: a batched product does not give bitwise the results of the products one by one there
+(measured), and the per-member products cost only the Python calls.
 """
 
 from __future__ import annotations
@@ -57,10 +62,16 @@ def group_align(threads: int | None = None) -> int:
     return ALIGN * (1 << max(0, threads - 1).bit_length())
 
 
+def slot_shape(units: int, depth: int, batched: bool) -> tuple[int, int]:
+    """The (stored width, depth) a member of ``units`` occupies: two members of one shape can
+    take each other's slot. Stored at the padded width when ``batched``, else the true one."""
+    return (padded_width(units) if batched else units), depth
+
+
 @dataclass(frozen=True)
 class Bucket:
-    """Members ``first .. stop-1``, all ``units`` wide (``width`` with padding) and ``depth``
-    hidden layers deep, whose columns of [B, S] start at ``start``."""
+    """Members ``first .. stop-1``, all stored ``units`` wide (``width`` with padding) and
+    ``depth`` hidden layers deep, whose columns of [B, S] start at ``start``."""
 
     first: int
     stop: int
@@ -93,9 +104,12 @@ class Ragged:
         align: int | None = None,
         batched: bool = False,
     ) -> None:
-        self.units = list(units)
+        self.batched = batched
+        self.units = list(units)  # each member's true units
         self.depths = [depths] * len(units) if isinstance(depths, int) else list(depths)
         self.padded = [padded_width(u) for u in units]
+        # the width each member's matrices are stored (and multiplied) at
+        self.stored = list(self.padded) if batched else list(self.units)
         n_layers = max(self.depths)
         self.n_inputs, self.n_classes, self.n_layers = n_inputs, n_classes, n_layers
         self.batch_norm = batch_norm
@@ -111,7 +125,7 @@ class Ragged:
         ]
         self.segment_sizes = [
             sum(padded_width(r * c, MATRIX_ALIGN) for r, c in self._matrix_shapes(H, d))
-            for H, d in zip(self.units, self.depths, strict=True)
+            for H, d in zip(self.stored, self.depths, strict=True)
         ]
         self.segment_starts = [0, *itertools.accumulate(self.segment_sizes)][: len(units)]
         self.n_weights = sum(self.segment_sizes)
@@ -127,14 +141,14 @@ class Ragged:
     def _buckets(self, batched: bool) -> list[Bucket]:
         buckets: list[Bucket] = []
         first = 0
-        shape = list(zip(self.units, self.depths, strict=True))
+        shape = list(zip(self.stored, self.depths, strict=True))
         for k in range(1, len(self.units) + 1):
             if k == len(self.units) or not batched or shape[k] != shape[first]:
                 buckets.append(
                     Bucket(
                         first,
                         k,
-                        self.units[first],
+                        self.stored[first],
                         self.padded[first],
                         self.offsets[first],
                         self.depths[first],
@@ -148,6 +162,25 @@ class Ragged:
         """Member ``k``'s columns of an activation [B, S] (its true units only, if ``real``)."""
         start = self.offsets[k]
         return slice(start, start + (self.units[k] if real else self.padded[k]))
+
+    def product_columns(self, k: int) -> slice:
+        """The columns member ``k``'s products write: its stored width."""
+        start = self.offsets[k]
+        return slice(start, start + self.stored[k])
+
+    def weight_index(self, k: int, layer: int) -> tuple[slice, slice]:
+        """Member ``k``'s true-shaped part of its stored layer-``layer`` matrix."""
+        units = slice(0, self.units[k])
+        rows = slice(None) if layer == 0 else units
+        cols = slice(None) if layer == self.depths[k] else units
+        return rows, cols
+
+    def column_real(self) -> Tensor:
+        """Whether each column of [B, S] is a true unit of its member: bool [S]."""
+        real = torch.zeros(self.S, dtype=torch.bool)
+        for k, units in enumerate(self.units):
+            real[self.offsets[k] : self.offsets[k] + units] = True
+        return real
 
     def segment(self, k: int) -> tuple[int, int]:
         """``[lo, hi)`` of member ``k``'s weights in the weights buffer."""
@@ -166,7 +199,7 @@ class Ragged:
         """Member ``k``'s depth + 1 weight matrices, views into ``buffer`` (O(1) in P)."""
         offset = self.segment_starts[k]
         mats = []
-        for rows, cols in self._matrix_shapes(self.units[k], self.depths[k]):
+        for rows, cols in self._matrix_shapes(self.stored[k], self.depths[k]):
             mats.append(buffer[offset : offset + rows * cols].view(rows, cols))
             offset += padded_width(rows * cols, MATRIX_ALIGN)
         return mats
