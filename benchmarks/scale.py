@@ -6,11 +6,11 @@ What it measures (``--what``, default all):
 - ``state``: seconds to save (``Group.member_state``) and to load (``Group.load_member``) one
   member's state in a group of P = 64, 256, 1024, 4096 members (8 inputs, 16 units, 2 layers,
   Adam, batch norm: only the bookkeeping counts). Goal: flat, P = 4096 at most 1.5x P = 64.
-- ``calls``: ATen calls in one training step (views left out: they launch no kernel), counted
-  with a ``TorchDispatchMode`` on the GPU
-  code path (``vectorized``) run on this CPU, eager: the book's net (784-[100x6]-10) and a
-  realistic pool (widths 32..256, depths 1..4, dropout) at P = 1024. Goals: <= 150 and <= 1,500.
-  Also the executed / useful matrix-product FLOPs of that layout (goal <= 1.3).
+- ``calls``: ATen calls in one training step that launch a kernel (views and empty allocations
+  left out), counted with a ``TorchDispatchMode`` on the GPU code path (``vectorized``) run on
+  this CPU, eager: the book's net (784-[100x6]-10) and a realistic pool (widths 32..256, depths
+  1..4, dropout) at P = 1024. Goals: <= 150 and <= 1,500. Also the executed / useful
+  matrix-product FLOPs of that step (goal <= 1.3).
 - ``refill``: seconds to replace a third of a pool of 1024 members between rounds, as a halving
   rung does (341 leave, 341 new trials come; the pool is then ready to train). Goal: <= 2 s.
 
@@ -86,6 +86,11 @@ def measure_state(sizes: list[int]) -> dict[str, list[float]]:
     return {"save": save, "load": load}
 
 
+#: ATen calls that launch no kernel: an empty tensor is only an allocation (views are told apart
+#: by their schema)
+_NO_KERNEL = ("empty.", "empty_strided.")
+
+
 class _Counter:
     """ATen calls and matrix-product FLOPs seen inside a ``with``."""
 
@@ -96,7 +101,7 @@ class _Counter:
 
         class Mode(TorchDispatchMode):
             def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
-                counter.calls += not func.is_view  # a view launches no kernel
+                counter.calls += not (func.is_view or func.__name__.startswith(_NO_KERNEL))
                 out = func(*args, **(kwargs or {}))
                 counter.flops += _product_flops(func, args, out)
                 return out

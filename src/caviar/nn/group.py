@@ -159,6 +159,7 @@ class Group:
         self.alive_t = torch.ones(len(specs), dtype=torch.bool, device=device)
         # slots that train: a pool frees a slot when its member leaves, and refills it in place
         self.active = [True] * len(specs)
+        self._n_free = 0
         self.active_t = torch.ones(len(specs), dtype=torch.bool, device=device)
         self._per_member = {
             name: torch.tensor(values, dtype=torch.float64, device=device)
@@ -170,6 +171,8 @@ class Group:
                 ("decoupled", self.decoupled),
             )
         }
+        # ... and in the group's dtype, as the updates read them
+        self._per_member_typed = {name: v.to(dtype) for name, v in self._per_member.items()}
         self._lr_cache: tuple[tuple[float, ...], Tensor] | None = None
         # the aux buffer's constant per-entry hyperparameters, spread once
         self._aux_static = {
@@ -224,7 +227,7 @@ class Group:
         """``h_p @ W_p`` of a hidden layer for every member that deep, over true widths only:
         [B, S] from [B, S] (padded columns, and those of shallower members, zero)."""
         S = self.layout.widths[layer]
-        z = torch.zeros(h.shape[0], S, dtype=self.dtype, device=self.device)
+        z = self._scratch(h.shape[0], layer)
         for bucket in self.layout.buckets:
             if bucket.depth <= layer or self._free(bucket):
                 continue
@@ -249,7 +252,7 @@ class Group:
         lay, L = self.layout, self.n_layers
         B = xs[0].shape[0]
         saved: list[Saved] = []
-        z = torch.zeros(B, lay.widths[0], dtype=self.dtype, device=self.device)
+        z = self._scratch(B, 0)
         for bucket in lay.buckets:
             k0 = bucket.first
             if self._free(bucket):
@@ -348,18 +351,21 @@ class Group:
             training = training_t.tolist()  # the one host sync of a step (free on a CPU)
             if not all(training):
                 train_columns = training_t[self._column_member]
-        for layer, (_, _, _, bn) in enumerate(saved):
-            if bn is not None:
-                S = self.layout.widths[layer]
-                train = None if train_columns is None else train_columns[:S]
-                self._update_running(layer, bn[2], bn[3], B, train)
+        stats = [(layer, bn[2], bn[3]) for layer, (*_, bn) in enumerate(saved) if bn is not None]
+        if self.vectorized and stats:
+            assert train_columns is not None
+            self._update_running_together(stats, B, train_columns)
+        for layer, mean, inv_std in stats if not self.vectorized else []:
+            S = self.layout.widths[layer]
+            train = None if train_columns is None else train_columns[:S]
+            self._update_running(layer, mean, inv_std, B, train)
 
         # backward ---------------------------------------------------------------------------
         lay, gA = self.layout, self.gA
         torch.sum(dlogits, dim=1, out=gA["b_out"])
         # the gradient of each hidden layer's output, [B, S]: from the output layer for the
         # members it is the last of, from the layer above for the deeper ones
-        dhs = [torch.zeros(B, S, dtype=self.dtype, device=self.device) for S in lay.widths]
+        dhs = [self._scratch(B, layer) for layer in range(L)]
         self._backward_product(outs, dlogits, dhs, None)
         for layer in reversed(range(L)):
             h_in, a, m, bn = saved[layer]
@@ -374,12 +380,14 @@ class Group:
                 )
                 gA[f"gamma{layer}"][:S].copy_(dgamma)
                 gA[f"beta{layer}"][:S].copy_(dbeta)
-                gA[f"gamma{layer}"][S:].zero_()  # the optimizer used the buffer as scratch
-                gA[f"beta{layer}"][S:].zero_()
+                if S < lay.S:  # the optimizer used the buffer as scratch
+                    gA[f"gamma{layer}"][S:].zero_()
+                    gA[f"beta{layer}"][S:].zero_()
             else:
                 dz = dout
                 torch.sum(dout, dim=0, out=gA[f"b{layer}"][:S])
-                gA[f"b{layer}"][S:].zero_()
+                if S < lay.S:
+                    gA[f"b{layer}"][S:].zero_()
             if layer > 0:
                 self._backward_product(outs, dz, dhs, layer)
             else:
@@ -399,7 +407,7 @@ class Group:
         self.steps_t += training_t
         hyper = self._hyper(lrs, training_t)  # this step's bias corrections, for both updates
         if self.vectorized:
-            self._update_buckets(hyper, training_t)
+            self._update_buckets(hyper, ~training_t)
             self.steps = [s + 1 for s in self.steps]
         else:
             self._update_members(lrs, training)
@@ -449,6 +457,25 @@ class Group:
             new_var = torch.where(train, new_var, running_var)
         running_mean.copy_(new_mean)
         running_var.copy_(new_var)
+
+    def _update_running_together(
+        self, stats: list[tuple[int, Tensor, Tensor]], batch: int, train: Tensor
+    ) -> None:
+        """:meth:`_update_running` for every layer at once, in multi-tensor ops (one kernel
+        each on a GPU, instead of about nine per layer): the vectorized path. A column that does
+        not train this step moves by a weight of exactly 0."""
+        widths = [self.layout.widths[layer] for layer, _, _ in stats]
+        weight = torch.where(train, 1.0 - self.bn_momentum, 0.0)  # [S]: how far each moves
+        weights = [weight[:S] for S in widths]
+        var = torch._foreach_pow([inv_std for _, _, inv_std in stats], -2)
+        torch._foreach_sub_(var, self.bn_eps)  # the batch's biased variance ...
+        torch._foreach_mul_(var, batch / (batch - 1))  # ... unbiased, as torch keeps it
+        means = [mean for _, mean, _ in stats]
+        rows = [layer for layer, _, _ in stats]
+        running_mean = [self.running_mean[r, :S] for r, S in zip(rows, widths, strict=True)]
+        running_var = [self.running_var[r, :S] for r, S in zip(rows, widths, strict=True)]
+        torch._foreach_lerp_(running_mean, means, weights)
+        torch._foreach_lerp_(running_var, var, weights)
 
     def _update_members(self, lrs: Sequence[float], training: list[bool]) -> None:
         """Each training member's weights on their own, in cache-sized pieces, with its
@@ -514,18 +541,20 @@ class Group:
         return self._lr_cache[1]
 
     def _hyper(self, lrs: Sequence[float], training: Tensor) -> dict[str, Tensor]:
-        """Per-member hyperparameters of this step as float64 [P] device tensors; a frozen
-        member gets lr 0 (so it moves by exactly 0)."""
-        h = dict(self._per_member)
+        """Per-member hyperparameters of this step as [P] device tensors in the group's dtype
+        (the step-dependent ones computed in float64 first); a frozen member gets lr 0 (so it
+        moves by exactly 0)."""
+        h = dict(self._per_member_typed)
         t = self.steps_t.clamp(min=1.0)
-        h["lr"] = self._lr_tensor(lrs) * training
-        h["bias_correction1"] = 1.0 - h["beta1"] ** t
-        h["bias_correction2_sqrt"] = torch.sqrt(1.0 - h["beta2"] ** t)
+        beta1, beta2 = self._per_member["beta1"], self._per_member["beta2"]
+        h["lr"] = (self._lr_tensor(lrs) * training).to(self.dtype)
+        h["bias_correction1"] = (1.0 - beta1**t).to(self.dtype)
+        h["bias_correction2_sqrt"] = torch.sqrt(1.0 - beta2**t).to(self.dtype)
         return h
 
-    def _update_buckets(self, h: dict[str, Tensor], training: Tensor) -> None:
-        """The weights of each bucket (members of one width) in one update, hyperparameters as
-        [n, 1] tensors, no host sync (the GPU path)."""
+    def _update_buckets(self, h: dict[str, Tensor], frozen: Tensor) -> None:
+        """The weights of each bucket (members of one width class) in one update,
+        hyperparameters as [n, 1] tensors, no host sync (the GPU path)."""
         for bucket in self.layout.buckets:
             k0, k1, n = bucket.first, bucket.stop, bucket.size
             lo, size = self.layout.segment_starts[k0], self.layout.segment_sizes[k0]
@@ -534,8 +563,8 @@ class Group:
                 return buffer[lo : lo + n * size].view(n, size)
 
             grad = rows(self.grad_weights)
-            grad.copy_(torch.where(training[k0:k1].view(n, 1), grad, 0.0))  # NaN of the frozen
-            col = {name: v[k0:k1].view(n, 1).to(self.dtype) for name, v in h.items()}
+            grad.masked_fill_(frozen[k0:k1].view(n, 1), 0.0)  # NaN of the diverged, free slots
+            col = {name: v[k0:k1].view(n, 1) for name, v in h.items()}
             self.optimizer.step(
                 rows(self.weights),
                 grad,
@@ -551,7 +580,7 @@ class Group:
         gradient."""
         entry = dict(self._aux_static)
         for name in ("lr", "bias_correction1", "bias_correction2_sqrt"):
-            entry[name] = h[name].to(self.dtype)[self._aux_member]
+            entry[name] = h[name][self._aux_member]
         if masked:
             keep = training[self._aux_member]
             self.grad_aux.copy_(torch.where(keep, self.grad_aux, 0.0))
@@ -576,8 +605,15 @@ class Group:
     def set_active(self, k: int, active: bool) -> None:
         """Whether slot ``k`` trains. A free slot (its member left the pool) moves by exactly
         nothing; on the per-member path (a CPU) its products are skipped too."""
+        self._n_free += self.active[k] - active
         self.active[k] = active
         self.active_t[k] = active
+
+    def _scratch(self, batch: int, layer: int) -> Tensor:
+        """A [B, S] buffer the products of ``layer`` write into: zeros where some of its
+        columns are written by none (padding, shallower members, free slots), else empty."""
+        make = torch.empty if self.layout.covered[layer] and not self._n_free else torch.zeros
+        return make(batch, self.layout.widths[layer], dtype=self.dtype, device=self.device)
 
     def _free(self, bucket: Bucket) -> bool:
         """A bucket of one member whose slot is free: nothing of it is computed."""
@@ -586,10 +622,13 @@ class Group:
     def fits(self, k: int, spec: MemberSpec) -> bool:
         """Whether ``spec`` can take slot ``k`` in place: the group's architecture class and the
         slot's own units and depth (its place in the layout)."""
-        shape = slot_shape(spec.hidden_units, spec.n_layers, self.layout.batched)
-        return spec.group_key() == self.specs[k].group_key() and shape == (
-            self.layout.stored[k],
-            self.depths[k],
+        lay = self.layout
+        mine = slot_shape(self.units[k], self.depths[k], lay.batched)
+        shape = slot_shape(spec.hidden_units, spec.n_layers, lay.batched)
+        return (
+            spec.group_key() == self.specs[k].group_key()
+            and shape == mine
+            and spec.hidden_units <= lay.stored[k]
         )
 
     def replace(self, k: int, spec: MemberSpec, state: MemberState | None = None) -> None:
@@ -603,7 +642,7 @@ class Group:
         docstring)."""
         if not self.fits(k, spec):
             raise ValueError(
-                f"slot {k} holds {self.units[k]} units in {self.depths[k]} layers of "
+                f"slot {k} holds {self.layout.stored[k]} units in {self.depths[k]} layers of "
                 f"{self.specs[k].group_key()}; got {spec.hidden_units} units in "
                 f"{spec.n_layers} layers of {spec.group_key()}"
             )
@@ -632,6 +671,7 @@ class Group:
         with torch.no_grad():
             for name, value in values.items():
                 self._per_member[name][k] = value
+                self._per_member_typed[name][k] = value
             for name in ("beta1", "beta2", "eps"):
                 for entries in aux:
                     self._aux_static[name][entries] = values[name]

@@ -313,7 +313,8 @@ class Pool:
             at = self._class(self._members[live[0][1]])
             for slot, key in enumerate(home.keys):
                 if key is None:
-                    shape = (home.group.layout.stored[slot], home.group.depths[slot])
+                    group = home.group
+                    shape = slot_shape(group.units[slot], group.depths[slot], self.vectorized)
                     free.setdefault((*at, *shape), []).append((home, slot))
         if not free:
             return waiting
@@ -322,11 +323,13 @@ class Pool:
         left = []
         for m in waiting:
             shape = slot_shape(m.spec.hidden_units, m.spec.n_layers, self.vectorized)
-            fits = free.get((*self._class(m), *shape))
-            if not fits:
+            fits = free.get((*self._class(m), *shape), [])
+            # the last (first free) slot whose stored width holds the member
+            at = next((i for i in range(len(fits) - 1, -1, -1) if fits[i][0].group.fits(fits[i][1], m.spec)), None)
+            if at is None:
                 left.append(m)
                 continue
-            home, slot = fits.pop()
+            home, slot = fits.pop(at)
             home.group.replace(slot, m.spec, m.state)
             home.keys[slot] = m.key
             home.n_live += 1

@@ -24,12 +24,14 @@ alone or in any group, so its results are bitwise the same. Products use the tru
 (strided views), so the padding costs no FLOPs; padded columns hold zeros and are never read
 by a product.
 
-With ``batched`` (on a GPU, where one kernel per member would be too many launches), each
-member's matrices are stored at its padded width (its *width class*, a multiple of 32), zeros
-outside its true units, and members of one width class and depth that sit next to each other
-form a bucket, whose matrices are one strided [n, Hp, Hp] view, for one batched product. A
-realistic pool (widths 32..256, depths 1..4) then has at most 32 buckets instead of one per
-distinct width, for about 13 % more FLOPs than the true shapes. The padded units stay exactly
+With ``batched`` (on a GPU, where one kernel per member would be too many launches), members of
+one *width class* (their width rounded up to a multiple of 32) and depth that sit next to each
+other form a bucket: each member's matrices and columns are stored at the bucket's widest true
+width Hb, zeros outside its own units, so the bucket's matrices are one strided [n, Hb, Hb] view,
+for one batched product. A realistic pool (widths 32..256, depths 1..4) then has at most 32
+buckets instead of one per distinct width, for about 10 % more FLOPs than the true shapes, and
+the book's net (all 100 wide) none; no bitwise claim is made there, so columns need no 32-wide
+alignment. The padded units stay exactly
 zero: their weights, gamma and beta start at 0 and their gradients are 0 (see
 :class:`~caviar.nn.group.Group`). On a CPU every member is its own bucket, stored at its true
 width: a batched product does not give bitwise the results of the products one by one there
@@ -63,8 +65,10 @@ def group_align(threads: int | None = None) -> int:
 
 
 def slot_shape(units: int, depth: int, batched: bool) -> tuple[int, int]:
-    """The (stored width, depth) a member of ``units`` occupies: two members of one shape can
-    take each other's slot. Stored at the padded width when ``batched``, else the true one."""
+    """The shape of the slot a member of ``units`` in ``depth`` layers takes: (its width class,
+    depth) when ``batched`` (a multiple of 32: members of one class share a batched product),
+    else (its true units, depth). A member can take a freed slot of its shape whose stored
+    width is at least its units."""
     return (padded_width(units) if batched else units), depth
 
 
@@ -107,9 +111,10 @@ class Ragged:
         self.batched = batched
         self.units = list(units)  # each member's true units
         self.depths = [depths] * len(units) if isinstance(depths, int) else list(depths)
-        self.padded = [padded_width(u) for u in units]
-        # the width each member's matrices are stored (and multiplied) at
-        self.stored = list(self.padded) if batched else list(self.units)
+        # the width each member's matrices are stored (and multiplied) at: its own, or on the
+        # batched path the widest of its bucket; and the columns it owns in [B, S]
+        self.stored = self._stored_widths() if batched else list(self.units)
+        self.padded = list(self.stored) if batched else [padded_width(u) for u in units]
         n_layers = max(self.depths)
         self.n_inputs, self.n_classes, self.n_layers = n_inputs, n_classes, n_layers
         self.batch_norm = batch_norm
@@ -137,25 +142,45 @@ class Ragged:
         self.bias_row = padded_width(n_classes)
         self.n_aux = padded_width(len(self.aux_names) * self.S + len(units) * self.bias_row, whole)
         self.buckets = self._buckets(batched)
+        # whether the products of layer l write every column of its activations (then they
+        # need no zeroing first)
+        self.covered = [
+            sum(b.size * b.units for b in self.buckets if b.depth > layer) == self.widths[layer]
+            for layer in range(n_layers)
+        ]
 
-    def _buckets(self, batched: bool) -> list[Bucket]:
-        buckets: list[Bucket] = []
-        first = 0
-        shape = list(zip(self.stored, self.depths, strict=True))
+    def _runs(self, batched: bool) -> list[tuple[int, int]]:
+        """[first, stop) of each bucket: consecutive members of one slot shape when batched,
+        else one member each."""
+        shape = [slot_shape(u, d, batched) for u, d in zip(self.units, self.depths, strict=True)]
+        runs, first = [], 0
         for k in range(1, len(self.units) + 1):
             if k == len(self.units) or not batched or shape[k] != shape[first]:
-                buckets.append(
-                    Bucket(
-                        first,
-                        k,
-                        self.stored[first],
-                        self.padded[first],
-                        self.offsets[first],
-                        self.depths[first],
-                    )
-                )
+                runs.append((first, k))
                 first = k
-        return buckets
+        return runs
+
+    def _stored_widths(self) -> list[int]:
+        """Each member's stored width on the batched path: the widest true width of its bucket
+        (members of one width class share one product shape, so none pays for the class's
+        rounding beyond what its bucket needs)."""
+        stored = []
+        for first, stop in self._runs(True):
+            stored.extend([max(self.units[first:stop])] * (stop - first))
+        return stored
+
+    def _buckets(self, batched: bool) -> list[Bucket]:
+        return [
+            Bucket(
+                first,
+                stop,
+                self.stored[first],
+                self.padded[first],
+                self.offsets[first],
+                self.depths[first],
+            )
+            for first, stop in self._runs(batched)
+        ]
 
     # -- members -----------------------------------------------------------------------------
     def columns(self, k: int, *, real: bool = False) -> slice:
