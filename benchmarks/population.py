@@ -25,6 +25,7 @@ speed-up over the per-model loop.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import statistics
 import time
@@ -208,9 +209,11 @@ def realistic(args: argparse.Namespace, device: torch.device, dtype: torch.dtype
         f"each P is compared with the loop over its own first min(P, {count}) members"
     )
     print(f"{'P':>5} {'s/model-epoch':>14} {'+-':>6} {'speed-up':>9} {'exec/useful FLOPs':>18}")
+    rows = []
     for p in sizes:
         specs = [realistic_spec(i) for i in range(p)]
-        runs = [time_population(specs, data, device, dtype)[0] for _ in range(args.repeats)]
+        timed = [time_population(specs, data, device, dtype) for _ in range(args.repeats)]
+        runs = [r[0] for r in timed]
         per_model = [r * scale / p for r in runs]
         widths, depths = [s.hidden_units for s in specs], [s.n_layers for s in specs]
         useful = product_flops(examples, widths, depths)
@@ -220,6 +223,10 @@ def realistic(args: argparse.Namespace, device: torch.device, dtype: torch.dtype
             f"{p:>5} {statistics.mean(per_model):>14.3f} {statistics.pstdev(per_model):>6.3f} "
             f"{base / statistics.mean(per_model):>8.2f}x {executed / useful:>18.3f}"
         )
+        rows.append(
+            row(p, statistics.mean(per_model) * 1e3, max(r[1] for r in timed), base * 1e3)
+        )
+    write_json(args, "realistic", name, statistics.mean(loop) * 1e3, rows)
 
 
 def book(args: argparse.Namespace, device: torch.device, dtype: torch.dtype) -> None:
@@ -259,6 +266,7 @@ def book(args: argparse.Namespace, device: torch.device, dtype: torch.dtype) -> 
         f"{'P':>6} {'ms/model-epoch':>15} {'+-':>6} {'TFLOP/s':>8} "
         f"{'MiB/member est':>15} {'MiB/member peak':>16} {'speed-up':>9}"
     )
+    rows = []
     for p in sizes:
         specs = [spec(i) for i in range(p)]
         runs = [time_population(specs, data, device, dtype) for _ in range(args.repeats)]
@@ -272,7 +280,24 @@ def book(args: argparse.Namespace, device: torch.device, dtype: torch.dtype) -> 
             f"{p:>6} {per_model:>15.2f} {spread:>6.2f} {tflops:>8.3f} "
             f"{estimate / 2**20:>15.2f} {peak_text:>16} {base_ms / per_model:>8.1f}x"
         )
+        rows.append(row(p, per_model, peak, base_ms))
     print(f"(parameters per member: {n_parameters(spec(0), D, C)})")
+    write_json(args, "book", name, base_ms, rows)
+
+
+def row(p: int, ms: float, peak: int, loop_ms: float) -> dict[str, float]:
+    """One population size's figures for --json."""
+    return {"P": p, "ms": ms, "peak_gib": peak / 2**30, "speedup": loop_ms / ms}
+
+
+def write_json(
+    args: argparse.Namespace, workload: str, device: str, loop_ms: float, rows: list[dict]
+) -> None:
+    """The figures as JSON (--json PATH), for benchmarks/gpu.sh's table."""
+    if args.json:
+        record = {"workload": workload, "device": device, "loop_ms": loop_ms, "rows": rows}
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(record, f, indent=1)
 
 
 def main() -> None:
@@ -285,6 +310,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2, help="timed runs per population size")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    ap.add_argument("--json", help="also write the figures to this file as JSON")
     args = ap.parse_args()
     device = resolve_device(args.device)
     dtype = torch.float32 if args.dtype == "float32" else torch.float64

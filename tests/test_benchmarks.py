@@ -130,3 +130,50 @@ def test_ray_overhead_prints_both_sides() -> None:
         *("--population", "2", "--workers", "1", "--repeat", "1"),
     )
     assert "model-epochs/s" in out
+
+
+@pytest.mark.slow
+def test_scale_check_prints_every_figure_for_this_checkout_and_the_baseline() -> None:
+    out = run_benchmark("scale", "--check")
+    for heading in ("One member's state", "ATen calls per training step", "Replacing a third"):
+        assert heading in out
+    assert "| this checkout |" in out
+    assert "The same tiny trials in pools of different sizes" in out
+    assert "this checkout," not in out  # no measurement of this side failed
+
+
+@pytest.mark.slow
+def test_gpu_script_check_runs_every_step_on_the_cpu(tmp_path: Path) -> None:
+    """`benchmarks/gpu.sh --check`: every step of the device run with tiny sizes on the CPU,
+    ending in its one table, so the script works the first time on a lent GPU machine."""
+    env = {**os.environ, "OUT": str(tmp_path), "PYTHON": sys.executable}
+    done = subprocess.run(
+        ["bash", str(ROOT / "benchmarks" / "gpu.sh"), "--check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    for name in ("tests-nn", "book", "realistic"):
+        assert f"{name:<10} ok" in done.stdout
+    assert "| workload | P | ms / model-epoch |" in done.stdout
+    assert "| book | 4 |" in done.stdout and "| realistic | 4 |" in done.stdout
+    if MNIST.is_dir():
+        assert "budget     ok" in done.stdout
+        assert "caviar with halving, configurations / the loop's" in done.stdout
+    assert "0 failed step(s)" in done.stdout
+
+
+def test_gpu_script_refuses_to_run_without_cuda(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    env = {**os.environ, "OUT": str(tmp_path), "PYTHON": sys.executable}
+    done = subprocess.run(
+        ["bash", str(ROOT / "benchmarks" / "gpu.sh")],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 3
+    assert "sees no CUDA device" in done.stdout
