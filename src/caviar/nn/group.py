@@ -247,7 +247,9 @@ class Group:
         A member's output layer reads the output of its own last hidden layer.
 
         With ``steps`` (each member's optimizer step, which keys its dropout masks): training
-        mode (batch statistics, dropout). Without: eval mode (running statistics, no dropout).
+        mode (batch statistics, dropout). Without: eval mode (running statistics, no dropout),
+        where no layer's output is kept: each member's logits are taken as soon as its last
+        layer is done, so an evaluation pass holds two layers' activations, not all of them.
         """
         lay, L = self.layout, self.n_layers
         B = xs[0].shape[0]
@@ -265,6 +267,7 @@ class Group:
         h_in: Tensor | list[Tensor] = list(xs)
         h = z  # replaced below; typed for the loop
         outs: list[Tensor] = []
+        logits = self._new_logits(B)
         for layer in range(L):
             if layer > 0:
                 z = self._product(h, layer)
@@ -283,33 +286,35 @@ class Group:
             a = F.activation(self.activation, out)  # [B, S]
             if steps is None:
                 h = a
-                outs.append(h)
+                self._logits_into(logits, h, layer + 1)
                 continue
             m = self._multiplier(layer, steps, B)
             saved.append((h_in, a, m, bn))
             h = a if m is None else a * m
             outs.append(h)
             h_in = h
-        return self._logits(outs), outs, saved
+            self._logits_into(logits, h, layer + 1)
+        return logits, outs, saved
 
-    def _logits(self, outs: list[Tensor]) -> Tensor:
-        """Every member's logits [P, B, C], from the output of its own last hidden layer."""
-        B, C = outs[0].shape[0], self.layout.n_classes
-        make = torch.empty if all(self.active) else torch.zeros  # a free slot's stay 0
-        logits = make(self.n_members, B, C, dtype=self.dtype, device=self.device)
+    def _new_logits(self, batch: int) -> Tensor:
+        """Room for every member's logits [P, B, C] (zeros where a free slot writes none)."""
+        make = torch.empty if not self._n_free else torch.zeros
+        return make(self.n_members, batch, self.layout.n_classes, dtype=self.dtype, device=self.device)
+
+    def _logits_into(self, logits: Tensor, h: Tensor, depth: int) -> None:
+        """The logits [P, B, C] of the members ``depth`` layers deep, from ``h``, the output of
+        their last hidden layer."""
         b_out = self.A["b_out"]  # [P, C]
-        for bucket in self.layout.buckets:
-            k0, k1, depth = bucket.first, bucket.stop, bucket.depth
+        for bucket in self.layout.by_depth.get(depth, ()):
+            k0, k1 = bucket.first, bucket.stop
             if self._free(bucket):
                 continue
-            h = outs[depth - 1]
             if bucket.size == 1:
                 cols = self.layout.product_columns(k0)
                 torch.addmm(b_out[k0], h[:, cols], self.W[k0][depth], out=logits[k0])
             else:
                 w = self.layout.bucket_view(self.weights, bucket, depth)
                 torch.baddbmm(b_out[k0:k1].unsqueeze(1), bucket.view(h), w, out=logits[k0:k1])
-        return logits
 
     def train_step(
         self,

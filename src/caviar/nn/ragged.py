@@ -142,6 +142,9 @@ class Ragged:
         self.bias_row = padded_width(n_classes)
         self.n_aux = padded_width(len(self.aux_names) * self.S + len(units) * self.bias_row, whole)
         self.buckets = self._buckets(batched)
+        self.by_depth: dict[int, list[Bucket]] = {}  # the buckets whose last layer is each
+        for bucket in self.buckets:
+            self.by_depth.setdefault(bucket.depth, []).append(bucket)
         # whether the products of layer l write every column of its activations (then they
         # need no zeroing first)
         self.covered = [
