@@ -223,9 +223,7 @@ def realistic(args: argparse.Namespace, device: torch.device, dtype: torch.dtype
             f"{p:>5} {statistics.mean(per_model):>14.3f} {statistics.pstdev(per_model):>6.3f} "
             f"{base / statistics.mean(per_model):>8.2f}x {executed / useful:>18.3f}"
         )
-        rows.append(
-            row(p, statistics.mean(per_model) * 1e3, max(r[1] for r in timed), base * 1e3)
-        )
+        rows.append(row(p, statistics.mean(per_model) * 1e3, max(r[1] for r in timed), base * 1e3))
     write_json(args, "realistic", name, statistics.mean(loop) * 1e3, rows)
 
 

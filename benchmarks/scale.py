@@ -26,6 +26,7 @@ Each figure is measured by a child process per side: this checkout (``src/``) an
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import subprocess
@@ -155,7 +156,7 @@ def measure_calls(P: int, workload: str) -> dict[str, float]:
     # forward, weight gradient and input gradient: 3 products a layer, less layer 0's input
     # gradient (the data needs none)
     useful = sum(
-        6 * B * sum(a * b for a, b in zip(sizes, sizes[1:], strict=False)) - 2 * B * D * sizes[1]
+        6 * B * sum(a * b for a, b in itertools.pairwise(sizes)) - 2 * B * D * sizes[1]
         for sizes in (s.layer_sizes(D, C) for s in specs)
     )
     return {"calls": counted.calls, "flops_ratio": counted.flops / useful}
@@ -175,7 +176,9 @@ def measure_refill(P: int, mixed: bool) -> dict[str, float]:
     data = TrainingData.from_arrays(x, y, n_classes=10)
     pool = Pool(data, device=torch.device("cpu"), keep_states=False)
     leaving = range(0, P, 3)
-    shapes = {"units": (8, 16), "depths": (1, 2)} if mixed else {"units": (16, 16), "depths": (2, 2)}
+    shapes = (
+        {"units": (8, 16), "depths": (1, 2)} if mixed else {"units": (16, 16), "depths": (2, 2)}
+    )
     specs = _specs(P + len(leaving), **shapes, dropout=False, seed=3)
     for k in range(P):
         pool.add(k, specs[k])
@@ -352,7 +355,10 @@ def report(
             r = got.get("state")
             if not isinstance(r, dict):
                 continue
-            cells = [f"{s * 1e3:.2f} / {l * 1e3:.2f}" for s, l in zip(r["save"], r["load"], strict=True)]
+            cells = [
+                f"{s * 1e3:.2f} / {ld * 1e3:.2f}"
+                for s, ld in zip(r["save"], r["load"], strict=True)
+            ]
             print(f"| {side} | " + " | ".join(cells) + f" | {r['save'][-1] / r['save'][0]:.2f}x |")
     if "calls" in whats:
         print(f"\n## ATen calls per training step, GPU code path on the CPU, P = {pool}\n")

@@ -173,7 +173,11 @@ def test_gpu_script_refuses_to_run_without_cuda(tmp_path: Path) -> None:
     env = {**os.environ, "OUT": str(tmp_path), "PYTHON": sys.executable}
     done = subprocess.run(
         ["bash", str(ROOT / "benchmarks" / "gpu.sh")],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 3
     assert "sees no CUDA device" in done.stdout

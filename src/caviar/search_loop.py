@@ -54,6 +54,7 @@ from caviar.nn import (
     resolve_device,
 )
 from caviar.nn.device import matmul_precision
+from caviar.nn.fused import wants_compile
 from caviar.nn.memory import available_bytes, bytes_per_member, n_parameters
 from caviar.nn.pool import RoundResult
 from caviar.progress import Progress
@@ -157,6 +158,7 @@ class SearchLoop:
                 dtype=self.dtype,
                 train_metrics=config.search.train_metrics,
                 keep_states=True,
+                compiled=wants_compile(config.study.compile, self.device),
             )
         self.keeper = ModelKeeper(study, config.study.storage, config.search.keep_models)
         self.running: dict[int, Trial] = {}

@@ -132,6 +132,11 @@ class StudySection:
     seed: int = setting(0, SEED, "configurations, initial weights, data order and split")
     device: str = setting("auto", TEXT, "auto | cpu | cuda | cuda:N")
     dtype: str = setting("float32", one_of("float32", "float64"), "the engine's float type")
+    compile: str = setting(
+        "auto",
+        one_of("auto", "on", "off"),
+        "torch.compile the GPU path's optimizer update: auto (on a GPU) | on | off",
+    )
     threads: int | None = setting(
         None, _Threads(), "CPU threads: auto (the cores other work leaves free) or N"
     )

@@ -75,9 +75,7 @@ def test_a_member_in_a_refilled_slot_trains_bitwise_as_alone(name, dtype, data, 
     the member beside it train exactly as they do alone."""
     target = TARGETS[name]
     others = neighbours(target)
-    alone = Population([target, others[0]], dtype=dtype, device="cpu").fit(
-        data, keep_states=True
-    )
+    alone = Population([target, others[0]], dtype=dtype, device="cpu").fit(data, keep_states=True)
 
     pool = Pool(data, device=torch.device("cpu"), dtype=dtype, keep_states=True)
     for k, spec in enumerate(others):
@@ -121,8 +119,9 @@ def test_replace_leaves_nothing_of_the_slots_last_member(dtype, data):
 
 
 def test_replace_refuses_a_member_of_another_shape(data):
-    group = Group([TARGETS["adam_batch_norm_dropout"]], 16, 3, device=torch.device("cpu"),
-                  dtype=torch.float64)
+    group = Group(
+        [TARGETS["adam_batch_norm_dropout"]], 16, 3, device=torch.device("cpu"), dtype=torch.float64
+    )
     with pytest.raises(ValueError, match=r"slot 0 holds 7 units in 2 layers.*got 8 units"):
         group.replace(0, replace(TARGETS["adam_batch_norm_dropout"], hidden_units=8))
 
@@ -173,8 +172,9 @@ def test_the_batched_path_refills_a_slot_with_any_width_of_its_class(activation,
     base = MemberSpec(seed=0, batch_size=30, lr=0.05, epochs=2, activation=activation)
     target = replace(base, seed=9, hidden_units=5, dropout=0.2)
     alone = Population([target], dtype=torch.float64, device="cpu").fit(data, keep_states=True)
-    pool = Pool(data, device=torch.device("cpu"), dtype=torch.float64, keep_states=True,
-                vectorized=True)
+    pool = Pool(
+        data, device=torch.device("cpu"), dtype=torch.float64, keep_states=True, vectorized=True
+    )
     pool.add(0, replace(base, seed=1, hidden_units=9, epochs=1))
     pool.add(1, replace(base, seed=2, hidden_units=12, epochs=3))
     pool.step()

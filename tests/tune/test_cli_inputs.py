@@ -14,8 +14,8 @@ import pytest
 
 from caviar.cli import main
 from caviar.config import config_from_mapping, load_config
-from caviar.tune_command import config_mapping, scale_rounds
 from caviar.records import TrialState
+from caviar.tune_command import config_mapping, scale_rounds
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = ["--train-size", "300", "--epochs", "1", "--population", "4", "--quiet", "--no-report"]

@@ -244,6 +244,7 @@ def open_spread(
         "data_seed": config.seed,
         "train_metrics": config.search.train_metrics,
         "keep_states": config.search.keep_models > 0,
+        "compile": config.study.compile,
     }
     transport: Transport
     if is_local(config):

@@ -20,6 +20,7 @@ import torch
 from caviar.engines import DTYPES
 from caviar.nn import MemberSpec, Pool, TrainingData, resolve_device
 from caviar.nn.device import matmul_precision
+from caviar.nn.fused import wants_compile
 from caviar.nn.memory import available_bytes
 from caviar.nn.pool import RoundResult
 
@@ -52,6 +53,7 @@ class PoolWorker:
         train_metrics: str,
         threads: int,
         keep_states: bool,
+        compile: str = "auto",
     ) -> None:
         # one thread per CPU slot Ray gave this worker: the same float results as a
         # single-process run with study.threads = 1, and no fight over the cores
@@ -66,6 +68,7 @@ class PoolWorker:
             dtype=self.dtype,
             train_metrics=train_metrics,
             keep_states=keep_states,
+            compiled=wants_compile(compile, self.device),
         )
         self.info = WorkerInfo(
             device=str(self.device),

@@ -36,6 +36,7 @@ from torch import Tensor
 
 from caviar.errors import InvalidValue
 from caviar.nn import functional as F
+from caviar.nn.fused import BucketUpdate
 from caviar.nn.optim import OPTIMIZERS, Hyper
 from caviar.nn.ragged import Bucket, Ragged, slot_shape
 from caviar.nn.randomness import (
@@ -84,9 +85,12 @@ class Group:
         states: Sequence[MemberState | None] | None = None,
         vectorized: bool | None = None,
         fill: bool = True,
+        compiled: bool = False,
     ) -> None:
         """``fill=False`` leaves the slots' values to the caller's :meth:`fill`, one member at
-        a time (a pool building a large group stops there when its time is up)."""
+        a time (a pool building a large group stops there when its time is up). ``compiled``:
+        the vectorized path's weight update as one compiled kernel per bucket
+        (:mod:`caviar.nn.fused`)."""
         keys = {s.group_key() for s in specs}
         if len(keys) != 1:
             raise ValueError(f"a group needs one architecture class, got {sorted(keys)}")
@@ -108,6 +112,7 @@ class Group:
         )
         # on a GPU: no host sync per step, one optimizer update per bucket (see _update_buckets)
         self.vectorized = device.type == "cuda" if vectorized is None else vectorized
+        self._bucket_update = BucketUpdate(compiled)
         lay = self.layout
         self.weights = torch.zeros(lay.n_weights, dtype=dtype, device=device)
         self.aux = torch.zeros(lay.n_aux, dtype=dtype, device=device)
@@ -226,7 +231,6 @@ class Group:
     def _product(self, h: Tensor, layer: int) -> Tensor:
         """``h_p @ W_p`` of a hidden layer for every member that deep, over true widths only:
         [B, S] from [B, S] (padded columns, and those of shallower members, zero)."""
-        S = self.layout.widths[layer]
         z = self._scratch(h.shape[0], layer)
         for bucket in self.layout.buckets:
             if bucket.depth <= layer or self._free(bucket):
@@ -299,7 +303,9 @@ class Group:
     def _new_logits(self, batch: int) -> Tensor:
         """Room for every member's logits [P, B, C] (zeros where a free slot writes none)."""
         make = torch.empty if not self._n_free else torch.zeros
-        return make(self.n_members, batch, self.layout.n_classes, dtype=self.dtype, device=self.device)
+        return make(
+            self.n_members, batch, self.layout.n_classes, dtype=self.dtype, device=self.device
+        )
 
     def _logits_into(self, logits: Tensor, h: Tensor, depth: int) -> None:
         """The logits [P, B, C] of the members ``depth`` layers deep, from ``h``, the output of
@@ -327,10 +333,11 @@ class Group:
 
         ``xs[p]`` [B, D] and ``ys[p]`` are member p's batch (``ys`` [P, B], or [B] when all
         share it); ``lrs`` this epoch's learning rates; ``active`` says which slots train (see
-        :meth:`set_active`; default: as they are). A member's step counter keys its dropout masks and Adam's bias
-        correction, so it trains the same whichever members share the step.
+        :meth:`set_active`; default: as they are). A member's step counter keys its dropout
+        masks and Adam's bias correction, so it trains the same whichever members share the
+        step.
         """
-        P, L = self.n_members, self.n_layers
+        L = self.n_layers
         B = xs[0].shape[0]
         if self.batch_norm and B < 2:  # the running variance's B / (B - 1), torch's refusal
             raise InvalidValue(
@@ -567,16 +574,16 @@ class Group:
             def rows(buffer: Tensor, lo: int = lo, size: int = size, n: int = n) -> Tensor:
                 return buffer[lo : lo + n * size].view(n, size)
 
-            grad = rows(self.grad_weights)
-            grad.masked_fill_(frozen[k0:k1].view(n, 1), 0.0)  # NaN of the diverged, free slots
             col = {name: v[k0:k1].view(n, 1) for name, v in h.items()}
-            self.optimizer.step(
+            self._bucket_update(  # zeroes the NaN of the diverged and what free slots computed
+                self.optimizer,
                 rows(self.weights),
-                grad,
+                rows(self.grad_weights),
                 [rows(s) for s in self.state_weights],
                 Hyper(**col),
-                coupled_decay=any(self.l2[k0:k1]),
-                decoupled_decay=any(self.decoupled[k0:k1]),
+                frozen[k0:k1].view(n, 1),
+                any(self.l2[k0:k1]),
+                any(self.decoupled[k0:k1]),
             )
 
     def _update_aux(self, h: dict[str, Tensor], training: Tensor, masked: bool) -> None:

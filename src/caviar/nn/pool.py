@@ -118,11 +118,16 @@ class Pool:
         train_eval_size: int | None = None,
         keep_states: bool = False,
         vectorized: bool | None = None,
+        compiled: bool | None = None,
     ) -> None:
         """``vectorized``: the GPU code path (batched products over width classes, no host
-        sync per step); default: on a CUDA device only."""
+        sync per step); ``compiled``: its weight update as one compiled kernel per bucket
+        (:mod:`caviar.nn.fused`); each by default on a CUDA device only."""
         one_of(*TRAIN_METRICS).check(train_metrics, "Pool.train_metrics")
         self.vectorized = device.type == "cuda" if vectorized is None else vectorized
+        self.compiled = self.vectorized and (
+            device.type == "cuda" if compiled is None else compiled
+        )
         self.data_seed, self.device, self.dtype = data_seed, device, dtype
         self.max_group = max_group
         self.train_metrics, self.keep_states = train_metrics, keep_states
@@ -205,7 +210,7 @@ class Pool:
     def _state(self, key: int) -> MemberState:
         member = self._members[key]
         if member.home is not None:
-            if member.slot in member.home.origins and member.home.origins[member.slot]:
+            if member.home.origins.get(member.slot):
                 return member.home.origins[member.slot]  # type: ignore[return-value]
             return self._take(member.home.group, member.slot, member)
         if member.state is not None:
@@ -268,6 +273,7 @@ class Pool:
             device=self.device,
             dtype=self.dtype,
             vectorized=self.vectorized,
+            compiled=self.compiled,
             fill=False,
         )
         for k, m in enumerate(members):
@@ -325,7 +331,14 @@ class Pool:
             shape = slot_shape(m.spec.hidden_units, m.spec.n_layers, self.vectorized)
             fits = free.get((*self._class(m), *shape), [])
             # the last (first free) slot whose stored width holds the member
-            at = next((i for i in range(len(fits) - 1, -1, -1) if fits[i][0].group.fits(fits[i][1], m.spec)), None)
+            at = next(
+                (
+                    i
+                    for i in range(len(fits) - 1, -1, -1)
+                    if fits[i][0].group.fits(fits[i][1], m.spec)
+                ),
+                None,
+            )
             if at is None:
                 left.append(m)
                 continue
@@ -342,7 +355,9 @@ class Pool:
         members = []
         for slot, key in home.live:
             m = self._members[key]
-            m.state = home.origins[slot] if slot in home.origins else self._take(home.group, slot, m)
+            m.state = (
+                home.origins[slot] if slot in home.origins else self._take(home.group, slot, m)
+            )
             m.home, m.slot = None, -1
             members.append(m)
         self._groups.remove(home)
@@ -406,9 +421,7 @@ class Pool:
             self._orders[epoch] = order
         return order
 
-    def _epoch(
-        self, home: _Slots, should_stop: Callable[[], bool] | None
-    ) -> list[MemberEpoch]:
+    def _epoch(self, home: _Slots, should_stop: Callable[[], bool] | None) -> list[MemberEpoch]:
         """One epoch for every member of a group; their records. A free slot gets the data
         of the members beside it and a learning rate of 0 (it is not trained)."""
         started = time.perf_counter()

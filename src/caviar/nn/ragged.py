@@ -236,8 +236,9 @@ class Ragged:
         """Every entry of the aux buffer member ``k`` owns (its padded columns of each
         per-layer parameter, and its output-bias row), as slices of the flat buffer."""
         S, start = self.S, self.offsets[k]
-        per_layer = [slice(i * S + start, i * S + start + self.padded[k]) for i in
-                     range(len(self.aux_names))]
+        per_layer = [
+            slice(i * S + start, i * S + start + self.padded[k]) for i in range(len(self.aux_names))
+        ]
         row = len(self.aux_names) * S + k * self.bias_row
         return [*per_layer, slice(row, row + self.bias_row)]
 
