@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from caviar.constraints import one_of
+from caviar.nn.memory import is_out_of_memory
 from caviar.nn.optim import Hyper, Optimizer
 
 COMPILE = ("auto", "on", "off")
@@ -55,25 +57,15 @@ class BucketUpdate:
         self.compiled = compiled
         self._fn: Update = _compiled() if compiled else masked_step
 
-    def __call__(
-        self,
-        optimizer: Optimizer,
-        theta: Tensor,
-        grad: Tensor,
-        state: list[Tensor],
-        hyper: Hyper,
-        frozen: Tensor,
-        coupled: bool,
-        decoupled: bool,
-    ) -> None:
-        args = (optimizer, theta, grad, state, hyper, frozen, coupled, decoupled)
+    def __call__(self, *args: Any) -> None:
+        """:func:`masked_step` of ``args`` (its arguments, in its order)."""
         if not self.compiled:
             masked_step(*args)
             return
         try:
             self._fn(*args)
-        except Exception as error:  # inductor and dynamo raise many kinds; memory is not ours
-            if isinstance(error, torch.OutOfMemoryError):
+        except Exception as error:  # dynamo and inductor raise many kinds, before any kernel
+            if is_out_of_memory(error):  # ran; running out of memory is the pool's to handle
                 raise
             _fall_back(error)
             self.compiled, self._fn = False, masked_step
