@@ -41,6 +41,15 @@ TRAIN_METRICS = ("pass", "full")
 #: while a group is built, ``should_stop`` is asked after every this many members (building a
 #: member costs about 0.3 ms on a CPU, so a group of 10,000 stops within about 20 ms)
 FILL_CHECK = 64
+#: on a CPU a group holds at most this many members (each has its own products there, so
+#: larger groups gain little): a large pool's groups are allocated one at a time, each just
+#: before its epoch, and a time budget stops between them
+CPU_GROUP = 1024
+
+
+def _keys(item: _Slots | list[int]) -> list[int]:
+    """The members of a group, or of one still to build."""
+    return [key for _, key in item.live] if isinstance(item, _Slots) else list(item)
 
 
 @dataclass(frozen=True)
@@ -210,8 +219,9 @@ class Pool:
     def _state(self, key: int) -> MemberState:
         member = self._members[key]
         if member.home is not None:
-            if member.home.origins.get(member.slot):
-                return member.home.origins[member.slot]  # type: ignore[return-value]
+            origin = member.home.origins.get(member.slot)
+            if origin is not None:  # it has not trained since it came with this state
+                return origin
             return self._take(member.home.group, member.slot, member)
         if member.state is not None:
             return member.state
@@ -244,10 +254,11 @@ class Pool:
         for key in sorted(self._members if keys is None else keys):
             classes.setdefault(self._class(self._members[key]), []).append(key)
         groups: list[list[int]] = []
+        cap = self.max_group or (None if self.vectorized else CPU_GROUP)
         for _, members in sorted(classes.items(), key=lambda item: min(item[1])):
             # deepest first, equal shapes next to each other (one bucket, a batched product)
             members.sort(key=lambda key: self._shape(key))
-            size = self.max_group or len(members)
+            size = cap or len(members)
             groups.extend(members[i : i + size] for i in range(0, len(members), size))
         return groups
 
@@ -286,26 +297,27 @@ class Pool:
         self._groups.append(home)
         return home
 
-    def _regroup(self, should_stop: Callable[[], bool] | None = None) -> None:
-        """Give every new member a slot (see :meth:`_place`) and keep the groups dense.
-        Building stops with :class:`_Interrupted` once ``should_stop`` says so."""
+    def _regroup(self) -> list[list[int]]:
+        """Give every new member a free slot that fits it (see :meth:`_place`) and keep the
+        groups dense; returns the groups to build for the others (keys, built by the round)."""
         waiting = [m for m in self._members.values() if m.home is None]
         waiting = self._place(sorted(waiting, key=lambda m: m.key))
-        # a group at most half full is rebuilt (its survivors move), and so is one smaller than
-        # what waits for its class: few groups, each dense
+        # a group at most half full is rebuilt (its survivors move); where members of its class
+        # wait for a new group, so is one smaller than what waits or than a quarter of the
+        # class's largest group: a class keeps a few dense groups, not one per round
         by_class: dict[tuple[object, ...], int] = {}
         for m in waiting:
             by_class[self._class(m)] = by_class.get(self._class(m), 0) + 1
-        for home in list(self._groups):
-            live = home.live
-            members = [self._members[key] for _, key in live]
-            sparse = 2 * len(live) <= len(home.keys) and len(home.keys) > 1
-            small = len(live) < by_class.get(self._class(members[0]), 0)
+        classes = [(home, self._class(self._members[home.live[0][1]])) for home in self._groups]
+        largest: dict[tuple[object, ...], int] = {}
+        for home, at in classes:
+            largest[at] = max(largest.get(at, 0), home.n_live)
+        for home, at in classes:
+            sparse = 2 * home.n_live <= len(home.keys) and len(home.keys) > 1
+            small = at in by_class and home.n_live < max(by_class[at], largest[at] // 4)
             if sparse or small:
                 waiting.extend(self._dissolve(home))
-        if waiting:
-            for keys in self.partition([m.key for m in waiting]):
-                self._build(keys, should_stop)
+        return self.partition([m.key for m in waiting]) if waiting else []
 
     def _place(self, waiting: list[_Member]) -> list[_Member]:
         """New members into free slots that fit them (class, position, depth and stored width:
@@ -366,44 +378,51 @@ class Pool:
     # -- training ----------------------------------------------------------------------------
     def step(self, should_stop: Callable[[], bool] | None = None) -> RoundResult:
         """One round: an epoch for every member. ``should_stop`` is asked before every
-        mini-batch; once it says yes, the round ends there (see :class:`RoundResult`)."""
+        mini-batch, and while a new group is built; once it says yes, the round ends there
+        (see :class:`RoundResult`). New groups are built one at a time, each just before its
+        epoch, so a pool too large for the time left stops without building the rest."""
         result = RoundResult()
-        try:
-            self._regroup(should_stop)
-        except _Interrupted:  # the time was up while groups were built: every member leaves
-            result.interrupted = self.keys
-            for key in result.interrupted:
-                self._vacate(self._members.pop(key))
-            return result
-        pending = list(self._groups)
+        builds = self._regroup()
+        pending: list[_Slots | list[int]] = [*self._groups, *builds]
         while pending:
-            home = pending.pop(0)
+            item = pending.pop(0)
             try:
-                result.epochs.extend(self._epoch(home, should_stop))
+                if not isinstance(item, _Slots):
+                    item = self._build(item, should_stop)  # from here on, the group built
+                result.epochs.extend(self._epoch(item, should_stop))
             except _Interrupted:
-                result.interrupted = [key for h in [home, *pending] for _, key in h.live]
+                result.interrupted = [key for rest in [item, *pending] for key in _keys(rest)]
                 break
             except (torch.OutOfMemoryError, RuntimeError) as error:
-                if not is_out_of_memory(error) or not self._retryable(home):
+                if not is_out_of_memory(error):
                     raise
-                if self.device.type == "cuda":
-                    torch.cuda.empty_cache()
-                # split the group in halves, each from the epoch's start, and retry at once:
-                # nothing of the failed attempt reaches the caller
-                live = home.live
-                for slot, key in live:
-                    self._members[key].state = home.origins[slot]
-                    self._members[key].home = None
-                self._groups.remove(home)
-                del home
-                keys = sorted((key for _, key in live), key=self._shape)
-                half = len(keys) // 2
-                self.max_group = half
-                pending[:0] = [self._build(part) for part in (keys[:half], keys[half:])]
+                pending[:0] = self._split(item, error)
         result.epochs.sort(key=lambda e: e.key)
         for key in [e.key for e in result.epochs if e.finished] + result.interrupted:
             self._vacate(self._members.pop(key))
         return result
+
+    def _split(self, item: _Slots | list[int], error: BaseException) -> list[list[int]]:
+        """After running out of memory building ``item`` or in its epoch: its members in two
+        halves, each built anew from the epoch's start (nothing of the failed attempt reaches
+        the caller). Re-raises ``error`` where that cannot be done (one member, or a group
+        whose members have trained since they came: their epoch-start state is gone)."""
+        if isinstance(item, _Slots):
+            if not self._retryable(item):
+                raise error
+            for slot, key in item.live:
+                self._members[key].state = item.origins[slot]
+                self._members[key].home = None
+            self._groups.remove(item)
+        keys = sorted(_keys(item), key=self._shape)
+        if len(keys) < 2:
+            raise error
+        del item
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        half = len(keys) // 2
+        self.max_group = half
+        return [keys[:half], keys[half:]]
 
     @staticmethod
     def _retryable(home: _Slots) -> bool:
