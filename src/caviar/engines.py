@@ -8,7 +8,7 @@ members lost with a worker that died (:class:`SpreadRound`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
@@ -53,8 +53,6 @@ class Spread(Engine, Protocol):
 
 @dataclass
 class SpreadRound(RoundResult):
-    """A round over several workers: also the members lost with a worker that died (their
-    partial epochs are gone), and notes on what happened to the workers."""
-
-    lost: list[int] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    """A round over several workers: its ``lost`` members are also those lost with a worker
+    that died (their partial epochs are gone), and its notes say what happened to the
+    workers."""

@@ -22,9 +22,9 @@ The final states of the best ``keep_models`` trials are kept beside the study
 (:mod:`caviar.export`), so the searched model itself can be tested, exported and loaded.
 
 The loop drives one :class:`Engine`: a local :class:`~caviar.nn.Pool`, or pools on several Ray
-workers (:class:`caviar.distributed.SpreadPool`). A spread round may also report members lost
-with a worker that died (:class:`SpreadRound`): their trials go back to the queue at once, and
-the next free slots train them again from their seeds.
+workers (:class:`caviar.distributed.SpreadPool`). A round may also report members lost with a
+worker that died (:class:`SpreadRound`), or to the device's memory mid-epoch: their trials go
+back to the queue at once, and the next free slots train them again from their seeds.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ import torch
 from caviar import interrupts
 from caviar.config import StudyConfig
 from caviar.endgame import Running, epochs_to_decision, plan
-from caviar.engines import DEFAULT_SLOTS, DTYPES, Engine, Spread, SpreadRound
+from caviar.engines import DEFAULT_SLOTS, DTYPES, Engine, Spread
 from caviar.errors import InvalidValue
 from caviar.export import kept_state_path
 from caviar.halving import Halving, Rungs
@@ -206,8 +206,7 @@ class SearchLoop:
                     work = sum(self._work(self.specs[n]) for n in self.pool.keys)
                     clock_started = self.clock()
                     result = self.pool.step(self._should_stop)
-                    if isinstance(result, SpreadRound):
-                        self._requeue_lost(result)
+                    self._requeue_lost(result)
                     self._tell(result)
                     self._size_pool(members, time.perf_counter() - round_started)
                     if result.interrupted:
@@ -381,9 +380,10 @@ class SearchLoop:
             return None
         return spec
 
-    def _requeue_lost(self, result: SpreadRound) -> None:
-        """Members lost with a worker: their trials back to the queue (their partial curves
-        dropped: :meth:`Study.release`), to train again from their seeds."""
+    def _requeue_lost(self, result: RoundResult) -> None:
+        """Members lost with a worker, or to the device's memory mid-epoch: their trials back
+        to the queue (their partial curves dropped: :meth:`Study.release`), to train again
+        from their seeds."""
         for note in result.notes:
             self.progress.note(note)
         lost = [self.running.pop(n) for n in result.lost if n in self.running]

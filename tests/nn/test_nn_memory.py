@@ -142,3 +142,46 @@ def test_members_restored_mid_epoch_go_to_their_own_group(data):
     state = replace(first[0].state, batch=2)  # mid-epoch
     specs = [replace(BASE, epochs=4), replace(BASE, seed=1, epochs=4), replace(BASE, epochs=4)]
     assert partition(specs, data, states=[state, None, state]) == [[0, 2], [1]]
+
+
+def test_running_out_of_memory_mid_epoch_in_a_trained_group_loses_its_members_cleanly(
+    data, monkeypatch
+):
+    """A group whose members have trained keeps no copy of their epoch-start state, so when the
+    device runs out of memory in a later epoch, at any mini-batch, they leave the pool as
+    ``lost`` with a note, groups are halved from then on, and the members beside them go on;
+    trained again from their seeds, the lost ones give exactly the results they give alone."""
+    specs = twelve_members()[:5]
+    expected = Population(specs, dtype=torch.float64, device="cpu").fit(data)
+    original = Group.train_step
+    calls = {"n": 0}
+
+    def train_step(self, *args):
+        calls["n"] += 1
+        if self.n_members == 4 and calls["n"] == 9:  # the group's second epoch, mid-way
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return original(self, *args)
+
+    monkeypatch.setattr(Group, "train_step", train_step)
+    pool = Pool(data, device=torch.device("cpu"), dtype=torch.float64)
+    for k in range(4):
+        pool.add(k, specs[k])
+    first = pool.step()
+    pool.add(4, replace(specs[4], n_layers=2))  # a group of its own, beside them
+    second = pool.step()
+    monkeypatch.undo()
+    assert [e.key for e in first.epochs] == [0, 1, 2, 3]
+    assert second.lost == [0, 1, 2, 3] and [e.key for e in second.epochs] == [4]
+    assert second.notes == [
+        "caviar: the device ran out of memory in a group of 4 members mid-epoch; they train "
+        "again from their seeds, in groups of at most 2"
+    ]
+    assert pool.keys == [4] and pool.max_group == 2
+    for k in range(4):  # from their seeds again, in the smaller groups
+        pool.add(k, specs[k])
+    curves: dict[int, list] = {}
+    while len(pool):
+        for e in pool.step().epochs:
+            curves.setdefault(e.key, []).append(e.record)
+    for k in range(4):
+        assert curves[k] == expected[k].curve  # every float, exactly

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from caviar.records import Trial
 from caviar.study import Study, TrialState
@@ -167,3 +168,35 @@ def test_members_are_told_as_soon_as_they_finish(tmp_path: Path) -> None:
     assert short and long
     assert all(len(t.curve) == 1 for t in short) and all(len(t.curve) == 3 for t in long)
     assert max(t.finished for t in short) < min(t.finished for t in long)
+
+
+def test_running_out_of_memory_mid_epoch_requeues_the_group_and_loses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The device runs out of memory in a trained group's second epoch: its trials go back
+    to the queue with a note and train again from their seeds, in smaller groups; every trial
+    completes with the values of a run that never ran out."""
+    from caviar.nn.group import Group
+
+    original = Group.train_step
+    seen = {"n": 0}
+
+    def train_step(self: Group, *args: Any) -> Any:
+        if self.n_members >= 3 and self.steps_t.max() >= 10:  # mid-epoch 2, after a first
+            seen["n"] += 1
+            if seen["n"] == 1:
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.00 GiB")
+        return original(self, *args)
+
+    monkeypatch.setattr(Group, "train_step", train_step)
+    study = tune(tiny(tmp_path, population=6), progress=True, report=False)
+    monkeypatch.undo()
+    assert seen["n"] >= 1
+    trials = study.trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 6
+    assert all(len(t.curve) == 3 for t in trials)
+    err = capsys.readouterr().err
+    assert "the device ran out of memory in a group of 6 members mid-epoch" in err
+    assert "go back to the queue, to train again" in err
+    straight = values(tune(tiny(tmp_path / "straight", population=6), progress=False, report=False))
+    assert values(study) == straight

@@ -189,7 +189,9 @@ class SpreadPool:
                 continue
             result.epochs.extend(part.epochs)
             result.interrupted.extend(part.interrupted)
-            gone = [e.key for e in part.epochs if e.finished] + part.interrupted
+            result.lost.extend(part.lost)
+            result.notes.extend(part.notes)
+            gone = [e.key for e in part.epochs if e.finished] + part.interrupted + part.lost
             for key in gone:
                 self.workers[wid].keys.discard(key)
                 del self.members[key], self.costs[key]

@@ -70,11 +70,15 @@ class MemberEpoch:
 
 @dataclass
 class RoundResult:
-    """What a round produced: the epochs that completed, and the members whose epoch was cut
-    short by ``should_stop`` (they have left the pool; their partial epoch is discarded)."""
+    """What a round produced: the epochs that completed, the members whose epoch was cut
+    short by ``should_stop`` (they have left the pool; their partial epoch is discarded), the
+    members ``lost`` (they have left the pool mid-epoch, their state gone: the caller trains
+    them again from their seeds) and notes saying why."""
 
     epochs: list[MemberEpoch] = field(default_factory=list)
     interrupted: list[int] = field(default_factory=list)
+    lost: list[int] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(eq=False)
@@ -396,33 +400,53 @@ class Pool:
             except (torch.OutOfMemoryError, RuntimeError) as error:
                 if not is_out_of_memory(error):
                     raise
-                pending[:0] = self._split(item, error)
+                pending[:0] = self._split(item, error, result)
         result.epochs.sort(key=lambda e: e.key)
+        result.lost.sort()
         for key in [e.key for e in result.epochs if e.finished] + result.interrupted:
             self._vacate(self._members.pop(key))
         return result
 
-    def _split(self, item: _Slots | list[int], error: BaseException) -> list[list[int]]:
-        """After running out of memory building ``item`` or in its epoch: its members in two
-        halves, each built anew from the epoch's start (nothing of the failed attempt reaches
-        the caller). Re-raises ``error`` where that cannot be done (one member, or a group
-        whose members have trained since they came: their epoch-start state is gone)."""
-        if isinstance(item, _Slots):
-            if not self._retryable(item):
-                raise error
-            for slot, key in item.live:
-                self._members[key].state = item.origins[slot]
-                self._members[key].home = None
-            self._groups.remove(item)
+    def _split(
+        self, item: _Slots | list[int], error: BaseException, result: RoundResult
+    ) -> list[list[int]]:
+        """After running out of memory building ``item`` or in its epoch, at any mini-batch:
+        groups are at most half as large from now on, and ``item``'s members go on.
+
+        - Members that came with the state they have (a group not yet built, or none of whose
+          members has trained since it came): two halves, each built anew from the epoch's
+          start, returned to run at once; nothing of the failed attempt reaches the caller.
+        - Members that have trained in the group: their epoch-start state is gone (no copy is
+          taken before an epoch), so they leave as ``result.lost``, and their trials train
+          again from their seeds, with the same results (a member's are its own).
+
+        Re-raises ``error`` for a single member: nothing smaller can be tried."""
         keys = sorted(_keys(item), key=self._shape)
         if len(keys) < 2:
             raise error
+        half = len(keys) // 2
+        self.max_group = half
+        if isinstance(item, _Slots):
+            retry = self._retryable(item)
+            for slot, key in item.live:
+                if retry:
+                    self._members[key].state = item.origins[slot]
+                    self._members[key].home = None
+                else:
+                    self._vacate(self._members.pop(key))
+            if item in self._groups:
+                self._groups.remove(item)
+            if not retry:
+                result.lost.extend(keys)
+                result.notes.append(
+                    f"caviar: the device ran out of memory in a group of {len(keys)} members "
+                    f"mid-epoch; they train again from their seeds, in groups of at most {half}"
+                )
+                keys = []
         del item
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
-        half = len(keys) // 2
-        self.max_group = half
-        return [keys[:half], keys[half:]]
+        return [keys[:half], keys[half:]] if keys else []
 
     @staticmethod
     def _retryable(home: _Slots) -> bool:

@@ -160,6 +160,9 @@ class Population:
                     i, state = waiting.pop(0)
                     pool.add(i, self.specs[i], state)
                 done = pool.step()
+                for i in done.lost:  # to the device's memory mid-epoch: again from the start
+                    results[i].curve.clear()
+                    waiting.insert(0, (i, states[i] if states is not None else None))
                 for e in done.epochs:
                     result = results[e.key]
                     result.curve.append(e.record)
