@@ -38,15 +38,15 @@ from caviar.errors import InvalidValue
 from caviar.nn import functional as F
 from caviar.nn.fused import BucketUpdate
 from caviar.nn.optim import OPTIMIZERS, Hyper
-from caviar.nn.ragged import Bucket, Ragged, slot_shape
+from caviar.nn.ragged import Bucket, Ragged
 from caviar.nn.randomness import (
     column_keys_from,
     column_layout,
     dropout_keep_columns,
     dropout_keys,
     dropout_thresholds,
-    initial_weights,
 )
+from caviar.nn.slots import GroupSlots
 from caviar.nn.spec import MemberSpec
 from caviar.nn.state import MemberState
 
@@ -71,8 +71,9 @@ def _inputs(xs: Sequence[Tensor], bucket: Bucket) -> Tensor:
     return torch.stack(list(mine))
 
 
-class Group:
-    """Members of one architecture class: parameters, optimizer state and statistics."""
+class Group(GroupSlots):
+    """Members of one architecture class: parameters, optimizer state and statistics (one
+    member's own entries: :class:`~caviar.nn.slots.GroupSlots`)."""
 
     def __init__(
         self,
@@ -190,28 +191,6 @@ class Group:
         if fill:
             for k in range(len(specs)):
                 self.fill(k, states[k] if states is not None else None)
-
-    @property
-    def n_members(self) -> int:
-        return len(self.specs)
-
-    # -- initial values ----------------------------------------------------------------------
-    def fill(self, k: int, state: MemberState | None = None) -> None:
-        """Slot ``k``'s first values: its member's initial weights, or ``state``."""
-        if state is None:
-            self._initialise(k, self.specs[k])
-        else:
-            self.load_member(k, state)
-
-    def _initialise(self, k: int, spec: MemberSpec) -> None:
-        lay = self.layout
-        weights = initial_weights(spec, lay.n_inputs, lay.n_classes)
-        with torch.no_grad():
-            for layer, w in enumerate(weights):
-                self.W[k][layer][lay.weight_index(k, layer)].copy_(w)
-            if self.batch_norm:
-                for layer in range(spec.n_layers):
-                    self.A[f"gamma{layer}"][lay.columns(k, real=True)] = 1.0
 
     # -- one training step -------------------------------------------------------------------
     def _multiplier(self, layer: int, steps: Sequence[int], batch: int) -> Tensor | None:
@@ -605,22 +584,7 @@ class Group:
             decoupled_decay=False,
         )
 
-    @property
-    def alive(self) -> list[bool]:
-        """Which members have not diverged (a host copy)."""
-        return [bool(a) for a in self.alive_t.tolist()]
-
-    def set_alive(self, k: int, alive: bool) -> None:
-        self.alive_t[k] = alive
-
-    # -- slots -------------------------------------------------------------------------------
-    def set_active(self, k: int, active: bool) -> None:
-        """Whether slot ``k`` trains. A free slot (its member left the pool) moves by exactly
-        nothing; on the per-member path (a CPU) its products are skipped too."""
-        self._n_free += self.active[k] - active
-        self.active[k] = active
-        self.active_t[k] = active
-
+    # -- helpers of the step -----------------------------------------------------------------
     def _scratch(self, batch: int, layer: int) -> Tensor:
         """A [B, S] buffer the products of ``layer`` write into: zeros where some of its
         columns are written by none (padding, shallower members, free slots), else empty."""
@@ -630,86 +594,6 @@ class Group:
     def _free(self, bucket: Bucket) -> bool:
         """A bucket of one member whose slot is free: nothing of it is computed."""
         return bucket.size == 1 and not self.active[bucket.first]
-
-    def fits(self, k: int, spec: MemberSpec) -> bool:
-        """Whether ``spec`` can take slot ``k`` in place: the group's architecture class and the
-        slot's own units and depth (its place in the layout)."""
-        lay = self.layout
-        mine = slot_shape(self.units[k], self.depths[k], lay.batched)
-        shape = slot_shape(spec.hidden_units, spec.n_layers, lay.batched)
-        return (
-            spec.group_key() == self.specs[k].group_key()
-            and shape == mine
-            and spec.hidden_units <= lay.stored[k]
-        )
-
-    def replace(self, k: int, spec: MemberSpec, state: MemberState | None = None) -> None:
-        """A new member in slot ``k``, in place: from its own seed, or continuing ``state``;
-        of the slot's shape (:meth:`fits`: in the batched layout, any width of its class).
-
-        Every per-member value of the slot is rewritten (hyperparameters, dropout key, the
-        parameters, optimizer buffers, running statistics and step count), each in the slot's
-        own entries: O(1) in the group's size, no rebuild. The member then computes exactly
-        what it would in a group built for it (its entries are its own; see the module
-        docstring)."""
-        if not self.fits(k, spec):
-            raise ValueError(
-                f"slot {k} holds {self.layout.stored[k]} units in {self.depths[k]} layers of "
-                f"{self.specs[k].group_key()}; got {spec.hidden_units} units in "
-                f"{spec.n_layers} layers of {spec.group_key()}"
-            )
-        lay = self.layout
-        old = self.specs[k]
-        self.specs[k] = spec
-        self.units[k] = lay.units[k] = spec.hidden_units
-        self.beta1[k], self.beta2[k], self.eps[k] = spec.beta1, spec.beta2, spec.eps
-        self.l2[k] = 0.0 if spec.decoupled_weight_decay else spec.weight_decay
-        self.decoupled[k] = spec.weight_decay if spec.decoupled_weight_decay else 0.0
-        values = {
-            "beta1": self.beta1[k],
-            "beta2": self.beta2[k],
-            "eps": self.eps[k],
-            "l2": self.l2[k],
-            "decoupled": self.decoupled[k],
-        }
-        aux = lay.member_aux(k)
-        # the columns member k owns (the last member owns the group's tail)
-        end = lay.S if k == self.n_members - 1 else lay.offsets[k] + lay.padded[k]
-        cols = slice(lay.offsets[k], end)
-        real = torch.zeros(end - lay.offsets[k], dtype=self.dtype, device=self.device)
-        real[: spec.hidden_units] = 1.0
-        rate = torch.tensor([spec.dropout], dtype=torch.float64)
-        key = dropout_keys([spec.seed])
-        with torch.no_grad():
-            for name, value in values.items():
-                self._per_member[name][k] = value
-                self._per_member_typed[name][k] = value
-            for name in ("beta1", "beta2", "eps"):
-                for entries in aux:
-                    self._aux_static[name][entries] = values[name]
-            self._thresholds[cols] = dropout_thresholds(rate).to(self.device)
-            self._scale[0, cols] = real / (1.0 - spec.dropout)
-            if self._pad_mask is not None:
-                self._pad_mask[0, cols] = real
-            self._keys[k] = key[0].to(self.device)
-            self._key_list[k] = int(key[0])
-            self.bn_momentum[cols] = spec.bn_momentum
-            # a clean slot: no value of the member that left survives
-            lo, hi = lay.segment(k)
-            for buffer in (self.weights, self.grad_weights, *self.state_weights):
-                buffer[lo:hi].zero_()
-            for buffer in (self.aux, self.grad_aux, *self.state_aux):
-                for entries in aux:
-                    buffer[entries].zero_()
-            self.running_mean[:, cols] = 0.0
-            self.running_var[:, cols] = 1.0
-            self.steps[k] = 0
-            self.steps_t[k] = 0
-            self.alive_t[k] = True
-        self._dropouts += (spec.dropout > 0) - (old.dropout > 0)
-        self.any_dropout = self._dropouts > 0
-        self.set_active(k, True)
-        self.fill(k, state)
 
     # -- evaluation --------------------------------------------------------------------------
     @torch.no_grad()
@@ -726,86 +610,3 @@ class Group:
             correct += batch_correct
         n = x.shape[0]
         return loss_sum / n, correct.to(torch.float64) / n
-
-    # -- member states -----------------------------------------------------------------------
-    def _member_tensors(
-        self, k: int, weights: Tensor, aux: Tensor
-    ) -> dict[str, tuple[Tensor, tuple[slice, ...]]]:
-        """Every parameter of member ``k`` as (padded view, index of its true shape)."""
-        lay, C = self.layout, self.layout.n_classes
-        L = self.depths[k]
-        views = lay.member_weight_views(weights, k)
-        named: dict[str, tuple[Tensor, tuple[slice, ...]]] = {}
-        for layer, w in enumerate(views):
-            named[f"W{layer}"] = (w, lay.weight_index(k, layer))
-        a = lay.aux_views(aux)
-        real = lay.columns(k, real=True)
-        names = ("gamma", "beta") if self.batch_norm else ("b",)
-        for layer in range(L):
-            for name in names:
-                named[f"{name}{layer}"] = (a[f"{name}{layer}"], (real,))
-        named[f"b{L}"] = (a["b_out"][k], (slice(0, C),))
-        return named
-
-    def member_state(
-        self,
-        k: int,
-        *,
-        epoch: int,
-        batch: int,
-        data_seed: int | None = None,
-        n_train: int | None = None,
-    ) -> MemberState:
-        """A copy of member ``k``'s training state, in its own shapes, on the CPU; at
-        (``epoch``, ``batch``) of the data order of ``data_seed`` over ``n_train`` examples
-        (the group does not know them: the pool does)."""
-
-        def take(weights: Tensor, aux: Tensor) -> dict[str, Tensor]:
-            return {
-                name: view[index].detach().cpu().clone()
-                for name, (view, index) in self._member_tensors(k, weights, aux).items()
-            }
-
-        optimizer = {
-            slot: take(self.state_weights[i], self.state_aux[i])
-            for i, slot in enumerate(self.optimizer.slots)
-        }
-        real = self.layout.columns(k, real=True)
-        stats = range(self.depths[k]) if self.batch_norm else range(0)
-        return MemberState(
-            spec=self.specs[k],
-            n_inputs=self.layout.n_inputs,
-            n_classes=self.layout.n_classes,
-            params=take(self.weights, self.aux),
-            optimizer=optimizer,
-            optimizer_steps=int(self.steps_t[k].item()),
-            running_mean=[self.running_mean[i, real].cpu().clone() for i in stats],
-            running_var=[self.running_var[i, real].cpu().clone() for i in stats],
-            epoch=epoch,
-            batch=batch,
-            diverged=not bool(self.alive_t[k]),
-            data_seed=data_seed,
-            n_train=n_train,
-        )
-
-    def load_member(self, k: int, state: MemberState) -> None:
-        """Put a saved state into slot ``k``: an InvalidValue naming the key unless it is a
-        model of the member's spec for this data (see :meth:`MemberState.check_model`)."""
-        lay = self.layout
-        state.check_model(self.specs[k], lay.n_inputs, lay.n_classes)
-
-        def put(weights: Tensor, aux: Tensor, values: dict[str, Tensor]) -> None:
-            for name, (view, index) in self._member_tensors(k, weights, aux).items():
-                view[index] = values[name].to(self.device, self.dtype)
-
-        with torch.no_grad():
-            put(self.weights, self.aux, state.params)
-            for i, slot in enumerate(self.optimizer.slots):
-                put(self.state_weights[i], self.state_aux[i], state.optimizer[slot])
-            real = lay.columns(k, real=True)
-            for i in range(len(state.running_mean)):
-                self.running_mean[i, real] = state.running_mean[i].to(self.device, self.dtype)
-                self.running_var[i, real] = state.running_var[i].to(self.device, self.dtype)
-            self.steps[k] = state.optimizer_steps
-            self.steps_t[k] = state.optimizer_steps
-            self.alive_t[k] = not state.diverged

@@ -342,23 +342,19 @@ class Pool:
             return waiting
         for fits in free.values():
             fits.reverse()  # pop() takes the first
-        left = []
+        left: list[_Member] = []
         for m in waiting:
             shape = slot_shape(m.spec.hidden_units, m.spec.n_layers, self.vectorized)
             fits = free.get((*self._class(m), *shape), [])
             # the last (first free) slot whose stored width holds the member
-            at = next(
-                (
-                    i
-                    for i in range(len(fits) - 1, -1, -1)
-                    if fits[i][0].group.fits(fits[i][1], m.spec)
-                ),
-                None,
+            holds = (
+                i for i in reversed(range(len(fits))) if fits[i][0].group.fits(fits[i][1], m.spec)
             )
-            if at is None:
+            index = next(holds, -1)
+            if index < 0:
                 left.append(m)
                 continue
-            home, slot = fits.pop(at)
+            home, slot = fits.pop(index)
             home.group.replace(slot, m.spec, m.state)
             home.keys[slot] = m.key
             home.n_live += 1
