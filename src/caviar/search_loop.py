@@ -55,6 +55,7 @@ from caviar.nn import (
 )
 from caviar.nn.device import matmul_precision
 from caviar.nn.fused import wants_compile
+from caviar.nn.graphs import graph_factory
 from caviar.nn.memory import available_bytes, bytes_per_member, n_parameters
 from caviar.nn.pool import RoundResult
 from caviar.progress import Progress
@@ -159,6 +160,7 @@ class SearchLoop:
                 train_metrics=config.search.train_metrics,
                 keep_states=True,
                 compiled=wants_compile(config.study.compile, self.device),
+                graphs=graph_factory(config.study.cuda_graphs, self.device),
             )
         self.keeper = ModelKeeper(study, config.study.storage, config.search.keep_models)
         self.running: dict[int, Trial] = {}

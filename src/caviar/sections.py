@@ -137,6 +137,11 @@ class StudySection:
         one_of("auto", "on", "off"),
         "torch.compile the GPU path's optimizer update: auto (on a GPU) | on | off",
     )
+    cuda_graphs: str = setting(
+        "auto",
+        one_of("auto", "on", "off"),
+        "record each group's training step as a CUDA graph and replay it: auto | on (a GPU) | off",
+    )
     threads: int | None = setting(
         None, _Threads(), "CPU threads: auto (the cores other work leaves free) or N"
     )

@@ -247,6 +247,7 @@ def open_spread(
         "train_metrics": config.search.train_metrics,
         "keep_states": config.search.keep_models > 0,
         "compile": config.study.compile,
+        "cuda_graphs": config.study.cuda_graphs,
     }
     transport: Transport
     if is_local(config):

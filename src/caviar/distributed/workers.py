@@ -21,6 +21,7 @@ from caviar.engines import DTYPES
 from caviar.nn import MemberSpec, Pool, TrainingData, resolve_device
 from caviar.nn.device import matmul_precision
 from caviar.nn.fused import wants_compile
+from caviar.nn.graphs import graph_factory
 from caviar.nn.memory import available_bytes
 from caviar.nn.pool import RoundResult
 
@@ -54,6 +55,7 @@ class PoolWorker:
         threads: int,
         keep_states: bool,
         compile: str = "auto",
+        cuda_graphs: str = "auto",
     ) -> None:
         # one thread per CPU slot Ray gave this worker: the same float results as a
         # single-process run with study.threads = 1, and no fight over the cores
@@ -69,6 +71,7 @@ class PoolWorker:
             train_metrics=train_metrics,
             keep_states=keep_states,
             compiled=wants_compile(compile, self.device),
+            graphs=graph_factory(cuda_graphs, self.device),
         )
         self.info = WorkerInfo(
             device=str(self.device),

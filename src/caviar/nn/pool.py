@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from caviar.constraints import one_of
+from caviar.nn.graphs import GraphedStep, StepGraph
 from caviar.nn.group import Group
 from caviar.nn.memory import is_out_of_memory
 from caviar.nn.ragged import padded_width, slot_shape
@@ -132,12 +133,16 @@ class Pool:
         keep_states: bool = False,
         vectorized: bool | None = None,
         compiled: bool | None = None,
+        graphs: Callable[[], StepGraph] | None = None,
     ) -> None:
         """``vectorized``: the GPU code path (batched products over width classes, no host
         sync per step); ``compiled``: its weight update as one compiled kernel per bucket
-        (:mod:`caviar.nn.fused`); each by default on a CUDA device only."""
+        (:mod:`caviar.nn.fused`); each by default on a CUDA device only. ``graphs``: what the
+        vectorized path records a group's steps with, to replay them (a CUDA graph; see
+        :mod:`caviar.nn.graphs`); default none."""
         one_of(*TRAIN_METRICS).check(train_metrics, "Pool.train_metrics")
         self.vectorized = device.type == "cuda" if vectorized is None else vectorized
+        self.graphs = graphs if self.vectorized else None
         self.compiled = self.vectorized and (
             device.type == "cuda" if compiled is None else compiled
         )
@@ -476,21 +481,29 @@ class Pool:
         loss_sum = torch.zeros(P, dtype=torch.float64, device=self.device)
         correct = torch.zeros(P, dtype=torch.int64, device=self.device)
         seen = 0
+        full = bounds[0][1] - bounds[0][0]  # a full mini-batch: the size a graph is made for
+        graphed = None
+        if self.graphs is not None:
+            graphed = GraphedStep(group, self.x, self.y, orders, epochs, lrs, full, self.graphs)
         for b in range(start_batch, len(bounds)):
             if should_stop is not None and should_stop():
                 raise _Interrupted
             lo, hi = bounds[b]
-            batch = {e: order[lo:hi] for e, order in orders.items()}
-            xs_by_epoch = {e: self.x[index] for e, index in batch.items()}
-            xs = [xs_by_epoch[e] for e in epochs]
-            if len(orders) == 1:
-                ys = self.y[batch[epochs[0]]]
+            if graphed is not None and hi - lo == full:
+                loss, right = graphed(lo, hi)
             else:
-                ys = torch.stack([self.y[batch[e]] for e in epochs])
-            loss = group.train_step(xs, ys, lrs)
+                batch = {e: order[lo:hi] for e, order in orders.items()}
+                xs_by_epoch = {e: self.x[index] for e, index in batch.items()}
+                xs = [xs_by_epoch[e] for e in epochs]
+                if len(orders) == 1:
+                    ys = self.y[batch[epochs[0]]]
+                else:
+                    ys = torch.stack([self.y[batch[e]] for e in epochs])
+                loss = group.train_step(xs, ys, lrs)
+                right = group.last_correct
             if self.train_metrics == "pass":
                 loss_sum += loss.detach().to(torch.float64) * (hi - lo)
-                correct += group.last_correct
+                correct += right
                 seen += hi - lo
         if self.train_metrics == "pass":
             train_loss = loss_sum / max(seen, 1)

@@ -17,6 +17,7 @@ from torch import Tensor
 
 from caviar.errors import InvalidValue
 from caviar.nn.device import matmul_precision, resolve_device
+from caviar.nn.graphs import graph_factory
 from caviar.nn.group import Group
 from caviar.nn.memory import InsufficientMemory, available_bytes, bytes_per_member
 from caviar.nn.pool import Pool
@@ -74,7 +75,9 @@ class Population:
         train_eval_size: int | None = None,
         train_metrics: str = "pass",
         eval_batch: int | None = None,
+        cuda_graphs: str = "auto",
     ) -> None:
+        """``cuda_graphs``: as ``study.cuda_graphs`` (:func:`caviar.nn.graphs.graph_factory`)."""
         if not specs:
             raise InvalidValue("Population.specs", "must hold at least one MemberSpec, got none")
         self.specs = list(specs)
@@ -90,6 +93,7 @@ class Population:
         self.train_eval_size = train_eval_size
         self.train_metrics = train_metrics
         self.eval_batch = eval_batch
+        self.graphs = graph_factory(cuda_graphs, self.device)
 
     def check_memory(self, n_inputs: int, n_classes: int, eval_batch: int) -> int:
         """How many members may train at once within the memory budget (at least one; an
@@ -143,6 +147,7 @@ class Population:
             train_metrics=self.train_metrics,
             train_eval_size=self.train_eval_size,
             keep_states=keep_states,
+            graphs=self.graphs,
         )
         for i, spec in enumerate(self.specs):
             pool.check(spec, states[i] if states is not None else None)
