@@ -10,7 +10,8 @@ What it measures (``--what``, default all):
   left out), counted with a ``TorchDispatchMode`` on the GPU code path (``vectorized``) run on
   this CPU, eager: the book's net (784-[100x6]-10) and a realistic pool (widths 32..256, depths
   1..4, dropout) at P = 1024. Goals: <= 150 and <= 1,500. Also the executed / useful
-  matrix-product FLOPs of that step (goal <= 1.3).
+  matrix-product FLOPs of that step (goal <= 1.3), and the bytes the eager weight update reads
+  and writes against Adam's floor (read p, g, m, v; write p, m, v).
 - ``refill``: seconds to replace a third of a pool of 1024 members between rounds, as a halving
   rung does (341 leave, 341 new trials come; the pool is then ready to train). Goal: <= 2 s.
 
@@ -117,6 +118,42 @@ class _Counter:
         self.mode.__exit__(*exc)
 
 
+class _Bytes:
+    """Bytes each kernel-launching ATen call inside a ``with`` reads and writes (its tensor
+    arguments and results), added to ``into["bytes"]``: the traffic of unfused passes."""
+
+    def __init__(self, into: dict[str, int]) -> None:
+        from torch.utils._python_dispatch import TorchDispatchMode
+
+        class Mode(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+                out = func(*args, **(kwargs or {}))
+                if not (func.is_view or func.__name__.startswith(_NO_KERNEL)):
+                    tensors = [*_flat(args), *_flat(list((kwargs or {}).values())), *_flat(out)]
+                    into["bytes"] += sum(t.numel() * t.element_size() for t in tensors)
+                return out
+
+        self.mode = Mode()
+
+    def __enter__(self) -> _Bytes:
+        self.mode.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.mode.__exit__(*exc)
+
+
+def _flat(value: object) -> list:  # type: ignore[type-arg]
+    """The tensors in an argument, a result, or lists and tuples of them."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, list | tuple):
+        return [t for v in value for t in _flat(v)]
+    return []
+
+
 def _product_flops(func, args, out) -> int:  # type: ignore[no-untyped-def]
     """Multiply-adds x 2 of a matrix product (mm, bmm, addmm, baddbmm), else 0."""
     import torch
@@ -151,15 +188,28 @@ def measure_calls(P: int, workload: str) -> dict[str, float]:
     y = torch.randint(0, C, (B,), generator=g)
     lrs = [s.lr for s in specs]
     group.train_step([x] * P, y, lrs)
+    update, moved = group._update_buckets, {"bytes": 0}
+
+    def counted_update(*args: object) -> None:  # the weight update's traffic, eager
+        with _Bytes(moved):
+            update(*args)
+
+    group._update_buckets = counted_update  # type: ignore[method-assign]
     with _Counter() as counted:
         group.train_step([x] * P, y, lrs)
+    # Adam's floor: read p, g, m, v and write p, m, v once
+    floor = 7 * group.weights.numel() * group.weights.element_size()
     # forward, weight gradient and input gradient: 3 products a layer, less layer 0's input
     # gradient (the data needs none)
     useful = sum(
         6 * B * sum(a * b for a, b in itertools.pairwise(sizes)) - 2 * B * D * sizes[1]
         for sizes in (s.layer_sizes(D, C) for s in specs)
     )
-    return {"calls": counted.calls, "flops_ratio": counted.flops / useful}
+    return {
+        "calls": counted.calls,
+        "flops_ratio": counted.flops / useful,
+        "update_bytes_ratio": moved["bytes"] / floor,
+    }
 
 
 def measure_refill(P: int, mixed: bool) -> dict[str, float]:
@@ -362,14 +412,23 @@ def report(
             print(f"| {side} | " + " | ".join(cells) + f" | {r['save'][-1] / r['save'][0]:.2f}x |")
     if "calls" in whats:
         print(f"\n## ATen calls per training step, GPU code path on the CPU, P = {pool}\n")
-        print("| side | book's net | realistic pool | executed / useful FLOPs (realistic) |")
-        print("|---|---:|---:|---:|")
+        print(
+            "| side | book's net | realistic pool | executed / useful FLOPs (realistic) "
+            "| eager weight update's bytes / Adam's floor (book) |"
+        )
+        print("|---|---:|---:|---:|---:|")
         for side, got in results.items():
             book, real = got.get("book"), got.get("realistic")
             b = book.get("calls") if isinstance(book, dict) else None
             r = real.get("calls") if isinstance(real, dict) else None
             f = real.get("flops_ratio") if isinstance(real, dict) else None
-            print(f"| {side} | {fmt(b, ',')} | {fmt(r, ',')} | {fmt(f, '.2f')} |")
+            u = book.get("update_bytes_ratio") if isinstance(book, dict) else None
+            print(f"| {side} | {fmt(b, ',')} | {fmt(r, ',')} | {fmt(f, '.2f')} | {fmt(u, '.2f')} |")
+        print(
+            "\n(views and empty allocations launch no kernel and are not counted; the compiled "
+            "update, study.compile, is one fused kernel: each buffer read and written once by "
+            "construction, not measured here)"
+        )
     if "refill" in whats:
         print(f"\n## Replacing a third of a pool of {pool} (a halving rung), seconds\n")
         print("| side | one shape (16 units, 2 layers) | mixed (8..16 units, 1..2 layers) |")
