@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from caviar.nn import MemberResult, MemberState, TrainingData
+from caviar.nn import MemberResult, MemberSpec, MemberState, TrainingData
+from caviar.nn.group import Group
 from caviar.nn.reference import ReferenceNet
 
 #: the tolerances of "equal in float64" between two implementations of the same arithmetic
@@ -125,3 +126,16 @@ def load_into_reference(state: MemberState) -> ReferenceNet:
                 model.linears[layer].bias.copy_(state.params[f"b{layer}"])
         model.linears[-1].bias.copy_(state.params[f"b{spec.n_layers}"])
     return model
+
+
+def cpu_group(specs: list[MemberSpec], data: TrainingData, **options: object) -> Group:
+    """A float64 group of ``specs`` for ``data``'s inputs and classes, on the CPU; ``options``
+    as :class:`~caviar.nn.group.Group` takes them (``vectorized``, ``compiled``)."""
+    return Group(
+        specs,
+        data.n_inputs,
+        data.n_classes,
+        device=torch.device("cpu"),
+        dtype=torch.float64,
+        **options,  # type: ignore[arg-type]
+    )

@@ -9,10 +9,10 @@ from dataclasses import replace
 
 import pytest
 import torch
-from _nn_support import assert_states_equal
+from _nn_support import assert_states_equal, cpu_group
 
 from caviar.errors import InvalidValue
-from caviar.nn import MemberSpec, fused
+from caviar.nn import MemberSpec, device, fused
 from caviar.nn.fused import BucketUpdate, masked_step, wants_compile
 from caviar.nn.group import Group
 from caviar.nn.optim import OPTIMIZERS, Hyper
@@ -82,15 +82,7 @@ def test_a_group_with_the_compiled_update_trains_what_the_eager_group_trains(dat
     ]
 
     def train(compiled: bool) -> Group:
-        group = Group(
-            specs,
-            data.n_inputs,
-            data.n_classes,
-            device=torch.device("cpu"),
-            dtype=torch.float64,
-            vectorized=True,
-            compiled=compiled,
-        )
+        group = cpu_group(specs, data, vectorized=True, compiled=compiled)
         x, y = data.x_train, data.y_train
         order = epoch_order(0, 0, len(x))
         for lo, hi in batch_bounds(len(x), 16, batch_norm=True):
@@ -110,7 +102,7 @@ def test_a_failed_compile_falls_back_to_eager_saying_so_once(monkeypatch):
         raise RuntimeError("no C++ compiler found")
 
     monkeypatch.setattr(fused, "_compiled", lambda: broken)
-    monkeypatch.setattr(fused, "_WARNED", False)
+    monkeypatch.setattr(device, "_WARNED", set())
     rule = OPTIMIZERS["adam"]
     update = BucketUpdate(compiled=True)
     got, want = bucket("adam"), bucket("adam")

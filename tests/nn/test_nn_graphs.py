@@ -14,8 +14,7 @@ import torch
 from _nn_support import assert_states_equal
 
 from caviar.errors import InvalidValue
-from caviar.nn import MemberSpec, Pool
-from caviar.nn import graphs as graphs_module
+from caviar.nn import MemberSpec, Pool, device
 from caviar.nn.graphs import CudaGraph, ReplayGraph, graph_factory
 
 BASE = MemberSpec(seed=0, batch_size=16, lr=0.02, batch_norm=True, epochs=3)
@@ -91,7 +90,7 @@ def test_a_failed_recording_falls_back_to_eager_steps_saying_so_once(data, monke
         def replay(self) -> None:
             raise AssertionError("never recorded")
 
-    monkeypatch.setattr(graphs_module, "_WARNED", False)
+    monkeypatch.setattr(device, "_WARNED", set())
     eager = run(data, torch.float64, None)
     with pytest.warns(RuntimeWarning, match="capturing a training step failed") as caught:
         broken = run(data, torch.float64, Broken)

@@ -13,10 +13,9 @@ from dataclasses import replace
 
 import pytest
 import torch
-from _nn_support import assert_states_equal, curve_array
+from _nn_support import assert_states_equal, cpu_group, curve_array
 
 from caviar.nn import MemberSpec, Pool, Population
-from caviar.nn.group import Group
 from caviar.nn.randomness import batch_bounds, epoch_order
 
 TARGETS = {
@@ -165,14 +164,7 @@ def test_padded_columns_stay_silent(name, vectorized, data):
         MemberSpec(seed=1, hidden_units=5, batch_size=16, **changes),
         MemberSpec(seed=2, hidden_units=9, batch_size=16, **changes),
     ]
-    group = Group(
-        specs,
-        data.n_inputs,
-        data.n_classes,
-        device=torch.device("cpu"),
-        dtype=torch.float64,
-        vectorized=vectorized,
-    )
+    group = cpu_group(specs, data, vectorized=vectorized)
     lay = group.layout
     real = torch.zeros(lay.S, dtype=torch.bool)
     for k in range(len(specs)):

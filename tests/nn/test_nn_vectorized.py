@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 import torch
-from _nn_support import assert_states_equal
+from _nn_support import assert_states_equal, cpu_group
 
 from caviar.nn import MemberSpec, Population
 from caviar.nn.group import Group
@@ -40,14 +40,7 @@ def members(shared: dict) -> list[MemberSpec]:
 
 
 def train(specs: list[MemberSpec], data, *, vectorized: bool, epochs: int = 2) -> Group:
-    group = Group(
-        specs,
-        data.n_inputs,
-        data.n_classes,
-        device=torch.device("cpu"),
-        dtype=torch.float64,
-        vectorized=vectorized,
-    )
+    group = cpu_group(specs, data, vectorized=vectorized)
     x, y = data.x_train, data.y_train
     for epoch in range(epochs):
         order = epoch_order(0, epoch, len(x))

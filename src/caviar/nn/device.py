@@ -1,7 +1,9 @@
-"""Which device a population runs on, and the matrix-product precision it uses there."""
+"""Which device a population runs on, the matrix-product precision it uses there, and what is
+said when one of its fast paths (a compiled update, a CUDA graph) cannot be had."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -52,3 +54,20 @@ def matmul_precision(device: torch.device, dtype: torch.dtype) -> Iterator[None]
         yield
     finally:
         matmul.fp32_precision = before
+
+
+#: the fast paths whose failure was reported in this process
+_WARNED: set[str] = set()
+
+
+def warn_fallback(feature: str, error: Exception, instead: str) -> None:
+    """``feature`` failed with ``error``: say so, once a process, and what runs ``instead``."""
+    if feature in _WARNED:
+        return
+    _WARNED.add(feature)
+    first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+    warnings.warn(
+        f"caviar: {feature} failed ({type(error).__name__}: {first}); {instead}",
+        RuntimeWarning,
+        stacklevel=3,
+    )

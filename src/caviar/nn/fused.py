@@ -16,7 +16,6 @@ do not depend on it beyond the last bits of float rounding.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +23,7 @@ import torch
 from torch import Tensor
 
 from caviar.constraints import one_of
+from caviar.nn.device import warn_fallback
 from caviar.nn.memory import is_out_of_memory
 from caviar.nn.optim import Hyper, Optimizer
 
@@ -67,7 +67,11 @@ class BucketUpdate:
         except Exception as error:  # dynamo and inductor raise many kinds, before any kernel
             if is_out_of_memory(error):  # ran; running out of memory is the pool's to handle
                 raise
-            _fall_back(error)
+            warn_fallback(
+                "torch.compile",
+                error,
+                "the optimizer update runs eagerly (study.compile = 'off' says so up front)",
+            )
             self.compiled, self._fn = False, masked_step
             masked_step(*args)
 
@@ -79,7 +83,6 @@ def wants_compile(setting: str, device: torch.device) -> bool:
 
 
 _COMPILED: Update | None = None
-_WARNED = False
 
 
 def _compiled() -> Update:
@@ -89,16 +92,3 @@ def _compiled() -> Update:
     if _COMPILED is None:
         _COMPILED = torch.compile(masked_step, dynamic=True, fullgraph=True)
     return _COMPILED
-
-
-def _fall_back(error: Exception) -> None:
-    global _WARNED
-    if not _WARNED:
-        _WARNED = True
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
-        warnings.warn(
-            f"caviar: torch.compile failed ({type(error).__name__}: {first}); the optimizer "
-            "update runs eagerly (study.compile = 'off' says so up front)",
-            RuntimeWarning,
-            stacklevel=3,
-        )

@@ -24,7 +24,6 @@ should have been a buffer) shows up as a result that differs from the eager run'
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -33,6 +32,7 @@ from torch import Tensor
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from caviar.constraints import one_of
+from caviar.nn.device import warn_fallback
 from caviar.nn.memory import is_out_of_memory
 
 if TYPE_CHECKING:
@@ -117,23 +117,6 @@ def graph_factory(setting: str, device: torch.device) -> Callable[[], StepGraph]
     return CudaGraph if setting != "off" and device.type == "cuda" else None
 
 
-_WARNED = False
-
-
-def warn_fallback(error: Exception) -> None:
-    """A capture failed: say so once; the pool goes on eagerly."""
-    global _WARNED
-    if not _WARNED:
-        _WARNED = True
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
-        warnings.warn(
-            f"caviar: capturing a training step failed ({type(error).__name__}: {first}); "
-            "steps run eagerly",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-
-
 class GraphedStep:
     """One group's training step for one epoch, recorded after a first eager step and
     replayed from then on (see the module docstring); falls back to eager steps, saying so
@@ -183,7 +166,7 @@ class GraphedStep:
             except Exception as error:  # a capture runs nothing when it fails
                 if is_out_of_memory(error):
                     raise
-                warn_fallback(error)
+                warn_fallback("capturing a training step", error, "steps run eagerly")
                 self.eager = True
                 self.outputs = self._body()
         else:
