@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 import torch
-from _nn_support import assert_states_equal
+from _nn_support import assert_states_equal, cpu_group
 
 from caviar.nn import MemberSpec, Pool, Population
 from caviar.nn.group import Group
@@ -187,3 +187,21 @@ def test_the_batched_path_refills_a_slot_with_any_width_of_its_class(activation,
         assert got.train_loss == pytest.approx(want.train_loss, rel=1e-9)
         assert got.val_accuracy == want.val_accuracy
     assert_states_equal(states[7], alone[0].state, exact=False)
+
+
+@pytest.mark.parametrize("vectorized", [False, True], ids=["per-member", "batched"])
+def test_a_groups_states_in_one_copy_per_buffer_equal_its_members_one_by_one(vectorized, data):
+    """What a GPU does when a group is rebuilt (every buffer to the host at once, then each
+    member's state cut from the copies) gives exactly each member's own state."""
+    base = MemberSpec(seed=0, batch_size=16, lr=0.01, batch_norm=True, dropout=0.2)
+    specs = [replace(base, seed=k, hidden_units=4 + 3 * k, n_layers=1 + k % 2) for k in range(5)]
+    group = cpu_group(specs, data, vectorized=vectorized)
+    x, y = data.x_train[:16], data.y_train[:16]
+    for _ in range(3):
+        group.train_step([x] * 5, y, [s.lr for s in specs])
+    positions = [(4, 2, 0), (1, 2, 0), (3, 1, 5)]
+    bulk = group.member_states(positions, data_seed=0, n_train=90, bulk=True)
+    for (k, epoch, batch), state in zip(positions, bulk, strict=True):
+        one = group.member_state(k, epoch=epoch, batch=batch, data_seed=0, n_train=90)
+        assert_states_equal(state, one, exact=True)
+        assert (state.epoch, state.batch, state.optimizer_steps) == (epoch, batch, 3)

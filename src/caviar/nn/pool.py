@@ -368,17 +368,22 @@ class Pool:
         return left
 
     def _dissolve(self, home: _Slots) -> list[_Member]:
-        """Move a group's members out of it (their states on the host) and drop it."""
-        members = []
-        for slot, key in home.live:
-            m = self._members[key]
-            m.state = (
-                home.origins[slot] if slot in home.origins else self._take(home.group, slot, m)
-            )
+        """Move a group's members out of it (their states on the host, one copy per buffer
+        on a GPU; a member placed since the last epoch keeps the state it came with) and drop
+        the group."""
+        members = [(slot, self._members[key]) for slot, key in home.live]
+        trained = [(slot, m) for slot, m in members if slot not in home.origins]
+        states = home.group.member_states(
+            [(slot, m.epoch, m.batch) for slot, m in trained],
+            data_seed=self.data_seed,
+            n_train=self.n_train,
+        )
+        taken = {slot: state for (slot, _), state in zip(trained, states, strict=True)}
+        for slot, m in members:
+            m.state = home.origins[slot] if slot in home.origins else taken[slot]
             m.home, m.slot = None, -1
-            members.append(m)
         self._groups.remove(home)
-        return members
+        return [m for _, m in members]
 
     # -- training ----------------------------------------------------------------------------
     def step(self, should_stop: Callable[[], bool] | None = None) -> RoundResult:

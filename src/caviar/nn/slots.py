@@ -13,6 +13,9 @@ member's entries only, so its cost does not grow with the group:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import NamedTuple
+
 import torch
 from torch import Tensor
 
@@ -21,6 +24,19 @@ from caviar.nn.ragged import Ragged, slot_shape
 from caviar.nn.randomness import dropout_keys, dropout_thresholds, initial_weights
 from caviar.nn.spec import MemberSpec
 from caviar.nn.state import MemberState
+
+
+class _Buffers(NamedTuple):
+    """A group's buffers that make up its members' states (on the device, or host copies)."""
+
+    weights: Tensor
+    aux: Tensor
+    state_weights: list[Tensor]
+    state_aux: list[Tensor]
+    running_mean: Tensor
+    running_var: Tensor
+    steps: Tensor
+    alive: Tensor
 
 
 class GroupSlots:
@@ -218,6 +234,53 @@ class GroupSlots:
         """A copy of member ``k``'s training state, in its own shapes, on the CPU; at
         (``epoch``, ``batch``) of the data order of ``data_seed`` over ``n_train`` examples
         (the group does not know them: the pool does)."""
+        return self._state_from(self._buffers(), k, epoch, batch, data_seed, n_train)
+
+    def member_states(
+        self,
+        positions: Sequence[tuple[int, int, int]],
+        *,
+        data_seed: int | None = None,
+        n_train: int | None = None,
+        bulk: bool | None = None,
+    ) -> list[MemberState]:
+        """:meth:`member_state` of several members, ``positions`` (slot, epoch, batch) each.
+        With ``bulk`` (default: on a GPU) every buffer comes to the host in one copy first,
+        instead of a small synchronising copy per tensor per member."""
+        bulk = self.device.type != "cpu" if bulk is None else bulk
+        source = self._buffers(host=bulk)
+        return [
+            self._state_from(source, k, epoch, batch, data_seed, n_train)
+            for k, epoch, batch in positions
+        ]
+
+    def _buffers(self, host: bool = False) -> _Buffers:
+        """The group's buffers: as they are, or each copied to the host at once."""
+
+        def move(t: Tensor) -> Tensor:
+            return t.detach().cpu() if host else t
+
+        return _Buffers(
+            move(self.weights),
+            move(self.aux),
+            [move(t) for t in self.state_weights],
+            [move(t) for t in self.state_aux],
+            move(self.running_mean),
+            move(self.running_var),
+            move(self.steps_t),
+            move(self.alive_t),
+        )
+
+    def _state_from(
+        self,
+        b: _Buffers,
+        k: int,
+        epoch: int,
+        batch: int,
+        data_seed: int | None,
+        n_train: int | None,
+    ) -> MemberState:
+        """Member ``k``'s state read from ``b``, each tensor its own copy on the CPU."""
 
         def take(weights: Tensor, aux: Tensor) -> dict[str, Tensor]:
             return {
@@ -226,7 +289,7 @@ class GroupSlots:
             }
 
         optimizer = {
-            slot: take(self.state_weights[i], self.state_aux[i])
+            slot: take(b.state_weights[i], b.state_aux[i])
             for i, slot in enumerate(self.optimizer.slots)
         }
         real = self.layout.columns(k, real=True)
@@ -235,14 +298,14 @@ class GroupSlots:
             spec=self.specs[k],
             n_inputs=self.layout.n_inputs,
             n_classes=self.layout.n_classes,
-            params=take(self.weights, self.aux),
+            params=take(b.weights, b.aux),
             optimizer=optimizer,
-            optimizer_steps=int(self.steps_t[k].item()),
-            running_mean=[self.running_mean[i, real].cpu().clone() for i in stats],
-            running_var=[self.running_var[i, real].cpu().clone() for i in stats],
+            optimizer_steps=int(b.steps[k].item()),
+            running_mean=[b.running_mean[i, real].cpu().clone() for i in stats],
+            running_var=[b.running_var[i, real].cpu().clone() for i in stats],
             epoch=epoch,
             batch=batch,
-            diverged=not bool(self.alive_t[k]),
+            diverged=not bool(b.alive[k]),
             data_seed=data_seed,
             n_train=n_train,
         )
