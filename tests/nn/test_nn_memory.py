@@ -185,3 +185,23 @@ def test_running_out_of_memory_mid_epoch_in_a_trained_group_loses_its_members_cl
             curves.setdefault(e.key, []).append(e.record)
     for k in range(4):
         assert curves[k] == expected[k].curve  # every float, exactly
+
+
+def test_running_out_of_memory_never_raises_the_group_size_cap(data, monkeypatch):
+    """Groups already smaller than half the failing one keep the smaller cap."""
+    specs = twelve_members()[:4]
+    original = Group.train_step
+
+    def train_step(self, *args):
+        if self.n_members == 4 and self.steps_t.max() >= 6:  # the group's second epoch
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return original(self, *args)
+
+    monkeypatch.setattr(Group, "train_step", train_step)
+    pool = Pool(data, device=torch.device("cpu"), dtype=torch.float64)
+    for k, spec in enumerate(specs):
+        pool.add(k, spec)
+    pool.step()
+    pool.max_group = 1  # as if another group had failed at 2 members meanwhile
+    assert pool.step().lost == [0, 1, 2, 3]
+    assert pool.max_group == 1

@@ -16,8 +16,9 @@ from caviar.nn.group import Group
 DTYPES = pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
 
 TARGETS = {
+    # dropout 0.15: 1 / (1 - 0.15) rounds to another float32 when divided in float32
     "adam_batch_norm_dropout": MemberSpec(
-        seed=42, hidden_units=7, batch_norm=True, dropout=0.3, batch_size=16, lr=0.01, epochs=3
+        seed=42, hidden_units=7, batch_norm=True, dropout=0.15, batch_size=16, lr=0.01, epochs=3
     ),
     "rmsprop_decoupled_decay": MemberSpec(
         seed=43,
@@ -205,3 +206,35 @@ def test_a_groups_states_in_one_copy_per_buffer_equal_its_members_one_by_one(vec
         one = group.member_state(k, epoch=epoch, batch=batch, data_seed=0, n_train=90)
         assert_states_equal(state, one, exact=True)
         assert (state.epoch, state.batch, state.optimizer_steps) == (epoch, batch, 3)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+def test_a_refilled_slot_scales_dropout_as_a_group_built_for_it(dtype, data):
+    """Inverted dropout's 1 / (1 - rate) for every rate of a percent grid, in the slot's
+    columns: the same bits as in a group built for the member."""
+    base = MemberSpec(seed=0, hidden_units=7, batch_size=16, dropout=0.5)
+    group = Group([base, replace(base, seed=1)], 16, 3, device=torch.device("cpu"), dtype=dtype)
+    cols = group.layout.columns(0, real=True)
+    for percent in range(1, 100):
+        spec = replace(base, seed=2, dropout=percent / 100)
+        group.replace(0, spec)
+        fresh = Group([spec], 16, 3, device=torch.device("cpu"), dtype=dtype)
+        assert torch.equal(group._scale[0, cols], fresh._scale[0, cols]), percent
+
+
+def test_on_the_batched_path_a_slot_too_narrow_is_left_free(data, monkeypatch):
+    """A freed slot stored 9 wide (its bucket's widest member) cannot hold a 20-unit member of
+    the same width class: that member gets a group of its own; a 6-unit one takes the slot."""
+    base = MemberSpec(seed=0, batch_size=30, lr=0.05, epochs=2)
+    pool = Pool(data, device=torch.device("cpu"), dtype=torch.float64, vectorized=True)
+    pool.add(0, replace(base, seed=1, hidden_units=9, epochs=1))
+    pool.add(1, replace(base, seed=2, hidden_units=5, epochs=3))
+    pool.add(2, replace(base, seed=3, hidden_units=8, epochs=3))
+    pool.step()  # member 0 is done: its slot, stored 9 wide, is free (the group 2/3 full)
+    builds = Builds(monkeypatch)
+    pool.add(7, replace(base, seed=7, hidden_units=20))
+    pool.step()
+    assert builds.count == 1  # a group of its own
+    pool.add(8, replace(base, seed=8, hidden_units=6))
+    pool.step()
+    assert builds.count == 1  # the free slot

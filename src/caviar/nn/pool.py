@@ -329,37 +329,33 @@ class Pool:
         return self.partition([m.key for m in waiting]) if waiting else []
 
     def _place(self, waiting: list[_Member]) -> list[_Member]:
-        """New members into free slots that fit them (class, position, depth and stored width:
-        the true width on the per-member path, the width class on the batched one), in place:
-        no group is rebuilt. Returns those that found none."""
-        free: dict[tuple[object, ...], list[tuple[_Slots, int]]] = {}
+        """New members into free slots that fit them, in place: no group is rebuilt. A slot
+        fits a member of its class and position, its depth and its width (the true width on
+        the per-member path; on the batched one the width class, the slot's stored width
+        holding the member's, the narrowest such first). Returns those that found none."""
+        # (class, position, slot shape) -> stored width -> free slots, the first last
+        free: dict[tuple[object, ...], dict[int, list[tuple[_Slots, int]]]] = {}
         for home in self._groups:
-            live = home.live
-            if len(live) == len(home.keys):
+            if home.n_live == len(home.keys):
                 continue
-            at = self._class(self._members[live[0][1]])
-            for slot, key in enumerate(home.keys):
-                if key is None:
-                    group = home.group
+            at = self._class(self._members[home.live[0][1]])
+            group = home.group
+            for slot in reversed(range(len(home.keys))):
+                if home.keys[slot] is None:
                     shape = slot_shape(group.units[slot], group.depths[slot], self.vectorized)
-                    free.setdefault((*at, *shape), []).append((home, slot))
+                    widths = free.setdefault((*at, *shape), {})
+                    widths.setdefault(group.layout.stored[slot], []).append((home, slot))
         if not free:
             return waiting
-        for fits in free.values():
-            fits.reverse()  # pop() takes the first
         left: list[_Member] = []
         for m in waiting:
             shape = slot_shape(m.spec.hidden_units, m.spec.n_layers, self.vectorized)
-            fits = free.get((*self._class(m), *shape), [])
-            # the last (first free) slot whose stored width holds the member
-            holds = (
-                i for i in reversed(range(len(fits))) if fits[i][0].group.fits(fits[i][1], m.spec)
-            )
-            index = next(holds, -1)
-            if index < 0:
+            widths = free.get((*self._class(m), *shape), {})
+            wide_enough = [w for w, slots in widths.items() if slots and w >= m.spec.hidden_units]
+            if not wide_enough:
                 left.append(m)
                 continue
-            home, slot = fits.pop(index)
+            home, slot = widths[min(wide_enough)].pop()
             home.group.replace(slot, m.spec, m.state)
             home.keys[slot] = m.key
             home.n_live += 1
@@ -431,7 +427,7 @@ class Pool:
         if len(keys) < 2:
             raise error
         half = len(keys) // 2
-        self.max_group = half
+        self.max_group = half if self.max_group is None else min(self.max_group, half)
         if isinstance(item, _Slots):
             retry = self._retryable(item)
             for slot, key in item.live:
@@ -510,6 +506,8 @@ class Pool:
                 loss_sum += loss.detach().to(torch.float64) * (hi - lo)
                 correct += right
                 seen += hi - lo
+        if graphed is not None and graphed.eager:
+            self.graphs = None  # recording failed (and said so): no more tries in this pool
         if self.train_metrics == "pass":
             train_loss = loss_sum / max(seen, 1)
             train_acc = correct.to(torch.float64) / max(seen, 1)

@@ -234,13 +234,16 @@ class Ragged:
 
     def member_aux(self, k: int) -> list[slice]:
         """Every entry of the aux buffer member ``k`` owns (its padded columns of each
-        per-layer parameter, and its output-bias row), as slices of the flat buffer."""
+        per-layer parameter, and its output-bias row; the last member also owns the tails, as
+        :meth:`aux_member` says), as slices of the flat buffer."""
         S, start = self.S, self.offsets[k]
+        last = k == len(self.units) - 1
+        width = S - start if last else self.padded[k]
         per_layer = [
-            slice(i * S + start, i * S + start + self.padded[k]) for i in range(len(self.aux_names))
+            slice(i * S + start, i * S + start + width) for i in range(len(self.aux_names))
         ]
         row = len(self.aux_names) * S + k * self.bias_row
-        return [*per_layer, slice(row, row + self.bias_row)]
+        return [*per_layer, slice(row, self.n_aux if last else row + self.bias_row)]
 
     def bucket_view(self, buffer: Tensor, bucket: Bucket, layer: int) -> Tensor:
         """The bucket's layer-``layer`` matrices as one [n, rows, cols] view (layer ``depth`` is

@@ -179,7 +179,10 @@ class GroupSlots:
                 for entries in aux:
                     self._aux_static[name][entries] = values[name]
             self._thresholds[cols] = dropout_thresholds(rate).to(self.device)
-            self._scale[0, cols] = real / (1.0 - spec.dropout)
+            # 1 / (1 - rate) in float64, then rounded to the dtype, as a group built for the
+            # member computes it (a float32 division can differ in the last bit)
+            inv_keep = torch.tensor(1.0 / (1.0 - spec.dropout), dtype=self.dtype)
+            self._scale[0, cols] = real * inv_keep.to(self.device)
             if self._pad_mask is not None:
                 self._pad_mask[0, cols] = real
             self._keys[k] = key[0].to(self.device)
