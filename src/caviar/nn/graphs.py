@@ -34,6 +34,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from caviar.constraints import one_of
 from caviar.nn.device import warn_fallback
 from caviar.nn.memory import is_out_of_memory
+from caviar.nn.training_data import member_batches
 
 if TYPE_CHECKING:
     from caviar.nn.group import Group
@@ -143,12 +144,7 @@ class GraphedStep:
         self.eager = False  # recording failed: every step eager
 
     def _body(self) -> tuple[Tensor, ...]:
-        xs_by_epoch = {e: self.x[index] for e, index in self.index.items()}
-        xs = [xs_by_epoch[e] for e in self.epochs]
-        if len(self.index) == 1:
-            ys = self.y[self.index[self.epochs[0]]]
-        else:
-            ys = torch.stack([self.y[self.index[e]] for e in self.epochs])
+        xs, ys = member_batches(self.x, self.y, self.index, self.epochs)
         loss = self.group.train_step(xs, ys, self.lrs)
         return loss, self.group.last_correct
 

@@ -46,7 +46,7 @@ from caviar.nn.randomness import (
     dropout_keys,
     dropout_thresholds,
 )
-from caviar.nn.slots import GroupSlots
+from caviar.nn.slots import GroupSlots, keep_scale, weight_decays
 from caviar.nn.spec import MemberSpec
 from caviar.nn.state import MemberState
 
@@ -130,8 +130,9 @@ class Group(GroupSlots):
         self.beta1 = [s.beta1 for s in specs]
         self.beta2 = [s.beta2 for s in specs]
         self.eps = [s.eps for s in specs]
-        self.l2 = [0.0 if s.decoupled_weight_decay else s.weight_decay for s in specs]
-        self.decoupled = [s.weight_decay if s.decoupled_weight_decay else 0.0 for s in specs]
+        decays = [weight_decays(s) for s in specs]
+        self.l2 = [l2 for l2, _ in decays]
+        self.decoupled = [decoupled for _, decoupled in decays]
         self.bn_eps = first.bn_eps  # one per group (a group key): torch's kernel takes a scalar
         # per-entry hyperparameters of the shared aux buffer (biases, gamma, beta): [n_aux]
         self._aux_member = lay.aux_member().to(device)
@@ -142,7 +143,7 @@ class Group(GroupSlots):
         self._dropouts = sum(s.dropout > 0 for s in specs)  # members with dropout
         self.any_dropout = self._dropouts > 0
         self._thresholds = dropout_thresholds(rates).to(device)[cols]  # int32 [S]
-        inv_keep = torch.tensor([1.0 / (1.0 - s.dropout) for s in specs], dtype=dtype)
+        inv_keep = torch.tensor([keep_scale(s) for s in specs], dtype=dtype)
         real = lay.column_real().to(device)  # [S]: a member's true units
         self._scale = (inv_keep.to(device)[cols] * real).view(1, -1)  # [1, S], 0 off true units
         # stored widths wider than the true ones (the batched layout) read a padded unit's
@@ -343,13 +344,15 @@ class Group(GroupSlots):
             if not all(training):
                 train_columns = training_t[self._column_member]
         stats = [(layer, bn[2], bn[3]) for layer, (*_, bn) in enumerate(saved) if bn is not None]
-        if self.vectorized and stats:
-            assert train_columns is not None
-            self._update_running_together(stats, B, train_columns)
-        for layer, mean, inv_std in stats if not self.vectorized else []:
-            S = self.layout.widths[layer]
-            train = None if train_columns is None else train_columns[:S]
-            self._update_running(layer, mean, inv_std, B, train)
+        if self.vectorized:
+            if stats:
+                assert train_columns is not None
+                self._update_running_together(stats, B, train_columns)
+        else:
+            for layer, mean, inv_std in stats:
+                S = self.layout.widths[layer]
+                train = None if train_columns is None else train_columns[:S]
+                self._update_running(layer, mean, inv_std, B, train)
 
         # backward ---------------------------------------------------------------------------
         lay, gA = self.layout, self.gA

@@ -35,7 +35,7 @@ from caviar.nn.ragged import padded_width, slot_shape
 from caviar.nn.randomness import batch_bounds, epoch_order
 from caviar.nn.spec import MemberSpec
 from caviar.nn.state import MemberState
-from caviar.nn.training_data import TrainingData
+from caviar.nn.training_data import TrainingData, member_batches
 from caviar.records import EpochRecord
 
 TRAIN_METRICS = ("pass", "full")
@@ -276,6 +276,11 @@ class Pool:
         """Members that can share a group: one architecture class, at one mini-batch."""
         return (*member.spec.group_key(), member.batch)
 
+    def _home_class(self, home: _Slots) -> tuple[object, ...]:
+        """The class of a group's members (any one of them)."""
+        key = next(key for key in home.keys if key is not None)
+        return self._class(self._members[key])
+
     def _shape(self, key: int) -> tuple[int, int, int, int]:
         """Deepest first (each layer's activations then end at the last member that deep),
         then by width: equal shapes side by side."""
@@ -317,7 +322,7 @@ class Pool:
         by_class: dict[tuple[object, ...], int] = {}
         for m in waiting:
             by_class[self._class(m)] = by_class.get(self._class(m), 0) + 1
-        classes = [(home, self._class(self._members[home.live[0][1]])) for home in self._groups]
+        classes = [(home, self._home_class(home)) for home in self._groups]
         largest: dict[tuple[object, ...], int] = {}
         for home, at in classes:
             largest[at] = max(largest.get(at, 0), home.n_live)
@@ -338,7 +343,7 @@ class Pool:
         for home in self._groups:
             if home.n_live == len(home.keys):
                 continue
-            at = self._class(self._members[home.live[0][1]])
+            at = self._home_class(home)
             group = home.group
             for slot in reversed(range(len(home.keys))):
                 if home.keys[slot] is None:
@@ -494,12 +499,7 @@ class Pool:
                 loss, right = graphed(lo, hi)
             else:
                 batch = {e: order[lo:hi] for e, order in orders.items()}
-                xs_by_epoch = {e: self.x[index] for e, index in batch.items()}
-                xs = [xs_by_epoch[e] for e in epochs]
-                if len(orders) == 1:
-                    ys = self.y[batch[epochs[0]]]
-                else:
-                    ys = torch.stack([self.y[batch[e]] for e in epochs])
+                xs, ys = member_batches(self.x, self.y, batch, epochs)
                 loss = group.train_step(xs, ys, lrs)
                 right = group.last_correct
             if self.train_metrics == "pass":

@@ -236,14 +236,19 @@ class Ragged:
         """Every entry of the aux buffer member ``k`` owns (its padded columns of each
         per-layer parameter, and its output-bias row; the last member also owns the tails, as
         :meth:`aux_member` says), as slices of the flat buffer."""
-        S, start = self.S, self.offsets[k]
-        last = k == len(self.units) - 1
-        width = S - start if last else self.padded[k]
+        S, cols = self.S, self.owned_columns(k)
         per_layer = [
-            slice(i * S + start, i * S + start + width) for i in range(len(self.aux_names))
+            slice(i * S + cols.start, i * S + cols.stop) for i in range(len(self.aux_names))
         ]
         row = len(self.aux_names) * S + k * self.bias_row
+        last = k == len(self.units) - 1
         return [*per_layer, slice(row, self.n_aux if last else row + self.bias_row)]
+
+    def owned_columns(self, k: int) -> slice:
+        """The columns of [B, S] member ``k`` owns: its padded ones, and for the last member
+        the group's tail too (as :meth:`column_member` says)."""
+        start = self.offsets[k]
+        return slice(start, self.S if k == len(self.units) - 1 else start + self.padded[k])
 
     def bucket_view(self, buffer: Tensor, bucket: Bucket, layer: int) -> Tensor:
         """The bucket's layer-``layer`` matrices as one [n, rows, cols] view (layer ``depth`` is

@@ -26,6 +26,20 @@ from caviar.nn.spec import MemberSpec
 from caviar.nn.state import MemberState
 
 
+def weight_decays(spec: MemberSpec) -> tuple[float, float]:
+    """A member's (coupled L2, decoupled) weight decay: its ``weight_decay`` in one, 0 in the
+    other."""
+    if spec.decoupled_weight_decay:
+        return 0.0, spec.weight_decay
+    return spec.weight_decay, 0.0
+
+
+def keep_scale(spec: MemberSpec) -> float:
+    """Inverted dropout's ``1 / (1 - rate)``, in float64: a group rounds it to its dtype once
+    (a float32 division can differ in the last bit)."""
+    return 1.0 / (1.0 - spec.dropout)
+
+
 class _Buffers(NamedTuple):
     """A group's buffers that make up its members' states (on the device, or host copies)."""
 
@@ -154,8 +168,7 @@ class GroupSlots:
         self.specs[k] = spec
         self.units[k] = lay.units[k] = spec.hidden_units
         self.beta1[k], self.beta2[k], self.eps[k] = spec.beta1, spec.beta2, spec.eps
-        self.l2[k] = 0.0 if spec.decoupled_weight_decay else spec.weight_decay
-        self.decoupled[k] = spec.weight_decay if spec.decoupled_weight_decay else 0.0
+        self.l2[k], self.decoupled[k] = weight_decays(spec)
         values = {
             "beta1": self.beta1[k],
             "beta2": self.beta2[k],
@@ -164,10 +177,8 @@ class GroupSlots:
             "decoupled": self.decoupled[k],
         }
         aux = lay.member_aux(k)
-        # the columns member k owns (the last member owns the group's tail)
-        end = lay.S if k == self.n_members - 1 else lay.offsets[k] + lay.padded[k]
-        cols = slice(lay.offsets[k], end)
-        real = torch.zeros(end - lay.offsets[k], dtype=self.dtype, device=self.device)
+        cols = lay.owned_columns(k)
+        real = torch.zeros(cols.stop - cols.start, dtype=self.dtype, device=self.device)
         real[: spec.hidden_units] = 1.0
         rate = torch.tensor([spec.dropout], dtype=torch.float64)
         key = dropout_keys([spec.seed])
@@ -179,9 +190,7 @@ class GroupSlots:
                 for entries in aux:
                     self._aux_static[name][entries] = values[name]
             self._thresholds[cols] = dropout_thresholds(rate).to(self.device)
-            # 1 / (1 - rate) in float64, then rounded to the dtype, as a group built for the
-            # member computes it (a float32 division can differ in the last bit)
-            inv_keep = torch.tensor(1.0 / (1.0 - spec.dropout), dtype=self.dtype)
+            inv_keep = torch.tensor(keep_scale(spec), dtype=self.dtype)  # rounded once
             self._scale[0, cols] = real * inv_keep.to(self.device)
             if self._pad_mask is not None:
                 self._pad_mask[0, cols] = real

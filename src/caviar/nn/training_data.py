@@ -51,3 +51,16 @@ class TrainingData:
     @property
     def n_inputs(self) -> int:
         return int(self.x_train.shape[1])
+
+
+def member_batches(
+    x: Tensor, y: Tensor, index: dict[int, Tensor], epochs: list[int]
+) -> tuple[list[Tensor], Tensor]:
+    """Every member's mini-batch, member p at epoch ``epochs[p]`` reading the examples
+    ``index[epoch]`` of ``x`` and ``y``: inputs [B, D] per member (members at one epoch share
+    one tensor) and labels [B] when all are at one epoch, else [P, B]."""
+    xs_by_epoch = {e: x[i] for e, i in index.items()}
+    xs = [xs_by_epoch[e] for e in epochs]
+    if len(index) == 1:
+        return xs, y[index[epochs[0]]]
+    return xs, torch.stack([y[index[e]] for e in epochs])
