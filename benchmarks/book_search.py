@@ -49,10 +49,10 @@ from torch import Tensor, nn
 from torch.func import functional_call, grad, stack_module_state, vmap
 from torch.nn import functional as F
 
-from caviar.config import StudyConfig, load_config
+from caviar.core.records import FrozenTrial
 from caviar.data import Split
-from caviar.records import FrozenTrial
-from caviar.tuning import prepare_data, tune
+from caviar.search.config import StudyConfig, load_config
+from caviar.search.job import prepare_data, tune
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -66,10 +66,10 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 import caviar
+from caviar.core.threads import machine_cores
 from caviar.data import load_dataset, split_validation
 from caviar.nn import resolve_device
 from caviar.study import EpochRecord, Study, Trial
-from caviar.threads import machine_cores
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCHS, BATCH, BETA2 = 5, 128, 0.999

@@ -34,9 +34,8 @@ from typing import Any
 import torch
 from budget import FIXED, SPACE  # the budget benchmark's workload, as the docstring says
 
-import caviar.distributed
-from caviar.threads import machine_cores
-from caviar.tuning import tune
+import caviar.search.job
+from caviar.core.threads import machine_cores
 
 
 def config(args: argparse.Namespace, folder: str, name: str, **search: Any) -> dict[str, Any]:
@@ -61,7 +60,7 @@ def config(args: argparse.Namespace, folder: str, name: str, **search: Any) -> d
 def side(raw: dict[str, Any]) -> tuple[float, float, list[Any]]:
     """Seconds in all, seconds starting workers, and the trials."""
     started: list[float] = []
-    real = caviar.distributed.open_spread
+    real = caviar.search.job.open_spread
 
     def timed(*a: Any, **k: Any) -> Any:
         t = time.perf_counter()
@@ -70,13 +69,13 @@ def side(raw: dict[str, Any]) -> tuple[float, float, list[Any]]:
         finally:
             started.append(time.perf_counter() - t)
 
-    caviar.distributed.open_spread = timed  # type: ignore[assignment]
+    caviar.search.job.open_spread = timed  # type: ignore[assignment]
     try:
         t = time.perf_counter()
-        trials = tune(raw, progress=False, report=False).trials()
+        trials = caviar.search.job.tune(raw, progress=False, report=False).trials()
         return time.perf_counter() - t, sum(started), trials
     finally:
-        caviar.distributed.open_spread = real  # type: ignore[assignment]
+        caviar.search.job.open_spread = real  # type: ignore[assignment]
 
 
 def main() -> None:
@@ -103,7 +102,9 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory() as folder:
         warm = {**vars(args), "trials": 2, "epochs": 1}
-        tune(config(argparse.Namespace(**warm), folder, "warm", threads=1), progress=False)
+        caviar.search.job.tune(
+            config(argparse.Namespace(**warm), folder, "warm", threads=1), progress=False
+        )
         ray.init(num_cpus=n, include_dashboard=False, logging_level="error", log_to_driver=False)
         sides = {
             "1 process, 1 thread": {"threads": 1},

@@ -246,7 +246,7 @@ def measure_study(P: int, trials: int) -> dict[str, float]:
     """Seconds for a study of ``trials`` tiny trials on the digits (8..16 units, 1..3 layers,
     3 epochs, successive halving, one thread) in a pool of P."""
     with tempfile.TemporaryDirectory() as tmp:
-        from caviar.tuning import tune
+        from caviar.search.job import tune
 
         space = {
             "lr": {"scale": "log", "low": 1e-4, "high": 1e-1},

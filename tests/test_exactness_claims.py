@@ -9,7 +9,7 @@ Each claim is tested in both dtypes the engine offers (float32 and float64), on 
    (nn/state.py): tests/nn/test_nn_state.py (at an epoch's end and mid-epoch, in memory and
    through files).
 3. "as-trained ... its validation accuracy ... equals it" (evaluate.py):
-   tests/tune/test_tune_evaluate.py::test_as_trained_evaluates_the_kept_searched_model_...;
+   tests/models/test_tune_evaluate.py::test_as_trained_evaluates_the_kept_searched_model_...;
    without a kept state, "trained again exactly as in the search": there in float64, here
    in float32 too.
 4. "every result is reproducible from its seed" (README): the same config run twice gives the
@@ -23,7 +23,7 @@ Each claim is tested in both dtypes the engine offers (float32 and float64), on 
    member beside it, train bit for bit as alone; a group's states in one copy per buffer equal
    its members' one by one: tests/nn/test_nn_slots.py. A pool whose trained group ran out of
    memory trains its members again to the same bits: tests/nn/test_nn_memory.py (float64) and
-   tests/tune/test_tune_run.py (float32, through `tune`).
+   tests/search/test_tune_run.py (float32, through `tune`).
 8. "a replay of the recorded calls trains bit for bit what eager steps train" (README,
    nn/graphs.py): tests/nn/test_nn_graphs.py.
 
@@ -40,9 +40,9 @@ from typing import Any
 import pytest
 import torch
 
-from caviar.evaluate import evaluate_on_test
+from caviar.models.evaluate import evaluate_on_test
 from caviar.nn import MemberSpec, Population, TrainingData
-from caviar.tuning import tune
+from caviar.search.job import tune
 
 DTYPES = ["float32", "float64"]
 #: a tiny split on purpose: the warning that its validation accuracy is coarse is beside the point
@@ -81,7 +81,7 @@ def trials(study) -> list[tuple[Any, ...]]:
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_the_same_config_and_seed_give_identical_trials(tmp_path: Path, dtype: str) -> None:
     """Claim 4 through ``caviar.tune``: values, parameters and every point of every curve.
-    (tests/tune/test_tune_run.py checks values and parameters in float32.)"""
+    (tests/search/test_tune_run.py checks values and parameters in float32.)"""
     a = tune(tiny(tmp_path / "a", dtype), progress=False, report=False)
     b = tune(tiny(tmp_path / "b", dtype), progress=False, report=False)
     assert len(a.trials()) == 4
@@ -115,7 +115,7 @@ def test_a_run_stopped_part_way_and_run_again_gives_the_trials_of_one_run(
 
 def test_as_trained_without_a_kept_state_reproduces_the_search_in_float32(tmp_path: Path) -> None:
     """Claims 3 and 4: a trial trained again alone, from its seed, scores exactly what it scored
-    in the search's pool (float64: tests/tune/test_tune_evaluate.py)."""
+    in the search's pool (float64: tests/models/test_tune_evaluate.py)."""
     cfg = tiny(tmp_path, "float32")
     cfg["search"]["keep_models"] = 0
     study = tune(cfg, progress=False, report=False)

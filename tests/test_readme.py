@@ -142,7 +142,7 @@ def test_python_block_runs_as_printed(
 
 def test_the_config_shown_is_the_books_search() -> None:
     """The ```toml block, with the engine defaults it leaves out, is examples/book.toml."""
-    from caviar.config import config_from_mapping, load_config
+    from caviar.search.config import config_from_mapping, load_config
 
     (block,) = fenced_blocks("toml")
     assert "(`examples/book.toml`)" in README
@@ -203,7 +203,7 @@ def _config_path(argv: tuple[str, ...]) -> str | None:
 
 def downloaded_dataset(argv: tuple[str, ...]) -> str | None:
     """The IDX dataset a `caviar tune` reads, or None (the demo's embedded digits)."""
-    from caviar.config import load_config
+    from caviar.search.config import load_config
 
     if argv[1] != "tune":
         return None
@@ -216,7 +216,7 @@ def downloaded_dataset(argv: tuple[str, ...]) -> str | None:
 
 def study_made(argv: tuple[str, ...]) -> str | None:
     """The study a `caviar tune` names with --name or its config (None: named by its flags)."""
-    from caviar.config import load_config
+    from caviar.search.config import load_config
 
     config = _config_path(argv)
     return _flag(argv, "--name") or (load_config(ROOT / config).name if config else None)
@@ -256,7 +256,7 @@ def cli_folder(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 def _run(argv: tuple[str, ...], folder: Path, env: dict) -> subprocess.CompletedProcess:
     """`caviar ARGS` without relying on PATH: the cli's main() in this interpreter."""
-    main = "import sys; from caviar.cli import main; sys.argv[0] = 'caviar'; sys.exit(main())"
+    main = "import sys; from caviar.cli.main import main; sys.argv[0] = 'caviar'; sys.exit(main())"
     return subprocess.run(
         [sys.executable, "-c", main, *argv[1:]],
         cwd=folder,

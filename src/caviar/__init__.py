@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.1.0"
+from caviar.core.version import __version__
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (the command starts fast)
 if TYPE_CHECKING:
     from typing import Any
 
-    from caviar.evaluate import evaluate_on_test
-    from caviar.export import load_model
-    from caviar.records import EpochRecord, FrozenTrial, TrialState
+    from caviar.core.records import EpochRecord, FrozenTrial, TrialState
+    from caviar.models.evaluate import evaluate_on_test
+    from caviar.models.load import load_model
     from caviar.samplers import CoarseToFineSampler, GridSampler, RandomSampler, Sampler
+    from caviar.search.job import tune
     from caviar.space import (
         Choice,
         Fixed,
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
     )
     from caviar.storage import InMemoryStorage, SQLiteStorage
     from caviar.study import Study, Trial
-    from caviar.tuning import tune
 
 #: where each public name lives: imported on first use, so that ``import caviar`` (and the
 #: command line's start, where Ctrl-C must stay harmless) loads neither numpy nor torch
@@ -49,9 +49,9 @@ _HOMES = {
     ),
     **dict.fromkeys(["InMemoryStorage", "SQLiteStorage"], "caviar.storage"),
     **dict.fromkeys(["EpochRecord", "FrozenTrial", "Study", "Trial", "TrialState"], "caviar.study"),
-    "tune": "caviar.tuning",
-    "load_model": "caviar.export",
-    "evaluate_on_test": "caviar.evaluate",
+    "tune": "caviar.search.job",
+    "load_model": "caviar.models.load",
+    "evaluate_on_test": "caviar.models.evaluate",
 }
 
 __all__ = [

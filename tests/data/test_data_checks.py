@@ -9,8 +9,8 @@ import warnings
 import numpy as np
 import pytest
 
+from caviar.core.errors import InvalidValue
 from caviar.data import Dataset, DataWarning, check_batch_size, split_for_study, split_validation
-from caviar.errors import InvalidValue
 
 
 def dataset(*counts: int, n_classes: int | None = None) -> Dataset:

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
+from caviar.core.errors import InvalidValue
 from caviar.data import DownloadError, cache_root
 from caviar.data.download import check_md5, ensure_file, md5_file
-from caviar.errors import InvalidValue
 
 GOOD = b"the right bytes\n" * 1000
 BAD = b"the wrong bytes\n" * 1000

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from caviar.core.errors import InvalidValue
 from caviar.data import load_dataset
-from caviar.errors import InvalidValue
 
 
 def write_csv(path: Path, text: str) -> Path:

@@ -9,9 +9,9 @@ import tempfile
 import numpy as np
 import pytest
 
+from caviar.core.errors import InvalidValue
 from caviar.data import load_dataset
 from caviar.data import mnist as mnist_module
-from caviar.errors import InvalidValue
 
 NOWHERE = ("http://127.0.0.1:9/never/",)  # a port nobody serves: a fetch would fail loudly
 

@@ -8,8 +8,8 @@ import struct
 import numpy as np
 import pytest
 
+from caviar.core.errors import InvalidValue
 from caviar.data import parse_idx, read_idx
-from caviar.errors import InvalidValue
 
 
 def build_idx(code: int, shape: tuple[int, ...], payload: bytes) -> bytes:

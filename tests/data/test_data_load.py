@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from caviar.core.errors import InvalidValue
 from caviar.data import Dataset, load_dataset
-from caviar.errors import InvalidValue
 
 
 def test_unknown_name_lists_names_and_suffixes() -> None:

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from caviar.core.errors import InvalidValue
 from caviar.data import load_dataset
 from caviar.data import mnist as mnist_module
-from caviar.errors import InvalidValue
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "datasets"  # beside the checkout
 

@@ -7,9 +7,9 @@ import hashlib
 import numpy as np
 import pytest
 
+from caviar.core.errors import InvalidValue
 from caviar.data import split_validation
 from caviar.data.splits import class_quotas
-from caviar.errors import InvalidValue
 
 
 def labels(*counts: int) -> np.ndarray:

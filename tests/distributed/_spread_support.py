@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import yaml
 
+from caviar.core.records import FrozenTrial, TrialState
 from caviar.distributed import SpreadPool
-from caviar.records import FrozenTrial, TrialState
-from caviar.tuning import tune
+from caviar.search.job import tune
 
 EPOCHS = 3
 HALVING = {"min_epochs": 1, "eta": 3}  # a rung at 1 epoch of 3
@@ -92,7 +92,7 @@ def start_driver(raw: dict[str, Any], tmp_path: Path) -> tuple[subprocess.Popen[
     path = tmp_path / f"{raw['study']['name']}.yaml"
     path.write_text(yaml.safe_dump(raw))
     driver = subprocess.Popen(
-        [sys.executable, "-m", "caviar.command", "tune", str(path), "--quiet", "--no-report"],
+        [sys.executable, "-m", "caviar.cli.start", "tune", str(path), "--quiet", "--no-report"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

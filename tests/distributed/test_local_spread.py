@@ -28,14 +28,14 @@ from _spread_support import (
     wait_for,
 )
 
-from caviar.cli import main
+from caviar.cli.main import main
+from caviar.core.errors import InvalidValue
+from caviar.core.records import TrialState
 from caviar.distributed import WorkerPlan
 from caviar.distributed.local_workers import LocalTransport, WorkerDied
-from caviar.errors import InvalidValue
 from caviar.nn import TrainingData
-from caviar.records import TrialState
+from caviar.search.job import tune
 from caviar.study import Study
-from caviar.tuning import tune
 
 WORKER_MODULE = b"caviar.distributed.local_workers"
 

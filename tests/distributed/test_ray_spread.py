@@ -28,9 +28,9 @@ from _spread_support import (
 
 ray = pytest.importorskip("ray")
 
-from caviar.records import TrialState  # noqa: E402
+from caviar.core.records import TrialState  # noqa: E402
+from caviar.search.job import tune  # noqa: E402
 from caviar.study import Study  # noqa: E402
-from caviar.tuning import tune  # noqa: E402
 
 pytestmark = pytest.mark.ray
 RAY_WORKER = b"ray::PoolWorker"

@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from caviar.core.records import EpochRecord
 from caviar.distributed import SpreadPool, WorkerInfo, WorkerPlan
-from caviar.engines import SpreadRound
 from caviar.nn import MemberSpec
+from caviar.nn.engine import SpreadRound
 from caviar.nn.pool import MemberEpoch
-from caviar.records import EpochRecord
 
 
 class FakeWorker:

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from caviar.cli import main
-from caviar.config import config_from_mapping
+from caviar.cli.main import main
+from caviar.core.errors import InvalidValue
 from caviar.distributed import RAY_MISSING, WorkerPlan, is_local, plan_workers, worker_devices
-from caviar.errors import InvalidValue
-from caviar.tuning import check_device
+from caviar.search.config import config_from_mapping
+from caviar.search.job import check_device
 
 
 def mapping(**search: Any) -> dict[str, Any]:
@@ -77,15 +77,15 @@ PLANS = {
 @pytest.mark.parametrize("name", list(PLANS))
 def test_worker_plans(name: str) -> None:
     search, resources, plans = PLANS[name]
-    assert plan_workers(config_from_mapping(mapping(**search)), resources) == plans
+    assert plan_workers(config_from_mapping(mapping(**search)).spread_plan(), resources) == plans
 
 
 def test_cpu_workers_take_a_cpu_slot_per_thread() -> None:
     raw = {**mapping(ray="auto"), "study": {"threads": 2}}
-    assert plan_workers(config_from_mapping(raw), {"CPU": 4.0}) == [WorkerPlan("cpu", 2, 0)] * 2
+    assert plan_workers(config_from_mapping(raw).spread_plan(), {"CPU": 4.0}) == [WorkerPlan("cpu", 2, 0)] * 2
     raw["study"]["device"] = "cpu"  # a GPU cluster, but the study asks for the CPU
     assert (
-        plan_workers(config_from_mapping(raw), {"CPU": 4.0, "GPU": 8.0})
+        plan_workers(config_from_mapping(raw).spread_plan(), {"CPU": 4.0, "GPU": 8.0})
         == [WorkerPlan("cpu", 2, 0)] * 2
     )
 
@@ -118,8 +118,8 @@ def test_auto_devices_are_one_worker_per_core_or_gpu(
     cores, gpus, study, ray, devices = AUTO[name]
     machine(monkeypatch, cores, gpus)
     config = config_from_mapping({**mapping(devices="auto", ray=ray), "study": study})
-    assert worker_devices(config) == devices
-    assert is_local(config) == (bool(devices) and ray is None)
+    assert worker_devices(config.spread_plan()) == devices
+    assert is_local(config.spread_plan()) == (bool(devices) and ray is None)
     assert config.search.devices == ("auto",)  # the study records the setting, not this machine
 
 
@@ -138,14 +138,14 @@ def test_auto_on_a_study_device_this_machine_lacks_names_the_setting(
     machine(monkeypatch, 4, 0)
     raw = {**mapping(devices="auto"), "study": {"device": "cuda"}}
     with pytest.raises(InvalidValue, match=r"^study\.device: CUDA is not available"):
-        worker_devices(config_from_mapping(raw))
+        worker_devices(config_from_mapping(raw).spread_plan())
 
 
 def test_auto_plans_local_workers_or_the_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
     machine(monkeypatch, 2, 0)
-    local = config_from_mapping(mapping(devices="auto"))
+    local = config_from_mapping(mapping(devices="auto")).spread_plan()
     assert plan_workers(local, {}) == [WorkerPlan("cpu", 1, 0)] * 2
-    on_ray = config_from_mapping(mapping(devices="auto", ray="auto"))
+    on_ray = config_from_mapping(mapping(devices="auto", ray="auto")).spread_plan()
     assert plan_workers(on_ray, {"CPU": 3.0}) == [WorkerPlan("cpu", 1, 0)] * 3
 
 

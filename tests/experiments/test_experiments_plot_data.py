@@ -10,10 +10,10 @@ import pytest
 from caviar.experiments.base import table
 from caviar.experiments.batchnorm_init import scales, summarise
 from caviar.experiments.bn_test_time import mean_curve
-from caviar.experiments.ensemble import ensemble_accuracy
 from caviar.experiments.hparam_search import ranking, value_box
 from caviar.experiments.overfit import gaps
 from caviar.experiments.sampling import best_so_far, decade_shares, windows
+from caviar.experiments.seed_ensemble import ensemble_accuracy
 from caviar.experiments.softmax import autograd_dz, dz, hardmax, softmax
 from caviar.space import LogUniform, SearchSpace
 

@@ -9,7 +9,7 @@ import re
 import pytest
 import torch
 
-from caviar.errors import InvalidValue
+from caviar.core.errors import InvalidValue
 from caviar.nn import MemberSpec, Pool, Population, TrainingData
 from caviar.nn.group import Group
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from _nn_support import assert_states_equal, cpu_group
 
-from caviar.errors import InvalidValue
+from caviar.core.errors import InvalidValue
 from caviar.nn import MemberSpec, device, fused
 from caviar.nn.fused import BucketUpdate, masked_step, wants_compile
 from caviar.nn.group import Group

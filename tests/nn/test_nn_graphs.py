@@ -13,7 +13,7 @@ import pytest
 import torch
 from _nn_support import assert_states_equal
 
-from caviar.errors import InvalidValue
+from caviar.core.errors import InvalidValue
 from caviar.nn import MemberSpec, Pool, device
 from caviar.nn.graphs import CudaGraph, ReplayGraph, graph_factory
 

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from caviar.errors import InvalidValue
+from caviar.core.errors import InvalidValue
 from caviar.nn import MemberSpec, Population
 from caviar.nn.group import Group
 from caviar.nn.randomness import (

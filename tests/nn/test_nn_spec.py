@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from caviar.errors import InvalidValue
+from caviar.core.errors import InvalidValue
 from caviar.nn import HYPERPARAMETERS, MemberSpec
 
 # name: (spec fields, the message it must raise, as a literal string)

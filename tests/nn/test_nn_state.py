@@ -12,7 +12,7 @@ import pytest
 import torch
 from _nn_support import assert_states_equal, curve_array
 
-from caviar.errors import InvalidValue
+from caviar.core.errors import InvalidValue
 from caviar.nn import MemberSpec, MemberState, Population, TrainingData, evaluate_states
 from caviar.nn.group import Group
 from caviar.nn.randomness import batch_bounds, epoch_order

@@ -1,4 +1,4 @@
-"""A panda run without a model: the :class:`~caviar.panda.control.Controller` contract, with
+"""A panda run without a model: the :class:`~caviar.panda.control_api.Controller` contract, with
 epochs made up on demand (``step``) or by a ticker thread, and every call recorded."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from caviar.errors import InvalidValue, got
+from caviar.core.errors import InvalidValue, got
 from caviar.nn.spec import HYPERPARAMETERS, MID_RUN
-from caviar.panda.control import ROLLBACK_MODES
+from caviar.panda.control_api import ROLLBACK_MODES
 
 
 class FakeController:

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import torch
 
-from caviar.config import StudyConfig, config_from_mapping
 from caviar.panda.trainer import PandaRun
+from caviar.search.config import StudyConfig, config_from_mapping
 
 #: a small net that learns something in a few epochs of 240 examples
 TINY: dict[str, Any] = {"hidden_units": 8, "n_layers": 1, "batch_size": 60, "epochs": 5}

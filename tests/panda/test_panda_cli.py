@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from caviar.cli import main
+from caviar.cli.main import main
 from caviar.panda.trainer import PandaRun
 from caviar.panda.tree import PandaTree
 from caviar.storage import StorageError

@@ -10,10 +10,10 @@ import pytest
 import torch
 from conftest import TINY, MakeConfig
 
-from caviar.config import config_from_mapping
-from caviar.export import kept_state_path, read_state
 from caviar.panda.trainer import PandaRun
-from caviar.tuning import tune
+from caviar.search.config import config_from_mapping
+from caviar.search.job import tune
+from caviar.search.kept import kept_state_path, read_state
 
 NETS = {
     "adam, dropout": {"dropout": 0.25},

@@ -10,13 +10,13 @@ import pytest
 import torch
 from conftest import MakeConfig
 
-from caviar.errors import InvalidValue
+from caviar.core.errors import InvalidValue
+from caviar.core.records import EpochRecord
 from caviar.nn import MemberSpec
-from caviar.panda.control import Controller
+from caviar.panda.control_api import Controller
 from caviar.panda.controller import parse_assignments
-from caviar.panda.engine import panda_config, spec_from_config
+from caviar.panda.epochs import panda_config, spec_from_config
 from caviar.panda.trainer import PandaRun
-from caviar.records import EpochRecord
 
 
 def train(run: PandaRun, epochs: int) -> list[EpochRecord]:

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from caviar.records import Direction, EpochRecord, FrozenTrial, TrialState
+from caviar.core.records import Direction, EpochRecord, FrozenTrial, TrialState
 from caviar.report.curves import best_so_far, top_curves
 from caviar.space import Choice, LogUniform, SearchSpace
 

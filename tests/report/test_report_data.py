@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from caviar.records import Direction, EpochRecord, FrozenTrial, TrialState
+from caviar.core.records import Direction, EpochRecord, FrozenTrial, TrialState
 from caviar.report.data import round_boxes, rung_table, summary
 from caviar.report.importance import importance
 from caviar.report.scatter import scatter_panels

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from caviar.records import FrozenTrial, TrialState
+from caviar.core.records import FrozenTrial, TrialState
 from caviar.report.facts import overview_rows, uses_of_the_test_set
 
 FIRST = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from caviar.records import EpochRecord
+from caviar.core.records import EpochRecord
 from caviar.report import render, write_report
 from caviar.samplers import CoarseToFineSampler
 from caviar.space import Choice, LogUniform, OneMinusLog

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from caviar.records import Direction
+from caviar.core.records import Direction
 from caviar.report.scales import (
     beta_ticks,
     epoch_ticks,

@@ -20,7 +20,7 @@ from caviar import (
     Study,
     Uniform,
 )
-from caviar.records import Direction
+from caviar.core.records import Direction
 from caviar.samplers import GridWarning
 
 

@@ -28,7 +28,7 @@ from caviar import (
     Study,
     Uniform,
 )
-from caviar.records import Direction
+from caviar.core.records import Direction
 from caviar.samplers import Sampler
 
 pytestmark = pytest.mark.filterwarnings("ignore::caviar.samplers.GridWarning")

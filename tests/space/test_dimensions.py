@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from caviar.errors import InvalidValue
+from caviar.core.errors import InvalidValue
 from caviar.space import (
     Choice,
     Fixed,

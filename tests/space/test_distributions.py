@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 
-from caviar.records import Direction
+from caviar.core.records import Direction
 from caviar.samplers import RandomSampler
 from caviar.space import IntLogUniform, IntUniform, LogUniform, OneMinusLog, SearchSpace
 

@@ -5,7 +5,7 @@ import sqlite3
 
 import pytest
 
-from caviar.records import EpochRecord, Trial, TrialState
+from caviar.core.records import EpochRecord, Trial, TrialState
 from caviar.storage import (
     InMemoryStorage,
     SQLiteStorage,

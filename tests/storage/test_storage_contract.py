@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from caviar.records import EpochRecord, Trial, TrialState
+from caviar.core.records import EpochRecord, Trial, TrialState
 from caviar.storage import (
     DuplicateStudyError,
     DuplicateTrialError,

@@ -17,7 +17,7 @@ from caviar import (
     Study,
     TrialState,
 )
-from caviar.records import Trial
+from caviar.core.records import Trial
 from caviar.storage import StaleTrialError
 from caviar.study import HeldTrials, TrialsTakenOver
 

@@ -25,8 +25,8 @@ from caviar import (
     TrialState,
     Uniform,
 )
-from caviar.records import Trial
-from caviar.seeding import TRIAL, derive_seed
+from caviar.core.records import Trial
+from caviar.core.seeding import TRIAL, derive_seed
 from caviar.storage import DuplicateStudyError, StaleTrialError, UnknownStudyError
 
 SPACE = SearchSpace({"lr": LogUniform(1e-4, 1.0), "units": IntUniform(2, 4)})

@@ -2,8 +2,8 @@
 
 Two kinds of trouble, told apart on purpose:
 
-- **Refused** (:class:`~caviar.errors.InvalidValue`): nothing sensible can come out. Some class has
-  no training example, or a part of the split is smaller than the number of classes (so at least
+- **Refused** (:class:`~caviar.core.errors.InvalidValue`): nothing sensible can come out. Some class
+  has no training example, or a part of the split is smaller than the number of classes (so at least
   one class is missing from it): ``validation = 0.999`` of 1150 examples trains on 1, and
   ``validation = 0.001`` validates on 1, where every lucky trial reads 1.0000.
 - **Warned about** (:class:`DataWarning`, through :func:`warnings.warn`): the run works but its
@@ -23,10 +23,10 @@ import warnings
 
 import numpy as np
 
-from caviar.constraints import FRACTION
+from caviar.core.constraints import FRACTION
+from caviar.core.errors import InvalidValue, got
 from caviar.data.dataset import Dataset
 from caviar.data.splits import Split, class_quotas, python_scalar, split_validation
-from caviar.errors import InvalidValue, got
 
 #: fewer validation examples than this many per class (on average) draw a DataWarning
 MIN_VAL_PER_CLASS = 10

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from caviar.errors import InvalidValue, got
+from caviar.core.errors import InvalidValue, got
 
 
 @dataclass(frozen=True, eq=False)

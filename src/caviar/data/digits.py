@@ -17,7 +17,7 @@ TEST_SEED = 0
 
 def load_digits() -> Dataset:
     """scikit-learn's digits as float32 ``[N, 64]`` in [0, 1], split 1438 train / 359 test."""
-    from sklearn.datasets import load_digits as sklearn_digits  # slow import, only when used
+    from sklearn.datasets import load_digits as sklearn_digits  # deferred: a slow import
 
     bunch = sklearn_digits()
     x = (bunch.data / 16.0).astype(np.float32)  # [1797, 64]

@@ -19,7 +19,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from caviar.errors import InvalidValue
+from caviar.core.errors import InvalidValue
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from caviar.core.errors import InvalidValue
 from caviar.data.dataset import Dataset
 from caviar.data.splits import split_validation
-from caviar.errors import InvalidValue
 
 TEST_FRACTION = 0.2
 TEST_SEED = 0

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from caviar.errors import InvalidValue, got
+from caviar.core.errors import InvalidValue, got
 
 # Type code -> big-endian numpy dtype, from the format's description.
 IDX_DTYPES: dict[int, np.dtype] = {

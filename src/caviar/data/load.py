@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from caviar.core.errors import InvalidValue, got
 from caviar.data.dataset import Dataset
 from caviar.data.digits import load_digits
 from caviar.data.download import DownloadError
 from caviar.data.files import load_csv, load_npz
 from caviar.data.mnist import FILES, load_idx_dataset
-from caviar.errors import InvalidValue, got
 
 #: names that need no file from the user ("digits" needs no network either)
 NAMES = ("digits", "fashion-mnist", "mnist")
@@ -35,11 +35,11 @@ def load_dataset(
     MNIST and Fashion-MNIST are read from ``data_dir`` if given (and only from there), else from
     the cache (``cache_dir``, ``$CAVIAR_CACHE``, ``$XDG_CACHE_HOME/caviar`` or
     ``~/.cache/caviar``), downloading missing files unless ``download`` is False. ``label_column``
-    names the label column of a csv file. Bad input raises :class:`~caviar.errors.InvalidValue`;
-    a download that fails on every mirror raises :class:`~caviar.data.DownloadError`. An error
-    about ``data_dir`` or ``cache_dir`` (missing, not a folder, not writable: with the path and
-    the OS reason) is owned by ``key_prefix`` + the parameter's name, e.g. ``data.cache_dir``
-    for ``key_prefix="data."``.
+    names the label column of a csv file. Bad input raises
+    :class:`~caviar.core.errors.InvalidValue`; a download that fails on every mirror raises
+    :class:`~caviar.data.DownloadError`. An error about ``data_dir`` or ``cache_dir`` (missing,
+    not a folder, not writable: with the path and the OS reason) is owned by ``key_prefix`` +
+    the parameter's name, e.g. ``data.cache_dir`` for ``key_prefix="data."``.
     """
     owner = f"{key_prefix}dataset" if key_prefix else "load_dataset.name_or_path"
     dir_owner = f"{key_prefix}data_dir" if key_prefix else "load_dataset.data_dir"

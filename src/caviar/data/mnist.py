@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
+from caviar.core.errors import InvalidValue, got
 from caviar.data.dataset import Dataset
 from caviar.data.download import cache_root, cache_source, check_md5, ensure_file
 from caviar.data.idx import read_idx
-from caviar.errors import InvalidValue, got
 
 TRAIN_IMAGES = "train-images-idx3-ubyte.gz"
 TRAIN_LABELS = "train-labels-idx1-ubyte.gz"

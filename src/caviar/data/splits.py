@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from caviar.constraints import FRACTION
-from caviar.errors import InvalidValue
-from caviar.seeding import SPLIT, check_seed, generator
+from caviar.core.constraints import FRACTION
+from caviar.core.errors import InvalidValue
+from caviar.core.seeding import SPLIT, check_seed, generator
 
 
 @dataclass(frozen=True, eq=False)

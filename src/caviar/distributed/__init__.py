@@ -9,6 +9,7 @@ processes of this machine, no Ray needed. Ray is an optional extra (``pip instal
 
 from caviar.distributed.cluster import (
     RAY_MISSING,
+    SpreadPlan,
     WorkerPlan,
     check_spread,
     connect,
@@ -20,12 +21,14 @@ from caviar.distributed.cluster import (
     plan_workers,
     worker_devices,
 )
-from caviar.distributed.spread import SpreadPool, StartTimeout, Transport, WorkersLost, open_spread
+from caviar.distributed.launch import open_spread
+from caviar.distributed.spread import SpreadPool, StartTimeout, Transport, WorkersLost
 from caviar.distributed.workers import PoolWorker, WorkerInfo
 
 __all__ = [
     "RAY_MISSING",
     "PoolWorker",
+    "SpreadPlan",
     "SpreadPool",
     "StartTimeout",
     "Transport",

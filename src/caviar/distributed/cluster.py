@@ -21,37 +21,67 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import ModuleType
+from typing import Any
 
 import torch
 
-from caviar.config import StudyConfig
-from caviar.errors import InvalidValue
+from caviar.core.errors import InvalidValue
+from caviar.core.threads import machine_cores
 from caviar.nn import resolve_device
-from caviar.threads import machine_cores
 
 #: what a user without the extra reads
 RAY_MISSING = "needs Ray, an optional extra: pip install 'caviar-tune[ray]'"
 
 
+@dataclass(frozen=True)
+class SpreadPlan:
+    """What a spread run takes from a study: where its workers go (``search.ray``,
+    ``search.devices``, ``study.device``, ``study.threads``) and how its members train. The
+    search builds it (:meth:`caviar.search.config.StudyConfig.spread_plan`); this package never
+    reads the config itself."""
+
+    ray: str | None
+    devices: tuple[str, ...]
+    device: str
+    threads: int | None
+    dtype: str
+    data_seed: int
+    train_metrics: str
+    keep_states: bool
+    compile: str
+    cuda_graphs: str
+
+    def training_options(self) -> dict[str, Any]:
+        """How every worker's pool trains, as keyword arguments of a transport."""
+        return {
+            "dtype": self.dtype,
+            "data_seed": self.data_seed,
+            "train_metrics": self.train_metrics,
+            "keep_states": self.keep_states,
+            "compile": self.compile,
+            "cuda_graphs": self.cuda_graphs,
+        }
+
+
 def import_ray(owner: str = "search.ray") -> ModuleType:
     """The ``ray`` module, or an :class:`InvalidValue` saying how to install it."""
     try:
-        import ray
+        import ray  # deferred: ray, an optional extra, only for a run on Ray
     except ImportError:
         raise InvalidValue(owner, RAY_MISSING) from None
     return ray
 
 
-def worker_devices(config: StudyConfig) -> tuple[str, ...]:
+def worker_devices(plan: SpreadPlan) -> tuple[str, ...]:
     """``search.devices`` with ``auto`` made concrete on this machine (see the module's
     docstring); with ``ray``, ``auto`` is () (the cluster's resources decide)."""
-    devices = config.search.devices
+    devices = plan.devices
     if devices != ("auto",):
         return devices
-    if config.search.ray is not None:
+    if plan.ray is not None:
         return ()
     try:
-        device = resolve_device(config.study.device)
+        device = resolve_device(plan.device)
     except InvalidValue as e:
         raise e.at("study.device") from None
     found: tuple[str, ...]
@@ -60,41 +90,41 @@ def worker_devices(config: StudyConfig) -> tuple[str, ...]:
     elif device.type == "cuda":
         found = tuple(f"cuda:{i}" for i in range(torch.cuda.device_count()))
     else:
-        found = ("cpu",) * (machine_cores() // (config.study.threads or 1))
+        found = ("cpu",) * (machine_cores() // (plan.threads or 1))
     return found if len(found) > 1 else ()
 
 
-def is_spread(config: StudyConfig) -> bool:
-    """Whether the config spreads the pool over workers (``search.ray`` or ``search.devices``)."""
-    return config.search.ray is not None or bool(worker_devices(config))
+def is_spread(plan: SpreadPlan) -> bool:
+    """Whether the plan spreads the pool over workers (``search.ray`` or ``search.devices``)."""
+    return plan.ray is not None or bool(worker_devices(plan))
 
 
-def is_local(config: StudyConfig) -> bool:
+def is_local(plan: SpreadPlan) -> bool:
     """Whether the workers are processes of this machine (``search.devices`` without ``ray``)."""
-    return config.search.ray is None and bool(worker_devices(config))
+    return plan.ray is None and bool(worker_devices(plan))
 
 
-def describe_workers(config: StudyConfig) -> str:
+def describe_workers(plan: SpreadPlan) -> str:
     """Where the pool trains, in words: one process, worker processes, or Ray."""
-    devices = worker_devices(config)
-    if config.search.ray is not None:
+    devices = worker_devices(plan)
+    if plan.ray is not None:
         on = f" on {', '.join(devices)}" if devices else ""
-        return f"workers of the Ray cluster {config.search.ray!r}{on}"
+        return f"workers of the Ray cluster {plan.ray!r}{on}"
     if devices:
-        threads = config.study.threads or 1
+        threads = plan.threads or 1
         return f"{len(devices)} worker processes ({', '.join(devices)}" + (
             f", {threads} thread{'s' if threads > 1 else ''} each)" if "cpu" in devices else ")"
         )
     return "one process"
 
 
-def check_spread(config: StudyConfig) -> None:
-    """Refuse a spread config that cannot start, before any data is loaded: Ray missing for
+def check_spread(plan: SpreadPlan) -> None:
+    """Refuse a spread plan that cannot start, before any data is loaded: Ray missing for
     ``search.ray``, or a device this machine lacks for local workers."""
-    if not is_local(config):
+    if not is_local(plan):
         import_ray("search.ray")
     else:  # the workers run here: their devices must exist here
-        for i, name in enumerate(worker_devices(config)):
+        for i, name in enumerate(worker_devices(plan)):
             try:
                 resolve_device(name)
             except InvalidValue as e:
@@ -110,13 +140,13 @@ class WorkerPlan:
     num_gpus: float
 
 
-def plan_workers(config: StudyConfig, resources: Mapping[str, float]) -> list[WorkerPlan]:
-    """The workers for ``config`` on a cluster with ``resources`` (``ray.cluster_resources()``)."""
-    threads = config.study.threads or 1
-    devices = list(worker_devices(config))
+def plan_workers(plan: SpreadPlan, resources: Mapping[str, float]) -> list[WorkerPlan]:
+    """The workers for ``plan`` on a cluster with ``resources`` (``ray.cluster_resources()``)."""
+    threads = plan.threads or 1
+    devices = list(worker_devices(plan))
     if not devices:
         gpus = int(resources.get("GPU", 0))
-        if gpus and config.study.device != "cpu":
+        if gpus and plan.device != "cpu":
             devices = ["cuda"] * gpus
         else:
             devices = ["cpu"] * max(1, int(resources.get("CPU", 1)) // threads)
@@ -131,17 +161,17 @@ def plan_workers(config: StudyConfig, resources: Mapping[str, float]) -> list[Wo
     return plans
 
 
-def connect(config: StudyConfig) -> bool:
-    """Connect to (or start) the Ray the config names; True if this call started the
+def connect(plan: SpreadPlan) -> bool:
+    """Connect to (or start) the Ray the plan names; True if this call started the
     connection (then :func:`disconnect` ends it after the run)."""
     ray = import_ray()
     if ray.is_initialized():
         return False
     quiet = {"include_dashboard": False, "logging_level": logging.ERROR, "log_to_driver": False}
-    if config.search.ray == "auto":
+    if plan.ray == "auto":
         ray.init(**quiet)
     else:
-        ray.init(address=config.search.ray, **quiet)
+        ray.init(address=plan.ray, **quiet)
     return True
 
 

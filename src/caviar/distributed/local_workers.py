@@ -45,8 +45,9 @@ import torch
 
 from caviar.distributed.cluster import WorkerPlan
 from caviar.distributed.spread import StartTimeout
-from caviar.engines import DTYPES
+from caviar.distributed.workers import PoolWorker
 from caviar.nn import TrainingData
+from caviar.nn.engine import DTYPES
 
 #: seconds a worker has to exit on its own before it is killed
 _EXIT_SECONDS = 1.0
@@ -107,7 +108,6 @@ def serve(conn: Connection) -> None:
     pool, then answer ``(method, args)`` calls with ``("ok", result)`` or
     ``("error", exception)`` until the driver hangs up."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from caviar.distributed.workers import PoolWorker  # the engine, in the worker only
 
     worker: PoolWorker | None = None
     try:

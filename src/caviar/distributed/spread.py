@@ -29,12 +29,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from caviar.config import StudyConfig
-from caviar.distributed.cluster import WorkerPlan, is_local, plan_workers
+from caviar.distributed.cluster import WorkerPlan
 from caviar.distributed.workers import WorkerInfo
-from caviar.engines import DEFAULT_SLOTS, SpreadRound
-from caviar.nn import MemberSpec, TrainingData
-from caviar.nn.memory import n_parameters
+from caviar.nn import MemberSpec
+from caviar.nn.engine import DEFAULT_SLOTS, SpreadRound
 
 #: seconds a new worker may take to start (its process, imports, data on its device)
 START_TIMEOUT = 120.0
@@ -230,43 +228,3 @@ class SpreadPool:
         """End every worker (the transport hangs up on all of them at once)."""
         self.transport.close()
         self.workers.clear()
-
-
-def open_spread(
-    config: StudyConfig,
-    training: TrainingData,
-    *,
-    seconds_left: Callable[[], float | None] = lambda: None,
-) -> SpreadPool:
-    """Start the workers ``config`` asks for: processes of this machine for ``search.devices``
-    alone, else actors on the connected Ray (:func:`~caviar.distributed.cluster.connect`)."""
-    threads = config.study.threads or 1
-    options: dict[str, Any] = {
-        "dtype": config.study.dtype,
-        "data_seed": config.seed,
-        "train_metrics": config.search.train_metrics,
-        "keep_states": config.search.keep_models > 0,
-        "compile": config.study.compile,
-        "cuda_graphs": config.study.cuda_graphs,
-    }
-    transport: Transport
-    if is_local(config):
-        from caviar.distributed.local_workers import LocalTransport
-
-        plans = plan_workers(config, {})
-        transport = LocalTransport(training, threads=threads, **options)
-    else:
-        from caviar.distributed.cluster import import_ray
-        from caviar.distributed.ray_workers import RayTransport
-
-        plans = plan_workers(config, import_ray().cluster_resources())
-        transport = RayTransport(training, threads=threads, **options)
-
-    def work(spec: MemberSpec) -> float:
-        return float(n_parameters(spec, training.n_inputs, training.n_classes))
-
-    try:
-        return SpreadPool(transport, plans, seconds_left=seconds_left, work=work)
-    except BaseException:
-        transport.close()
-        raise

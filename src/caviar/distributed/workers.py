@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import torch
 
-from caviar.engines import DTYPES
 from caviar.nn import MemberSpec, Pool, TrainingData, resolve_device
 from caviar.nn.device import matmul_precision
+from caviar.nn.engine import DTYPES
 from caviar.nn.fused import wants_compile
 from caviar.nn.graphs import graph_factory
 from caviar.nn.memory import available_bytes

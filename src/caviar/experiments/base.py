@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from caviar.errors import InvalidValue
+from caviar.core.errors import InvalidValue
 from caviar.experiments.ways import WAYS
 
 #: "caviar": the population engine (shuffled epochs, inverted dropout, torch's batch norm);
@@ -81,7 +81,7 @@ def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
 
 
 def _meta(experiment: Experiment, options: Options, seconds: float) -> dict[str, Any]:
-    import numpy as np
+    import numpy as np  # deferred: numpy and torch, for their versions only
     import torch
 
     return {
@@ -124,7 +124,7 @@ def run_experiment(
 def save_figure(fig: Any, path: Path) -> None:
     """A renderer's last step: lay the figure out, save it at ``path`` (the folder made if
     needed) and free it."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # deferred: matplotlib, only when a figure is drawn
 
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()

@@ -114,7 +114,7 @@ def run(options: Options) -> Result:
 
 def draw(numbers: Mapping[str, Any], path: Path) -> None:
     """Training accuracy per epoch, one panel per init scale (seed mean)."""
-    import matplotlib
+    import matplotlib  # deferred: matplotlib, only when a figure is drawn
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

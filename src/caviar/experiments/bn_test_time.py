@@ -107,7 +107,7 @@ def mean_curve(runs: Sequence[Mapping[str, Any]], batches: Sequence[int]) -> lis
 
 
 def draw(numbers: Mapping[str, Any], path: Path) -> None:
-    import matplotlib
+    import matplotlib  # deferred: matplotlib, only when a figure is drawn
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -20,17 +20,14 @@ losses (each member's loss depends only on its own parameters).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from caviar.experiments.curves import Curves
 from caviar.nn import MemberSpec
 from caviar.nn.randomness import initial_weights
-
-if TYPE_CHECKING:
-    from caviar.experiments.train import Curves
 
 BN_EPS = 1e-6
 BN_MOMENTUM = 0.9
@@ -124,8 +121,6 @@ def train_book(
     batch: int = 100,
 ) -> list[Curves]:
     """Train the members the book's way; accuracy on both sets after every epoch."""
-    from caviar.experiments.train import Curves
-
     xt, yt = torch.as_tensor(x, dtype=torch.float64), torch.as_tensor(y)
     xs = None if x_test is None else torch.as_tensor(x_test, dtype=torch.float64)
     ys = None if y_test is None else torch.as_tensor(y_test)

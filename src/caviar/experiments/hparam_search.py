@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 
+from caviar.core.records import Direction, FrozenTrial, TrialState
 from caviar.experiments.base import Options, Result, save_figure, table
 from caviar.experiments.data import experiment_data
 from caviar.experiments.train import fit
 from caviar.nn import MemberSpec
-from caviar.records import Direction, FrozenTrial, TrialState
 from caviar.samplers import CoarseToFineSampler
 from caviar.space import LogUniform, SearchSpace
 
@@ -154,7 +154,7 @@ def run(options: Options) -> Result:
 def draw(numbers: Mapping[str, Any], path: Path) -> None:
     """The first seed's top 20 of round 1 in a 5x4 grid (validation solid, training dashed),
     and both rounds' final validation accuracy against lr."""
-    import matplotlib
+    import matplotlib  # deferred: matplotlib, only when a figure is drawn
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -139,7 +139,7 @@ def run_setup(name: str, options: Options) -> Result:
 
 def draw(numbers: Mapping[str, Any], path: Path) -> None:
     """Train (solid) and test (dashed) accuracy per epoch of each variant (seed mean)."""
-    import matplotlib
+    import matplotlib  # deferred: matplotlib, only when a figure is drawn
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -5,10 +5,10 @@ from __future__ import annotations
 from caviar.experiments import (
     batchnorm_init,
     bn_test_time,
-    ensemble,
     hparam_search,
     overfit,
     sampling,
+    seed_ensemble,
     softmax,
 )
 from caviar.experiments.base import Experiment
@@ -86,8 +86,8 @@ EXPERIMENTS: dict[str, Experiment] = {
         Experiment(
             "ensemble",
             "averaged softmax of 5 seeds vs each member alone, and vs dropout",
-            ensemble.run,
-            ensemble.draw,
+            seed_ensemble.run,
+            seed_ensemble.draw,
         ),
     )
 }

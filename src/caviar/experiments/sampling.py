@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 
+from caviar.core.records import Direction
 from caviar.experiments.base import Options, Result, save_figure, table
 from caviar.experiments.data import experiment_data
 from caviar.experiments.train import fit
 from caviar.nn import MemberSpec
-from caviar.records import Direction
 from caviar.samplers import GridSampler, RandomSampler, Sampler
 from caviar.space import LogUniform, OneMinusLog, SearchSpace, Uniform
 
@@ -230,7 +230,7 @@ def run_beta_scale(options: Options) -> Result:
 
 # -- figures ---------------------------------------------------------------------------------
 def _pyplot() -> Any:
-    import matplotlib
+    import matplotlib  # deferred: matplotlib, only when a figure is drawn
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

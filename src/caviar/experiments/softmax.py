@@ -106,7 +106,7 @@ def run(options: Options) -> Result:
 
 
 def draw(numbers: Mapping[str, Any], path: Path) -> None:
-    import matplotlib
+    import matplotlib  # deferred: matplotlib, only when a figure is drawn
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

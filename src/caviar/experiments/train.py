@@ -14,33 +14,14 @@ continued member trains exactly as one trained straight through.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import replace
 
 import numpy as np
 import torch
 
+from caviar.experiments.bookway import train_book
+from caviar.experiments.curves import Curves
 from caviar.nn import MemberSpec, MemberState, Population, TrainingData, evaluate_states
-
-
-@dataclass
-class Curves:
-    """One member's training curve (every epoch; NaN after it diverged) and its test points
-    (every few epochs)."""
-
-    train_accuracy: list[float] = field(default_factory=list)
-    train_loss: list[float] = field(default_factory=list)
-    test_epochs: list[int] = field(default_factory=list)
-    test_accuracy: list[float] = field(default_factory=list)
-    diverged: bool = False
-    state: MemberState | None = None
-
-    @property
-    def final_train(self) -> float:
-        return self.train_accuracy[-1] if self.train_accuracy else float("nan")
-
-    @property
-    def final_test(self) -> float:
-        return self.test_accuracy[-1] if self.test_accuracy else float("nan")
 
 
 def fit(
@@ -59,8 +40,6 @@ def fit(
 ) -> list[Curves]:
     """Train every member for its ``epochs``; curves in the order of ``specs``."""
     if way == "book":
-        from caviar.experiments.bookway import train_book
-
         return train_book(specs, x, y, x_test, y_test, seed=data_seed, n_classes=n_classes)
     epochs = max(s.epochs for s in specs)
     curves = [Curves() for _ in specs]
@@ -100,8 +79,6 @@ def fit(
 
 
 def _with_epochs(spec: MemberSpec, epochs: int) -> MemberSpec:
-    from dataclasses import replace
-
     return replace(spec, epochs=epochs)
 
 

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 import torch
 
-from caviar.errors import InvalidValue, got
+from caviar.core.errors import InvalidValue, got
 
 
 def resolve_device(spec: str | torch.device = "auto") -> torch.device:

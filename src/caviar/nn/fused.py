@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from caviar.constraints import one_of
+from caviar.core.constraints import one_of
 from caviar.nn.device import warn_fallback
 from caviar.nn.memory import is_out_of_memory
 from caviar.nn.optim import Hyper, Optimizer

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from caviar.constraints import one_of
+from caviar.core.constraints import one_of
 from caviar.nn.device import warn_fallback
 from caviar.nn.memory import is_out_of_memory
 from caviar.nn.training_data import member_batches

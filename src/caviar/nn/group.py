@@ -34,7 +34,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from caviar.errors import InvalidValue
+from caviar.core.errors import InvalidValue
 from caviar.nn import functional as F
 from caviar.nn.fused import BucketUpdate
 from caviar.nn.optim import OPTIMIZERS, Hyper

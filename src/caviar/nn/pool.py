@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from caviar.constraints import one_of
+from caviar.core.constraints import one_of
+from caviar.core.records import EpochRecord
 from caviar.nn.graphs import GraphedStep, StepGraph
 from caviar.nn.group import Group
 from caviar.nn.memory import is_out_of_memory
@@ -36,7 +37,6 @@ from caviar.nn.randomness import batch_bounds, epoch_order
 from caviar.nn.spec import MemberSpec
 from caviar.nn.state import MemberState
 from caviar.nn.training_data import TrainingData, member_batches
-from caviar.records import EpochRecord
 
 TRAIN_METRICS = ("pass", "full")
 #: while a group is built, ``should_stop`` is asked after every this many members (building a
@@ -180,7 +180,7 @@ class Pool:
     def add(self, key: int, spec: MemberSpec, state: MemberState | None = None) -> None:
         """A new member (from scratch, or continuing ``state``).
 
-        An :class:`~caviar.errors.InvalidValue` if the member cannot train on this data (batch
+        An :class:`~caviar.core.errors.InvalidValue` if the member cannot train on this data (batch
         norm on a training set of one example) or ``state`` is not a state of this member in
         this data order and dtype (see :meth:`check`).
         """
@@ -193,7 +193,7 @@ class Pool:
         self._members[key] = member
 
     def check(self, spec: MemberSpec, state: MemberState | None = None) -> None:
-        """An :class:`~caviar.errors.InvalidValue` unless ``spec`` can train here, continuing
+        """An :class:`~caviar.core.errors.InvalidValue` unless ``spec`` can train here, continuing
         ``state`` exactly if one is given (see :meth:`MemberState.check_continues`)."""
         batch_bounds(self.n_train, spec.batch_size, batch_norm=spec.batch_norm)
         if state is not None:

@@ -3,7 +3,7 @@
 ``Population.fit`` puts every member in one :class:`~caviar.nn.pool.Pool` and runs rounds until
 all have finished; results stream to ``on_epoch`` after every round. A member's result depends
 only on its spec and the data seed, never on the other members (see :mod:`caviar.nn.pool`).
-A search that adds and stops members as it goes drives the pool itself (:mod:`caviar.search_loop`).
+A search that adds and stops members as it goes drives the pool itself (:mod:`caviar.search.loop`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from caviar.errors import InvalidValue
+from caviar.core.errors import InvalidValue
+from caviar.core.records import EpochRecord
 from caviar.nn.device import matmul_precision, resolve_device
 from caviar.nn.graphs import graph_factory
 from caviar.nn.group import Group
@@ -24,7 +25,6 @@ from caviar.nn.pool import Pool
 from caviar.nn.spec import MemberSpec
 from caviar.nn.state import MemberState
 from caviar.nn.training_data import TrainingData
-from caviar.records import EpochRecord
 
 __all__ = ["EpochEvent", "MemberResult", "Population", "TrainingData", "evaluate_states"]
 
@@ -123,8 +123,8 @@ class Population:
     ) -> list[MemberResult]:
         """Train every member; with ``states``, continue members from saved states.
 
-        Before anything trains: an :class:`~caviar.errors.InvalidValue` for a member that cannot
-        train on ``data`` (batch norm on a single training example: torch's ``BatchNorm1d``
+        Before anything trains: an :class:`~caviar.core.errors.InvalidValue` for a member that
+        cannot train on ``data`` (batch norm on a single training example: torch's ``BatchNorm1d``
         refuses a batch of one in training; a last mini-batch of one is dropped instead, see
         :func:`~caviar.nn.randomness.batch_bounds`), or for a state that this population would
         not continue exactly (another spec but for ``epochs``, data seed, training-set size,

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import torch
 
-from caviar.errors import InvalidValue
+from caviar.core.errors import InvalidValue
+from caviar.core.seeding import DATA_ORDER, DROPOUT, INIT, derive_seed
 from caviar.nn.spec import MemberSpec
-from caviar.seeding import DATA_ORDER, DROPOUT, INIT, derive_seed
 
 _M32 = 0xFFFFFFFF
 
@@ -197,7 +197,8 @@ def batch_bounds(n: int, batch_size: int, *, batch_norm: bool = False) -> list[t
     The last batch may be smaller. With batch norm a last batch of a single example is dropped
     (as ``DataLoader(drop_last=...)`` would, but only then): batch statistics need two examples,
     and torch's ``BatchNorm1d`` refuses a batch of one in training. A training set of a single
-    example has no batch of two to keep: an :class:`~caviar.errors.InvalidValue` naming the sizes.
+    example has no batch of two to keep: an :class:`~caviar.core.errors.InvalidValue` naming
+    the sizes.
     """
     if batch_norm and n < 2:
         raise InvalidValue(

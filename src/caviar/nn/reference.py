@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from caviar.core.records import EpochRecord
 from caviar.nn.population import MemberResult, TrainingData
 from caviar.nn.randomness import (
     batch_bounds,
@@ -25,7 +26,6 @@ from caviar.nn.randomness import (
     initial_weights,
 )
 from caviar.nn.spec import MemberSpec
-from caviar.records import EpochRecord
 
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
 

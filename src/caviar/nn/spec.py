@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from caviar.constraints import BOOLEAN, Constraint, integer, number, one_of
-from caviar.errors import InvalidValue
-from caviar.seeding import check_seed
+from caviar.core.constraints import BOOLEAN, Constraint, integer, number, one_of
+from caviar.core.errors import InvalidValue
+from caviar.core.seeding import check_seed
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from caviar.errors import InvalidValue
+from caviar.core.errors import InvalidValue
 from caviar.nn.optim import OPTIMIZERS
 from caviar.nn.spec import MID_RUN, MemberSpec
 
@@ -67,7 +67,7 @@ class MemberState:
         return shapes
 
     def check_model(self, spec: MemberSpec, n_inputs: int, n_classes: int) -> None:
-        """An :class:`~caviar.errors.InvalidValue` unless the state is a model of ``spec`` for
+        """An :class:`~caviar.core.errors.InvalidValue` unless the state is a model of ``spec`` for
         data of ``n_inputs`` features and ``n_classes`` classes, every tensor in its shape."""
         for f in fields(MemberSpec):
             if f.name not in _MAY_CHANGE:
@@ -85,7 +85,7 @@ class MemberState:
             _shapes(self.optimizer[slot], expected, slot)
 
     def check_shapes(self) -> None:
-        """An :class:`~caviar.errors.InvalidValue` naming every parameter and batch-norm
+        """An :class:`~caviar.core.errors.InvalidValue` naming every parameter and batch-norm
         statistic that is missing, extra or not in the shape the state's own spec implies:
         what a model needs, whatever its optimizer state."""
         spec = self.spec
@@ -113,7 +113,7 @@ class MemberState:
         n_train: int,
         dtype: torch.dtype,
     ) -> None:
-        """An :class:`~caviar.errors.InvalidValue` unless training ``spec`` on from this state
+        """An :class:`~caviar.core.errors.InvalidValue` unless training ``spec`` on from this state
         continues the run it was saved from: :meth:`check_model`, the same data order (data
         seed and number of training examples) and the same dtype."""
         for name, stored in (("data_seed", self.data_seed), ("n_train", self.n_train)):

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from caviar.errors import InvalidValue
+from caviar.core.errors import InvalidValue
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """What a request body of the babysitting API may hold, checked before a control sees it.
 
 A body is a JSON object of at most :data:`MAX_BODY` bytes with exactly the allowed fields, each
-of the right type; anything else is an :class:`~caviar.errors.InvalidValue` (400) naming the
+of the right type; anything else is an :class:`~caviar.core.errors.InvalidValue` (400) naming the
 field. No field is a path, code or a pickle: only numbers, true/false and words reach a control.
 """
 
@@ -13,8 +13,8 @@ from typing import Any
 
 from starlette.requests import Request
 
-from caviar.errors import InvalidValue, got
-from caviar.panda.control import ROLLBACK_MODES
+from caviar.core.errors import InvalidValue, got
+from caviar.panda.control_api import ROLLBACK_MODES
 
 MAX_BODY = 16 * 1024
 

@@ -1,4 +1,4 @@
-"""The controls of a panda run (:class:`caviar.panda.control.Controller`), over its store.
+"""The controls of a panda run (:class:`caviar.panda.control_api.Controller`), over its store.
 
 A control checks what it is given and records a command; it never touches the model. It reads
 and writes only the study file, so it works in the trainer's process (the page's server) and in
@@ -14,16 +14,16 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from caviar.constraints import integer, one_of
-from caviar.errors import InvalidValue, got
+from caviar.core.constraints import integer, one_of
+from caviar.core.errors import InvalidValue, got
 from caviar.nn.spec import HYPERPARAMETERS, MID_RUN, MemberSpec
-from caviar.panda.control import ROLLBACK_MODES
-from caviar.panda.records import Branch, Command
+from caviar.panda.control_api import ROLLBACK_MODES
 from caviar.panda.tree import PandaTree
+from caviar.panda.tree_rows import Branch, Command
 
 
 class PandaController:
-    """The controls of the run ``name`` in ``tree`` (see :mod:`caviar.panda.control`)."""
+    """The controls of the run ``name`` in ``tree`` (see :mod:`caviar.panda.control_api`)."""
 
     def __init__(
         self,

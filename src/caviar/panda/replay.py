@@ -4,7 +4,7 @@ The stored tree says everything a branch's curve depends on: the root's spec and
 first state, when the run started from a kept trial), each branch's parent, the epoch it grew
 from and its mode, and the changes applied on each branch with the boundary they took effect
 at. :func:`replay` trains that again from scratch, one epoch at a time the way the trainer does
-(:class:`~caviar.panda.engine.EpochEngine`), and gives the curve along the branch's lineage; on
+(:class:`~caviar.panda.epochs.EpochEngine`), and gives the curve along the branch's lineage; on
 the CPU it equals :func:`stored_curve` bit for bit (``tests/panda/test_replay.py``).
 
 1. Start from the root: initial weights from the seed (or the root's first snapshot).
@@ -17,11 +17,11 @@ the CPU it equals :func:`stored_curve` bit for bit (``tests/panda/test_replay.py
 
 from __future__ import annotations
 
+from caviar.core.records import EpochRecord
 from caviar.nn import HYPERPARAMETERS, MemberSpec
-from caviar.panda.engine import EpochEngine
-from caviar.panda.records import Branch
+from caviar.panda.epochs import EpochEngine
 from caviar.panda.tree import PandaTree
-from caviar.records import EpochRecord
+from caviar.panda.tree_rows import Branch
 
 
 def lineage(tree: PandaTree, run_id: int, branch: int) -> list[Branch]:

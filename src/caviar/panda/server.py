@@ -1,5 +1,5 @@
 """The babysitting page and its JSON API: a thin layer over a panda run's
-:class:`~caviar.panda.control.Controller`.
+:class:`~caviar.panda.control_api.Controller`.
 
 ::
 
@@ -37,9 +37,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from caviar.errors import InvalidValue
+from caviar.core.errors import InvalidValue
 from caviar.panda.bodies import MAX_BODY, TooLarge, finite, read_object, rollback_args, set_changes
-from caviar.panda.control import Controller
+from caviar.panda.control_api import Controller
 from caviar.panda.security import Guard, allowed_hosts, check_token
 from caviar.panda.view import view
 
@@ -162,7 +162,7 @@ def serve(
     ``port=0`` takes a free port; ``token=None`` draws a fresh one (:func:`secrets.token_urlsafe`).
     Binds ``host`` (127.0.0.1 unless asked); raises OSError when it cannot.
     """
-    import uvicorn  # here: importing caviar.panda.server should not start uvicorn's logging
+    import uvicorn  # deferred: importing this module must not start uvicorn's logging
 
     token = check_token(token if token is not None else secrets.token_urlsafe(24))
     family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
@@ -247,7 +247,7 @@ class _Files:
 
     def plotly(self) -> bytes:
         if "plotly.min.js" not in self._cache:
-            import plotly
+            import plotly  # deferred: plotly is large, and only its JavaScript file is read
 
             path = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
             self._cache["plotly.min.js"] = path.read_bytes()

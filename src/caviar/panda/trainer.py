@@ -7,7 +7,7 @@ The trainer's loop, at every epoch boundary:
    the changes for that branch replace values in its spec, so a restored optimizer never
    overrides a new learning rate (the learning rate, like every hyperparameter, lives in the
    spec, not in the optimizer's state); pause, resume and stop set the status;
-2. if the run is running and has epochs left, train one epoch (:mod:`caviar.panda.engine`);
+2. if the run is running and has epochs left, train one epoch (:mod:`caviar.panda.epochs`);
 3. store the epoch's record and the full state after it (:meth:`PandaTree.add_epoch`), then
    go back to 1.
 
@@ -24,16 +24,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from caviar.config import StudyConfig, config_from_mapping
-from caviar.errors import InvalidValue
-from caviar.export import kept_state, read_state
+from caviar.core.errors import InvalidValue
+from caviar.core.records import EpochRecord
 from caviar.nn import MemberSpec, MemberState
 from caviar.panda.controller import PandaController
-from caviar.panda.engine import EpochEngine, spec_from_config
-from caviar.panda.records import StoredEpoch
+from caviar.panda.epochs import EpochEngine, spec_from_config
 from caviar.panda.replay import replay, stored_curve
 from caviar.panda.tree import PandaTree
-from caviar.records import EpochRecord
+from caviar.panda.tree_rows import StoredEpoch
+from caviar.search.config import StudyConfig, config_from_mapping
+from caviar.search.kept import kept_state, read_state
 from caviar.storage import SQLiteStorage
 from caviar.study import Study
 

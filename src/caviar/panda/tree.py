@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from caviar.errors import InvalidValue
+from caviar.core.errors import InvalidValue
 from caviar.nn.state import MemberState
-from caviar.panda.records import Branch, Command, RunRow, StoredEpoch
 from caviar.panda.schema import PANDA_SCHEMA, drop_beyond_budget
+from caviar.panda.tree_rows import Branch, Command, RunRow, StoredEpoch
 from caviar.storage import SQLiteStorage
 from caviar.storage.sqlite_connections import Connections
 

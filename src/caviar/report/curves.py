@@ -9,7 +9,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from caviar.records import Direction, FrozenTrial, TrialState
+from caviar.core.records import Direction, FrozenTrial, TrialState
 from caviar.report.scales import epoch_ticks, fit_limits, log_ticks, short_label
 from caviar.space import SearchSpace
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from caviar.records import Direction, FrozenTrial, TrialState
+from caviar.core.records import Direction, FrozenTrial, TrialState
 from caviar.report.scales import short_label
 from caviar.space import Dimension, SearchSpace
 

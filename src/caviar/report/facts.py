@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from caviar.records import FrozenTrial
+from caviar.core.records import FrozenTrial
 from caviar.report.data import summary
 
 #: what the overview says of a study with no ``data`` attrs

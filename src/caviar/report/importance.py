@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from caviar.records import Direction, FrozenTrial, TrialState
+from caviar.core.records import Direction, FrozenTrial, TrialState
 from caviar.space import SearchSpace
 
 MIN_TRIALS = 8
@@ -35,7 +35,7 @@ def importance(
     seed: int = 0,
 ) -> list[Importance] | None:
     """Hyperparameters ranked by importance, or None with fewer than 8 scored trials."""
-    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.ensemble import RandomForestRegressor  # deferred: scikit-learn, a slow import
 
     complete = [t for t in trials if t.state is TrialState.COMPLETE and t.value is not None]
     diverged = [t for t in trials if t.state is TrialState.DIVERGED]

@@ -12,7 +12,7 @@ import statistics
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from caviar.records import Direction
+from caviar.core.records import Direction
 
 Transform = tuple[Callable[[float], float], Callable[[float], float]]
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from caviar.records import Direction, FrozenTrial, TrialState
+from caviar.core.records import Direction, FrozenTrial, TrialState
 from caviar.report.scales import Zoom, beta_ticks, padded_range, zoom
 from caviar.space import Dimension, SearchSpace
 

@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from caviar.errors import InvalidValue
-from caviar.records import Direction, FrozenTrial
+from caviar.core.errors import InvalidValue
+from caviar.core.records import Direction, FrozenTrial
 from caviar.space import SearchSpace
 
 

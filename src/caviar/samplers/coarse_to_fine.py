@@ -18,11 +18,11 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from caviar.constraints import FRACTION, integer, number
-from caviar.errors import InvalidValue, got
-from caviar.records import Direction, FrozenTrial, TrialState
+from caviar.core.constraints import FRACTION, integer, number
+from caviar.core.errors import InvalidValue, got
+from caviar.core.records import Direction, FrozenTrial, TrialState
+from caviar.core.seeding import SAMPLER, check_seed, generator
 from caviar.samplers.base import Proposal, Sampler
-from caviar.seeding import SAMPLER, check_seed, generator
 from caviar.space import SearchSpace
 
 Box = tuple[tuple[float, float], ...]

@@ -12,9 +12,9 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from caviar.constraints import integer
-from caviar.errors import InvalidValue
-from caviar.records import Direction, FrozenTrial
+from caviar.core.constraints import integer
+from caviar.core.errors import InvalidValue
+from caviar.core.records import Direction, FrozenTrial
 from caviar.samplers.base import Proposal, Sampler
 from caviar.space import SearchSpace
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from caviar.records import Direction, FrozenTrial
+from caviar.core.records import Direction, FrozenTrial
+from caviar.core.seeding import SAMPLER, check_seed, generator
 from caviar.samplers.base import Proposal, Sampler
-from caviar.seeding import SAMPLER, check_seed, generator
 from caviar.space import SearchSpace
 
 

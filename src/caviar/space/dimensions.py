@@ -20,7 +20,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from caviar.errors import InvalidValue, got
+from caviar.core.errors import InvalidValue, got
 
 Scalar = str | int | float | bool | None
 

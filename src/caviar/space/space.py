@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from caviar.errors import InvalidValue, got
+from caviar.core.errors import InvalidValue, got
 from caviar.space.dimensions import Dimension, dimension_from_config
 
 

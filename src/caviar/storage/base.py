@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from caviar.records import EpochRecord, FrozenTrial, Trial, TrialState
+from caviar.core.records import EpochRecord, FrozenTrial, Trial, TrialState
 
 
 class StorageError(Exception):

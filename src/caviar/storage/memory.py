@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from caviar.records import EpochRecord, FrozenTrial, Trial, TrialState
+from caviar.core.records import EpochRecord, FrozenTrial, Trial, TrialState
 from caviar.storage.base import (
     DuplicateStudyError,
     DuplicateTrialError,

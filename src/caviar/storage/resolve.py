@@ -8,6 +8,23 @@ from caviar.storage.base import Storage
 from caviar.storage.memory import InMemoryStorage
 from caviar.storage.sqlite import SQLiteStorage
 
+#: the study file when neither the caller, the environment nor a config names one
+DEFAULT_STORAGE = "caviar.db"
+#: the environment variable naming the study file for every command that takes ``--storage``
+STORAGE_VARIABLE = "CAVIAR_STORAGE"
+
+
+def storage_override(given: str | os.PathLike[str] | None) -> str | None:
+    """The study file the user chose over a config's: ``given`` (a flag), else
+    ``$CAVIAR_STORAGE``, else None (the config decides)."""
+    return str(given) if given else os.environ.get(STORAGE_VARIABLE) or None
+
+
+def storage_location(given: str | os.PathLike[str] | None, configured: str | None = None) -> str:
+    """The study file a command uses: ``given``, else ``$CAVIAR_STORAGE``, else the config's
+    ``configured`` one, else :data:`DEFAULT_STORAGE`. The one place this order is stated."""
+    return storage_override(given) or configured or DEFAULT_STORAGE
+
 
 def open_storage(spec: Storage | str | os.PathLike[str] | None) -> Storage:
     """None -> a new in-memory store; a path -> the SQLite file there; a backend -> itself."""

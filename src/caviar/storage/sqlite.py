@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from caviar.records import METRICS, EpochRecord, FrozenTrial, Trial, TrialState
+from caviar.core.records import METRICS, EpochRecord, FrozenTrial, Trial, TrialState
 from caviar.storage.base import (
     DuplicateStudyError,
     DuplicateTrialError,

@@ -9,7 +9,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from caviar.records import METRICS, EpochRecord, FrozenTrial, TrialState
+from caviar.core.records import METRICS, EpochRecord, FrozenTrial, TrialState
 from caviar.storage.base import CorruptRowError, StudyRecord
 
 #: the trial columns read, in this order

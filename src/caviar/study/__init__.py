@@ -1,6 +1,6 @@
 """Studies: ask/tell over a search space, trial records and their states."""
 
-from caviar.records import Direction, EpochRecord, FrozenTrial, Trial, TrialState
+from caviar.core.records import Direction, EpochRecord, FrozenTrial, Trial, TrialState
 from caviar.study.owners import HeldTrials, TrialsTakenOver
 from caviar.study.study import RoundSummary, Study
 

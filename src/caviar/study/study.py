@@ -28,11 +28,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from caviar.constraints import STUDY_NAME, integer
-from caviar.errors import InvalidValue
-from caviar.records import Direction, EpochRecord, FrozenTrial, Trial, TrialState
+from caviar.core.constraints import STUDY_NAME, integer
+from caviar.core.errors import InvalidValue
+from caviar.core.records import Direction, EpochRecord, FrozenTrial, Trial, TrialState
+from caviar.core.seeding import TRIAL, check_seed, derive_seed
+from caviar.core.version import __version__
 from caviar.samplers import RandomSampler, Sampler
-from caviar.seeding import TRIAL, check_seed, derive_seed
 from caviar.space import SearchSpace
 from caviar.storage.base import (
     DuplicateStudyError,
@@ -65,10 +66,8 @@ class RoundSummary:
 
 def versions() -> dict[str, str]:
     """Library versions recorded with every study, so a result can be reproduced."""
-    import numpy
+    import numpy  # deferred: a study that only reads need not load numpy or torch
     import torch
-
-    from caviar import __version__
 
     return {
         "caviar": __version__,

@@ -1,0 +1,58 @@
+"""``caviar export STUDY``: a kept model, or an ensemble of the top kept models, as a
+``torch.export`` program (``.pt2``) that loads without caviar."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from caviar.cli.study_file import add_storage_flag, positive, storage_path
+from caviar.core.errors import InvalidValue
+
+
+def add_parser(sub: Any) -> None:
+    e = sub.add_parser("export", help="write a kept model as a torch.export program")
+    e.add_argument("study", help="study name")
+    which = e.add_mutually_exclusive_group()
+    which.add_argument("--trial", type=int, help="trial number (default: the best trial)")
+    which.add_argument(
+        "--ensemble",
+        type=positive,
+        metavar="K",
+        help="the top K kept models as one program: the log of their mean softmax output",
+    )
+    e.add_argument("-o", "--out", help="the .pt2 file (default: beside the kept state)")
+    add_storage_flag(e)
+    e.set_defaults(run=run, imports=("caviar.models.export",))
+
+
+def run(args: argparse.Namespace) -> int:
+    # deferred: torch
+    from caviar.models.ensemble import load_ensemble
+    from caviar.models.export import export_model, save_program
+    from caviar.search.kept import find_kept_state, kept_dir, read_state
+
+    storage = storage_path(args)
+    if args.ensemble is not None:
+        try:
+            ensemble = load_ensemble(args.study, args.ensemble, storage=storage)
+        except InvalidValue as e:
+            raise (e.at("--ensemble") if e.owner == "ensemble" else e) from None
+        default = kept_dir(storage, args.study) / f"ensemble-{args.ensemble}.pt2"
+        out = save_program(ensemble, args.out or default)
+        print(f"exported the ensemble of trials {ensemble.trials} of study {args.study!r} to {out}")
+        print(
+            f"load with torch.export.load({str(out)!r}).module(): float32 [batch, "
+            f"{ensemble.n_inputs}] -> log-probabilities [batch, {ensemble.n_classes}] (the log "
+            f"of the members' mean softmax output)"
+        )
+        return 0
+    source = find_kept_state(args.study, args.trial, storage=storage)
+    state = read_state(source)
+    out = export_model(state, args.out or source.with_suffix(".pt2"))
+    print(f"exported {source.stem} of study {args.study!r} to {out}")
+    print(
+        f"load with torch.export.load({str(out)!r}).module(): float32 [batch, {state.n_inputs}] "
+        f"-> logits [batch, {state.n_classes}]"
+    )
+    return 0

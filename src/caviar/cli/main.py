@@ -1,0 +1,107 @@
+"""The ``caviar`` command: one parser over the command modules, one way to end.
+
+Every command ends the same way: 0 or its own status; a mistake in one line naming the key or
+flag (status 2); Ctrl-C with the study in order (130); a closed pipe quietly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import os
+import signal
+import sqlite3
+import sys
+import warnings
+from collections.abc import Iterator, Sequence
+from typing import Any, NoReturn
+
+from caviar.cli import experiment, export, panda, report, show, studies, test, tune
+from caviar.cli.output import os_reason
+from caviar.core import interrupts
+from caviar.core.errors import InvalidValue
+
+#: the command modules, in the order ``caviar --help`` lists them
+COMMANDS = (tune, show, report, test, export, panda, experiment, studies)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="caviar",
+        description="Tune deep nets the way the textbooks teach it, many models at once.",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+    for command in COMMANDS:
+        command.add_parser(sub)
+    return p
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors, like every other error of the command."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"caviar: error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+@contextlib.contextmanager
+def _quiet_interrupts() -> Iterator[None]:
+    """While the command starts (parsing, importing torch), Ctrl-C exits at once with one line
+    (see :mod:`caviar.cli.start`); afterwards it raises KeyboardInterrupt, which the command
+    handles (unfinished trials go back to the queue). In the console script the interrupt is
+    also remembered, so one swallowed in a finalizer still stops the run (see
+    :mod:`caviar.core.interrupts`); called from Python, the caller's handler comes back."""
+    try:
+        previous = signal.signal(signal.SIGINT, interrupts.interrupted_while_starting)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        console = previous is interrupts.interrupted_while_starting or previous is None
+        signal.signal(signal.SIGINT, interrupts.handler if console else previous)
+        if console:
+            sys.unraisablehook = interrupts.quiet_unraisable(sys.unraisablehook)
+
+
+def _show_warning(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
+    print(f"caviar: warning: {message}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    with _quiet_interrupts():
+        args = parser().parse_args(argv)
+        for module in ("caviar.data", "caviar.models.evaluate", "caviar.storage", *args.imports):
+            importlib.import_module(module)  # torch and numpy load while Ctrl-C is harmless
+    # deferred: they are torch's and numpy's rooms, imported just above
+    from caviar.data import DownloadError
+    from caviar.models.evaluate import TestSetUsed
+    from caviar.storage import StorageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning  # one line each, not Python's two
+            code = int(args.run(args))
+        interrupts.raise_pending()  # a Ctrl-C swallowed after the last round still counts
+        return code
+    except (InvalidValue, TestSetUsed, StorageError, DownloadError, sqlite3.Error) as e:
+        message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        # one line, whatever a key or a path holds
+        print(f"caviar: error: {message}".replace("\n", "\\n"), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        interrupts.handled()
+        print("\ncaviar: interrupted; run the same command again to continue", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `caviar show ... | head`: the reader left, nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except OSError as e:  # a folder or file the command needed: say which and why
+        print(f"caviar: error: {os_reason(e)}".replace("\n", "\\n"), file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

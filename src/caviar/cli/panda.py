@@ -1,0 +1,212 @@
+"""``caviar panda``: start a babysitting run and its page, or control a running one.
+
+caviar panda CONFIG [--port P] [--host H]      train one model, serve its page on 127.0.0.1
+caviar panda --from STUDY:TRIAL                start from a caviar trial (and its kept state)
+caviar panda set lr=3e-3 beta1=0.95            change mid-run hyperparameters (next epoch)
+caviar panda rollback EPOCH [--branch B] [--mode fresh]   a new branch from a snapshot
+caviar panda pause | resume | stop
+caviar panda list                              the runs in the study file, with their branches
+caviar panda replay [--branch B]               train a branch again from the root: same curve?
+
+Controls write a command into the study file; the trainer applies it at its next epoch
+boundary, whichever process wrote it (the page's buttons do the same through the server).
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+from dataclasses import astuple
+from pathlib import Path
+from typing import Any
+
+from caviar.cli.study_file import add_storage_flag, storage_path
+from caviar.core.errors import InvalidValue
+from caviar.search.demo import DEMO
+from caviar.storage.resolve import storage_override
+
+ACTIONS = ("set", "rollback", "pause", "resume", "stop", "list", "replay")
+
+
+def add_parser(sub: Any) -> None:
+    """Register ``caviar panda`` on the command's subparsers."""
+    p = sub.add_parser(
+        "panda",
+        help="babysit one model: live curves, mid-run changes, rollback and branches",
+        description=__doc__.split("\n\n")[1] if __doc__ else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "target",
+        nargs="?",
+        help=f"a study config to train (plain values), or one of {', '.join(ACTIONS)}",
+    )
+    p.add_argument("values", nargs="*", help="set: key=value ...; rollback: EPOCH")
+    p.add_argument("--from", dest="from_trial", metavar="STUDY:TRIAL", help="start from a trial")
+    p.add_argument("--name", help="the run's name (default: the config's study name)")
+    p.add_argument(
+        "--run", dest="run_name", help="the run a control acts on (default: the only one)"
+    )
+    add_storage_flag(p)
+    p.add_argument("--host", default="127.0.0.1", help="the page's interface (default local)")
+    p.add_argument("--port", type=int, default=0, help="the page's port (default: a free one)")
+    p.add_argument("--epochs", type=int, help="epochs in all (default: the config's)")
+    p.add_argument("--branch", type=int, help="rollback: the branch whose snapshot to use")
+    p.add_argument("--mode", choices=["exact", "fresh"], default="exact", help="rollback mode")
+    p.add_argument(
+        "--exit-when-finished",
+        action="store_true",
+        help="stop serving once the epochs are done (default: wait for more commands)",
+    )
+    p.add_argument(
+        "--snapshot-budget-mb", type=float, default=512.0, help="disk for snapshots (MB)"
+    )
+    p.set_defaults(run=run, imports=("caviar.panda.trainer", "caviar.panda.server"))
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.target in ACTIONS:
+        return _control(args)
+    if args.values:
+        raise InvalidValue("caviar panda", f"takes one config, got also {args.values}")
+    return _start(args)
+
+
+def _start(args: argparse.Namespace) -> int:
+    # deferred: torch
+    from caviar.panda.epochs import panda_config
+    from caviar.panda.server import serve
+    from caviar.panda.trainer import PandaRun
+
+    if args.from_trial is not None:
+        if args.target is not None:
+            raise InvalidValue("--from", "starts from a trial: give no config with it")
+        study, _, trial = args.from_trial.rpartition(":")
+        if not study or not trial.isdigit():
+            raise InvalidValue("--from", f"must read STUDY:TRIAL, got {args.from_trial!r}")
+        panda = PandaRun.from_trial(
+            study,
+            int(trial),
+            storage=storage_path(args),
+            name=args.name,
+            epochs=args.epochs,
+            snapshot_budget_mb=args.snapshot_budget_mb,
+        )
+    else:
+        raw: Any = args.target if args.target is not None else _demo()
+        config = panda_config(raw)
+        if args.epochs is not None:
+            config = panda_config({**config.to_dict(), "space": _epochs(config, args.epochs)})
+        panda = PandaRun.create(
+            config,
+            name=args.name,
+            storage=storage_override(args.storage),
+            snapshot_budget_mb=args.snapshot_budget_mb,
+        )
+    url, server = serve(panda.controller(), host=args.host, port=args.port)
+    print(f"caviar panda: run {panda.name!r} in {panda.tree.path}; open {url}", flush=True)
+    print(
+        f"  controls: caviar panda set lr=... | rollback EPOCH | pause | resume | stop "
+        f"(--run {panda.name})",
+        flush=True,
+    )
+    stop = threading.Event()
+    try:
+        panda.train(until=stop.is_set, exit_when_finished=args.exit_when_finished)
+    finally:
+        stop.set()
+        server.stop()
+    status = panda.tree.run(panda.name).status
+    print(
+        f"caviar panda: run {panda.name!r} {status} at epoch {panda.epoch}; the tree is kept",
+        flush=True,
+    )
+    return 0
+
+
+def _demo() -> dict[str, Any]:
+    """The demo's data with one plain configuration: what `caviar panda` trains without a
+    config."""
+    return {
+        "study": {"name": "panda-demo"},
+        "data": DEMO["data"],
+        "space": {"lr": 3e-3, "hidden_units": 64, "n_layers": 2, "batch_norm": True, "epochs": 30},
+    }
+
+
+def _epochs(config: Any, epochs: int) -> dict[str, Any]:
+    space = {name: config.space[name].to_config() for name in config.space}
+    return {**space, "epochs": epochs}
+
+
+def _control(args: argparse.Namespace) -> int:
+    # deferred: torch
+    from caviar.panda.controller import PandaController, parse_assignments
+    from caviar.panda.listing import list_runs
+    from caviar.panda.tree import PandaTree
+
+    path = storage_path(args)
+    if args.target == "list":
+        runs = list_runs(path)
+        if not runs:
+            print(f"no panda runs in {path}")
+        for summary in runs:
+            print("\n".join(summary.describe()))
+        return 0
+    if not path.is_file():
+        raise InvalidValue("--storage", f"no study file at {str(path)!r}")
+    tree = PandaTree(path)
+    names = tree.run_names()
+    name = args.run_name
+    if name is None:
+        if len(names) != 1:
+            raise InvalidValue("--run", f"must name the run to control; runs in {path}: {names}")
+        name = names[0]
+    elif name not in names:
+        raise InvalidValue("--run", f"must be one of the runs in {path} {names}, got {name!r}")
+    if args.target == "replay":
+        return _replay(path, name, args.branch)
+    control = PandaController(tree, name)
+    if args.target == "set":
+        if not args.values:
+            raise InvalidValue("caviar panda set", "needs key=value changes, got none")
+        for command in control.set(parse_assignments(args.values)):
+            print(f"recorded: {command['key']} {command['old']} -> {command['new']}")
+    elif args.target == "rollback":
+        if len(args.values) != 1 or not args.values[0].isdigit():
+            raise InvalidValue("caviar panda rollback", f"needs one EPOCH, got {args.values}")
+        branch = control.rollback(int(args.values[0]), branch=args.branch, mode=args.mode)
+        print(f"recorded: rollback to epoch {args.values[0]} ({args.mode}) as branch {branch}")
+    else:
+        if args.values:
+            raise InvalidValue(f"caviar panda {args.target}", f"takes no values, got {args.values}")
+        getattr(control, args.target)()
+        print(f"recorded: {args.target}")
+    print("the trainer applies it at its next epoch boundary")
+    return 0
+
+
+def _replay(path: Path, name: str, branch: int | None) -> int:
+    """Train ``branch`` (default: the current one) again from the root with its commands and
+    compare with the stored curve, every number bit for bit; 1 if they differ."""
+    from caviar.panda.trainer import PandaRun  # deferred: torch
+
+    panda = PandaRun.open(name, path)
+    branch = panda.branch if branch is None else branch
+    stored, again = panda.stored_curve(branch), panda.replay(branch)
+    # repr of a float is exact (and NaN equals NaN there): equal reprs are equal bits
+    differ = [
+        a.epoch for a, b in zip(stored, again, strict=False) if repr(astuple(a)) != repr(astuple(b))
+    ]
+    if len(stored) == len(again) and not differ:
+        print(
+            f"replay of branch {branch} of {name!r}: {len(again)} epochs from the root, every "
+            f"loss and accuracy identical bit for bit"
+        )
+        return 0
+    print(
+        f"replay of branch {branch} of {name!r} differs: {len(stored)} stored epochs, "
+        f"{len(again)} replayed, first differing epoch {differ[:1] or 'none'} (was the thread "
+        f"count or the machine different?)"
+    )
+    return 1

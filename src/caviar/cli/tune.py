@@ -1,0 +1,279 @@
+"""``caviar tune`` on the command line: its flags made into a config, the run, its summary.
+
+Flags override the config's keys. Flags that change what a study is (its space, sampler, seed
+or data) name a study of their own unless ``--name`` is given, so the same command continues
+the same study; ``--trials`` scales a config's explicit ``per_round`` list.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+import re
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from caviar.cli.output import format_value, write_report_or_warn
+from caviar.cli.study_file import add_storage_flag
+from caviar.core.errors import InvalidValue
+from caviar.search.demo import DEMO
+from caviar.storage.resolve import storage_override
+
+#: flags that change what a study is (its space, sampler, seed or data): given without --name,
+#: they name a study of their own, so the same command continues the same study
+DEFINING_FLAGS = ("dataset", "train_size", "sampler", "seed", "epochs", "trials")
+
+
+def config_mapping(args: argparse.Namespace) -> tuple[dict[str, Any], str, str]:
+    """The config as a mapping with the flags applied (validated once, afterwards), its default
+    name, and where it came from."""
+    if args.config is None:
+        raw, default_name, source = copy.deepcopy(DEMO), "demo", "the embedded demo"
+    else:
+        from caviar.search.config import read_config_file  # deferred: torch
+
+        path = Path(args.config)
+        raw, default_name, source = read_config_file(path), path.stem, str(path)
+    overrides = {
+        ("study", "storage"): storage_override(args.storage),
+        ("study", "seed"): args.seed,
+        ("study", "device"): args.device,
+        ("data", "dataset"): args.dataset,
+        ("data", "data_dir"): args.data_dir,
+        ("data", "train_size"): args.train_size,
+        ("search", "sampler"): args.sampler,
+        ("search", "trials"): args.trials,
+        ("search", "population"): args.population,
+        ("search", "timeout"): args.timeout,
+        ("search", "halving"): _halving_flags(args),
+        ("study", "threads"): args.threads,
+        ("space", "epochs"): args.epochs,
+        ("search", "ray"): args.ray,
+        ("search", "devices"): args.devices,
+    }
+    renamed = flag_name(args, raw, default_name)
+    if args.trials is not None:
+        _scale_per_round(raw, args.trials)
+    for (section, key), value in overrides.items():
+        if value is not None:
+            if raw.get(section) is None:
+                raw[section] = {}
+            if isinstance(raw[section], dict):  # otherwise validation names the bad section
+                raw[section][key] = value
+    name = args.name or renamed
+    if name is not None and isinstance(raw.get("study"), dict):
+        raw["study"]["name"] = name
+    elif name is not None and raw.get("study") is None:
+        raw["study"] = {"name": name}
+    return raw, default_name, source
+
+
+def defining_flags(args: argparse.Namespace, raw: dict[str, Any]) -> list[str]:
+    """The defining flags given, as parts of a study name (``fashion-mnist``, ``trials64``):
+    none with --name, and --trials only for coarse to fine (a random or grid study's trial count
+    is a budget, not its definition)."""
+    if args.name is not None:
+        return []
+    search = raw.get("search") if isinstance(raw.get("search"), dict) else {}
+    sampler = args.sampler or (search or {}).get("sampler", "random")
+    parts = []
+    for flag in DEFINING_FLAGS:
+        value = getattr(args, flag)
+        if value is None or (flag == "trials" and sampler != "coarse_to_fine"):
+            continue
+        label = Path(str(value)).stem if flag == "dataset" else str(value)
+        parts.append(label if flag in ("dataset", "sampler") else f"{flag.replace('_', '')}{label}")
+    return parts
+
+
+def flag_name(args: argparse.Namespace, raw: dict[str, Any], default_name: str) -> str | None:
+    """The study name the defining flags give (``demo-fashion-mnist-epochs10-trials64``), or
+    None when no such flag is given or --name is."""
+    parts = defining_flags(args, raw)
+    if not parts:
+        return None
+    study = raw.get("study") if isinstance(raw.get("study"), dict) else {}
+    base = str((study or {}).get("name") or default_name)
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", "-".join([base, *parts])).lstrip(".-")
+    return name[:100] or None
+
+
+def scale_rounds(per_round: Sequence[int], trials: int) -> list[int]:
+    """``per_round`` scaled to ``trials`` in all, keeping its proportions (largest remainders),
+    every round at least one trial."""
+    if trials < len(per_round):
+        raise InvalidValue(
+            "--trials",
+            f"must be >= the {len(per_round)} rounds of search.per_round {list(per_round)}, "
+            f"got {trials}",
+        )
+    total = sum(per_round)
+    spare = trials - len(per_round)  # one trial per round first, the rest shared out
+    shares = [spare * n / total for n in per_round]
+    counts = [1 + math.floor(x) for x in shares]
+    by_remainder = sorted(range(len(shares)), key=lambda i: (-(shares[i] % 1), i))
+    for i in by_remainder[: trials - sum(counts)]:
+        counts[i] += 1
+    return counts
+
+
+def _scale_per_round(raw: dict[str, Any], trials: int) -> None:
+    """With --trials, a config's explicit search.per_round is scaled to the new total."""
+    search = raw.get("search")
+    if not isinstance(search, dict):
+        return
+    per_round = search.get("per_round")
+    counts = trial_counts(per_round)
+    if counts is None or sum(counts) == trials:
+        return  # nothing to scale (a bad list is named by the validation)
+    search["per_round"] = scale_rounds(counts, trials)
+    print(
+        f"caviar: search.per_round {per_round} scaled to {search['per_round']} for "
+        f"--trials {trials}",
+        file=sys.stderr,
+    )
+
+
+def trial_counts(value: Any) -> list[int] | None:
+    """``value`` if it is a non-empty list of trial counts, else None."""
+    if not isinstance(value, list) or not value:
+        return None
+    counts = [n for n in value if isinstance(n, int) and not isinstance(n, bool) and n >= 1]
+    return counts if len(counts) == len(value) else None
+
+
+def _halving_flags(args: argparse.Namespace) -> dict[str, int] | None:
+    """``search.halving`` from --halving, --halving-eta and --halving-min-epochs (None: the
+    config decides)."""
+    if not args.halving and args.halving_eta is None and args.halving_min_epochs is None:
+        return None
+    table = {"min_epochs": 1, "eta": 3}
+    if args.halving_eta is not None:
+        table["eta"] = args.halving_eta
+    if args.halving_min_epochs is not None:
+        table["min_epochs"] = args.halving_min_epochs
+    return table
+
+
+def threads_flag(text: str) -> int | str:
+    return text if text == "auto" else int(text)
+
+
+def add_parser(sub: Any) -> None:
+    t = sub.add_parser("tune", help="run or continue a study")
+    t.add_argument("config", nargs="?", help="TOML/YAML study config (default: the demo)")
+    t.add_argument("--name", help="study name")
+    add_storage_flag(t)
+    t.add_argument("--seed", type=int)
+    t.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    t.add_argument("--dataset", help="mnist, fashion-mnist, digits, or a .npz/.csv file")
+    t.add_argument("--data-dir", help="folder with the IDX .gz files (no download)")
+    t.add_argument("--train-size", type=int, help="use the first N training examples")
+    t.add_argument("--sampler", choices=["random", "grid", "coarse_to_fine"])
+    t.add_argument("--trials", type=int, help="number of trials")
+    t.add_argument(
+        "--population", type=int, help="members trained at once (0: 16 on a CPU, 1024 on a GPU)"
+    )
+    t.add_argument("--timeout", type=float, help="time budget in seconds (search.timeout)")
+    t.add_argument("--halving", action="store_true", help="successive halving: min_epochs 1, eta 3")
+    t.add_argument("--halving-eta", type=int, help="keep the top 1/eta at each rung")
+    t.add_argument("--halving-min-epochs", type=int, help="the first rung, in epochs")
+    t.add_argument("--threads", type=threads_flag, help="CPU threads: auto or N (study.threads)")
+    t.add_argument("--epochs", type=int, help="epochs per trial (fixes space.epochs)")
+    t.add_argument(
+        "--ray", metavar="auto|ADDRESS", help="spread the pool over a Ray cluster (search.ray)"
+    )
+    t.add_argument(
+        "--devices",
+        metavar="LIST",
+        help="one pool worker per device, e.g. cuda:0,cuda:1, or cpu,cpu for one worker process "
+        "per core; auto: one per core (per GPU on GPUs) (search.devices)",
+    )
+    t.add_argument("--quiet", action="store_true", help="no progress line")
+    t.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check the config and the data, say what would run, train and write nothing",
+    )
+    t.add_argument("--no-report", action="store_true", help="skip the report")
+    t.set_defaults(run=cmd_tune, imports=("caviar.search.job", "caviar.report"))
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    # deferred: torch
+    from caviar.search.config import config_from_mapping
+    from caviar.search.job import check_device, tune
+
+    raw, default_name, source = config_mapping(args)
+    config = config_from_mapping(raw, default_name=default_name, source=source)
+    check_device(config)
+    print(
+        f"caviar: study {config.name!r} from {source}: {config.n_trials()} trials, "
+        f"{config.search.sampler} search over {', '.join(config.space.free_names) or '-'}; "
+        f"stored in {config.study.storage}",
+        flush=True,
+    )
+    if defining_flags(args, raw):
+        print(
+            "caviar: the flags change the study's definition, so they name a study of their "
+            "own (the same command continues it; --name to choose another)",
+            flush=True,
+        )
+    if args.dry_run:
+        return _dry_run(config)
+    study = tune(config, progress=not args.quiet, report=False)
+    best = study.best_trial
+    if best is None:
+        print(_no_result(study, config))
+        return 1
+    # the summary first: a report that cannot be written must not lose it
+    print(f"\nbest configuration (trial {best.number}): validation accuracy {best.value:.4f}")
+    for name in config.space.free_names:
+        print(f"  {name} = {format_value(best.params[name])}")
+    if not args.no_report:
+        write_report_or_warn(study)
+    print(f"next: caviar show {study.name}   |   caviar test {study.name} (uses the test set once)")
+    study.close()
+    return 0
+
+
+def _dry_run(config: Any) -> int:
+    """Check the config and its data as a run would, say what the run would do, write nothing."""
+    # deferred: torch
+    from caviar.distributed import describe_workers
+    from caviar.search.job import prepare_data
+
+    data = prepare_data(config)  # cmd_tune has checked the devices (check_device)
+    record = data.record()
+    halving = config.halving()
+    print(
+        f"dry run: {record['n_train']} training / {record['n_validation']} validation / "
+        f"{record['n_test']} test examples of {record['dataset']} ({record['n_features']} "
+        f"features, {record['n_classes']} classes); {config.n_trials()} trials, pool "
+        f"{config.search.population or 'auto'}, "
+        f"{'halving ' + str(halving.to_config()) if halving else 'no halving'}, "
+        f"timeout {config.search.timeout or 'none'}, on {describe_workers(config.spread_plan())}; "
+        "nothing was trained or written"
+    )
+    return 0
+
+
+def _no_result(study: Any, config: Any) -> str:
+    """Why a run ends without a complete trial, in the study's own counts."""
+    trials = study.trials(curves=False)
+    finished = [t for t in trials if t.state.is_finished]
+    waiting = len(trials) - len(finished)
+    if config.search.timeout is not None and not finished:
+        queued = f"; {waiting} unfinished trials wait in the queue" if waiting else ""
+        return (
+            f"caviar: no trial finished within the {config.search.timeout:g} s budget{queued}: "
+            f"run the same command again to go on, or give a larger --timeout"
+        )
+    states = ", ".join(
+        f"{n} {s}" for s, n in sorted(Counter(t.state.value for t in finished).items())
+    )
+    return f"caviar: no trial completed ({states or 'none finished'}); see `caviar show`"

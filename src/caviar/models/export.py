@@ -1,0 +1,49 @@
+"""Kept models as programs that plain PyTorch runs without caviar.
+
+:func:`export_model` writes a member as a ``torch.export`` program (``.pt2``) that
+``torch.export.load(path).module()`` runs with PyTorch alone (``caviar export`` on the command
+line); :func:`save_program` does the same for an ensemble of the top kept members
+(``caviar export --ensemble K``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from caviar.models.ensemble import CaviarEnsemble
+from caviar.models.model import CaviarModel
+from caviar.nn.state import MemberState
+
+#: the name of the JSON description stored inside an exported program
+METADATA = "caviar.json"
+
+
+def export_model(
+    state: MemberState, path: str | os.PathLike[str], *, dtype: torch.dtype = torch.float32
+) -> Path:
+    """Write the member as a ``torch.export`` program (``.pt2``) with a dynamic batch size.
+
+    Plain PyTorch runs it: ``torch.export.load(path).module()(x)`` maps ``x`` [B, n_inputs] in
+    ``dtype`` to logits [B, n_classes]. The model's :meth:`CaviarModel.describe` is stored
+    beside the program as ``caviar.json`` (``torch.export.load(path, extra_files=...)``).
+    """
+    return save_program(CaviarModel(state, dtype=dtype), path)
+
+
+def save_program(model: CaviarModel | CaviarEnsemble, path: str | os.PathLike[str]) -> Path:
+    """Write ``model`` (a :class:`CaviarModel` or a :class:`~caviar.models.ensemble.CaviarEnsemble`)
+    as a ``torch.export`` program with a dynamic batch size and its ``describe()`` stored as
+    ``caviar.json``."""
+    dtype = next(model.parameters()).dtype
+    example = torch.zeros(2, model.n_inputs, dtype=dtype)
+    program = torch.export.export(
+        model, (example,), dynamic_shapes={"x": {0: torch.export.Dim("batch")}}
+    )
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.export.save(program, out, extra_files={METADATA: json.dumps(model.describe())})
+    return out

@@ -1,0 +1,218 @@
+"""The live progress line: finished trials counted as they finish, the best *complete* trial, the
+pruned and diverged counters, the budget left or an ETA; every expected line written by hand."""
+
+from __future__ import annotations
+
+import io
+
+from caviar.core.records import TrialState
+from caviar.search.progress import Progress
+
+
+class Clock:
+    """A clock that moves only when the test moves it."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def lines(stream: io.StringIO) -> list[str]:
+    return stream.getvalue().splitlines()
+
+
+def test_a_log_gets_a_line_at_start_first_finish_every_interval_and_close() -> None:
+    clock, out = Clock(), io.StringIO()
+    p = Progress("book", 5, stream=out, interval=10.0, clock=clock)
+    p.resume(0, None)  # t=0: printed
+    clock.now = 5
+    p.epochs_done(4, running=4)  # 5 s after the last line: not printed
+    clock.now = 20
+    p.trial_finished(TrialState.COMPLETE, 0.5)  # the first finish: printed
+    clock.now = 25
+    p.trial_finished(TrialState.PRUNED, 0.9)  # 5 s: not printed; a pruned value is not a best
+    clock.now = 30
+    p.trial_finished(TrialState.DIVERGED, 0.95)  # 10 s: printed; a diverged value neither
+    clock.now = 35
+    p.trial_finished(TrialState.COMPLETE, 0.4)
+    clock.now = 38
+    p.trial_finished(TrialState.COMPLETE, 0.625)
+    clock.now = 39
+    p.epochs_done(2, running=0)  # 9 s: not printed
+    clock.now = 45
+    p.close()  # printed
+    assert lines(out) == [
+        "caviar book: trials 0/5 done, 0 training  best val acc -  pruned 0  diverged 0  "
+        "elapsed 0:00  ETA ?",
+        # ETA: 4 trials left at 20 s per trial
+        "caviar book: trials 1/5 done, 4 training  best val acc 0.5000  pruned 0  diverged 0  "
+        "elapsed 0:20  ETA 1:20",
+        # 2 left at 30 s / 3 trials = 10 s each
+        "caviar book: trials 3/5 done, 4 training  best val acc 0.5000  pruned 1  diverged 1  "
+        "elapsed 0:30  ETA 0:20",
+        "caviar book: trials 5/5 done, 0 training  best val acc 0.6250  pruned 1  diverged 1  "
+        "elapsed 0:45  ETA 0:00",
+    ]
+    assert p.model_epochs == 6
+    assert (p.finished, p.pruned, p.diverged, p.best) == (5, 1, 1, 0.625)
+
+
+def test_trials_that_finish_in_waves_get_an_eta_from_the_pace_of_epochs() -> None:
+    """A pool of 4 starts 8 trials of 3 epochs in two waves, a round (one epoch of each
+    member) every 2 s after 2 s of start-up. When the first wave ends at 6 s, 4 trials of 3
+    epochs are left: 12 model-epochs at the pace since the first round, (12 - 4) / (6 - 2) =
+    2 a second, so 6 s. By the count of finished trials it would be 7 x 6 s = 42 s."""
+    clock, out = Clock(), io.StringIO()
+    p = Progress("w", 8, stream=out, interval=10.0, clock=clock)
+    for now in (2, 4, 6):
+        clock.now = now
+        p.epochs_done(4, running=4)
+    p.trial_finished(TrialState.COMPLETE, 0.5, epochs=3)
+    assert lines(out)[-1] == (
+        "caviar w: trials 1/8 done, 4 training  best val acc 0.5000  pruned 0  diverged 0  "
+        "elapsed 0:06  ETA 0:06"
+    )
+    for _ in range(3):
+        p.trial_finished(TrialState.COMPLETE, 0.5, epochs=3)
+    assert p.time_left() == 6.0
+    clock.now = 9  # the pace slowed: 12 - 4 epochs in 7 s since the first round
+    p.epochs_done(4, running=4)  # 16 done, 8 left at 12 / 7 a second
+    assert p.time_left() == 8 / (12 / 7)
+    p.trial_finished(TrialState.PRUNED, None, epochs=1)  # trials now take 13 / 5 epochs
+    assert p.time_left() == (8 * 13 / 5 - 16) / (12 / 7)
+
+
+def test_a_failed_trial_counts_as_finished_but_in_no_counter() -> None:
+    clock, out = Clock(), io.StringIO()
+    p = Progress("f", 3, stream=out, clock=clock)
+    clock.now = 12
+    p.trial_finished(TrialState.FAILED, None)
+    assert lines(out) == [
+        "caviar f: trials 1/3 done, 0 training  best val acc -  pruned 0  diverged 0  "
+        "elapsed 0:12  ETA 0:24",
+    ]
+
+
+def test_a_time_budget_shows_the_budget_left_not_an_eta() -> None:
+    clock, out = Clock(), io.StringIO()
+    p = Progress("b", 20, stream=out, clock=clock, timeout=90.0)
+    p.resume(0, None)
+    clock.now = 30
+    p.trial_finished(TrialState.COMPLETE, 0.75)
+    clock.now = 100  # past the budget: none left, never negative
+    p.close()
+    assert lines(out) == [
+        "caviar b: trials 0/20 done, 0 training  best val acc -  pruned 0  diverged 0  "
+        "elapsed 0:00  budget left 1:30",
+        "caviar b: trials 1/20 done, 0 training  best val acc 0.7500  pruned 0  diverged 0  "
+        "elapsed 0:30  budget left 1:00",
+        "caviar b: trials 1/20 done, 0 training  best val acc 0.7500  pruned 0  diverged 0  "
+        "elapsed 1:40  budget left 0:00",
+    ]
+
+
+def test_an_unbounded_search_prints_no_total() -> None:
+    clock, out = Clock(), io.StringIO()
+    with_budget = Progress("u", None, stream=out, clock=clock, timeout=60.0)
+    without = Progress("u", None, stream=out, clock=clock)
+    clock.now = 15
+    with_budget.trial_finished(TrialState.COMPLETE, 0.5)
+    without.trial_finished(TrialState.COMPLETE, 0.5)
+    assert lines(out) == [
+        "caviar u: trials 1 done, 0 training  best val acc 0.5000  pruned 0  diverged 0  "
+        "elapsed 0:15  budget left 0:45",
+        # no total: nothing to estimate from
+        "caviar u: trials 1 done, 0 training  best val acc 0.5000  pruned 0  diverged 0  "
+        "elapsed 0:15  ETA ?",
+    ]
+
+
+def test_a_continued_study_counts_its_earlier_trials_and_best() -> None:
+    clock, out = Clock(), io.StringIO()
+    p = Progress("c", 10, stream=out, clock=clock)
+    p.resume(3, 0.7)
+    clock.now = 60
+    p.trial_finished(TrialState.COMPLETE, 0.65)  # worse than the earlier best
+    assert lines(out) == [
+        "caviar c: trials 3/10 done, 0 training  best val acc 0.7000  pruned 0  diverged 0  "
+        "elapsed 0:00  ETA ?",
+        # 10 - 3 - 1 = 6 left at 60 s each (only this run's trials set the pace)
+        "caviar c: trials 4/10 done, 0 training  best val acc 0.7000  pruned 0  diverged 0  "
+        "elapsed 1:00  ETA 6:00",
+    ]
+
+
+def test_hours_are_shown_as_h_mm_ss() -> None:
+    clock = Clock()
+    p = Progress("h", None, stream=io.StringIO(), clock=clock, timeout=4000.0)
+    clock.now = 275
+    assert p.time_left() == 3725.0
+    assert p.line().endswith("elapsed 4:35  budget left 1:02:05")
+
+
+def test_a_terminal_gets_one_line_redrawn_in_place() -> None:
+    clock, tty = Clock(), Terminal()
+    p = Progress("d", 2, stream=tty, clock=clock, interval=1e9)
+    p.resume(0, None)
+    clock.now = 3600
+    p.trial_finished(TrialState.COMPLETE, 0.5)
+    clock.now = 3601
+    p.trial_finished(TrialState.PRUNED, None)  # no interval on a terminal: redrawn at once
+    p.close()
+    first = (
+        "caviar d: trials 0/2 done, 0 training  best val acc -  pruned 0  diverged 0  "
+        "elapsed 0:00  ETA ?"
+    )
+    second = (
+        "caviar d: trials 1/2 done, 0 training  best val acc 0.5000  pruned 0  diverged 0  "
+        "elapsed 1:00:00  ETA 1:00:00"
+    )
+    third = (  # 3 characters shorter than the second: padded to wipe them
+        "caviar d: trials 2/2 done, 0 training  best val acc 0.5000  pruned 1  diverged 0  "
+        "elapsed 1:00:01  ETA 0:00"
+    )
+    assert tty.getvalue() == "\r" + first + "\r" + second + "\r" + third + "   " + "\n"
+
+
+def test_disabled_progress_writes_nothing() -> None:
+    clock, out = Clock(), io.StringIO()
+    p = Progress("q", 2, stream=out, clock=clock, enabled=False)
+    p.resume(0, None)
+    p.trial_finished(TrialState.COMPLETE, 0.5)
+    p.close()
+    assert out.getvalue() == ""
+
+
+def test_a_note_in_a_log_is_a_line_of_its_own_even_when_progress_is_off() -> None:
+    """Notes say why a run waits or what it lost: --quiet turns off the progress, not them."""
+    clock, out, quiet = Clock(), io.StringIO(), io.StringIO()
+    p = Progress("n", 2, stream=out, clock=clock)
+    p.resume(0, None)
+    p.note("caviar: waiting for other processes: trial 1 of 'n' is held by h:12")
+    Progress("n", 2, stream=quiet, clock=clock, enabled=False).note("caviar: a note")
+    assert lines(out) == [
+        "caviar n: trials 0/2 done, 0 training  best val acc -  pruned 0  diverged 0  "
+        "elapsed 0:00  ETA ?",
+        "caviar: waiting for other processes: trial 1 of 'n' is held by h:12",
+    ]
+    assert quiet.getvalue() == "caviar: a note\n"
+
+
+def test_a_note_on_a_terminal_wipes_the_live_line_and_draws_it_again_below() -> None:
+    clock, tty = Clock(), Terminal()
+    p = Progress("d", 2, stream=tty, clock=clock)
+    p.resume(0, None)
+    p.note("caviar: short")
+    line = (
+        "caviar d: trials 0/2 done, 0 training  best val acc -  pruned 0  diverged 0  "
+        "elapsed 0:00  ETA ?"
+    )
+    wipe = " " * (len(line) - len("caviar: short"))
+    assert tty.getvalue() == "\r" + line + "\r" + "caviar: short" + wipe + "\n" + "\r" + line
