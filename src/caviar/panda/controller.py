@@ -19,7 +19,7 @@ from caviar.core.errors import InvalidValue, got
 from caviar.nn.spec import HYPERPARAMETERS, MID_RUN, MemberSpec
 from caviar.panda.control_api import ROLLBACK_MODES
 from caviar.panda.tree import PandaTree
-from caviar.panda.tree_rows import Branch, Command
+from caviar.storage.tree_rows import Branch, Command
 
 
 class PandaController:

@@ -21,7 +21,7 @@ from caviar.core.records import EpochRecord
 from caviar.nn import HYPERPARAMETERS, MemberSpec
 from caviar.panda.epochs import EpochEngine
 from caviar.panda.tree import PandaTree
-from caviar.panda.tree_rows import Branch
+from caviar.storage.tree_rows import Branch
 
 
 def lineage(tree: PandaTree, run_id: int, branch: int) -> list[Branch]:

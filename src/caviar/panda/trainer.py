@@ -31,10 +31,10 @@ from caviar.panda.controller import PandaController
 from caviar.panda.epochs import EpochEngine, spec_from_config
 from caviar.panda.replay import replay, stored_curve
 from caviar.panda.tree import PandaTree
-from caviar.panda.tree_rows import StoredEpoch
 from caviar.search.config import StudyConfig, config_from_mapping
 from caviar.search.kept import kept_state, read_state
 from caviar.storage import SQLiteStorage
+from caviar.storage.tree_rows import StoredEpoch
 from caviar.study import Study
 
 #: the disk budget of a run's snapshots, by default

@@ -25,9 +25,9 @@ from typing import Any
 from caviar.core.errors import InvalidValue
 from caviar.nn.state import MemberState
 from caviar.panda.schema import PANDA_SCHEMA, drop_beyond_budget
-from caviar.panda.tree_rows import Branch, Command, RunRow, StoredEpoch
 from caviar.storage import SQLiteStorage
 from caviar.storage.sqlite_connections import Connections
+from caviar.storage.tree_rows import Branch, Command, RunRow, StoredEpoch
 
 _RUN_COLUMNS = "run_id, name, config, spec, source, status, branch, budget, version, created"
 
