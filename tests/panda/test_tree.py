@@ -7,13 +7,16 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 import torch
 from conftest import MakeConfig
 
+from caviar.core.records import EpochRecord
 from caviar.panda.listing import list_runs
 from caviar.panda.trainer import PandaRun
 from caviar.panda.tree import PandaTree
-from caviar.storage import SQLiteStorage
+from caviar.storage import InMemoryTreeStore, SQLiteStorage
+from caviar.storage.tree_rows import StoredEpoch
 from caviar.study import Study
 
 
@@ -102,3 +105,26 @@ def test_retention_drops_the_oldest_and_says_which(make_config: MakeConfig, db: 
     # what was kept still loads, bit for bit what was trained
     tree = PandaTree(db)
     assert torch.equal(tree.snapshot(run.run_id, 1, 5).params["W0"], run.state.params["W0"])
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+def test_snapshots_come_back_bit_for_bit_from_either_store(
+    run: PandaRun, tmp_path: Path, backend: str
+) -> None:
+    tree = PandaTree(InMemoryTreeStore() if backend == "memory" else tmp_path / "other.db")
+    start = run.state
+    row = tree.create_run(
+        "copy", config={}, spec=run.spec.to_dict(), source={}, budget=2**30, first=start
+    )
+    run.step()
+    tree.add_epoch(row.run_id, 0, StoredEpoch(EpochRecord(1), 1.0), run.state)
+    assert tree.snapshot_epochs(row.run_id) == {0: [0, 1]}
+    for stored, trained in (
+        (tree.snapshot(row.run_id, 0, 0), start),
+        (tree.snapshot(row.run_id, 0, 1), run.state),
+    ):
+        assert (stored.epoch, stored.optimizer_steps) == (trained.epoch, trained.optimizer_steps)
+        assert stored.spec == trained.spec
+        assert stored.params.keys() == trained.params.keys()
+        assert all(torch.equal(stored.params[k], trained.params[k]) for k in trained.params)
+    assert (start.epoch, run.state.epoch) == (0, 1)

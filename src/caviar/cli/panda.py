@@ -104,7 +104,7 @@ def _start(args: argparse.Namespace) -> int:
             snapshot_budget_mb=args.snapshot_budget_mb,
         )
     url, server = serve(panda.controller(), host=args.host, port=args.port)
-    print(f"caviar panda: run {panda.name!r} in {panda.tree.path}; open {url}", flush=True)
+    print(f"caviar panda: run {panda.name!r} in {panda.tree.where}; open {url}", flush=True)
     print(
         f"  controls: caviar panda set lr=... | rollback EPOCH | pause | resume | stop "
         f"(--run {panda.name})",

@@ -21,7 +21,6 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from caviar.core.errors import InvalidValue
@@ -279,6 +278,6 @@ def _check_same(tree: PandaTree, name: str, config: StudyConfig, spec: MemberSpe
         if before != now:
             raise InvalidValue(
                 f"panda run {name!r}",
-                f"exists in {Path(tree.path)} with another {key} ({before!r}, not {now!r}); "
+                f"exists in {tree.where} with another {key} ({before!r}, not {now!r}); "
                 f"give the run another name, or the same config",
             )

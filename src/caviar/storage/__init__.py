@@ -1,4 +1,5 @@
-"""Where studies live: an abstract contract, an in-memory reference and the SQLite default."""
+"""Where studies and panda trees live: for each, an abstract contract, an in-memory reference
+and the SQLite default."""
 
 from caviar.storage.base import (
     CorruptRowError,
@@ -14,6 +15,9 @@ from caviar.storage.base import (
 from caviar.storage.memory import InMemoryStorage
 from caviar.storage.resolve import open_storage
 from caviar.storage.sqlite import SQLiteStorage
+from caviar.storage.tree_base import TreeStore
+from caviar.storage.tree_memory import InMemoryTreeStore
+from caviar.storage.tree_sqlite import SQLiteTreeStore
 
 __all__ = [
     "CorruptRowError",
@@ -21,11 +25,14 @@ __all__ = [
     "DuplicateStudyError",
     "DuplicateTrialError",
     "InMemoryStorage",
+    "InMemoryTreeStore",
     "SQLiteStorage",
+    "SQLiteTreeStore",
     "StaleTrialError",
     "Storage",
     "StorageError",
     "StudyRecord",
+    "TreeStore",
     "UnknownStudyError",
     "open_storage",
 ]

@@ -1,4 +1,5 @@
-"""The rows of the panda tree as frozen records: a run, a branch, a command, an epoch."""
+"""The rows of the panda tree as frozen records: a run, a branch, a command, an epoch and a
+snapshot. Every tree store (:mod:`caviar.storage.tree_base`) takes and returns these."""
 
 from __future__ import annotations
 
@@ -9,6 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from caviar.core.records import EpochRecord
+
+
+def json_text(value: Any) -> str:
+    """A value as a tree store keeps it: compact JSON, NaN and infinities refused (ValueError)."""
+    return json.dumps(value, allow_nan=False, separators=(",", ":"))
 
 
 @dataclass(frozen=True)
@@ -113,7 +119,16 @@ class StoredEpoch:
     record: EpochRecord
     time: float
 
+    def stored(self) -> StoredEpoch:
+        """The point as every store keeps it: a value that is not finite (NaN, an infinity)
+        becomes NaN, "could not be computed"."""
+        r = self.record
+        values = (r.train_loss, r.train_accuracy, r.val_loss, r.val_accuracy)
+        kept = [v if math.isfinite(v) else math.nan for v in values]
+        return StoredEpoch(EpochRecord(r.epoch, *kept), self.time)
+
     def row(self) -> tuple[Any, ...]:
+        """The SQLite row (NULL for a value that is not finite)."""
         r = self.record
         return (
             r.epoch,
@@ -126,6 +141,7 @@ class StoredEpoch:
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> StoredEpoch:
+        """The point of a SQLite row (NULL reads back as NaN)."""
         epoch, *values, time = row
         floats = [math.nan if v is None else float(v) for v in values]
         return cls(EpochRecord(int(epoch), *floats), float(time))
@@ -141,6 +157,21 @@ class StoredEpoch:
             "val_accuracy": _finite(r.val_accuracy),
             "time": self.time,
         }
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A model's whole state after ``epoch``, as the bytes the trainer encoded (a store never
+    looks inside them), and the spec it trains with (JSON-ready)."""
+
+    epoch: int
+    spec: dict[str, Any]
+    data: bytes
+
+    @property
+    def size(self) -> int:
+        """Bytes it takes of the run's disk budget."""
+        return len(self.data)
 
 
 def _finite(value: float) -> float | None:
