@@ -122,6 +122,9 @@ def test_the_help_states_the_defaults(capsys: pytest.CaptureFixture[str]) -> Non
     code, out, _ = run(capsys, "tune", "--help")
     assert code == 0
     assert "successive halving: min_epochs 1, eta 3" in " ".join(out.split())
+    code, out, _ = run(capsys, "panda", "--help")
+    assert code == 0
+    assert "rollback mode: exact or fresh (default exact)" in " ".join(out.split())
 
 
 def test_the_fashion_example_with_fewer_trials(monkeypatch: pytest.MonkeyPatch) -> None:
