@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -99,6 +100,31 @@ def test_fewer_trials_than_rounds_names_the_flag() -> None:
         ValueError, match=r"^--trials: must be >= the 3 rounds of search\.per_round"
     ):
         scale_rounds([4, 4, 4], 2)
+
+
+@pytest.mark.parametrize(
+    ("flags", "stored"),
+    [
+        (["--halving"], {"min_epochs": 1, "eta": 3}),
+        (["--halving-eta", "2"], {"min_epochs": 1, "eta": 2}),
+        (["--halving", "--halving-min-epochs", "2"], {"min_epochs": 2, "eta": 3}),
+        ([], None),  # the demo has no halving
+    ],
+)
+def test_halving_flags_take_the_schedules_defaults(flags: list[str], stored: Any) -> None:
+    from caviar.cli import main as cli
+
+    raw, name, source = config_mapping(cli.parser().parse_args(["tune", *flags]))
+    assert config_from_mapping(raw, default_name=name, source=source).search.halving == stored
+
+
+def test_the_help_states_the_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "tune", "--help")
+    assert code == 0
+    assert "successive halving: min_epochs 1, eta 3" in " ".join(out.split())
+    code, out, _ = run(capsys, "panda", "--help")
+    assert code == 0
+    assert "rollback mode: exact or fresh (default exact)" in " ".join(out.split())
 
 
 def test_the_fashion_example_with_fewer_trials(monkeypatch: pytest.MonkeyPatch) -> None:

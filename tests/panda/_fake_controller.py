@@ -12,7 +12,7 @@ from typing import Any
 
 from caviar.core.errors import InvalidValue, got
 from caviar.nn.spec import HYPERPARAMETERS, MID_RUN
-from caviar.panda.control_api import ROLLBACK_MODES
+from caviar.panda.control_api import DEFAULT_ROLLBACK_MODE, ROLLBACK_EPOCH, ROLLBACK_MODE
 
 
 class FakeController:
@@ -61,6 +61,8 @@ class FakeController:
             return int(self._state["version"])
 
     def set(self, changes: Mapping[str, Any]) -> list[dict[str, Any]]:
+        if not changes:
+            raise InvalidValue("set", f"give at least one of {list(MID_RUN)}, got nothing")
         checked = {}
         for key, value in changes.items():  # every one first: one bad, nothing recorded
             if key not in MID_RUN:
@@ -73,18 +75,18 @@ class FakeController:
             values = self._state["hyperparameters"]
             return [self._command(key, values[key], new) for key, new in checked.items()]
 
-    def rollback(self, epoch: int, *, branch: int | None = None, mode: str = "exact") -> int:
+    def rollback(
+        self, epoch: int, *, branch: int | None = None, mode: str = DEFAULT_ROLLBACK_MODE
+    ) -> int:
+        ROLLBACK_MODE.check(mode, "rollback mode")  # the contract's rules, as the real one
+        ROLLBACK_EPOCH.check(epoch, "rollback epoch")
         with self._changed:
             source = self._state["branch"] if branch is None else branch
-            if mode not in ROLLBACK_MODES:
-                raise InvalidValue(
-                    "rollback.mode", f"must be one of {list(ROLLBACK_MODES)}, {got(mode)}"
-                )
             if str(source) not in self._state["snapshots"]:
-                raise InvalidValue("rollback.branch", f"no such branch, {got(source)}")
+                raise InvalidValue("rollback branch", f"no such branch, {got(source)}")
             if epoch not in self._reachable(source):
                 raise InvalidValue(
-                    "rollback.epoch", f"no snapshot of branch {source}, {got(epoch)}"
+                    "rollback epoch", f"no snapshot of branch {source}, {got(epoch)}"
                 )
             self.calls.append(("rollback", (epoch, branch, mode)))
             new = len(self._state["branches"])

@@ -77,6 +77,10 @@ def test_start_control_and_list_from_the_command_line(
         "group); may change: ['lr', 'beta1', 'beta2', 'eps', 'weight_decay', 'dropout', "
         "'lr_decay', 'decay_rate', 'decay_every', 'epochs']"
     )
+    code, _, err = run(capsys, "panda", "rollback", "1", "--mode", "warm", "--storage", str(db))
+    assert code == 2 and err.strip() == (
+        "caviar: error: rollback mode: must be one of ['exact', 'fresh'], got 'warm'"
+    )
     code, out, err = run(capsys, "panda", "rollback", "1", "--mode", "fresh", "--storage", str(db))
     assert code == 0 and "as branch 1" in out, err
     wait_for(lambda: PandaRun.open("sit", db).branch == 1)

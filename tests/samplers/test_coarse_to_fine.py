@@ -282,16 +282,24 @@ def test_the_study_ends_after_the_last_round():
         ({"rounds": 2.0}, "rounds: must be an integer in [1, inf), got 2.0"),
         (
             {"rounds": 2, "per_round": [10, 10, 10]},
-            "per_round: must be one count or 2 counts (one per round), got [10, 10, 10]",
+            "per_round: must have one count per round (2), got [10, 10, 10]",
         ),
-        ({"per_round": 0}, "per_round: must be an integer in [1, inf), got 0"),
-        ({"rounds": 2, "per_round": [10, 0]}, "per_round: must be an integer in [1, inf), got 0"),
-        ({"keep": 1.5}, "keep: must be a count >= 1 or a fraction in (0, 1), got 1.5"),
-        ({"keep": 0.0}, "keep: must be a count >= 1 or a fraction in (0, 1), got 0.0"),
         (
-            {"keep": 0},
-            "keep (a count, at most the smallest round): must be an integer in [1, 20], got 0",
+            {"per_round": 0},
+            "per_round: must be an integer in [1, inf) or a non-empty list of integers in "
+            "[1, inf), one per round, got 0",
         ),
+        (
+            {"per_round": []},
+            "per_round: must be a non-empty list of integers in [1, inf), one per round, got []",
+        ),
+        (
+            {"rounds": 2, "per_round": [10, 0]},
+            "per_round[1]: must be an integer in [1, inf), got 0",
+        ),
+        ({"keep": 1.5}, "keep: must be a count in [1, inf) or a fraction in (0, 1), got 1.5"),
+        ({"keep": 0.0}, "keep: must be a count in [1, inf) or a fraction in (0, 1), got 0.0"),
+        ({"keep": 0}, "keep: must be a count in [1, inf) or a fraction in (0, 1), got 0"),
         (
             {"keep": 21},
             "keep (a count, at most the smallest round): must be an integer in [1, 20], got 21",
@@ -300,8 +308,8 @@ def test_the_study_ends_after_the_last_round():
             {"rounds": 2, "per_round": [30, 6], "keep": 8},
             "keep (a count, at most the smallest round): must be an integer in [1, 6], got 8",
         ),
-        ({"keep": "all"}, "keep: must be a count >= 1 or a fraction in (0, 1), got 'all'"),
-        ({"keep": True}, "keep: must be a count >= 1 or a fraction in (0, 1), got True"),
+        ({"keep": "all"}, "keep: must be a count in [1, inf) or a fraction in (0, 1), got 'all'"),
+        ({"keep": True}, "keep: must be a count in [1, inf) or a fraction in (0, 1), got True"),
         ({"margin": -0.1}, "margin: must be a number in [0, 1], got -0.1"),
         ({"margin": 1.5}, "margin: must be a number in [0, 1], got 1.5"),
         ({"seed": -1}, "seed: must be an integer in [0, 2**63), got -1"),

@@ -135,13 +135,16 @@ def test_a_space_with_nothing_to_search_has_one_point():
     assert propose(sampler, space, 1) is None
 
 
+EITHER = "an integer in [1, inf), or a table of one such integer per searched name"
+
+
 @pytest.mark.parametrize(
     ("points", "message"),
     [
-        (0, "GridSampler.points_per_dim: must be an integer in [1, inf), got 0"),
-        (2.5, "GridSampler.points_per_dim: must be an integer in [1, inf), got 2.5"),
-        (True, "GridSampler.points_per_dim: must be an integer in [1, inf), got True"),
-        ({"x": 3, "y": 0}, "GridSampler.points_per_dim: must be an integer in [1, inf), got 0"),
+        (0, f"GridSampler.points_per_dim: must be {EITHER}, got 0"),
+        (2.5, f"GridSampler.points_per_dim: must be {EITHER}, got 2.5"),
+        (True, f"GridSampler.points_per_dim: must be {EITHER}, got True"),
+        ({"x": 3, "y": 0}, "GridSampler.points_per_dim.y: must be an integer in [1, inf), got 0"),
     ],
 )
 def test_bad_points_per_dim(points, message):

@@ -22,6 +22,7 @@ from typing import Any
 
 from caviar.cli.study_file import add_storage_flag, storage_path
 from caviar.core.errors import InvalidValue
+from caviar.panda.control_api import DEFAULT_ROLLBACK_MODE, ROLLBACK_MODES
 from caviar.search.demo import DEMO
 from caviar.storage.resolve import storage_override
 
@@ -52,7 +53,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--port", type=int, default=0, help="the page's port (default: a free one)")
     p.add_argument("--epochs", type=int, help="epochs in all (default: the config's)")
     p.add_argument("--branch", type=int, help="rollback: the branch whose snapshot to use")
-    p.add_argument("--mode", choices=["exact", "fresh"], default="exact", help="rollback mode")
+    p.add_argument(
+        "--mode",
+        default=DEFAULT_ROLLBACK_MODE,
+        help=f"rollback mode: {' or '.join(ROLLBACK_MODES)} (default {DEFAULT_ROLLBACK_MODE})",
+    )
     p.add_argument(
         "--exit-when-finished",
         action="store_true",

@@ -21,6 +21,7 @@ from caviar.cli.output import format_value, write_report_or_warn
 from caviar.cli.study_file import add_storage_flag
 from caviar.core.errors import InvalidValue
 from caviar.search.demo import DEMO
+from caviar.search.halving import Halving
 from caviar.storage.resolve import storage_override
 
 #: flags that change what a study is (its space, sampler, seed or data): given without --name,
@@ -139,24 +140,20 @@ def _scale_per_round(raw: dict[str, Any], trials: int) -> None:
 
 
 def trial_counts(value: Any) -> list[int] | None:
-    """``value`` if it is a non-empty list of trial counts, else None."""
-    if not isinstance(value, list) or not value:
-        return None
-    counts = [n for n in value if isinstance(n, int) and not isinstance(n, bool) and n >= 1]
-    return counts if len(counts) == len(value) else None
+    """``value`` if it is a list of trial counts (``search.per_round``'s rule), else None."""
+    # deferred: numpy (the samplers' seeding), not needed before a command runs
+    from caviar.samplers.coarse_to_fine import PER_ROUND
+
+    return list(value) if PER_ROUND.allows(value) else None
 
 
 def _halving_flags(args: argparse.Namespace) -> dict[str, int] | None:
     """``search.halving`` from --halving, --halving-eta and --halving-min-epochs (None: the
-    config decides)."""
-    if not args.halving and args.halving_eta is None and args.halving_min_epochs is None:
+    config decides); a number not given takes :class:`Halving`'s default."""
+    given = {"min_epochs": args.halving_min_epochs, "eta": args.halving_eta}
+    if not args.halving and all(v is None for v in given.values()):
         return None
-    table = {"min_epochs": 1, "eta": 3}
-    if args.halving_eta is not None:
-        table["eta"] = args.halving_eta
-    if args.halving_min_epochs is not None:
-        table["min_epochs"] = args.halving_min_epochs
-    return table
+    return {key: value for key, value in given.items() if value is not None}
 
 
 def threads_flag(text: str) -> int | str:
@@ -179,7 +176,11 @@ def add_parser(sub: Any) -> None:
         "--population", type=int, help="members trained at once (0: 16 on a CPU, 1024 on a GPU)"
     )
     t.add_argument("--timeout", type=float, help="time budget in seconds (search.timeout)")
-    t.add_argument("--halving", action="store_true", help="successive halving: min_epochs 1, eta 3")
+    t.add_argument(
+        "--halving",
+        action="store_true",
+        help=f"successive halving: min_epochs {Halving.min_epochs}, eta {Halving.eta}",
+    )
     t.add_argument("--halving-eta", type=int, help="keep the top 1/eta at each rung")
     t.add_argument("--halving-min-epochs", type=int, help="the first rung, in epochs")
     t.add_argument("--threads", type=threads_flag, help="CPU threads: auto or N (study.threads)")

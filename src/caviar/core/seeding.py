@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from caviar.core.constraints import Constraint
+from caviar.core.constraints import Scalar
 
 # Purposes, so that the streams drawn for different uses of one seed never coincide.
 TRIAL = 1
@@ -28,7 +28,7 @@ SEED_LIMIT = 2**63
 
 
 #: the rule every seed meets
-SEED = Constraint("integer", 0, SEED_LIMIT - 1, words="an integer in [0, 2**63)")
+SEED = Scalar("integer", 0, SEED_LIMIT - 1, words="an integer in [0, 2**63)")
 
 
 def check_seed(owner: str, seed: Any) -> int:

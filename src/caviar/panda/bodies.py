@@ -1,8 +1,10 @@
-"""What a request body of the babysitting API may hold, checked before a control sees it.
+"""What a request body of the babysitting API may be, before a control sees it.
 
-A body is a JSON object of at most :data:`MAX_BODY` bytes with exactly the allowed fields, each
-of the right type; anything else is an :class:`~caviar.core.errors.InvalidValue` (400) naming the
-field. No field is a path, code or a pickle: only numbers, true/false and words reach a control.
+A body is a JSON object of at most :data:`MAX_BODY` bytes with exactly the allowed fields;
+anything else is an :class:`~caviar.core.errors.InvalidValue` (400) naming the field. The
+fields' values are checked once, by the control that receives them, with its constraints
+(:mod:`caviar.panda.control_api`, :func:`caviar.panda.controller.check_change`); JSON holds
+only data, so no field is a path, code or a pickle.
 """
 
 from __future__ import annotations
@@ -13,35 +15,25 @@ from typing import Any
 
 from starlette.requests import Request
 
+from caviar.core.constraints import TableOf
 from caviar.core.errors import InvalidValue, got
-from caviar.panda.control_api import ROLLBACK_MODES
 
 MAX_BODY = 16 * 1024
 
+#: a ``set`` body's ``changes``: a mapping, as a control takes them (each change is checked by
+#: the control, against its hyperparameter's rule)
+CHANGES = TableOf(words="an object of changes")
+
 
 def set_changes(body: dict[str, Any]) -> dict[str, Any]:
-    """The ``changes`` of a ``set`` body: a non-empty object of plain values."""
-    changes = body["changes"]
-    if not isinstance(changes, dict) or not changes:
-        raise InvalidValue("set.changes", f"must be a non-empty object, {got(changes)}")
-    for key, value in changes.items():
-        if not isinstance(value, bool | int | float | str):
-            raise InvalidValue(
-                f"set.{key}", f"must be a number, true/false or a word, {got(value)}"
-            )
+    """The ``changes`` of a ``set`` body, as a mapping of names to values."""
+    changes: dict[str, Any] = CHANGES.check(body["changes"], "set.changes")
     return changes
 
 
-def rollback_args(body: dict[str, Any]) -> tuple[int, int | None, str]:
-    """(epoch, branch or None, mode) of a ``rollback`` body."""
-    epoch, branch, mode = body["epoch"], body.get("branch"), body.get("mode", "exact")
-    if not _is_int(epoch) or epoch < 0:
-        raise InvalidValue("rollback.epoch", f"must be an integer >= 0, {got(epoch)}")
-    if branch is not None and (not _is_int(branch) or branch < 0):
-        raise InvalidValue("rollback.branch", f"must be an integer >= 0, {got(branch)}")
-    if mode not in ROLLBACK_MODES:
-        raise InvalidValue("rollback.mode", f"must be one of {list(ROLLBACK_MODES)}, {got(mode)}")
-    return epoch, branch, mode
+def rollback_options(body: dict[str, Any]) -> dict[str, Any]:
+    """The ``branch`` and ``mode`` a ``rollback`` body gives (left out: the control's defaults)."""
+    return {key: body[key] for key in ("branch", "mode") if key in body}
 
 
 async def read_object(
@@ -86,10 +78,6 @@ class TooLarge(Exception):
 
 def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not a number JSON allows")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def finite(value: Any) -> Any:

@@ -40,9 +40,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-#: rollback modes: restore the snapshot exactly, or keep the weights and running statistics
-#: but start the optimizer's buffers (Adam's m, v and step count, momentum) afresh
-ROLLBACK_MODES = ("exact", "fresh")
+from caviar.core.constraints import integer, one_of
+
+#: rollback modes, each with the page's words for it: restore the snapshot exactly, or keep the
+#: weights and running statistics but start the optimizer's buffers (Adam's m, v and step
+#: count, momentum) afresh. The first is the default.
+ROLLBACK_MODES = {"exact": "resume exact", "fresh": "fresh optimizer buffers"}
+DEFAULT_ROLLBACK_MODE = next(iter(ROLLBACK_MODES))
+
+#: what a rollback's epoch and mode must be: a controller checks them (the one check; the page's
+#: server and the command line hand their values on as given)
+ROLLBACK_EPOCH = integer(0)
+ROLLBACK_MODE = one_of(*ROLLBACK_MODES)
 
 
 class Controller(Protocol):
@@ -66,7 +75,9 @@ class Controller(Protocol):
         recorded."""
         ...
 
-    def rollback(self, epoch: int, *, branch: int | None = None, mode: str = "exact") -> int:
+    def rollback(
+        self, epoch: int, *, branch: int | None = None, mode: str = DEFAULT_ROLLBACK_MODE
+    ) -> int:
         """Start a new branch from ``branch``'s (default: the current one) snapshot at
         ``epoch``; the new branch's id. Parents are never rewritten."""
         ...

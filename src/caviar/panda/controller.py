@@ -14,10 +14,10 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from caviar.core.constraints import integer, one_of
+from caviar.core.constraints import one_of
 from caviar.core.errors import InvalidValue, got
 from caviar.nn.spec import HYPERPARAMETERS, MID_RUN, MemberSpec
-from caviar.panda.control_api import ROLLBACK_MODES
+from caviar.panda.control_api import DEFAULT_ROLLBACK_MODE, ROLLBACK_EPOCH, ROLLBACK_MODE
 from caviar.panda.tree import PandaTree
 from caviar.storage.tree_rows import Branch, Command
 
@@ -118,17 +118,16 @@ class PandaController:
         self._notify()
         return [c.to_json() for c in self.tree.commands(self.run_id) if c.id in ids]
 
-    def rollback(self, epoch: int, *, branch: int | None = None, mode: str = "exact") -> int:
-        one_of(*ROLLBACK_MODES).check(mode, "rollback mode")
-        integer(0).check(epoch, "rollback epoch")
+    def rollback(
+        self, epoch: int, *, branch: int | None = None, mode: str = DEFAULT_ROLLBACK_MODE
+    ) -> int:
+        ROLLBACK_MODE.check(mode, "rollback mode")
+        ROLLBACK_EPOCH.check(epoch, "rollback epoch")
         current, _, _, _ = self._target()
         branches = {b.id: b for b in self.tree.branches(self.run_id)}
         if branch is None:
             branch = current.id
-        if branch not in branches:
-            raise InvalidValue(
-                "rollback branch", f"must be one of {sorted(branches)}, {got(branch)}"
-            )
+        one_of(*sorted(branches)).check(branch, "rollback branch")
         snapshots = self.tree.snapshot_epochs(self.run_id)
         lineage = _returnable(branches, snapshots, branch)
         if epoch not in lineage:

@@ -18,6 +18,7 @@ foreign Host or Origin (see :mod:`caviar.panda.security`), 413 for a body over 1
 
 from __future__ import annotations
 
+import html
 import importlib.resources
 import json
 import logging
@@ -38,8 +39,15 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from caviar.core.errors import InvalidValue
-from caviar.panda.bodies import MAX_BODY, TooLarge, finite, read_object, rollback_args, set_changes
-from caviar.panda.control_api import Controller
+from caviar.panda.bodies import (
+    MAX_BODY,
+    TooLarge,
+    finite,
+    read_object,
+    rollback_options,
+    set_changes,
+)
+from caviar.panda.control_api import DEFAULT_ROLLBACK_MODE, ROLLBACK_MODES, Controller
 from caviar.panda.security import Guard, allowed_hosts, check_token
 from caviar.panda.view import view
 
@@ -97,8 +105,8 @@ def create_app(
         body = await read_object(
             request, required=frozenset({"epoch"}), optional=frozenset({"branch", "mode"})
         )
-        epoch, branch, mode = rollback_args(body)
-        new = await run_in_threadpool(lambda: controller.rollback(epoch, branch=branch, mode=mode))
+        epoch, options = body["epoch"], rollback_options(body)
+        new = await run_in_threadpool(lambda: controller.rollback(epoch, **options))
         return _ok({"branch": new})
 
     def simple(action: Callable[[], None]) -> Callable[[Request], Awaitable[Response]]:
@@ -243,7 +251,13 @@ class _Files:
         return self._cache[name]
 
     def page(self) -> bytes:
-        return self.read("index.html").replace(b"{{TOKEN}}", self.token.encode())
+        modes = "".join(
+            f'<option value="{mode}"{" selected" * (mode == DEFAULT_ROLLBACK_MODE)}>'
+            f"{html.escape(words)}</option>"
+            for mode, words in ROLLBACK_MODES.items()
+        )
+        page = self.read("index.html").replace(b"{{TOKEN}}", self.token.encode())
+        return page.replace(b"{{ROLLBACK_MODES}}", modes.encode())
 
     def plotly(self) -> bytes:
         if "plotly.min.js" not in self._cache:

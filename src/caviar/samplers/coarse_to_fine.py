@@ -18,7 +18,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from caviar.core.constraints import FRACTION, integer, number
+from caviar.core.constraints import FRACTION, AnyOf, ListOf, any_of, integer, number
 from caviar.core.errors import InvalidValue, got
 from caviar.core.records import Direction, FrozenTrial, TrialState
 from caviar.core.seeding import SAMPLER, check_seed, generator
@@ -26,6 +26,16 @@ from caviar.samplers.base import Proposal, Sampler
 from caviar.space import SearchSpace
 
 Box = tuple[tuple[float, float], ...]
+
+#: the rules of the settings, shared with the study config's ``[search]`` section
+ROUNDS = integer(1)
+TRIAL_COUNT = integer(1)
+#: trials per round, one count a round (the config's ``search.per_round``)
+PER_ROUND = ListOf(TRIAL_COUNT, words="a non-empty list of integers in [1, inf), one per round")
+KEEP = AnyOf((integer(1), FRACTION), words="a count in [1, inf) or a fraction in (0, 1)")
+MARGIN = number(0.0, 1.0)
+#: the sampler's ``per_round``: also one count for every round
+_COUNTS = any_of(TRIAL_COUNT, PER_ROUND)
 
 
 class CoarseToFineSampler(Sampler):
@@ -46,24 +56,20 @@ class CoarseToFineSampler(Sampler):
         seed: int = 0,
     ) -> None:
         owner = "CoarseToFineSampler"
-        self.rounds = int(integer(1).check(rounds, f"{owner}.rounds"))
-        counts = [per_round] * self.rounds if isinstance(per_round, int) else list(per_round)
-        if len(counts) != self.rounds:
+        self.rounds: int = ROUNDS.check(rounds, f"{owner}.rounds")
+        counts = _COUNTS.check(per_round, f"{owner}.per_round")
+        self.per_round = [counts] * self.rounds if isinstance(counts, int) else list(counts)
+        if len(self.per_round) != self.rounds:
             raise InvalidValue(
                 f"{owner}.per_round",
-                f"must be one count or {self.rounds} counts (one per round), {got(per_round)}",
+                f"must have one count per round ({self.rounds}), {got(per_round)}",
             )
-        self.per_round = [int(integer(1).check(c, f"{owner}.per_round")) for c in counts]
-        if isinstance(keep, int) and not isinstance(keep, bool):
+        self.keep: int | float = KEEP.check(keep, f"{owner}.keep")
+        if isinstance(self.keep, int):
             integer(1, min(self.per_round)).check(
-                keep, f"{owner}.keep (a count, at most the smallest round)"
+                self.keep, f"{owner}.keep (a count, at most the smallest round)"
             )
-        elif not FRACTION.allows(keep):
-            raise InvalidValue(
-                f"{owner}.keep", f"must be a count >= 1 or a fraction in (0, 1), {got(keep)}"
-            )
-        self.keep = keep
-        self.margin = float(number(0.0, 1.0).check(margin, f"{owner}.margin"))
+        self.margin: float = MARGIN.check(margin, f"{owner}.margin")
         self.seed = check_seed("CoarseToFineSampler", seed)
         self._boxes: dict[int, Box] = {}  # rounds whose box is settled (their parents finished)
 

@@ -12,11 +12,19 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from caviar.core.constraints import integer
+from caviar.core.constraints import AnyOf, TableOf, integer
 from caviar.core.errors import InvalidValue
 from caviar.core.records import Direction, FrozenTrial
 from caviar.samplers.base import Proposal, Sampler
 from caviar.space import SearchSpace
+
+#: points per searched dimension: one count for all, or a table of one count per name (the
+#: rule the study config's ``search.points_per_dim`` shares)
+POINTS = integer(1)
+POINTS_PER_DIM = AnyOf(
+    (POINTS, TableOf(POINTS)),
+    words="an integer in [1, inf), or a table of one such integer per searched name",
+)
 
 
 class GridWarning(UserWarning):
@@ -29,13 +37,8 @@ class GridSampler(Sampler):
     name = "grid"
 
     def __init__(self, points_per_dim: int | Mapping[str, int] = 5) -> None:
-        counts = (
-            points_per_dim.values() if isinstance(points_per_dim, Mapping) else [points_per_dim]
-        )
-        for count in counts:
-            integer(1).check(count, "GridSampler.points_per_dim")
-        self.points_per_dim = (
-            dict(points_per_dim) if isinstance(points_per_dim, Mapping) else points_per_dim
+        self.points_per_dim: int | dict[str, int] = POINTS_PER_DIM.check(
+            points_per_dim, "GridSampler.points_per_dim"
         )
 
     def __repr__(self) -> str:

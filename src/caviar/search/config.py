@@ -182,22 +182,11 @@ def config_from_mapping(
 
 
 def _check_search(config: StudyConfig) -> None:
+    """The rules across keys; the sampler checks its own settings (``per_round`` against
+    ``rounds``, ``keep`` against the smallest round), named by their keys here."""
     s = config.search
-    if s.sampler == "coarse_to_fine":
-        if s.per_round is not None:
-            if len(s.per_round) != s.rounds:
-                raise InvalidValue(
-                    "search.per_round",
-                    f"must have one count per round ({s.rounds}), {got(list(s.per_round))}",
-                )
-            if s.trials is not None and s.trials != sum(s.per_round):
-                raise InvalidValue(
-                    "search.trials",
-                    f"must equal the sum of per_round {list(s.per_round)} "
-                    f"({sum(s.per_round)}); leave trials out, or per_round "
-                    f"(then the trials are split evenly over the rounds), {got(s.trials)}",
-                )
-        elif s.trials is None or s.trials < s.rounds:
+    if s.sampler == "coarse_to_fine" and s.per_round is None:
+        if s.trials is None or s.trials < s.rounds:
             raise InvalidValue(
                 "search.trials", f"must be an integer >= rounds ({s.rounds}), {got(s.trials)}"
             )
@@ -214,6 +203,18 @@ def _check_search(config: StudyConfig) -> None:
         raise e.at(
             "search" + e.owner.removeprefix("CoarseToFineSampler").removeprefix("GridSampler")
         ) from None
+    if (
+        s.sampler == "coarse_to_fine"
+        and s.per_round is not None
+        and s.trials is not None
+        and s.trials != capacity  # the sum of per_round
+    ):
+        raise InvalidValue(
+            "search.trials",
+            f"must equal the sum of per_round {list(s.per_round)} ({capacity}); leave trials "
+            f"out, or per_round (then the trials are split evenly over the rounds), "
+            f"{got(s.trials)}",
+        )
     if s.sampler == "grid" and s.trials is not None and s.trials < (capacity or 0):
         raise InvalidValue(
             "search.trials",

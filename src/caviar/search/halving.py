@@ -19,39 +19,31 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from caviar.core.constraints import integer
-from caviar.core.errors import InvalidValue, got
+from caviar.core.constraints import Alias, AnyOf, Record, integer
+
+#: the rules of a schedule's two numbers
+MIN_EPOCHS = integer(1)
+ETA = integer(2)
 
 
 @dataclass(frozen=True)
 class Halving:
-    """The rung schedule: ``min_epochs * eta**k`` epochs, k = 0, 1, ..."""
+    """The rung schedule: ``min_epochs * eta**k`` epochs, k = 0, 1, ... (its defaults, stated
+    here, are those of ``search.halving = true`` and of ``caviar tune --halving``)."""
 
     min_epochs: int = 1
     eta: int = 3
 
     def __post_init__(self) -> None:
-        integer(1).check(self.min_epochs, "search.halving.min_epochs")
-        integer(2).check(self.eta, "search.halving.eta")
+        MIN_EPOCHS.check(self.min_epochs, "search.halving.min_epochs")
+        ETA.check(self.eta, "search.halving.eta")
 
     @classmethod
     def from_config(cls, value: Any) -> Halving | None:
-        """``None``/``false`` (off), ``true`` (defaults), or a table of min_epochs and eta."""
-        if value is None or value is False:
-            return None
-        if value is True:
-            return cls()
-        if not isinstance(value, dict):
-            raise InvalidValue(
-                "search.halving",
-                f"must be true, false or a table {{min_epochs = 1, eta = 3}}, {got(value)}",
-            )
-        unknown = sorted(map(str, set(value) - {"min_epochs", "eta"}))
-        if unknown:
-            raise InvalidValue(
-                f"search.halving.{unknown[0]}", "unknown key; halving takes ['eta', 'min_epochs']"
-            )
-        return cls(**value)
+        """``None``/``false`` (off), ``true`` (defaults), or a table of min_epochs and eta (a
+        key left out takes its default), checked by :data:`HALVING`."""
+        table = HALVING.check(value, "search.halving")
+        return None if table is None else cls(**table)
 
     def to_config(self) -> dict[str, int]:
         return {"min_epochs": self.min_epochs, "eta": self.eta}
@@ -96,3 +88,20 @@ class Rungs:
             for rung in self.halving.rungs(epochs):
                 if rung <= len(values):
                     self.record(rung, values[rung - 1])
+
+
+_DEFAULTS = Halving().to_config()
+
+#: ``search.halving``: off (false, or nothing), on with the defaults (true), or a table of
+#: min_epochs and eta, a key left out taking its default; read as that table, or None when off
+HALVING = AnyOf(
+    (
+        Alias(True, _DEFAULTS),
+        Alias(False, None),
+        Record({"min_epochs": MIN_EPOCHS, "eta": ETA}, _DEFAULTS),
+    ),
+    words="true, false or a table {"
+    + ", ".join(f"{key} = {value}" for key, value in _DEFAULTS.items())
+    + "}",
+    nullable=True,
+)

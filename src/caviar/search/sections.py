@@ -9,116 +9,62 @@ messages and the documentation cannot drift apart. ``[space]`` is the engine's o
 
 from __future__ import annotations
 
-import re
+import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, Protocol
+from typing import Any
 
 from caviar.core.constraints import (
     FRACTION,
     OPTIONAL_TEXT,
     STUDY_NAME,
     TEXT,
+    Alias,
+    AnyOf,
+    Constraint,
+    ListOf,
+    Record,
+    Scalar,
     integer,
     number,
     one_of,
+    optional,
 )
-from caviar.core.errors import InvalidValue, got
 from caviar.core.seeding import SEED
-from caviar.search.halving import Halving
+from caviar.samplers.base import Sampler
+from caviar.samplers.coarse_to_fine import KEEP, MARGIN, PER_ROUND, ROUNDS, CoarseToFineSampler
+from caviar.samplers.grid import POINTS_PER_DIM, GridSampler
+from caviar.search.halving import HALVING
+from caviar.storage.resolve import DEFAULT_STORAGE
 
 #: the most points a grid may have: each point is a trial; random search covers more ground
 GRID_LIMIT = 1_000_000
 
+#: ``study.threads``: 'auto' (kept as None: the cores other work leaves free) or a count
+THREADS = AnyOf((Alias("auto", None), integer(1)))
 
-class Rule(Protocol):
-    """What a config key's value must be: a :class:`Constraint`, or a rule of its own shape."""
-
-    def describe(self) -> str: ...
-
-    def check(self, value: Any, owner: str) -> Any: ...
-
-
-class _Threads:
-    def describe(self) -> str:
-        return "'auto' or an integer in [1, inf)"
-
-    def check(self, value: Any, owner: str) -> int | None:
-        if value == "auto" or value is None:  # None: "auto" as a stored config holds it
-            return None
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise InvalidValue(owner, f"must be {self.describe()}, {got(value)}")
-        return value
+#: ``search.devices``: devices for the pool's workers, a list, one text of comma-separated
+#: names, or 'auto' (kept as ``("auto",)``; :func:`caviar.distributed.cluster.worker_devices`
+#: makes it concrete on the machine that runs the study)
+DEVICES = AnyOf(
+    (
+        Alias("auto", ("auto",)),
+        ListOf(
+            Scalar("text", pattern=r"cpu|cuda(:\d+)?", words="'cpu', 'cuda' or 'cuda:N'"),
+            min_len=0,
+            sep=",",
+        ),
+    ),
+    words="'auto' or a list of 'cpu', 'cuda' or 'cuda:N' (or one text: 'cuda:0,cuda:1')",
+)
 
 
-class _HalvingRule:
-    def describe(self) -> str:
-        return "true, false or a table {min_epochs = 1, eta = 3}"
-
-    def check(self, value: Any, owner: str) -> dict[str, int] | None:
-        halving = Halving.from_config(dict(value) if isinstance(value, Mapping) else value)
-        return None if halving is None else halving.to_config()
+def _sampler_default(sampler: type[Sampler], name: str) -> Any:
+    """The default of a sampler's parameter ``name``: stated once, in its signature."""
+    return inspect.signature(sampler).parameters[name].default
 
 
-class _Points:
-    def describe(self) -> str:
-        return "an integer in [1, inf), or a table of one such integer per searched name"
-
-    def check(self, value: Any, owner: str) -> int | dict[str, int]:
-        if isinstance(value, Mapping):
-            return {str(k): integer(1).check(v, f"{owner}.{k}") for k, v in value.items()}
-        return int(integer(1).check(value, owner))
-
-
-class _PerRound:
-    def describe(self) -> str:
-        return "a non-empty list of integers in [1, inf), one per round"
-
-    def check(self, value: Any, owner: str) -> tuple[int, ...] | None:
-        if value is None:
-            return None
-        if not isinstance(value, list | tuple) or not value:
-            raise InvalidValue(owner, f"must be {self.describe()}, {got(value)}")
-        return tuple(integer(1).check(v, f"{owner}[{i}]") for i, v in enumerate(value))
-
-
-class _Devices:
-    """Devices for the pool's workers: a list, one text of comma-separated names, or "auto"
-    (kept as ``("auto",)``; :func:`caviar.distributed.cluster.worker_devices` makes it
-    concrete on the machine that runs the study)."""
-
-    NAME = re.compile(r"cpu|cuda(:\d+)?")
-
-    def describe(self) -> str:
-        return "'auto' or a list of 'cpu', 'cuda' or 'cuda:N' (or one text: 'cuda:0,cuda:1')"
-
-    def check(self, value: Any, owner: str) -> tuple[str, ...]:
-        if isinstance(value, str) and value.strip() == "auto":
-            return ("auto",)
-        if isinstance(value, list | tuple) and list(value) == ["auto"]:
-            return ("auto",)  # as a stored config holds it
-        if isinstance(value, str):
-            value = [part.strip() for part in value.split(",")] if value.strip() else []
-        if not isinstance(value, list | tuple):
-            raise InvalidValue(owner, f"must be {self.describe()}, {got(value)}")
-        for i, name in enumerate(value):
-            if not isinstance(name, str) or not self.NAME.fullmatch(name):
-                reason = f"must be 'cpu', 'cuda' or 'cuda:N', {got(name)}"
-                raise InvalidValue(f"{owner}[{i}]", reason)
-        return tuple(value)
-
-
-class _Keep:
-    def describe(self) -> str:
-        return "a count in [1, inf) or a fraction in (0, 1)"
-
-    def check(self, value: Any, owner: str) -> int | float:
-        if integer(1).allows(value) or (isinstance(value, float) and FRACTION.allows(value)):
-            return int(value) if isinstance(value, int) else float(value)  # a count, or a share
-        raise InvalidValue(owner, f"must be {self.describe()}, {got(value)}")
-
-
-def setting(default: Any, rule: Rule, help: str) -> Any:
+def setting(default: Any, rule: Constraint, help: str) -> Any:
     """A config key: its default, its rule and one line of help (see docs/config.md)."""
     return field(default=default, metadata={"rule": rule, "help": help})
 
@@ -128,7 +74,7 @@ class StudySection:
     """``[study]``: what the study is called, where it is kept, how it runs."""
 
     name: str | None = setting(None, STUDY_NAME, "default: the config file's stem, or 'demo'")
-    storage: str = setting("caviar.db", TEXT, "the SQLite file holding the study")
+    storage: str = setting(DEFAULT_STORAGE, TEXT, "the SQLite file holding the study")
     seed: int = setting(0, SEED, "configurations, initial weights, data order and split")
     device: str = setting("auto", TEXT, "auto | cpu | cuda | cuda:N")
     dtype: str = setting("float32", one_of("float32", "float64"), "the engine's float type")
@@ -143,7 +89,7 @@ class StudySection:
         "record each group's training step as a CUDA graph and replay it: auto | on (a GPU) | off",
     )
     threads: int | None = setting(
-        None, _Threads(), "CPU threads: auto (the cores other work leaves free) or N"
+        None, THREADS, "CPU threads: auto (the cores other work leaves free) or N"
     )
 
 
@@ -191,17 +137,27 @@ class SearchSection:
         "validation accuracy at the last epoch (final) or at the best epoch (best)",
     )
     points_per_dim: int | dict[str, int] = setting(
-        5, _Points(), f"grid: points per searched dimension (at most {GRID_LIMIT:,} in all)"
+        _sampler_default(GridSampler, "points_per_dim"),
+        POINTS_PER_DIM,
+        f"grid: points per searched dimension (at most {GRID_LIMIT:,} in all)",
     )
-    rounds: int = setting(3, integer(1), "coarse_to_fine: rounds, trials split evenly over them")
+    rounds: int = setting(
+        _sampler_default(CoarseToFineSampler, "rounds"),
+        ROUNDS,
+        "coarse_to_fine: rounds, trials split evenly over them",
+    )
     per_round: tuple[int, ...] | None = setting(
-        None, _PerRound(), "coarse_to_fine: trials per round (their sum is the trial count)"
+        None, optional(PER_ROUND), "coarse_to_fine: trials per round (their sum is the trial count)"
     )
     keep: int | float = setting(
-        0.25, _Keep(), "coarse_to_fine: the best trials each round's box is drawn around"
+        _sampler_default(CoarseToFineSampler, "keep"),
+        KEEP,
+        "coarse_to_fine: the best trials each round's box is drawn around",
     )
     margin: float = setting(
-        0.1, number(0.0, 1.0), "coarse_to_fine: box margin, a fraction of the previous box"
+        _sampler_default(CoarseToFineSampler, "margin"),
+        MARGIN,
+        "coarse_to_fine: box margin, a fraction of the previous box",
     )
     timeout: float | None = setting(
         None,
@@ -209,7 +165,7 @@ class SearchSection:
         "seconds: no new work after this; unfinished trials go back to the queue",
     )
     halving: dict[str, int] | None = setting(
-        None, _HalvingRule(), "successive halving (ASHA): rungs at min_epochs * eta**k epochs"
+        None, HALVING, "successive halving (ASHA): rungs at min_epochs * eta**k epochs"
     )
     train_metrics: str = setting(
         "pass",
@@ -227,7 +183,7 @@ class SearchSection:
     )
     devices: tuple[str, ...] = setting(
         (),
-        _Devices(),
+        DEVICES,
         "one pool worker per entry: cpu (a CPU slot), cuda (a GPU Ray assigns; without ray, "
         "this machine's default GPU), cuda:N (GPU N of this machine); without ray, worker "
         "processes of this machine (cpu,cpu: one per core, no Ray needed); auto: one per core "
@@ -248,22 +204,10 @@ SECTIONS: dict[str, type[StudySection] | type[DataSection] | type[SearchSection]
 
 def read_section(raw: Mapping[str, Any], name: str) -> Any:
     """The section ``name`` of ``raw``, every key checked by its rule (unknown keys refused)."""
-    table = raw.get(name, {})
-    if table is None:
-        table = {}
-    if not isinstance(table, Mapping):
-        raise InvalidValue(name, f"must be a table of keys, {got(table)}")
+    table = raw.get(name)
     cls = SECTIONS[name]
-    keys = {f.name: f for f in fields(cls)}
-    unknown = sorted(set(map(str, table)) - set(keys))
-    if unknown:
-        raise InvalidValue(f"{name}.{unknown[0]}", f"unknown key; {name} takes {sorted(keys)}")
-    values = {
-        key: f.metadata["rule"].check(table[key], f"{name}.{key}")
-        for key, f in keys.items()
-        if key in table
-    }
-    return cls(**values)
+    rules = Record({f.name: f.metadata["rule"] for f in fields(cls)}, words="a table of keys")
+    return cls(**rules.check({} if table is None else table, name))
 
 
 def _plain(value: Any) -> Any:
