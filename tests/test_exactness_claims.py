@@ -1,4 +1,4 @@
-"""Every claim of exactness that README.md and the docstrings make, and where it is tested.
+"""Every claim of exactness that README.md, docs/ and the docstrings make, and where it is tested.
 
 Each claim is tested in both dtypes the engine offers (float32 and float64), on the CPU:
 
@@ -19,12 +19,12 @@ Each claim is tested in both dtypes the engine offers (float32 and float64), on 
 5. "a member whose lr is 0 keeps its parameters exactly" (nn/optim.py):
    tests/nn/test_nn_optim.py::test_a_member_with_zero_learning_rate_keeps_its_parameters_exactly.
 6. "float64 stays exact" (no TF32 for float64, nn/device.py): tests/nn/test_nn_device.py.
-7. "refilled slots included" (README, nn/slots.py): a member in a slot freed by another, and the
-   member beside it, train bit for bit as alone; a group's states in one copy per buffer equal
-   its members' one by one: tests/nn/test_nn_slots.py. A pool whose trained group ran out of
+7. "refilled slots included" (docs/engine.md, nn/slots.py): a member in a slot freed by another,
+   and the member beside it, train bit for bit as alone; a group's states in one copy per buffer
+   equal its members' one by one: tests/nn/test_nn_slots.py. A pool whose trained group ran out of
    memory trains its members again to the same bits: tests/nn/test_nn_memory.py (float64) and
    tests/search/test_tune_run.py (float32, through `tune`).
-8. "a replay of the recorded calls trains bit for bit what eager steps train" (README,
+8. "a replay of the recorded calls trains bit for bit what eager steps train" (docs/engine.md,
    nn/graphs.py): tests/nn/test_nn_graphs.py.
 
 What does not hold: results depend on the number of CPU threads (torch's batch-norm kernel sums

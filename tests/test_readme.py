@@ -1,12 +1,15 @@
-"""The README's promises, run as printed: the two set-up commands (and CI running the same test
-command), every ```python block, every `caviar ...` command of the ```bash blocks in README order,
-and the study config it shows.
+"""The README's and the docs' promises, run as printed: the two set-up commands (and CI running
+the same test command), every ```python block, every `caviar ...` command of the ```bash blocks,
+and the study config shown; then the front door's size and every relative link.
 
-Nothing here is a copy of the README: blocks and commands are read from README.md, so an edited
-README is tested as edited. The MNIST commands run verbatim without network: caviar's download
-cache ($CAVIAR_CACHE) is filled with links to the checked IDX files in ../shared/datasets, and
-`../shared/datasets/mnist` resolves from the folder the commands run in. Without that shared
-folder those commands (and the ones reading the studies they make) are skipped, saying why.
+Nothing here is a copy of a page: blocks and commands are read from the pages in PAGES, so an
+edited page is tested as edited. A tagged block (```bash, ```python, ```toml) is run or checked;
+an untagged one (```) is an illustration, as the benchmarks' commands are (tests/test_benchmarks.py
+runs each benchmark in its smallest mode). The MNIST commands run verbatim without network:
+caviar's download cache ($CAVIAR_CACHE) is filled with links to the checked IDX files in
+../shared/datasets, and `../shared/datasets/mnist` resolves from the folder the commands run in.
+Without that shared folder those commands (and the ones reading the studies they make) are
+skipped, saying why.
 """
 
 from __future__ import annotations
@@ -27,37 +30,113 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-README = (ROOT / "README.md").read_text(encoding="utf-8")
+#: the pages whose tagged blocks run, in the order they run: the README, then the docs it sends
+#: a reader to. The commands of all of them share one folder, so a page that repeats an earlier
+#: page's command goes on with what that one made (the README's panda run, in docs/panda.md).
+PAGES = ("README.md", "docs/tune.md", "docs/python-api.md", "docs/panda.md")
+#: the front door stays about one screen
+README_MAX_LINES = 130
 #: the checked IDX files of MNIST and Fashion-MNIST, beside the checkout (never copied into it)
 SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
 
 
+def page_text(page: str) -> str:
+    return (ROOT / page).read_text(encoding="utf-8")
+
+
 @dataclass(frozen=True)
 class Block:
-    """A fenced block of the README: its language, the line its code starts on, its code."""
+    """A fenced block of a page: the page, its language, the line its code starts on, its code."""
 
+    page: str
     lang: str
     line: int
     code: str
 
 
-def fenced_blocks(lang: str) -> list[Block]:
-    """Every ```lang block of the README, in order."""
+def fenced_blocks(page: str, lang: str) -> list[Block]:
+    """Every ```lang block of ``page`` (a path from the repository root), in order."""
     blocks, fence, start, body = [], None, 0, []
-    for number, line in enumerate(README.splitlines(), start=1):
+    for number, line in enumerate(page_text(page).splitlines(), start=1):
         if fence is None and line.startswith("```"):
             fence, start, body = line[3:].strip(), number + 1, []
         elif fence is not None and line.startswith("```"):
             if fence == lang:
-                blocks.append(Block(lang, start, "\n".join(body) + "\n"))
+                blocks.append(Block(page, lang, start, "\n".join(body) + "\n"))
             fence = None
         elif fence is not None:
             body.append(line)
     return blocks
 
 
-def shell_lines() -> list[str]:
-    return [line for block in fenced_blocks("bash") for line in block.code.splitlines()]
+def all_blocks(lang: str) -> list[Block]:
+    """Every ```lang block of the PAGES, in the order they run."""
+    return [block for page in PAGES for block in fenced_blocks(page, lang)]
+
+
+def shell_lines(page: str = "README.md") -> list[str]:
+    return [line for block in fenced_blocks(page, "bash") for line in block.code.splitlines()]
+
+
+def markdown_pages() -> list[Path]:
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def test_every_page_with_a_runnable_block_is_run() -> None:
+    """A ```bash, ```python or ```toml block on a page outside PAGES would go untested."""
+    for path in markdown_pages():
+        page = path.relative_to(ROOT).as_posix()
+        if page not in PAGES:
+            tagged = [b for lang in ("bash", "python", "toml") for b in fenced_blocks(page, lang)]
+            assert not tagged, (
+                f"{page}:{tagged[0].line} is a ```{tagged[0].lang} block: add {page} to PAGES, "
+                "or make the block untagged"
+            )
+
+
+# -- the front door -------------------------------------------------------------------------------
+
+
+def test_the_readme_is_about_one_screen() -> None:
+    lines = page_text("README.md").count("\n")
+    assert lines <= README_MAX_LINES, f"README.md has {lines} lines: move detail into docs/"
+
+
+#: a markdown link or image: [text](target) or ![alt](target), target without spaces
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def heading_anchors(text: str) -> set[str]:
+    """GitHub's anchors for a page's headings: lower case, punctuation dropped, spaces to '-'."""
+    anchors, fenced = set(), False
+    for line in text.splitlines():
+        fenced ^= line.startswith("```")
+        if line.startswith("#") and not fenced:
+            title = line.lstrip("#").strip().lower()
+            anchors.add(re.sub(r"[^\w\- ]", "", title).replace(" ", "-"))
+    return anchors
+
+
+@pytest.mark.parametrize("path", markdown_pages(), ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_every_relative_link_points_at_a_file(path: Path) -> None:
+    """Links and images in README.md and docs/*.md: the file exists, and so does a #heading."""
+    text = path.read_text(encoding="utf-8")
+    links = [m.group(1) for m in LINK.finditer(text)]
+    for link in links:
+        if re.match(r"[a-z]+:", link):  # https:, mailto: ...
+            continue
+        target, _, anchor = link.partition("#")
+        file = (path.parent / target).resolve() if target else path
+        assert file.exists(), f"{path.name}: {link} points at no file"
+        if anchor and file.suffix == ".md":
+            anchors = heading_anchors(file.read_text(encoding="utf-8"))
+            assert anchor in anchors, f"{path.name}: {link}: no such heading in {file.name}"
+
+
+def test_the_readme_links_every_docs_page() -> None:
+    readme = page_text("README.md")
+    for path in sorted((ROOT / "docs").glob("*.md")):
+        assert f"](docs/{path.name})" in readme, f"the README's index misses docs/{path.name}"
 
 
 # -- set up ---------------------------------------------------------------------------------------
@@ -69,6 +148,15 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
     assert test_command in ci
     assert "set -euo pipefail" in ci and "rm -rf .venv" in ci  # a fresh environment
+
+
+def test_the_readme_names_the_fast_inner_loop() -> None:
+    """`python -m pytest -m "not slow"` beside the test command, with the marker it selects on."""
+    lines = shell_lines()
+    test_command = next(i for i, line in enumerate(lines) if "'.[test]'" in line)
+    inner = shlex.split(lines[test_command + 1], comments=True)
+    assert inner == ["python", "-m", "pytest", "-m", "not slow"]
+    assert '"slow: ' in (ROOT / "pyproject.toml").read_text(encoding="utf-8")
 
 
 def test_the_first_command_installs_and_runs_the_demo() -> None:
@@ -91,50 +179,87 @@ def check_search_core_tour(out: str, folder: Path) -> None:
     assert 1e-4 < float(lo1) < 1e-2 < float(hi1) < 1.0  # round 1: zoomed in around lr = 1e-2
 
 
-def check_engine_and_job_tour(out: str, folder: Path) -> None:
-    """Three members' last-epoch accuracies, then the job's best value and five predictions."""
-    accuracies, job = out.splitlines()
+def check_engine_tour(out: str, folder: Path) -> None:
+    """Three members' last-epoch accuracies."""
+    (accuracies,) = out.splitlines()
     assert len(eval(accuracies)) == 3 and all(0.0 < a <= 1.0 for a in eval(accuracies))
-    best, predicted = job.split(" ", 1)
+
+
+def check_job_example(out: str, folder: Path) -> None:
+    """The best value and its parameters, then five predictions beside the five labels."""
+    job, predictions = out.splitlines()
+    best, params = job.split(" ", 1)
     assert 0.0 < float(best) <= 1.0
-    assert len(eval(predicted)) == 5 and all(0 <= k <= 9 for k in eval(predicted))
+    assert set(eval(params)) == {"lr", "beta1", "hidden_units"}
+    predicted, labels = (eval(f"[{found}]") for found in re.findall(r"\[([\d, ]*)\]", predictions))
+    assert len(predicted) == len(labels) == 5 and all(0 <= k <= 9 for k in predicted)
     assert (folder / "py.db").is_file() and (folder / "caviar-models" / "py").is_dir()
 
 
-#: what a block prints, checked by the block's first line that names it
-PYTHON_CHECKS: dict[str, Callable[[str, Path], None]] = {
-    "CoarseToFineSampler": check_search_core_tour,
-    "caviar.tune(": check_engine_and_job_tour,
+@dataclass(frozen=True)
+class PythonCheck:
+    """What a block prints, checked; slow: it trains (more than about 2 s)."""
+
+    check: Callable[[str, Path], None]
+    slow: bool
+
+
+#: the check of each ```python block, found by a marker in its code
+PYTHON_CHECKS: dict[str, PythonCheck] = {
+    "CoarseToFineSampler": PythonCheck(check_search_core_tour, slow=False),
+    "Population(": PythonCheck(check_engine_tour, slow=False),  # 0.1 s once torch is loaded
+    "caviar.tune(": PythonCheck(check_job_example, slow=True),
 }
 
 
+def python_check(block: Block) -> PythonCheck:
+    markers = [marker for marker in PYTHON_CHECKS if marker in block.code]
+    assert len(markers) == 1, f"{block.page}:{block.line}: checks {markers}, not one"
+    return PYTHON_CHECKS[markers[0]]
+
+
+def python_params() -> list:
+    """The blocks as test cases; one without a check counts as slow (its test then fails)."""
+    params = []
+    for block in all_blocks("python"):
+        checks = [check for marker, check in PYTHON_CHECKS.items() if marker in block.code]
+        slow = not checks or any(check.slow for check in checks)
+        params.append(pytest.param(block, marks=[pytest.mark.slow] if slow else []))
+    return params
+
+
 def test_every_python_block_has_a_check_of_what_it_prints() -> None:
-    blocks = fenced_blocks("python")
-    assert blocks, "the README shows no ```python block"
+    blocks = all_blocks("python")
+    assert fenced_blocks("README.md", "python"), "the README shows no ```python block"
+    for block in blocks:
+        python_check(block)  # exactly one marker
     for marker in PYTHON_CHECKS:
         assert sum(marker in block.code for block in blocks) == 1, marker
 
 
+def test_the_readme_example_is_about_fifteen_lines() -> None:
+    (block,) = fenced_blocks("README.md", "python")
+    assert block.code.count("\n") <= 15
+
+
 @pytest.fixture(scope="module")
 def python_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One fresh working folder for the README's Python blocks, run in README order."""
+    """One fresh working folder for the pages' Python blocks, run in page order."""
     return tmp_path_factory.mktemp("readme-python")
 
 
-@pytest.mark.parametrize("block", fenced_blocks("python"), ids=lambda b: f"README.md:{b.line}")
+@pytest.mark.parametrize("block", python_params(), ids=lambda b: f"{b.page}:{b.line}")
 def test_python_block_runs_as_printed(
     block: Block, python_folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The block runs unchanged in a namespace of its own (each imports what it uses); its
-    tracebacks point at README.md's own line numbers."""
+    tracebacks point at its page's own line numbers."""
     monkeypatch.chdir(python_folder)  # what a block writes (py.db, caviar-models/) lands here
-    code = compile("\n" * (block.line - 1) + block.code, "README.md", "exec")
+    code = compile("\n" * (block.line - 1) + block.code, block.page, "exec")
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         exec(code, {"__name__": "__main__"})
-    for marker, check in PYTHON_CHECKS.items():
-        if marker in block.code:
-            check(out.getvalue(), python_folder)
+    python_check(block).check(out.getvalue(), python_folder)
 
 
 # -- the study config -----------------------------------------------------------------------------
@@ -144,9 +269,9 @@ def test_the_config_shown_is_the_books_search() -> None:
     """The ```toml block, with the engine defaults it leaves out, is examples/book.toml."""
     from caviar.search.config import config_from_mapping, load_config
 
-    (block,) = fenced_blocks("toml")
-    assert "(`examples/book.toml`)" in README
-    shown = config_from_mapping(tomllib.loads(block.code), source="README.md")
+    (block,) = all_blocks("toml")
+    assert "(`examples/book.toml`)" in page_text(block.page)
+    shown = config_from_mapping(tomllib.loads(block.code), source=block.page)
     assert shown.to_dict() == load_config(ROOT / "examples" / "book.toml").to_dict()
 
 
@@ -155,8 +280,9 @@ def test_the_config_shown_is_the_books_search() -> None:
 
 @dataclass(frozen=True)
 class Command:
-    """A `caviar ...` command of a ```bash block: its README line and its words."""
+    """A `caviar ...` command of a ```bash block: its page, its line there and its words."""
 
+    page: str
     line: int
     argv: tuple[str, ...]
 
@@ -165,18 +291,19 @@ class Command:
         return shlex.join(self.argv)
 
 
-def readme_commands() -> list[Command]:
-    """Every `caviar ...` command in README order, trailing `# comments` dropped. In the set-up
-    lines only the `caviar tune` after `&&` is one (installing is what .ci/run checks)."""
+def page_commands() -> list[Command]:
+    """Every `caviar ...` command of the PAGES in page order, trailing `# comments` dropped. In
+    the set-up lines only the `caviar tune` after `&&` is one (installing is what .ci/run
+    checks)."""
     commands = []
-    for block in fenced_blocks("bash"):
+    for block in all_blocks("bash"):
         for offset, line in enumerate(block.code.splitlines()):
             words = shlex.split(line, comments=True)
             while words:
                 segment = words[: words.index("&&")] if "&&" in words else words
                 words = words[len(segment) + 1 :]
                 if segment[0] == "caviar":
-                    commands.append(Command(block.line + offset, tuple(segment)))
+                    commands.append(Command(block.page, block.line + offset, tuple(segment)))
     return commands
 
 
@@ -222,16 +349,24 @@ def study_made(argv: tuple[str, ...]) -> str | None:
     return _flag(argv, "--name") or (load_config(ROOT / config).name if config else None)
 
 
-def test_readme_shows_the_commands_this_test_runs() -> None:
-    texts = [c.text for c in readme_commands()]
+def test_the_pages_show_the_commands_this_test_runs() -> None:
+    commands = page_commands()
+    texts = [c.text for c in commands]
     assert texts[0] == "caviar tune"  # the demo, at the end of set-up command 1
+    readme = {c.argv[1] for c in commands if c.page == "README.md"}
+    assert readme >= {"tune", "show", "report", "test", "export", "studies", "panda", "experiment"}
     assert sum(text.startswith("caviar tune examples/book.toml") for text in texts) >= 2
-    assert set(BUDGETS) <= set(texts), "a budget for a command the README no longer shows"
+    assert set(BUDGETS) <= set(texts), "a budget for a command no page shows any more"
+
+
+def page_with(pattern: str) -> list[str]:
+    """What ``pattern``'s group matches on the PAGES, all of them together."""
+    return [found for page in PAGES for found in re.findall(pattern, page_text(page))]
 
 
 @pytest.fixture(scope="module")
 def cli_folder(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """A checkout-like folder for the commands, shared by all of them in README order:
+    """A checkout-like folder for the commands, shared by all of them in page order:
     `<tmp>/main/examples` (a copy of the repo's), `<tmp>/shared/datasets` (a link to the shared
     IDX files, so `../shared/datasets/mnist` resolves as printed) and `<tmp>/cache/<dataset>/`
     (links to the same files, where caviar looks before downloading)."""
@@ -268,8 +403,8 @@ def _run(argv: tuple[str, ...], folder: Path, env: dict) -> subprocess.Completed
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("command", readme_commands(), ids=lambda c: f"README.md:{c.line} {c.text}")
-def test_readme_command_runs(command: Command, cli_folder: dict) -> None:
+@pytest.mark.parametrize("command", page_commands(), ids=lambda c: f"{c.page}:{c.line} {c.text}")
+def test_command_runs(command: Command, cli_folder: dict) -> None:
     """Each command exits 0 after the ones printed before it, in one folder."""
     folder, env, skipped = cli_folder["folder"], cli_folder["env"], cli_folder["skipped_studies"]
     argv = command.argv
@@ -297,9 +432,10 @@ def check_command_output(argv: tuple[str, ...], out: str, folder: Path) -> None:
     elif argv[1] == "tune":
         assert "best configuration" in out
         if argv == ("caviar", "tune"):  # the demo's report, where the README says it is
+            assert "`caviar-reports/demo/index.html`" in page_text("README.md")
             assert (folder / "caviar-reports" / "demo" / "index.html").is_file()
-        if "--dataset" in argv:  # the footnote names the study these flags make
-            (named,) = re.findall(r"`([\w-]+)` here", README)
+        if "--dataset" in argv:  # docs/tune.md names the study these flags make
+            (named,) = page_with(r"`([\w-]+)` here")
             assert f"caviar-reports/{named}/index.html" in out
     elif argv[1] == "test":
         assert "test accuracy" in out
@@ -310,10 +446,10 @@ def check_command_output(argv: tuple[str, ...], out: str, folder: Path) -> None:
 
 
 def check_exported_program(path: Path) -> None:
-    """The README's `torch.export.load("model.pt2").module()(x)`, on two blank MNIST images."""
+    """The docs' `torch.export.load("model.pt2").module()(x)`, on two blank MNIST images."""
     import torch
 
-    (line,) = re.findall(r'`(torch\.export\.load\("model\.pt2"\)\.module\(\)\(x\))`', README)
+    (line,) = page_with(r'`(torch\.export\.load\("model\.pt2"\)\.module\(\)\(x\))`')
     assert path.name == "model.pt2" and path.is_file()
     x = torch.zeros(2, 784)
     logits = eval(line.replace('"model.pt2"', repr(str(path))), {"torch": torch, "x": x})
