@@ -82,7 +82,10 @@ def test_worker_plans(name: str) -> None:
 
 def test_cpu_workers_take_a_cpu_slot_per_thread() -> None:
     raw = {**mapping(ray="auto"), "study": {"threads": 2}}
-    assert plan_workers(config_from_mapping(raw).spread_plan(), {"CPU": 4.0}) == [WorkerPlan("cpu", 2, 0)] * 2
+    assert (
+        plan_workers(config_from_mapping(raw).spread_plan(), {"CPU": 4.0})
+        == [WorkerPlan("cpu", 2, 0)] * 2
+    )
     raw["study"]["device"] = "cpu"  # a GPU cluster, but the study asks for the CPU
     assert (
         plan_workers(config_from_mapping(raw).spread_plan(), {"CPU": 4.0, "GPU": 8.0})

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 import torch
-
 from _fuzz_configs import FIXTURES, TMP, Case, all_cases, to_toml, to_yaml
+
 from caviar.cli.main import main
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGALRM"), reason="needs signal.alarm")
