@@ -107,7 +107,7 @@ if [[ $MODE == --check ]]; then
     sizes=2,4
     pop=(--device cpu --examples 400 --baseline-models 1 --repeats 1)
     tests=(-k "vectorized or slots")
-    budget=(--device cpu --seconds 3 --train-size 1200 --test-size 300)
+    budget=(--device cpu --seconds 1 --train-size 1200 --test-size 300)
 else
     sizes=256,1024,4096,8192
     pop=(--repeats 1)

@@ -246,7 +246,10 @@ def measure_study(P: int, trials: int) -> dict[str, float]:
     """Seconds for a study of ``trials`` tiny trials on the digits (8..16 units, 1..3 layers,
     3 epochs, successive halving, one thread) in a pool of P."""
     with tempfile.TemporaryDirectory() as tmp:
-        from caviar.search.job import tune
+        try:
+            from caviar.search.job import tune
+        except ModuleNotFoundError:  # the baseline, from before the rooms: caviar.tuning
+            from caviar.tuning import tune  # type: ignore[no-redef]
 
         space = {
             "lr": {"scale": "log", "low": 1e-4, "high": 1e-1},
@@ -276,16 +279,26 @@ def measure_study(P: int, trials: int) -> dict[str, float]:
     return {"seconds": seconds, "finished": done}
 
 
-def child(what: str, args: list[str]) -> None:
+def measure(what: str, args: list[str]) -> dict[str, object]:
     if what == "state":
-        out = measure_state([int(s) for s in args[0].split(",")])
-    elif what == "calls":
-        out = measure_calls(int(args[0]), args[1])
-    elif what == "refill":
-        out = measure_refill(int(args[0]), args[1] == "mixed")
-    else:
-        out = measure_study(int(args[0]), int(args[1]))
-    print("RESULT " + json.dumps(out))
+        return measure_state([int(s) for s in args[0].split(",")])
+    if what == "calls":
+        return measure_calls(int(args[0]), args[1])
+    if what == "refill":
+        return measure_refill(int(args[0]), args[1] == "mixed")
+    return measure_study(int(args[0]), int(args[1]))
+
+
+def child(jobs: list[list[str]]) -> None:
+    """Run each job ``[what, *args]`` in turn, one ``RESULT <index> <json>`` line each (a job
+    that fails prints its error and the next one runs)."""
+    for i, (what, *args) in enumerate(jobs):
+        try:
+            out = measure(what, args)
+        except Exception as e:  # the driver reports it for this job only
+            print(f"FAILED {i} {type(e).__name__}: {e}"[:200], flush=True)
+            continue
+        print(f"RESULT {i} " + json.dumps(out), flush=True)
 
 
 # -- the driver ---------------------------------------------------------------------------------
@@ -301,24 +314,30 @@ def baseline_source(rev: str, into: Path) -> Path:
     return into / "src"
 
 
-def run_side(src: Path, what: str, *args: str, timeout: float) -> dict[str, object] | str:
-    """One measurement in a child process importing caviar from ``src``; its result, or why not."""
+def run_side(src: Path, jobs: list[list[str]], *, timeout: float) -> list[dict[str, object] | str]:
+    """``jobs`` in one child process importing caviar from ``src``: each job's result, or why
+    not."""
     env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1"}
+    found: dict[int, dict[str, object] | str] = {}
     try:
         done = subprocess.run(
-            [sys.executable, __file__, "--child", what, *args],
+            [sys.executable, __file__, "--child", json.dumps(jobs)],
             env=env,
             capture_output=True,
             text=True,
-            timeout=timeout,
+            timeout=timeout * len(jobs),
         )
     except subprocess.TimeoutExpired:
-        return f"did not finish in {timeout:.0f} s"
+        return [f"did not finish in {timeout * len(jobs):.0f} s"] * len(jobs)
     for line in done.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT ") :])
+        kind, _, rest = line.partition(" ")
+        index, _, payload = rest.partition(" ")
+        if kind == "RESULT":
+            found[int(index)] = json.loads(payload)
+        elif kind == "FAILED":
+            found[int(index)] = f"failed: {payload[:70]}"
     tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-    return f"failed: {tail[:70]}"
+    return [found.get(i, f"failed: {tail[:70]}") for i in range(len(jobs))]
 
 
 def fmt(value: object, spec: str) -> str:
@@ -335,15 +354,27 @@ def main() -> int:
     parser.add_argument("--baseline", default=BASELINE, help="a git revision, or none")
     parser.add_argument("--timeout", type=float, default=300, help="seconds per measurement")
     parser.add_argument("--check", action="store_true", help="tiny sizes: the script is sound")
-    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child[0], args.child[1:])
+        child(json.loads(args.child))
         return 0
     if args.check:
         args.sizes, args.pool, args.timeout = "8,16", 12, 120
         args.trials, args.study_pools = 12, "2,12"
     whats = args.what.split(",")
+    jobs: dict[str, list[str]] = {}  # name -> [what, *args]
+    if "state" in whats:
+        jobs["state"] = ["state", args.sizes]
+    if "calls" in whats:
+        for workload in ("book", "realistic"):
+            jobs[workload] = ["calls", str(args.pool), workload]
+    if "refill" in whats:
+        for shapes in ("same", "mixed"):
+            jobs[f"refill {shapes}"] = ["refill", str(args.pool), shapes]
+    if "study" in whats:
+        for P in args.study_pools.split(","):
+            jobs[f"study {P}"] = ["study", P, str(args.trials)]
     with tempfile.TemporaryDirectory() as tmp:
         sides = {"this checkout": ROOT / "src"}
         if args.baseline != "none":
@@ -353,23 +384,12 @@ def main() -> int:
                 print(f"baseline {args.baseline}: git archive failed ({e.stderr.strip()!r})")
         results: dict[str, dict[str, object]] = {side: {} for side in sides}
         for side, src in sides.items():
-            if "state" in whats:
-                results[side]["state"] = run_side(src, "state", args.sizes, timeout=args.timeout)
-            if "calls" in whats:
-                for workload in ("book", "realistic"):
-                    results[side][workload] = run_side(
-                        src, "calls", str(args.pool), workload, timeout=args.timeout
-                    )
-            if "refill" in whats:
-                for shapes in ("same", "mixed"):
-                    results[side][f"refill {shapes}"] = run_side(
-                        src, "refill", str(args.pool), shapes, timeout=args.timeout
-                    )
-            if "study" in whats:
-                for P in args.study_pools.split(","):
-                    results[side][f"study {P}"] = run_side(
-                        src, "study", P, str(args.trials), timeout=args.timeout
-                    )
+            # a measurement each in a fresh process; --check, all of a side's in one (the
+            # script is sound, and each child's torch import is most of a tiny run's time)
+            batches = [list(jobs)] if args.check else [[name] for name in jobs]
+            for batch in batches:
+                found = run_side(src, [jobs[n] for n in batch], timeout=args.timeout)
+                results[side].update(zip(batch, found, strict=True))
     print(f"# The pool's bookkeeping (torch {_torch_version()}, one CPU thread)\n")
     pools = [int(P) for P in args.study_pools.split(",")]
     ok = report(results, whats, [int(s) for s in args.sizes.split(",")], args.pool, pools)

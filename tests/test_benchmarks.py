@@ -44,7 +44,7 @@ def run_benchmark(name: str, *args: str, timeout: float = 300) -> str:
 def test_budget_prints_every_side_the_ratios_and_the_medians_over_seeds(tmp_path: Path) -> None:
     out = run_benchmark(
         "budget",
-        *("--data-dir", str(MNIST), "--seconds", "2", "--train-size", "1200"),
+        *("--data-dir", str(MNIST), "--seconds", "1", "--train-size", "1200"),
         *("--test-size", "300", "--skip-optuna", "--seeds", "2", "--out", str(tmp_path)),
     )
     for side in ("| caviar, P=auto |", "| caviar, P=auto, halving", "| plain PyTorch loop"):
@@ -75,7 +75,7 @@ def test_budget_on_a_busy_machine_runs_the_worker_sides_and_ends_its_spinners() 
     before = spinners_running()
     out = run_benchmark(
         "budget",
-        *("--data-dir", str(MNIST), "--seconds", "2", "--train-size", "1200"),
+        *("--data-dir", str(MNIST), "--seconds", "1", "--train-size", "1200"),
         *("--test-size", "300", "--skip-optuna", "--skip-flat", "--workers", "--busy", "1"),
         *("--threads", "1"),
     )
@@ -115,7 +115,7 @@ def test_storage_prints_its_rates() -> None:
 @pytest.mark.slow
 @needs_mnist
 def test_book_halving_prints_the_medians() -> None:
-    out = run_benchmark("book_halving", "--data-dir", str(MNIST), "--seeds", "1")
+    out = run_benchmark("book_halving", "--data-dir", str(MNIST), "--seeds", "1", "--epochs", "9")
     assert "| side | median best val acc |" in out
     assert "halving example: median best" in out
 
@@ -166,6 +166,7 @@ def test_gpu_script_check_runs_every_step_on_the_cpu(tmp_path: Path) -> None:
     assert "0 failed step(s)" in done.stdout
 
 
+@pytest.mark.slow
 def test_gpu_script_refuses_to_run_without_cuda(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
     if torch.cuda.is_available():

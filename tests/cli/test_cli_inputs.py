@@ -143,6 +143,7 @@ def test_the_fashion_example_with_fewer_trials(monkeypatch: pytest.MonkeyPatch) 
     assert config.name != "fashion_coarse_to_fine"  # another definition, another study
 
 
+@pytest.mark.slow
 def test_flags_that_change_the_definition_name_their_own_study(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -249,6 +250,7 @@ def test_a_huge_grid_is_refused_before_anything_is_built(monkeypatch: pytest.Mon
         )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("delay", [0.2, 0.5, 1.0, 1.5])
 def test_ctrl_c_while_starting_is_one_line(tmp_path: Path, delay: float) -> None:
     """Ctrl-C while torch loads used to print a KeyboardInterrupt traceback, a misleading numpy
@@ -290,6 +292,7 @@ def test_a_python_api_study_says_what_it_lacks(
     assert "caviar test own" not in err
 
 
+@pytest.mark.slow
 def test_show_studies_and_report_do_not_write_to_the_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -325,6 +328,7 @@ def test_show_on_a_foreign_sqlite_file_leaves_it_unchanged(
     assert db.read_bytes() == before and empty.read_bytes() == b""
 
 
+@pytest.mark.slow
 def test_a_million_trials_stream_and_record_their_threads(tmp_path: Path) -> None:
     """`trials = 1000000` used to run 50 s without a line: trials are asked as slots free, so a
     budget ends it at once, with a handful of rows, each recording its thread counts."""
@@ -357,6 +361,7 @@ def test_a_budget_too_short_for_any_trial_says_so(
     assert "diverged" not in out
 
 
+@pytest.mark.slow
 def test_a_budget_holds_with_a_pool_of_ten_thousand(tmp_path: Path) -> None:
     """With `population = 10000` and a 5-s budget the study used to sit for more than a minute
     before its first mini-batch (building and copying the pool's members); now asking,

@@ -50,6 +50,7 @@ def members_mean_softmax(db: Path, trials: list[int], x: torch.Tensor) -> torch.
     return torch.stack(probs).mean(dim=0)
 
 
+@pytest.mark.slow
 def test_caviar_test_ensemble_scores_and_records_the_mean(study_db, tmp_path, capsys) -> None:
     study = opened(study_db)
     board = study.leaderboard()
@@ -141,6 +142,7 @@ def test_bad_ensemble_flags_are_named(argv, message, capsys) -> None:
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_caviar_export_ensemble_writes_the_averaged_model(study_db, tmp_path, capsys) -> None:
     study = opened(study_db)
     top = [t.number for t in study.leaderboard(2)]

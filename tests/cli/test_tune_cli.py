@@ -40,6 +40,7 @@ def study(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
     return db
 
 
+@pytest.mark.slow
 def test_tune_prints_the_best_configuration_and_the_report(study: Path) -> None:
     assert study.exists()
     assert (study.parent / "caviar-reports" / "cli" / "index.html").exists()
@@ -71,6 +72,7 @@ def test_tune_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert "  lr = " in out and "caviar test demo" in out
 
 
+@pytest.mark.slow
 def test_show_lists_the_leaderboard(study: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "show", "cli", "--storage", str(study), "--top", "3")
     assert code == 0
@@ -81,6 +83,7 @@ def test_show_lists_the_leaderboard(study: Path, capsys: pytest.CaptureFixture[s
     assert scores == sorted(scores, reverse=True)
 
 
+@pytest.mark.slow
 def test_studies_and_report(
     study: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -92,6 +95,7 @@ def test_studies_and_report(
     assert code == 0 and (tmp_path / "r" / "index.html").exists()
 
 
+@pytest.mark.slow
 def test_the_test_set_is_used_once(study: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "test", "cli", "--storage", str(study))
     assert code == 0 and "test accuracy" in out and "retrained on training + validation" in out

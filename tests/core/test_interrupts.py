@@ -42,6 +42,7 @@ class BusyFinalizer:
             pass
 
 
+@pytest.mark.slow
 def test_an_interrupt_swallowed_in_a_finalizer_is_raised_again_and_not_printed(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -144,6 +144,7 @@ def test_real_files_have_the_idx_magic_numbers() -> None:
         assert int.from_bytes(f.read(4), "big") == 2049
 
 
+@pytest.mark.slow
 def test_real_mnist(mnist) -> None:
     assert mnist.x_train.shape == (60000, 784) and mnist.x_test.shape == (10000, 784)
     assert mnist.x_train.dtype == np.float32 and mnist.y_train.dtype == np.int64
@@ -155,6 +156,7 @@ def test_real_mnist(mnist) -> None:
     assert mnist.y_test[:5].tolist() == [7, 2, 1, 0, 4]
 
 
+@pytest.mark.slow
 def test_real_fashion_mnist(fashion) -> None:
     assert fashion.x_train.shape == (60000, 784) and fashion.x_test.shape == (10000, 784)
     assert fashion.x_train.min() == 0.0 and fashion.x_train.max() == 1.0
@@ -163,6 +165,7 @@ def test_real_fashion_mnist(fashion) -> None:
     assert fashion.y_train[0] == 9 and fashion.class_names[9] == "Ankle boot"
 
 
+@pytest.mark.slow
 def test_first_500_training_images() -> None:
     folder = shared("mnist")
     small = load_dataset("mnist", data_dir=folder, train_size=500, test_size=100)

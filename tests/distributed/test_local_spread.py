@@ -44,6 +44,7 @@ def worker_pids() -> list[int]:
     return processes_running(WORKER_MODULE)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_two_local_workers_give_the_trials_of_one_process(tmp_path: Path, dtype: str) -> None:
     """With halving, so the rungs judge members that ran in different processes; bit for bit
@@ -64,6 +65,7 @@ def test_two_local_workers_give_the_trials_of_one_process(tmp_path: Path, dtype:
     assert {t.state for t in one} == {TrialState.COMPLETE, TrialState.PRUNED}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("devices", ["cpu,cpu", "auto"])
 def test_devices_on_the_command_line_need_no_ray(
     tmp_path: Path, without_ray: None, devices: str, monkeypatch: pytest.MonkeyPatch
@@ -82,6 +84,7 @@ def test_devices_on_the_command_line_need_no_ray(
     assert wait_for(lambda: not worker_pids(), 10), "workers outlived the run"
 
 
+@pytest.mark.slow
 def test_a_killed_worker_loses_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -92,6 +95,7 @@ def test_a_killed_worker_loses_nothing(
     assert "was lost (WorkerDied)" in err
 
 
+@pytest.mark.slow
 def test_a_killed_driver_leaves_no_worker_and_loses_nothing(tmp_path: Path) -> None:
     """A driver (`caviar tune --devices cpu,cpu` in another process) SIGKILLed mid-run: its
     workers see their pipe close and exit, and the next `caviar tune` continues the study."""
@@ -114,6 +118,7 @@ def test_a_killed_driver_leaves_no_worker_and_loses_nothing(tmp_path: Path) -> N
     )
 
 
+@pytest.mark.slow
 def test_a_budget_that_ends_mid_round_leaves_every_trial_whole_or_queued(tmp_path: Path) -> None:
     """The workers stop at the budget's end by their own clocks: every trial is then finished
     with a whole curve, or back in the queue without one (none is half-told)."""
@@ -164,6 +169,7 @@ def test_an_error_in_a_worker_is_raised_in_the_driver_with_the_worker_traceback(
     assert worker.process.returncode == 0  # it read EOF and left on its own
 
 
+@pytest.mark.slow
 def test_a_worker_that_cannot_build_its_pool_says_why_at_its_first_call(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -177,6 +183,7 @@ def test_a_worker_that_cannot_build_its_pool_says_why_at_its_first_call(
         t.close()
 
 
+@pytest.mark.slow
 def test_a_dead_worker_is_named_with_how_it_died() -> None:
     t = transport()
     try:
@@ -190,6 +197,7 @@ def test_a_dead_worker_is_named_with_how_it_died() -> None:
         t.close()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(os, "memfd_create"), reason="memfd_create is Linux's")
 def test_workers_map_one_shared_copy_of_the_data_already_in_the_study_dtype() -> None:
     t = transport()
@@ -212,6 +220,7 @@ def test_workers_map_one_shared_copy_of_the_data_already_in_the_study_dtype() ->
     assert t.shared is None  # the driver's hold on it is gone; the exited workers held the rest
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_where_memfd_is_missing_each_worker_is_sent_a_copy(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dtype: str

@@ -46,6 +46,7 @@ def cluster() -> Iterator[str]:
         ray.shutdown()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_two_workers_give_the_trials_of_one_process(tmp_path: Path, dtype: str) -> None:
     """With halving, so the rungs judge members that ran on different workers; bit for bit in
@@ -65,6 +66,7 @@ def test_two_workers_give_the_trials_of_one_process(tmp_path: Path, dtype: str) 
     assert {t.state for t in one} == {TrialState.COMPLETE, TrialState.PRUNED}
 
 
+@pytest.mark.slow
 def test_a_killed_worker_loses_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -74,6 +76,7 @@ def test_a_killed_worker_loses_nothing(
     check_a_killed_worker_loses_nothing(tmp_path, monkeypatch, capsys, ray="auto")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="lists processes through /proc")
 def test_a_killed_driver_loses_nothing_and_its_workers_stop(tmp_path: Path, cluster: str) -> None:
     """A driver (`caviar tune --ray ADDRESS` in another process) SIGKILLed mid-run: Ray ends its
@@ -98,6 +101,7 @@ def test_a_killed_driver_loses_nothing_and_its_workers_stop(tmp_path: Path, clus
     )
 
 
+@pytest.mark.slow
 def test_a_budget_that_ends_mid_round_leaves_every_trial_whole_or_queued(tmp_path: Path) -> None:
     """The workers stop at the budget's end by their own clocks: every trial is then finished
     with a whole curve, or back in the queue without one (none is half-told)."""

@@ -56,6 +56,7 @@ def test_the_books_running_statistics_start_at_zero() -> None:
     assert torch.allclose(var[0, 0], 0.1 * z.var(0, unbiased=False))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not MNIST.is_dir(), reason=f"real MNIST not at {MNIST}")
 def test_quick_on_a_small_mnist_head(tmp_path: Path) -> None:
     options = Options(quick=True, data_dir=str(MNIST), out=tmp_path)

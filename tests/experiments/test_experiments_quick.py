@@ -11,6 +11,7 @@ from conftest import QuickRuns
 from caviar.experiments import EXPERIMENTS
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(EXPERIMENTS))
 def test_quick_form_writes_json_and_png(quick: QuickRuns, name: str) -> None:
     result = quick(name)
@@ -21,6 +22,7 @@ def test_quick_form_writes_json_and_png(quick: QuickRuns, name: str) -> None:
     assert result.table and any(note.startswith("way:") for note in result.notes)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("way", ["caviar", "book"])
 def test_batch_norm_is_ahead_at_small_init_scales(quick: QuickRuns, way: str) -> None:
     n = quick("batchnorm-init", way).numbers
@@ -47,6 +49,7 @@ def test_dropout_narrows_the_gap(quick: QuickRuns) -> None:
     assert any("not inverted" in note for note in result.notes)
 
 
+@pytest.mark.slow
 def test_the_books_dropout_trains_slower_than_inverted(quick: QuickRuns) -> None:
     def mean_curve(way: str) -> float:  # the area under the training curve, per epoch
         runs = quick("dropout", way).numbers["curves"]["dropout 0.2"]

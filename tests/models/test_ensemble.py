@@ -176,6 +176,7 @@ torch.save(program(torch.load({x!r})), {out!r})
 """
 
 
+@pytest.mark.slow
 def test_the_program_runs_where_caviar_is_not_installed(data, states32, program, tmp_path):
     x = data.x_val[:9].float()
     torch.save(x, tmp_path / "x.pt")

@@ -288,6 +288,7 @@ assert not [m for m in sys.modules if m.startswith("caviar") and sys.modules[m] 
 """
 
 
+@pytest.mark.slow
 def test_the_program_runs_where_caviar_is_not_installed(data, states32, programs, tmp_path):
     name = "tanh, batch norm, 3 layers"
     x = data.x_val[:9].float()

@@ -64,6 +64,7 @@ def crowd(target: MemberSpec) -> list[MemberSpec]:
     return members
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("name", list(TARGETS))
 def test_member_trains_bitwise_the_same_alone_and_in_a_crowd(name, dtype, data):

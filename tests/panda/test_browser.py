@@ -124,6 +124,7 @@ def babysit(browser: Any, url: str, shots: Path | None, prefix: str) -> None:
     assert [p for p in problems if refused not in p] == []
 
 
+@pytest.mark.slow
 def test_babysitting_a_fake_run(browser: Any, shots: Path | None) -> None:
     run = FakeController(epochs=1)
     url, server = serve(run)
@@ -138,6 +139,7 @@ def test_babysitting_a_fake_run(browser: Any, shots: Path | None) -> None:
     assert [c for c in run.calls if c[0] == "set"] == [("set", {"lr": 0.003})]  # not the -1
 
 
+@pytest.mark.slow
 def test_babysitting_a_real_run(
     browser: Any, shots: Path | None, make_config: Callable[..., Any]
 ) -> None:

@@ -52,6 +52,7 @@ def run_names(db: Path) -> list[str]:
         return []
 
 
+@pytest.mark.slow
 def test_start_control_and_list_from_the_command_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -113,6 +114,7 @@ def test_controls_name_the_run_and_refuse_bad_input(
     assert code == 2 and "--from: must read STUDY:TRIAL, got 'nocolon'" in err
 
 
+@pytest.mark.slow
 def test_a_finished_run_goes_on_with_commands_and_replays_bit_for_bit(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -66,6 +66,7 @@ def test_a_file_without_panda_tables_lists_no_runs(db: Path) -> None:
     )  # listing wrote nothing
 
 
+@pytest.mark.slow
 def test_a_command_from_another_process_is_picked_up(run: PandaRun, db: Path) -> None:
     run.step()
     controller = run.controller()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from caviar.core.records import EpochRecord
 from caviar.report import render, write_report
 from caviar.samplers import CoarseToFineSampler
@@ -44,6 +46,7 @@ def test_a_table_with_empty_headers_has_no_header_row() -> None:
     assert "<thead><tr><th>a</th><th>b</th></tr></thead>" in render.table(["a", "b"], [(1, 2)])
 
 
+@pytest.mark.slow
 def test_report_of_a_python_api_study(tmp_path: Path) -> None:
     page = write_report(api_study(), tmp_path).read_text(encoding="utf-8")
     assert "? / ? / ?" not in page
@@ -59,6 +62,7 @@ def test_report_of_a_python_api_study(tmp_path: Path) -> None:
     assert "caviar test" not in page  # it would fail: such a study records no data to test on
 
 
+@pytest.mark.slow
 def test_report_lists_every_use_of_the_test_set(tmp_path: Path) -> None:
     study = api_study()
     first = {"when": "2025-01-01T10:00:00+00:00", "mode": "retrain", "trial": 3, "uses": 1}
@@ -70,6 +74,7 @@ def test_report_lists_every_use_of_the_test_set(tmp_path: Path) -> None:
     assert "2025-01-01T10:00:00+00:00" in page and "2025-02-01T10:00:00+00:00" in page
 
 
+@pytest.mark.slow
 def test_report_of_a_study_with_only_the_old_test_record(tmp_path: Path) -> None:
     study = api_study()
     old = {"when": "2024-06-01T08:00:00+00:00", "mode": "retrain", "trial": 1, "uses": 1}

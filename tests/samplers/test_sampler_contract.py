@@ -182,6 +182,7 @@ def test_int_uniform_gives_both_end_points_as_often_as_the_middle(case):
         assert abs(counts[value] - total / 3) <= tolerance, counts
 
 
+@pytest.mark.slow
 def test_int_log_uniform_reaches_both_end_points(case):
     space = SearchSpace({"batch_size": IntLogUniform(16, 512)})
     values = {p["batch_size"] for p in even_draws(case, space, 20_000, seed=1)}

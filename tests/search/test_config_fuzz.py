@@ -131,6 +131,7 @@ def outcome(case: Case, code: int, out: str, err: str) -> str:
     return errors[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_case_ends_in_a_valid_study_or_one_named_error(
     case: Case, sandbox: Path, capsys: pytest.CaptureFixture[str]
@@ -147,6 +148,7 @@ REAL = [case for case in CASES if case.valid][-5:]
 SHORT = ["--timeout", "2", "--quiet", "--no-report", "--epochs", "1"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", REAL, ids=[case.id for case in REAL])
 def test_a_valid_case_really_runs(
     case: Case, sandbox: Path, capsys: pytest.CaptureFixture[str]

@@ -154,6 +154,7 @@ def test_a_takeover_mid_run_costs_only_the_trials_taken(tmp_path, monkeypatch):
     assert values == straight_values(tmp_path)
 
 
+@pytest.mark.slow
 def test_waiting_for_a_trial_held_by_a_live_process_is_said(tmp_path, monkeypatch):
     path = tmp_path / "s.db"
     tune(tiny(tmp_path, trials=2), progress=False, report=False)

@@ -32,6 +32,7 @@ def values(study: Study) -> dict[int, float | None]:
     return {t.number: t.value for t in study.trials(curves=False)}
 
 
+@pytest.mark.slow
 def test_a_study_records_every_trial_its_curve_and_where_it_ran(tmp_path: Path) -> None:
     study = tune(tiny(tmp_path), progress=False)
     trials = study.trials()
@@ -115,6 +116,7 @@ def test_diverging_trials_are_recorded_not_fatal(tmp_path: Path) -> None:
     assert study.best_trial is not None and study.best_trial.params["lr"] == 0.05
 
 
+@pytest.mark.slow
 def test_coarse_to_fine_rounds_are_recorded(tmp_path: Path) -> None:
     config = tiny(tmp_path, sampler="coarse_to_fine", trials=8, rounds=2, keep=2)
     study = tune(config, progress=False)

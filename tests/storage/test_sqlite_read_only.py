@@ -121,6 +121,7 @@ def test_a_writable_open_refuses_a_foreign_sqlite_file_without_touching_it(
     assert digest(path) == before
 
 
+@pytest.mark.slow
 def test_a_newer_schema_is_refused_read_only_too(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     make_study(path)

@@ -72,6 +72,7 @@ def test_a_path_that_is_no_study_file_is_a_clear_error(tmp_path) -> None:
         SQLiteStorage(tmp_path)  # a folder
 
 
+@pytest.mark.slow
 def test_processes_opening_a_new_file_together_all_succeed(tmp_path) -> None:
     import multiprocessing
 

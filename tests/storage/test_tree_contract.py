@@ -432,6 +432,7 @@ def test_what_a_store_hands_out_is_the_callers_to_change(store: TreeStore) -> No
 # -- 8. reads see one state ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_read_sees_one_state_while_another_thread_writes(store: TreeStore) -> None:
     run = new_run(store)
     rid = run.run_id
