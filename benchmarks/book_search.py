@@ -27,6 +27,7 @@ one thread each (``--devices cpu,cpu`` on 2 threads; its time includes starting 
 One run per side.
 
     python benchmarks/book_search.py --data-dir ../shared/datasets/mnist
+    python benchmarks/book_search.py --trials 3 --baseline-trials 1 --epochs 2   # a smoke run
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from torch.nn import functional as F
 
 from caviar.core.records import FrozenTrial
 from caviar.data import Split
-from caviar.search.config import StudyConfig, load_config
+from caviar.search.config import StudyConfig, config_from_mapping, load_config
 from caviar.search.job import prepare_data, tune
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -260,6 +261,7 @@ def main() -> None:
     ap.add_argument("--baseline-trials", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--trials", type=int, default=100, help="the book's: 100 (fewer: a smoke run)")
+    ap.add_argument("--epochs", type=int, default=50, help="the book's: 50 (fewer: a smoke run)")
     ap.add_argument(
         "--threads", type=int, help="CPU threads, every side (default: the libraries' own)"
     )
@@ -276,6 +278,10 @@ def main() -> None:
         data=replace(config.data, data_dir=args.data_dir),
         search=replace(config.search, trials=args.trials),
     )
+    if args.epochs != 50:  # every side trains this many epochs
+        space = {name: config.space[name].to_config() for name in config.space}
+        space["epochs"] = args.epochs
+        config = config_from_mapping({**config.to_dict(), "space": space})
     caviar_seconds, best, trials = run_caviar(config)
     torch.set_num_threads(threads)  # caviar sets torch's thread count for its run
     # the same study on one worker process per thread, one thread each (--devices cpu,cpu)
@@ -297,6 +303,7 @@ def main() -> None:
         [tr.params["lr"] for tr in trials],
         [tr.params["weight_decay"] for tr in trials],
         seed=args.seed,
+        epochs=args.epochs,
     )
 
     x, t = split.x_train.astype(np.float64), split.y_train
@@ -305,19 +312,24 @@ def main() -> None:
     with threadpool_limits(limits=args.threads):  # numpy's BLAS threads too (None: its own)
         started = time.perf_counter()
         vals = [
-            book_trial(x, t, xv, tv, tr.params["lr"], tr.params["weight_decay"], rng)
+            book_trial(
+                x, t, xv, tv, tr.params["lr"], tr.params["weight_decay"], rng, epochs=args.epochs
+            )
             for tr in trials[: args.baseline_trials]
         ]
         per_trial = (time.perf_counter() - started) / args.baseline_trials
     baseline_seconds = per_trial * len(trials)
 
-    floor_seconds = products_floor(len(split.y_train), len(split.y_val), len(trials))
+    floor_seconds = products_floor(
+        len(split.y_train), len(split.y_val), len(trials), epochs=args.epochs
+    )
 
     n_pool = config.search.population
     pool = f"a pool of {n_pool} members" if n_pool else "the default pool size"
     print(
         f"book search: {len(trials)} trials, {len(split.y_train)} training / "
-        f"{len(split.y_val)} validation MNIST images, 784-[100x6]-10 SGD, batch 100, 50 epochs; "
+        f"{len(split.y_val)} validation MNIST images, 784-[100x6]-10 SGD, batch 100, "
+        f"{args.epochs} epochs; "
         f"{machine()}; torch {torch.__version__}; one run per side"
     )
     print(

@@ -4,6 +4,9 @@ This times nothing: speed is what the benchmarks themselves print. It catches a 
 no longer runs against the code it measures (budget.py once read the config sections as key
 lists after they became typed classes, and every run, the GPU script's included, failed).
 Benchmarks that read MNIST skip, saying why, without ../shared/datasets/mnist beside the checkout.
+
+The runs are independent processes, so they start together, two at a time (the machine's two
+cores), when the first test asks for one; each test then reads its run's output.
 """
 
 from __future__ import annotations
@@ -11,50 +14,35 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 MNIST = ROOT.parent / "shared" / "datasets" / "mnist"
+HAS_MNIST = MNIST.is_dir()
+HAS_PROC = Path("/proc/self/cmdline").is_file()
 
 needs_mnist = pytest.mark.skipif(
-    not MNIST.is_dir(), reason=f"the checked MNIST files are not at {MNIST}"
+    not HAS_MNIST, reason=f"the checked MNIST files are not at {MNIST}"
 )
 
 
-def run_benchmark(name: str, *args: str, timeout: float = 300) -> str:
-    """Run ``benchmarks/<name>.py`` with ``args``; its standard output (a failure shows both)."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    failed = f"{name}.py exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
-    assert done.returncode == 0, failed
-    return done.stdout
+def has_ray() -> bool:
+    try:
+        import ray  # noqa: F401  # deferred: ray, an optional extra
+    except ImportError:
+        return False
+    return True
 
 
-@pytest.mark.slow
-@needs_mnist
-def test_budget_prints_every_side_the_ratios_and_the_medians_over_seeds(tmp_path: Path) -> None:
-    out = run_benchmark(
-        "budget",
-        *("--data-dir", str(MNIST), "--seconds", "1", "--train-size", "1200"),
-        *("--test-size", "300", "--skip-optuna", "--seeds", "2", "--out", str(tmp_path)),
-    )
-    for side in ("| caviar, P=auto |", "| caviar, P=auto, halving", "| plain PyTorch loop"):
-        assert side in out
-    assert "model-epochs/s / the loop's" in out
-    assert "configurations / the loop's" in out
-    assert "# Over 2 seeds: caviar with halving against the loop" in out
-    assert "| median |" in out
-    written = (tmp_path / "budget.md").read_text(encoding="utf-8")
-    assert written.startswith("# Search in a budget") and "| median |" in written
+def has_cuda() -> bool:
+    import torch  # deferred: torch, for this one question
+
+    return bool(torch.cuda.is_available())
 
 
 def spinners_running() -> int:
@@ -68,73 +56,214 @@ def spinners_running() -> int:
     return count
 
 
-@pytest.mark.slow
-@needs_mnist
-@pytest.mark.skipif(not Path("/proc/self/cmdline").is_file(), reason="reads /proc")
-def test_budget_on_a_busy_machine_runs_the_worker_sides_and_ends_its_spinners() -> None:
-    before = spinners_running()
-    out = run_benchmark(
-        "budget",
-        *("--data-dir", str(MNIST), "--seconds", "1", "--train-size", "1200"),
-        *("--test-size", "300", "--skip-optuna", "--skip-flat", "--workers", "--busy", "1"),
-        *("--threads", "1"),
+@dataclass
+class Run:
+    """One benchmark's smallest run: its command and when it can run here."""
+
+    argv: list[str]
+    runnable: Callable[[], bool] = lambda: True
+    env: dict[str, str] = field(default_factory=dict)
+    timeout: float = 300
+
+
+def script(name: str, *args: str) -> list[str]:
+    return [sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), *args]
+
+
+SMALL = ("--train-size", "1200", "--test-size", "300")
+RUNS: dict[str, Run] = {
+    "budget": Run(
+        script(
+            "budget",
+            *("--data-dir", str(MNIST), "--seconds", "1", *SMALL, "--skip-optuna"),
+            *("--seeds", "2", "--out", "{tmp}"),
+        ),
+        lambda: HAS_MNIST,
+    ),
+    "budget busy": Run(
+        script(
+            "budget",
+            *("--data-dir", str(MNIST), "--seconds", "1", *SMALL, "--skip-optuna"),
+            *("--skip-flat", "--workers", "--busy", "1", "--threads", "1"),
+        ),
+        lambda: HAS_MNIST and HAS_PROC,
+    ),
+    "population": Run(
+        script(
+            "population",
+            *("--workload", "realistic", "--examples", "512", "--sizes", "1,2"),
+            *("--baseline-models", "1", "--repeats", "1", "--device", "cpu"),
+        )
+    ),
+    "book_search": Run(
+        script(
+            "book_search",
+            *("--data-dir", str(MNIST), "--trials", "3", "--baseline-trials", "1"),
+            *("--epochs", "2"),
+        ),
+        lambda: HAS_MNIST,
+    ),
+    "storage": Run(script("storage", "--trials", "20", "--epochs", "3")),
+    "book_halving": Run(
+        script("book_halving", "--data-dir", str(MNIST), "--seeds", "1", "--epochs", "3"),
+        lambda: HAS_MNIST,
+    ),
+    "ray_overhead": Run(
+        script(
+            "ray_overhead",
+            *("--dataset", "digits", "--train-size", "600", "--trials", "4", "--epochs", "1"),
+            *("--population", "2", "--workers", "1", "--repeat", "1"),
+        ),
+        has_ray,
+    ),
+    "scale": Run(script("scale", "--check")),
+    "gpu check": Run(
+        ["bash", str(ROOT / "benchmarks" / "gpu.sh"), "--check"],
+        env={"OUT": "{tmp}", "PYTHON": sys.executable},
+    ),
+    "gpu refuses": Run(
+        ["bash", str(ROOT / "benchmarks" / "gpu.sh")],
+        lambda: not has_cuda(),
+        env={"OUT": "{tmp}", "PYTHON": sys.executable},
+        timeout=120,
+    ),
+}
+
+
+@dataclass
+class Done:
+    """A finished run: its exit status, its output, and its folder for files it wrote."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    folder: Path
+
+
+def start(run: Run, folder: Path) -> Done:
+    argv = [a.replace("{tmp}", str(folder)) for a in run.argv]
+    extra = {k: v.replace("{tmp}", str(folder)) for k, v in run.env.items()}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **extra}
+    done = subprocess.run(
+        argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=run.timeout
     )
+    return Done(done.returncode, done.stdout, done.stderr, folder)
+
+
+@dataclass
+class Started:
+    runs: dict[str, Future[Done]]
+    spinners_before: int
+
+
+@pytest.fixture(scope="module")
+def started(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Started]:
+    """The runs of the tests selected in this module that can run here, two at a time."""
+    selected = {
+        mark.args[0]
+        for item in request.session.items
+        if item.module is request.module
+        for mark in item.iter_markers("benchmark")
+    }
+    before = spinners_running() if HAS_PROC else 0
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = {
+            name: pool.submit(start, RUNS[name], tmp_path_factory.mktemp(name.replace(" ", "-")))
+            for name in RUNS
+            if name in selected and RUNS[name].runnable()
+        }
+        yield Started(runs, before)
+
+
+def output(started: Started, name: str) -> Done:
+    """Run ``name``'s result; a failed run fails the test with both of its outputs."""
+    done = started.runs[name].result()
+    failed = f"{name} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+    assert done.returncode == 0, failed
+    return done
+
+
+@pytest.mark.slow
+@pytest.mark.benchmark("budget")
+@needs_mnist
+def test_budget_prints_every_side_the_ratios_and_the_medians_over_seeds(started: Started) -> None:
+    done = output(started, "budget")
+    out, tmp_path = done.stdout, done.folder
+    for side in ("| caviar, P=auto |", "| caviar, P=auto, halving", "| plain PyTorch loop"):
+        assert side in out
+    assert "model-epochs/s / the loop's" in out
+    assert "configurations / the loop's" in out
+    assert "# Over 2 seeds: caviar with halving against the loop" in out
+    assert "| median |" in out
+    written = (tmp_path / "budget.md").read_text(encoding="utf-8")
+    assert written.startswith("# Search in a budget") and "| median |" in written
+
+
+@pytest.mark.slow
+@pytest.mark.benchmark("budget busy")
+@needs_mnist
+@pytest.mark.skipif(not HAS_PROC, reason="reads /proc")
+def test_budget_on_a_busy_machine_runs_the_worker_sides_and_ends_its_spinners(
+    started: Started,
+) -> None:
+    out = output(started, "budget busy").stdout
     cores = len(os.sched_getaffinity(0))
     assert f"| caviar, P=auto, halving (min_epochs 1, eta 3), {cores} worker processes |" in out
     assert "a shared machine on purpose (--busy 1): 1 other processes keep a core busy" in out
     assert "(on worker processes)" in out
-    assert spinners_running() == before  # ended with the run
+    started.runs["budget busy"].result()
+    assert spinners_running() == started.spinners_before  # ended with the run
 
 
 @pytest.mark.slow
-def test_population_prints_the_flop_ratio_on_synthetic_data() -> None:
-    out = run_benchmark(
-        "population",
-        *("--workload", "realistic", "--examples", "512", "--sizes", "1,2"),
-        *("--baseline-models", "1", "--repeats", "1", "--device", "cpu"),
-    )
+@pytest.mark.benchmark("population")
+def test_population_prints_the_flop_ratio_on_synthetic_data(started: Started) -> None:
+    out = output(started, "population").stdout
     assert "exec/useful FLOPs" in out
 
 
 @pytest.mark.slow
 @needs_mnist
-def test_book_search_prints_the_vmap_ratio_and_the_floor() -> None:
-    out = run_benchmark(
-        "book_search", "--data-dir", str(MNIST), "--trials", "3", "--baseline-trials", "1"
-    )
+@pytest.mark.benchmark("book_search")
+def test_book_search_prints_the_vmap_ratio_and_the_floor(started: Started) -> None:
+    out = output(started, "book_search").stdout
     assert "caviar / vmap ensemble" in out
     assert "floor: the search's matrix products alone" in out
 
 
 @pytest.mark.slow
-def test_storage_prints_its_rates() -> None:
-    out = run_benchmark("storage", "--trials", "20", "--epochs", "3")
+@pytest.mark.benchmark("storage")
+def test_storage_prints_its_rates(started: Started) -> None:
+    out = output(started, "storage").stdout
     assert "tells/s" in out
 
 
 @pytest.mark.slow
 @needs_mnist
-def test_book_halving_prints_the_medians() -> None:
-    out = run_benchmark("book_halving", "--data-dir", str(MNIST), "--seeds", "1", "--epochs", "9")
+@pytest.mark.benchmark("book_halving")
+def test_book_halving_prints_the_medians(started: Started) -> None:
+    out = output(started, "book_halving").stdout
     assert "| side | median best val acc |" in out
     assert "halving example: median best" in out
 
 
 @pytest.mark.slow
 @pytest.mark.ray
-def test_ray_overhead_prints_both_sides() -> None:
-    pytest.importorskip("ray")
-    out = run_benchmark(
-        "ray_overhead",
-        *("--dataset", "digits", "--train-size", "600", "--trials", "4", "--epochs", "1"),
-        *("--population", "2", "--workers", "1", "--repeat", "1"),
-    )
+@pytest.mark.benchmark("ray_overhead")
+@pytest.mark.skipif(not has_ray(), reason="needs the ray extra")
+def test_ray_overhead_prints_both_sides(started: Started) -> None:
+    out = output(started, "ray_overhead").stdout
     assert "model-epochs/s" in out
 
 
 @pytest.mark.slow
-def test_scale_check_prints_every_figure_for_this_checkout_and_the_baseline() -> None:
-    out = run_benchmark("scale", "--check")
+@pytest.mark.benchmark("scale")
+def test_scale_check_prints_every_figure_for_this_checkout_and_the_baseline(
+    started: Started,
+) -> None:
+    out = output(started, "scale").stdout
     for heading in ("One member's state", "ATen calls per training step", "Replacing a third"):
         assert heading in out
     assert "| this checkout |" in out
@@ -143,42 +272,25 @@ def test_scale_check_prints_every_figure_for_this_checkout_and_the_baseline() ->
 
 
 @pytest.mark.slow
-def test_gpu_script_check_runs_every_step_on_the_cpu(tmp_path: Path) -> None:
+@pytest.mark.benchmark("gpu check")
+def test_gpu_script_check_runs_every_step_on_the_cpu(started: Started) -> None:
     """`benchmarks/gpu.sh --check`: every step of the device run with tiny sizes on the CPU,
     ending in its one table, so the script works the first time on a lent GPU machine."""
-    env = {**os.environ, "OUT": str(tmp_path), "PYTHON": sys.executable}
-    done = subprocess.run(
-        ["bash", str(ROOT / "benchmarks" / "gpu.sh"), "--check"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    out = output(started, "gpu check").stdout
     for name in ("tests-nn", "book", "realistic"):
-        assert f"{name:<10} ok" in done.stdout
-    assert "| workload | P | ms / model-epoch |" in done.stdout
-    assert "| book | 4 |" in done.stdout and "| realistic | 4 |" in done.stdout
+        assert f"{name:<10} ok" in out
+    assert "| workload | P | ms / model-epoch |" in out
+    assert "| book | 4 |" in out and "| realistic | 4 |" in out
     if MNIST.is_dir():
-        assert "budget     ok" in done.stdout
-        assert "caviar with halving, configurations / the loop's" in done.stdout
-    assert "0 failed step(s)" in done.stdout
+        assert "budget     ok" in out
+        assert "caviar with halving, configurations / the loop's" in out
+    assert "0 failed step(s)" in out
 
 
 @pytest.mark.slow
-def test_gpu_script_refuses_to_run_without_cuda(tmp_path: Path) -> None:
-    torch = pytest.importorskip("torch")
-    if torch.cuda.is_available():
-        pytest.skip("this machine has CUDA")
-    env = {**os.environ, "OUT": str(tmp_path), "PYTHON": sys.executable}
-    done = subprocess.run(
-        ["bash", str(ROOT / "benchmarks" / "gpu.sh")],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 3
+@pytest.mark.benchmark("gpu refuses")
+@pytest.mark.skipif(has_cuda(), reason="this machine has CUDA")
+def test_gpu_script_refuses_to_run_without_cuda(started: Started) -> None:
+    done = started.runs["gpu refuses"].result()
+    assert done.returncode == 3, f"{done.stdout}\n{done.stderr}"
     assert "sees no CUDA device" in done.stdout

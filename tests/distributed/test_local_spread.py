@@ -37,7 +37,7 @@ from caviar.nn import TrainingData
 from caviar.search.job import tune
 from caviar.study import Study
 
-WORKER_MODULE = b"caviar.distributed.local_workers"
+WORKER_MODULE = b"caviar.distributed.worker_process"
 
 
 def worker_pids() -> list[int]:
@@ -122,11 +122,11 @@ def test_a_killed_driver_leaves_no_worker_and_loses_nothing(tmp_path: Path) -> N
 def test_a_budget_that_ends_mid_round_leaves_every_trial_whole_or_queued(tmp_path: Path) -> None:
     """The workers stop at the budget's end by their own clocks: every trial is then finished
     with a whole curve, or back in the queue without one (none is half-told)."""
-    raw = config(tmp_path, "budget", trials=40, devices=["cpu", "cpu"], timeout=8.0)
+    raw = config(tmp_path, "budget", trials=40, devices=["cpu", "cpu"], timeout=5.0)
     raw["space"]["epochs"] = 50
     started = time.monotonic()
     trials = Study.load("budget", tune(raw, progress=False, report=False).storage).trials()
-    assert time.monotonic() - started < 8.0 * 1.05 + 2.0  # the budget (the workers' start in
+    assert time.monotonic() - started < 5.0 * 1.05 + 2.0  # the budget (the workers' start in
     # it), and closing the study
     assert trials and not any(t.state is TrialState.RUNNING for t in trials)
     for t in trials:

@@ -105,7 +105,7 @@ def test_a_killed_driver_loses_nothing_and_its_workers_stop(tmp_path: Path, clus
 def test_a_budget_that_ends_mid_round_leaves_every_trial_whole_or_queued(tmp_path: Path) -> None:
     """The workers stop at the budget's end by their own clocks: every trial is then finished
     with a whole curve, or back in the queue without one (none is half-told)."""
-    raw = config(tmp_path, "budget", trials=40, ray="auto", timeout=8.0)
+    raw = config(tmp_path, "budget", trials=40, ray="auto", timeout=5.0)
     raw["space"]["epochs"] = 50
     trials = Study.load("budget", tune(raw, progress=False, report=False).storage).trials()
     assert trials and not any(t.state is TrialState.RUNNING for t in trials)

@@ -6,7 +6,7 @@ the model-epochs per second, 1.30-1.34x the configurations with halving, idle or
 book's search: 1.0-1.1x; README), and Python threads would share one interpreter lock. Why
 not Ray: nothing to install, and a worker starts in the time it takes to import torch.
 
-Each worker is a fresh Python (``python -m caviar.distributed.local_workers FD``) running
+Each worker is a fresh Python (``python -m caviar.distributed.worker_process FD``) running
 :func:`serve` over one end of a socket pair: it builds a
 :class:`~caviar.distributed.workers.PoolWorker` from the training data, then answers calls,
 one at a time, in order. The data is shared, not copied: the driver writes it once, already in
@@ -174,7 +174,7 @@ class LocalTransport:
         shared = [] if self.shared is None else [self.shared]
         with theirs:  # the worker's end lives in the worker only: its death is our EOF
             process = subprocess.Popen(
-                [sys.executable, "-m", "caviar.distributed.local_workers", str(theirs.fileno())],
+                [sys.executable, "-m", "caviar.distributed.worker_process", str(theirs.fileno())],
                 pass_fds=[theirs.fileno(), *shared],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
@@ -261,7 +261,3 @@ class LocalTransport:
         if self.shared is not None:  # freed once no worker maps it
             os.close(self.shared)
             self.shared = None
-
-
-if __name__ == "__main__":  # a worker: python -m caviar.distributed.local_workers FD
-    serve(Connection(int(sys.argv[1])))
