@@ -372,3 +372,25 @@ def test_create_checks_a_space_in_config_form_and_defaults_to_memory():
         Study.create("s", {"x": {"scale": "linear", "low": 1.0, "high": 0.0}})
     study = Study.create("s", {"x": Uniform(0.0, 1.0)})
     assert isinstance(study.storage, InMemoryStorage)
+
+
+def test_open_file_reads_a_stored_study_without_writing_to_its_file(tmp_path):
+    path = tmp_path / "s.db"
+    made = Study.create("s", SPACE, storage=path, seed=5)
+    (trial,) = made.ask()
+    made.tell(trial, 0.5)
+    made.close()
+    before = path.read_bytes()
+    study = Study.open_file("s", path, read_only=True)
+    assert (study.name, study.seed, [t.value for t in study.trials()]) == ("s", 5, [0.5])
+    study.close()
+    assert path.read_bytes() == before  # not even SQLite's WAL switch
+
+
+def test_open_file_names_whoever_gave_a_path_with_no_study_file(tmp_path):
+    missing = tmp_path / "none.db"
+    with pytest.raises(caviar.core.errors.InvalidValue, match=r"^--storage: no study file at '"):
+        Study.open_file("s", missing, owner="--storage")
+    with pytest.raises(caviar.core.errors.InvalidValue, match=r"^storage: no study file at '"):
+        Study.open_file("s", tmp_path)  # a folder is no study file
+    assert not missing.exists()  # nothing was created

@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from caviar.core.errors import InvalidValue
 from caviar.storage.resolve import DEFAULT_STORAGE, STORAGE_VARIABLE, storage_location
 
 STORAGE_HELP = f"SQLite study file (default ${STORAGE_VARIABLE}, else {DEFAULT_STORAGE})"
@@ -25,13 +24,9 @@ def storage_path(args: argparse.Namespace) -> Path:
 def open_study(args: argparse.Namespace, *, read_only: bool = False) -> Any:
     """The study ``args.study``; ``read_only`` for commands that only look (they never write,
     not even SQLite's WAL switch, so a foreign or read-only file is left as it is)."""
-    from caviar.storage import SQLiteStorage  # deferred with the study: numpy
-    from caviar.study import Study
+    from caviar.study import Study  # deferred: numpy
 
-    path = storage_path(args)
-    if not path.exists():
-        raise InvalidValue("--storage", f"no study file at {str(path)!r}")
-    return Study.load(args.study, SQLiteStorage(path, read_only=read_only))
+    return Study.open_file(args.study, storage_path(args), read_only=read_only, owner="--storage")
 
 
 def positive(text: str) -> int:

@@ -37,7 +37,6 @@ from caviar.models.model import CaviarModel, as_inputs
 from caviar.nn.device import matmul_precision
 from caviar.nn.state import MemberState
 from caviar.search.kept import kept_state, read_state
-from caviar.storage import SQLiteStorage
 from caviar.study import Study
 
 #: what the ensemble's forward returns, stored in its description
@@ -150,9 +149,7 @@ def load_ensemble(
     dtype: torch.dtype = torch.float32,
 ) -> CaviarEnsemble:
     """The ensemble of study ``study``'s top ``k`` kept models (see :func:`kept_members`)."""
-    if not Path(storage).is_file():
-        raise InvalidValue("storage", f"no study file at {str(storage)!r}")
-    loaded = Study.load(study, SQLiteStorage(storage, read_only=True))
+    loaded = Study.open_file(study, storage, read_only=True)
     try:
         members = kept_members(loaded, k)
     finally:

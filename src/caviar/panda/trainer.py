@@ -32,7 +32,6 @@ from caviar.panda.replay import replay, stored_curve
 from caviar.panda.tree import PandaTree
 from caviar.search.config import StudyConfig, config_from_mapping
 from caviar.search.kept import kept_state, read_state
-from caviar.storage import SQLiteStorage
 from caviar.storage.tree_rows import StoredEpoch
 from caviar.study import Study
 
@@ -114,7 +113,7 @@ class PandaRun:
         """A run from trial ``trial`` of ``study``: its configuration and seed, on the study's
         data, and its kept final state when the study kept one (``use_state``). From a kept
         state, ``epochs`` (in all) defaults to as many again as the trial ran."""
-        loaded = Study.load(study, SQLiteStorage(storage, read_only=True))
+        loaded = Study.open_file(study, storage, read_only=True, owner="--from")
         try:
             found = [t for t in loaded.trials(curves=False) if t.number == trial]
             if not found:

@@ -14,7 +14,6 @@ from pathlib import Path
 
 from caviar.core.errors import InvalidValue, got
 from caviar.nn.state import MemberState
-from caviar.storage import SQLiteStorage
 from caviar.study import Study
 
 
@@ -64,9 +63,7 @@ def find_kept_state(
     trials that were kept."""
     if trial is not None and (isinstance(trial, bool) or not isinstance(trial, int) or trial < 0):
         raise InvalidValue("trial", f"must be an integer >= 0, {got(trial)}")
-    if not Path(storage).is_file():
-        raise InvalidValue("storage", f"no study file at {str(storage)!r}")
-    loaded = Study.load(study, SQLiteStorage(storage, read_only=True))
+    loaded = Study.open_file(study, storage, read_only=True)
     try:
         if trial is None:
             best = loaded.best_trial

@@ -43,6 +43,7 @@ from caviar.storage.base import (
     StudyRecord,
 )
 from caviar.storage.resolve import open_storage
+from caviar.storage.sqlite import SQLiteStorage
 from caviar.study.owners import LIVE_OWNERS as _LIVE_OWNERS
 from caviar.study.owners import HeldTrials, TrialsTakenOver, owner_is_alive, owner_is_dead
 from caviar.study.owners import new_owner as _new_owner
@@ -152,6 +153,23 @@ class Study:
     def load(cls, name: str, storage: Storage | str | os.PathLike[str]) -> Study:
         backend = open_storage(storage)
         return cls(backend.load_study(name), backend)
+
+    @classmethod
+    def open_file(
+        cls,
+        name: str,
+        path: str | os.PathLike[str],
+        *,
+        read_only: bool = False,
+        owner: str = "storage",
+    ) -> Study:
+        """Study ``name`` in the SQLite study file at ``path``, which must exist: the one way
+        the commands, the model loaders and panda open a stored study. ``read_only`` for those
+        that only look (nothing is written, not even SQLite's WAL switch, so a foreign or
+        read-only file is left as it is); no file there is an InvalidValue naming ``owner``."""
+        if not os.path.isfile(path):
+            raise InvalidValue(owner, f"no study file at {str(path)!r}")
+        return cls.load(name, SQLiteStorage(path, read_only=read_only))
 
     # -- properties --------------------------------------------------------------------------
     @property
