@@ -5,8 +5,8 @@ no longer runs against the code it measures (budget.py once read the config sect
 lists after they became typed classes, and every run, the GPU script's included, failed).
 Benchmarks that read MNIST skip, saying why, without ../shared/datasets/mnist beside the checkout.
 
-The runs are independent processes, so they start together, two at a time (the machine's two
-cores), when the first test asks for one; each test then reads its run's output.
+The runs are independent processes: they start in the background, one at a time, as soon as
+the suite is collected (tests/conftest.py), and each test reads its run's output.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,25 +156,39 @@ class Started:
     spinners_before: int
 
 
-@pytest.fixture(scope="module")
-def started(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Started]:
-    """The runs of the tests selected in this module that can run here, two at a time."""
-    selected = {
-        mark.args[0]
-        for item in request.session.items
-        if item.module is request.module
-        for mark in item.iter_markers("benchmark")
-    }
-    before = spinners_running() if HAS_PROC else 0
-    with ThreadPoolExecutor(max_workers=2) as pool:
+#: the runs under way, once :func:`start_selected` has started them
+STARTED: list[Started] = []
+
+
+def start_selected(session: pytest.Session, tmp_path_factory: pytest.TempPathFactory) -> Started:
+    """Start the runs of this module's selected tests that can run here, one at a time, in a
+    thread: tests/conftest.py calls this as soon as the suite is collected, so they use the core
+    the rest of the suite leaves idle (it trains on one thread) and are done when their tests
+    come."""
+    if not STARTED:
+        here = Path(__file__).resolve()
+        selected = {
+            mark.args[0]
+            for item in session.items
+            if Path(str(item.fspath)).resolve() == here
+            for mark in item.iter_markers("benchmark")
+        }
+        before = spinners_running() if HAS_PROC else 0
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="benchmarks")
         runs = {
             name: pool.submit(start, RUNS[name], tmp_path_factory.mktemp(name.replace(" ", "-")))
             for name in RUNS
             if name in selected and RUNS[name].runnable()
         }
-        yield Started(runs, before)
+        pool.shutdown(wait=False)  # the runs go on; each test waits for its own
+        STARTED.append(Started(runs, before))
+    return STARTED[0]
+
+
+@pytest.fixture(scope="module")
+def started(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Started:
+    """The runs under way (started here if the suite's conftest did not)."""
+    return start_selected(request.session, tmp_path_factory)
 
 
 def output(started: Started, name: str) -> Done:
