@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from caviar.cli.study_file import add_storage_flag, positive, storage_path
+from caviar.cli.flags import positive
+from caviar.cli.study_file import add_storage_flag, storage_path
 from caviar.core.errors import InvalidValue
 
 

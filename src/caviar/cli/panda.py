@@ -20,6 +20,7 @@ from dataclasses import astuple
 from pathlib import Path
 from typing import Any
 
+from caviar.cli.flags import port
 from caviar.cli.study_file import add_storage_flag, storage_path
 from caviar.core.errors import InvalidValue
 from caviar.panda.control_api import DEFAULT_ROLLBACK_MODE, ROLLBACK_MODES
@@ -50,7 +51,7 @@ def add_parser(sub: Any) -> None:
     )
     add_storage_flag(p)
     p.add_argument("--host", default="127.0.0.1", help="the page's interface (default local)")
-    p.add_argument("--port", type=int, default=0, help="the page's port (default: a free one)")
+    p.add_argument("--port", type=port, default=0, help="the page's port (default: a free one)")
     p.add_argument("--epochs", type=int, help="epochs in all (default: the config's)")
     p.add_argument("--branch", type=int, help="rollback: the branch whose snapshot to use")
     p.add_argument(

@@ -6,8 +6,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from caviar.cli.flags import positive
 from caviar.cli.output import format_value
-from caviar.cli.study_file import add_storage_flag, open_study, positive, storage_path
+from caviar.cli.study_file import add_storage_flag, open_study, storage_path
 
 
 def add_parser(sub: Any) -> None:

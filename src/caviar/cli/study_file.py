@@ -27,11 +27,3 @@ def open_study(args: argparse.Namespace, *, read_only: bool = False) -> Any:
     from caviar.study import Study  # deferred: numpy
 
     return Study.open_file(args.study, storage_path(args), read_only=read_only, owner="--storage")
-
-
-def positive(text: str) -> int:
-    """An argparse type: an integer >= 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
-    return value

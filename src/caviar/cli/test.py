@@ -6,8 +6,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from caviar.cli.flags import positive
 from caviar.cli.output import write_report_or_warn
-from caviar.cli.study_file import add_storage_flag, open_study, positive
+from caviar.cli.study_file import add_storage_flag, open_study
 from caviar.core.errors import InvalidValue
 
 

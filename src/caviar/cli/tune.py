@@ -65,7 +65,7 @@ def config_mapping(args: argparse.Namespace) -> tuple[dict[str, Any], str, str]:
                 raw[section] = {}
             if isinstance(raw[section], dict):  # otherwise validation names the bad section
                 raw[section][key] = value
-    name = args.name or renamed
+    name = args.name if args.name is not None else renamed  # '' is refused with the config's words
     if name is not None and isinstance(raw.get("study"), dict):
         raw["study"]["name"] = name
     elif name is not None and raw.get("study") is None:

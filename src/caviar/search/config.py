@@ -264,9 +264,9 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         if suffix == ".toml":
             raw: Any = tomllib.loads(text)
         else:
-            import yaml  # deferred: pyyaml, only for a YAML config
+            from caviar.search import strict_yaml  # deferred: pyyaml, only for a YAML config
 
-            raw = yaml.safe_load(text) or {}
+            raw = strict_yaml.load(text) or {}
     except Exception as e:  # tomllib.TOMLDecodeError, yaml.YAMLError
         reason = " ".join(str(e).split())  # YAML's message spans lines: one line here
         raise InvalidValue(

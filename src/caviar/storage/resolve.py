@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from caviar.core.errors import InvalidValue
 from caviar.storage.base import Storage
 from caviar.storage.memory import InMemoryStorage
 from caviar.storage.sqlite import SQLiteStorage
@@ -16,8 +17,11 @@ STORAGE_VARIABLE = "CAVIAR_STORAGE"
 
 def storage_override(given: str | os.PathLike[str] | None) -> str | None:
     """The study file the user chose over a config's: ``given`` (a flag), else
-    ``$CAVIAR_STORAGE``, else None (the config decides)."""
-    return str(given) if given else os.environ.get(STORAGE_VARIABLE) or None
+    ``$CAVIAR_STORAGE`` (unset when empty), else None (the config decides). An empty ``given``
+    is refused: it used to fall back to caviar.db without a word."""
+    if given is not None and not str(given).strip():
+        raise InvalidValue("--storage", f"must name a study file, got {str(given)!r}")
+    return str(given) if given is not None else os.environ.get(STORAGE_VARIABLE) or None
 
 
 def storage_location(given: str | os.PathLike[str] | None, configured: str | None = None) -> str:
