@@ -485,6 +485,102 @@ def valid_cases(rng: random.Random, start: int) -> list[Case]:
     return cases
 
 
+# -- settings that could never act (issue 27) ------------------------------------------------
+#: (label, the key the error names, keys set on a base config: (section, key) -> value)
+NEVER_ACTS: list[tuple[str, str, dict[tuple[str, str], Any]]] = [
+    ("per_round-random", "search.per_round", {("search", "per_round"): [2, 2]}),
+    ("rounds-grid", "search.rounds", {("search", "sampler"): "grid", ("search", "rounds"): 5}),
+    ("keep-random", "search.keep", {("search", "sampler"): "random", ("search", "keep"): 3}),
+    ("margin-grid", "search.margin", {("search", "sampler"): "grid", ("search", "margin"): 0.3}),
+    (
+        "points-random",
+        "search.points_per_dim",
+        {("search", "sampler"): "random", ("search", "points_per_dim"): 9},
+    ),
+    ("label-digits", "data.label_column", {("data", "label_column"): "y"}),
+    ("cache-digits", "data.cache_dir", {("data", "cache_dir"): f"{TMP}/cache"}),
+    (
+        "halving-past-epochs",
+        "search.halving",
+        {("space", "epochs"): 3, ("search", "halving"): {"min_epochs": 50}},
+    ),
+    ("halving-one-epoch", "search.halving", {("space", "epochs"): 1, ("search", "halving"): True}),
+    (
+        "halving-range-epochs",
+        "search.halving",
+        {
+            ("space", "epochs"): {"scale": "int", "low": 1, "high": 4},
+            ("search", "halving"): {"min_epochs": 4},
+        },
+    ),
+    ("beta2-sgd", "space.beta", {("space", "optimizer"): "sgd", ("space", "beta2"): 0.9}),
+    ("beta1-rmsprop", "space.beta", {("space", "optimizer"): "rmsprop", ("space", "beta1"): 0.5}),
+    ("bn-eps-off", "space.bn_eps", {("space", "batch_norm"): False, ("space", "bn_eps"): 1e-3}),
+    ("init-std-he", "space.init_std", {("space", "init"): "he", ("space", "init_std"): 0.1}),
+    ("decay-every-none", "space.decay_every", {("space", "decay_every"): 3}),
+    (
+        "bn-batch-of-one",
+        "space.batch_size",
+        {
+            ("space", "batch_norm"): {"choice": [False, True]},
+            ("space", "batch_size"): {"choice": [1, 32]},
+        },
+    ),
+    (
+        "step-rate-above-one",
+        "space.decay_rate",
+        {
+            ("space", "lr_decay"): {"choice": ["none", "step"]},
+            ("space", "decay_rate"): {"scale": "log", "low": 0.5, "high": 2.0},
+        },
+    ),
+]
+
+#: YAML that says a thing twice: the second used to win silently (400 trials instead of 4)
+TWICE: list[tuple[str, bytes]] = [
+    ("dup-key", b"search: {trials: 4, trials: 400}\n"),
+    ("dup-section", b"search: {trials: 4}\nsearch: {trials: 400}\n"),
+    ("dup-block-key", b"search:\n  trials: 4\n  trials: 400\n"),
+    ("dup-space-key", b"space: {lr: 0.1, lr: 0.2}\nsearch: {trials: 4}\n"),
+    (
+        "dup-dim-key",
+        b"space: {lr: {scale: log, low: 0.1, high: 1, low: 0.01}}\nsearch: {trials: 4}\n",
+    ),
+    ("dup-merge", b"a: &a {trials: 4}\nsearch: {<<: *a, trials: 400}\n"),
+    ("base-60", b"study: {seed: 1:20}\nsearch: {trials: 4}\n"),
+]
+
+
+def never_act_cases(rng: random.Random, start: int) -> list[Case]:
+    """Each setting that could never act, on a random base (and as TOML and YAML in turn), and
+    YAML that says a key or a section twice: each must be refused, naming the key."""
+    all_bases = bases()
+    cases: list[Case] = []
+    for label, name, keys in NEVER_ACTS:
+        base = rng.choice(sorted(all_bases))
+        config = copy.deepcopy(all_bases[base])
+        config["search"].pop("per_round", None)
+        for (section, key), value in keys.items():
+            config.setdefault(section, {})[key] = copy.deepcopy(value)
+        sampler = config["search"].get("sampler", "random")
+        if sampler != "coarse_to_fine":
+            for key in ("rounds", "keep", "margin"):
+                if (("search", key)) not in keys:
+                    config["search"].pop(key, None)
+            config["search"].setdefault("trials", 4)
+        if sampler == "grid":
+            config["search"].pop("trials", None)
+        if sampler == "coarse_to_fine":
+            config["search"].setdefault("trials", 48)  # per_round was left out
+        fmt = "toml" if len(cases) % 2 and toml_can_write(config) else "yaml"
+        case_id = f"case-{start + len(cases):03d}-{fmt}-{base}-never-acts-{label}"
+        cases.append(Case(_clean_id(case_id), fmt, config, names=(name,)))
+    for label, text in TWICE:
+        case_id = f"case-{start + len(cases):03d}-raw-{label}"
+        cases.append(Case(case_id, "raw", raw=text, suffix=".yaml", names=("config", "study.seed")))
+    return cases
+
+
 def all_cases() -> list[Case]:
     """The whole fuzz set: same seed, same cases."""
     rng = random.Random(SEED)
@@ -493,6 +589,7 @@ def all_cases() -> list[Case]:
     cases += targeted_cases(rng, len(cases))
     cases += config_cases(rng, 120, len(cases))
     cases += flag_cases(rng, 80, len(cases))
+    cases += never_act_cases(random.Random(SEED + 27), len(cases))  # issue 27, its own stream
     return cases
 
 

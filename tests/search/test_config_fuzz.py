@@ -26,8 +26,9 @@ pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGALRM"), reason="needs si
 CASES = all_cases()
 #: seconds a case may take before it counts as a hang (a dry run on digits takes ~0.1 s)
 LIMIT_S = 20
-#: stderr lines allowed besides the error: warnings, and the note on a rescaled per_round
-NOTES = ("caviar: warning: ", "caviar: search.per_round ")
+#: stderr lines allowed besides the error: warnings, the notes on a rescaled per_round and on
+#: settings --sampler leaves out
+NOTES = ("caviar: warning: ", "caviar: search.per_round ", "caviar: --sampler ")
 ERROR = "caviar: error: "
 #: how an error names what is wrong: a key path (with a note in parentheses), the config file,
 #: a flag, or an unknown section by its name
@@ -144,8 +145,9 @@ def test_case_ends_in_a_valid_study_or_one_named_error(
 
 
 REAL = [case for case in CASES if case.valid][-5:]
-#: a short real run: the budget and one epoch last, so they win over the case's own flags
-SHORT = ["--timeout", "2", "--quiet", "--no-report", "--epochs", "1"]
+#: a short real run: the budget and two epochs (one would leave halving nothing to judge) last,
+#: so they win over the case's own flags
+SHORT = ["--timeout", "2", "--quiet", "--no-report", "--epochs", "2"]
 
 
 @pytest.mark.slow
@@ -166,3 +168,5 @@ def test_the_cases_are_many_and_reproducible() -> None:
     kinds = {case.fmt for case in CASES}
     assert {"toml", "yaml", "raw", "none"} <= kinds
     assert sum(bool(case.flags) and case.fmt != "raw" for case in CASES) >= 50
+    assert sum("-never-acts-" in case.id for case in CASES) >= 15
+    assert sum("-raw-dup-" in case.id for case in CASES) >= 5

@@ -89,14 +89,19 @@ def test_trials_that_finish_in_waves_get_an_eta_from_the_pace_of_epochs() -> Non
     assert p.time_left() == (8 * 13 / 5 - 16) / (12 / 7)
 
 
-def test_a_failed_trial_counts_as_finished_but_in_no_counter() -> None:
+def test_a_failed_trial_counts_as_finished_and_as_failed() -> None:
+    """The line shows failed trials once there are any (a run used to end with `pruned 0
+    diverged 0` and say nothing of 5 failed trials of 12)."""
     clock, out = Clock(), io.StringIO()
-    p = Progress("f", 3, stream=out, clock=clock)
+    p = Progress("f", 3, stream=out, clock=clock, interval=0)
     clock.now = 12
+    p.trial_finished(TrialState.COMPLETE, 0.5)
     p.trial_finished(TrialState.FAILED, None)
     assert lines(out) == [
-        "caviar f: trials 1/3 done, 0 training  best val acc -  pruned 0  diverged 0  "
+        "caviar f: trials 1/3 done, 0 training  best val acc 0.5000  pruned 0  diverged 0  "
         "elapsed 0:12  ETA 0:24",
+        "caviar f: trials 2/3 done, 0 training  best val acc 0.5000  pruned 0  diverged 0  "
+        "failed 1  elapsed 0:12  ETA 0:06",
     ]
 
 

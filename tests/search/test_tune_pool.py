@@ -469,8 +469,8 @@ FLAGS = {
         {"timeout": 5.0, "halving": {"min_epochs": 1, "eta": 2}, "threads": 1},
     ),
     "halving from its first rung alone": (
-        ["--halving-min-epochs", "2", "--threads", "1"],
-        {"timeout": None, "halving": {"min_epochs": 2, "eta": 3}, "threads": 1},
+        ["--halving-min-epochs", "1", "--threads", "1"],  # epochs = 2: the rung at 1 acts
+        {"timeout": None, "halving": {"min_epochs": 1, "eta": 3}, "threads": 1},
     ),
     "threads auto is stored as no count": (
         ["--threads", "auto"],

@@ -57,6 +57,8 @@ def config_mapping(args: argparse.Namespace) -> tuple[dict[str, Any], str, str]:
         ("search", "devices"): args.devices,
     }
     renamed = flag_name(args, raw, default_name)
+    if args.sampler is not None:
+        _drop_other_samplers_keys(raw, args.sampler)
     if args.trials is not None:
         _scale_per_round(raw, args.trials)
     for (section, key), value in overrides.items():
@@ -137,6 +139,22 @@ def _scale_per_round(raw: dict[str, Any], trials: int) -> None:
         f"--trials {trials}",
         file=sys.stderr,
     )
+
+
+def _drop_other_samplers_keys(raw: dict[str, Any], sampler: str) -> None:
+    """With --sampler, the config's settings of another sampler are left out, saying so (in a
+    config alone they are refused: they would change nothing)."""
+    search = raw.get("search")
+    if not isinstance(search, dict):
+        return
+    from caviar.search.sections import unread_keys  # deferred: the samplers load numpy
+
+    dropped = [key for key, _ in unread_keys("search", search, {"sampler": sampler})]
+    for key in dropped:
+        del search[key]
+    if dropped:
+        keys = ", ".join(f"search.{key}" for key in dropped)
+        print(f"caviar: --sampler {sampler} does not read {keys}; left out", file=sys.stderr)
 
 
 def trial_counts(value: Any) -> list[int] | None:
@@ -228,9 +246,13 @@ def cmd_tune(args: argparse.Namespace) -> int:
         return _dry_run(config)
     study = tune(config, progress=not args.quiet, report=False)
     best = study.best_trial
+    n_failed, why = _failures(study)
     if best is None:
-        print(_no_result(study, config))
+        print(_no_result(study, config, why))
         return 1
+    if n_failed:
+        total = len(study.trials(curves=False))
+        print(f"\ncaviar: {n_failed} of the study's {total} trials failed; {why}")
     # the summary first: a report that cannot be written must not lose it
     print(f"\nbest configuration (trial {best.number}): validation accuracy {best.value:.4f}")
     for name in config.space.free_names:
@@ -263,8 +285,28 @@ def _dry_run(config: Any) -> int:
     return 0
 
 
-def _no_result(study: Any, config: Any) -> str:
-    """Why a run ends without a complete trial, in the study's own counts."""
+def _failures(study: Any) -> tuple[int, str]:
+    """How many of the study's trials failed, and the first one's reason with where to read the
+    rest (a failed trial is neither pruned nor diverged: the run must say so)."""
+    failed = sorted(
+        (t for t in study.trials(curves=False) if t.state.value == "failed"),
+        key=lambda t: t.number,
+    )
+    if not failed:
+        return 0, ""
+    reasons = {str(t.attrs.get("error", "no reason stored")) for t in failed}
+    first = failed[0]
+    others = f" ({len(reasons) - 1} other reasons)" if len(reasons) > 2 else ""
+    others = " (1 other reason)" if len(reasons) == 2 else others
+    return len(failed), (
+        f"the first, trial {first.number}: {first.attrs.get('error', 'no reason stored')}"
+        f"{others}; `caviar show {study.name}` lists them"
+    )
+
+
+def _no_result(study: Any, config: Any, why_failed: str) -> str:
+    """Why a run ends without a complete trial, in the study's own counts (and the first
+    failure's reason, ``why_failed``, if any failed)."""
     trials = study.trials(curves=False)
     finished = [t for t in trials if t.state.is_finished]
     waiting = len(trials) - len(finished)
@@ -277,4 +319,5 @@ def _no_result(study: Any, config: Any) -> str:
     states = ", ".join(
         f"{n} {s}" for s, n in sorted(Counter(t.state.value for t in finished).items())
     )
-    return f"caviar: no trial completed ({states or 'none finished'}); see `caviar show`"
+    why = why_failed or f"see `caviar show {study.name}`"
+    return f"caviar: no trial completed ({states or 'none finished'}); {why}"

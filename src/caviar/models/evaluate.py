@@ -216,7 +216,7 @@ def _prepared(study: Study) -> tuple[StudyConfig, PreparedData]:
             f"on a test set; evaluate its best params (caviar show {study.name}) with your own "
             f"code",
         )
-    config = config_from_mapping(study.attrs["config"])
+    config = config_from_mapping(study.attrs["config"], stored=True)
     data = prepare_data(config)
     data.check(study)
     return config, data

@@ -100,6 +100,28 @@ def _default(name: str) -> Any:
     return HYPERPARAMETERS[name].default
 
 
+#: the rules across hyperparameters (:meth:`MemberSpec.__post_init__`), by the names each spans.
+#: Each holds on an interval of its number, so a range's two ends and a choice's every value
+#: decide it: the config checks those combinations before a study starts, not only a few.
+CROSS_RULES: tuple[tuple[str, str], ...] = (
+    ("batch_norm", "batch_size"),
+    ("lr_decay", "decay_rate"),
+)
+
+#: hyperparameters the engine reads only under another's value: name -> (that hyperparameter,
+#: the values under which it is read). Setting one where it is never read is a mistake the
+#: config refuses (``beta2`` with plain gradient descent).
+READ_ONLY_WITH: dict[str, tuple[str, tuple[Any, ...]]] = {
+    "beta1": ("optimizer", ("momentum", "adam")),
+    "beta2": ("optimizer", ("rmsprop", "adam")),
+    "eps": ("optimizer", ("rmsprop", "adam")),
+    "init_std": ("init", ("std",)),
+    "decay_rate": ("lr_decay", ("inverse_time", "exponential", "step")),
+    "decay_every": ("lr_decay", ("step",)),
+    "bn_momentum": ("batch_norm", (True,)),
+    "bn_eps": ("batch_norm", (True,)),
+}
+
 #: hyperparameters a running member may change at an epoch boundary
 MID_RUN = tuple(name for name, h in HYPERPARAMETERS.items() if h.mid_run)
 

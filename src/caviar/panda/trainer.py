@@ -47,7 +47,9 @@ class PandaRun:
         self.tree, self.name = tree, name
         row = tree.run(name)
         self.run_id = row.run_id
-        self.config: StudyConfig = config_from_mapping(row.config, source=f"panda run {name!r}")
+        self.config: StudyConfig = config_from_mapping(
+            row.config, source=f"panda run {name!r}", stored=True
+        )
         self.engine = engine or EpochEngine(self.config)
         self.changed = threading.Condition()  # notified after every change this process makes
         self.status = row.status
@@ -137,7 +139,8 @@ class PandaRun:
             "search": {k: v for k, v in search.items() if v is not None},
         }
         raw["study"]["storage"] = str(storage)
-        config = config_from_mapping(raw, source=f"{study}:{trial}")
+        # a trial's stored params and data section hold every key, read or not
+        config = config_from_mapping(raw, source=f"{study}:{trial}", stored=True)
         source = {
             "kind": "trial",
             "study": study,
@@ -267,7 +270,7 @@ class PandaRun:
 def _check_same(tree: PandaTree, name: str, config: StudyConfig, spec: MemberSpec) -> None:
     """Reopening a run: its data, dtype and root spec must be what the config gives."""
     row = tree.run(name)
-    stored = config_from_mapping(row.config)
+    stored = config_from_mapping(row.config, stored=True)
     for key, before, now in (
         ("data", stored.to_dict()["data"], config.to_dict()["data"]),
         ("study.dtype", stored.study.dtype, config.study.dtype),

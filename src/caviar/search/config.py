@@ -9,6 +9,8 @@ keys and bad values raise :class:`~caviar.core.errors.InvalidValue` naming the k
 
 from __future__ import annotations
 
+import itertools
+import json
 import math
 import os
 import tomllib
@@ -20,7 +22,7 @@ from typing import Any
 from caviar.core.constraints import STUDY_NAME
 from caviar.core.errors import InvalidValue, got
 from caviar.distributed.cluster import SpreadPlan
-from caviar.nn.spec import HYPERPARAMETERS, MemberSpec
+from caviar.nn.spec import CROSS_RULES, HYPERPARAMETERS, READ_ONLY_WITH, MemberSpec
 from caviar.samplers import CoarseToFineSampler, GridSampler, RandomSampler, Sampler
 from caviar.search.halving import Halving
 from caviar.search.sections import (
@@ -31,8 +33,9 @@ from caviar.search.sections import (
     StudySection,
     read_section,
     section_dict,
+    unread_keys,
 )
-from caviar.space import SearchSpace
+from caviar.space import Fixed, SearchSpace
 
 __all__ = [
     "SECTIONS",
@@ -75,12 +78,37 @@ def space_from_config(table: Any) -> SearchSpace:
                     f"space.{name}",
                     f"every value must be {rule.describe()}; {dim.to_config()!r} gives {value!r}",
                 )
-    for u in (0.0, 0.5, 1.0):  # the engine's rules across hyperparameters, at three corners
+    _check_cross_rules(space)
+    for u in (0.0, 0.5, 1.0):  # and any other rule of the engine's, at three corners
         try:
             MemberSpec.from_params(space.from_unit([u] * space.n_free), seed=0, owner="space")
         except InvalidValue as e:
-            raise InvalidValue(e.owner, f"{e.reason} (every trial would fail)") from None
+            raise InvalidValue(e.owner, f"{e.reason} (trials would fail)") from None
     return space
+
+
+def _check_cross_rules(space: SearchSpace) -> None:
+    """Every combination of values that decides a rule across hyperparameters (a choice's every
+    value, a range's two ends) must train: otherwise some trials would fail at run time."""
+    middle = space.from_unit([0.5] * space.n_free)
+    for names in CROSS_RULES:
+        for values in itertools.product(*(space[name].ends() for name in names)):
+            params = {**middle, **dict(zip(names, values, strict=True))}
+            try:
+                MemberSpec.from_params(params, seed=0, owner="space")
+            except InvalidValue as e:
+                combination = " with ".join(
+                    f"{name} = {json.dumps(value)}"
+                    for name, value in zip(names, values, strict=True)
+                )
+                searched = [n for n in names if space[n].n_free]
+                if not searched:
+                    raise InvalidValue(e.owner, f"{e.reason} (every trial would fail)") from None
+                raise InvalidValue(
+                    e.owner,
+                    f"{e.reason}: the space holds {combination}, so the trials drawn there "
+                    f"would fail; narrow space.{searched[-1]}",
+                ) from None
 
 
 #: the trial count of a search bounded only by its timeout
@@ -163,9 +191,15 @@ class StudyConfig:
 
 
 def config_from_mapping(
-    raw: Mapping[str, Any], *, default_name: str = "demo", source: str = "<mapping>"
+    raw: Mapping[str, Any],
+    *,
+    default_name: str = "demo",
+    source: str = "<mapping>",
+    stored: bool = False,
 ) -> StudyConfig:
-    """Validate a config mapping (the shape a TOML/YAML file gives)."""
+    """Validate a config mapping (the shape a TOML/YAML file gives). A setting that could never
+    act is refused, unless the mapping is ``stored``: read back from a study, which holds every
+    key, and may have been made by an older caviar."""
     if not isinstance(raw, Mapping):
         raise InvalidValue("config", f"must be a table of sections, {got(raw)}")
     known = ["study", "data", "space", "search"]
@@ -178,7 +212,55 @@ def config_from_mapping(
     space = space_from_config({} if raw.get("space") is None else raw["space"])
     config = StudyConfig(study, data, space, search, source)
     _check_search(config)
+    if not stored:
+        _check_settings_act(raw, config)
     return config
+
+
+def _check_settings_act(raw: Mapping[str, Any], config: StudyConfig) -> None:
+    """Refuse a setting the study would never read (``per_round`` with random search, ``beta2``
+    with plain gradient descent, a first rung past the last epoch): it would silently change
+    nothing."""
+    for name in SECTIONS:
+        table = raw.get(name)
+        values = section_dict(getattr(config, name))
+        for key, only in unread_keys(name, table, values) if isinstance(table, Mapping) else ():
+            raise InvalidValue(
+                f"{name}.{key}",
+                f"only read when {only.describe()}, but {name}.{only.key} is "
+                f"{values[only.key]!r}, so it would change nothing; remove it or change "
+                f"{name}.{only.key}",
+            )
+    given = raw.get("space")
+    for name, (decider, read_with) in READ_ONLY_WITH.items():
+        if not isinstance(given, Mapping) or name not in given:
+            continue
+        if config.space[name] == Fixed(HYPERPARAMETERS[name].default):
+            continue  # the default, as ``to_dict`` writes every hyperparameter: harmless
+        dim = config.space[decider]
+        if not any(v in read_with for v in dim.ends()):
+            shown = json.dumps(dim.to_config())
+            default = "" if decider in given else " (its default)"
+            raise InvalidValue(
+                f"space.{name}",
+                f"only read when {decider} is {' or '.join(json.dumps(v) for v in read_with)}, but "
+                f"space.{decider} is {shown}{default}, so it would change nothing; remove it or "
+                f"change space.{decider}",
+            )
+    halving = config.halving()
+    longest = max(config.space["epochs"].ends())
+    if halving is not None and not halving.rungs(longest):
+        fix = (
+            f"give min_epochs < {longest}, or more epochs"
+            if longest > 1
+            else "halving needs trials of 2 epochs or more"
+        )
+        raise InvalidValue(
+            "search.halving",
+            f"its first rung, at epoch {halving.min_epochs}, is never reached: trials train at "
+            f"most {longest} epoch{'s' if longest > 1 else ''} (space.epochs), and halving "
+            f"judges a member only before its last epoch; {fix}",
+        )
 
 
 def _check_search(config: StudyConfig) -> None:

@@ -12,7 +12,7 @@ import json
 from dataclasses import MISSING, fields
 from typing import Any
 
-from caviar.nn.spec import GROUP_KEYS, HYPERPARAMETERS
+from caviar.nn.spec import CROSS_RULES, GROUP_KEYS, HYPERPARAMETERS, READ_ONLY_WITH
 from caviar.search.sections import SECTIONS
 from caviar.space.dimensions import SCALES
 
@@ -22,7 +22,9 @@ INTRO = """\
 One schema, read from TOML or YAML (`caviar tune study.toml`) or given as a mapping
 (`caviar.tune({...})`). Every section and key is optional; a key left out takes its default.
 Unknown keys and bad values are refused with the key path, the rule and the value, e.g.
-`space.lr: must be a number in (0, inf), got 0`.
+`space.lr: must be a number in (0, inf), got 0`; so is a key given where it is never read (a
+sampler's setting with another sampler, a halving rung past the last epoch): it would change
+nothing. A key at its default is never refused.
 
 This page is generated from the tables that validate a config
 (`python -m caviar.search.config_reference > docs/config.md`); a test keeps it in step.
@@ -39,10 +41,12 @@ Any engine hyperparameter below, as a plain value (fixed) or as a dimension to s
 - a plain value, or `{ fixed = value }`: not searched.
 
 Every value a dimension can give must meet the hyperparameter's rule (checked at both ends of a
-range and at every choice). Hyperparameters left out take the engine's default and are recorded
-with every trial. Members that differ in %s train in
-different vectorized groups; widths and depths share one. The ones marked "may change mid-run"
-are those `caviar panda set` may change at an epoch boundary.
+range and at every choice), and so must every combination of the rules across hyperparameters
+(%s: every choice with both ends of a range). A hyperparameter set where the engine never reads
+it (`beta2` with `optimizer = "sgd"`) is refused: it would change nothing. Hyperparameters
+left out take the engine's default and are recorded with every trial. Members that differ in
+%s train in different vectorized groups; widths and depths share one. The ones marked
+"may change mid-run" are those `caviar panda set` may change at an epoch boundary.
 """
 
 
@@ -62,6 +66,14 @@ def _table(rows: list[tuple[str, str, str, str]]) -> str:
     return "\n".join(lines)
 
 
+def _read_with(name: str) -> str:
+    """When the engine reads ``name``, if not always (a config setting it elsewhere is refused)."""
+    if name not in READ_ONLY_WITH:
+        return ""
+    decider, values = READ_ONLY_WITH[name]
+    return f"; read only when {decider} is {' or '.join(json.dumps(v) for v in values)}"
+
+
 def reference() -> str:
     """The markdown text of ``docs/config.md``."""
     parts = [INTRO]
@@ -69,8 +81,10 @@ def reference() -> str:
         rows = []
         for f in fields(section):
             default = None if f.default is MISSING else f.default
+            only = f.metadata["only"]
+            read = f" (read only when {only.describe()})" if only else ""
             rows.append(
-                (f.name, _value(default), f.metadata["rule"].describe(), f.metadata["help"])
+                (f.name, _value(default), f.metadata["rule"].describe(), f.metadata["help"] + read)
             )
         about = (section.__doc__ or "").strip().partition(": ")[2]  # after "``[study]``: "
         parts.append(f"## [{name}]\n\n{about[:1].upper()}{about[1:]}\n\n{_table(rows)}\n")
@@ -81,11 +95,12 @@ def reference() -> str:
             h.name,
             _value(h.default),
             h.describe(),
-            h.help + (" (may change mid-run)" if h.mid_run else ""),
+            h.help + (" (may change mid-run)" if h.mid_run else "") + _read_with(h.name),
         )
         for h in HYPERPARAMETERS.values()
     ]
-    parts.append(SPACE % (scales, groups) + "\n" + _table(rows) + "\n")
+    rules = ", ".join(" with ".join(f"`{n}`" for n in names) for names in CROSS_RULES)
+    parts.append(SPACE % (scales, rules, groups) + "\n" + _table(rows) + "\n")
     return "\n".join(parts)
 
 

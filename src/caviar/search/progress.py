@@ -55,6 +55,7 @@ class Progress:
         self.running = 0
         self.pruned = 0
         self.diverged = 0
+        self.failed = 0
         self.best: float | None = None
         self.model_epochs = 0  # epochs trained in this run, by all members
         self.finished_epochs = 0  # epochs the trials finished in this run had trained
@@ -88,6 +89,8 @@ class Progress:
             self.pruned += 1
         elif state is TrialState.DIVERGED:
             self.diverged += 1
+        elif state is TrialState.FAILED:
+            self.failed += 1
         elif state is TrialState.COMPLETE:
             self._offer(value)
         self._show(force=self.finished == 1)
@@ -131,9 +134,10 @@ class Progress:
         done = self.done_before + self.finished
         total = "" if self.total_trials is None else f"/{self.total_trials}"
         left = "budget left" if self.timeout is not None else "ETA"
+        failed = f"failed {self.failed}  " if self.failed else ""  # rare: only when there are
         return (
             f"caviar {self.name}: trials {done}{total} done, {self.running} training  "
-            f"best val acc {best}  pruned {self.pruned}  diverged {self.diverged}  "
+            f"best val acc {best}  pruned {self.pruned}  diverged {self.diverged}  {failed}"
             f"elapsed {_clock(self.clock() - self.started)}  {left} {_clock(self.time_left())}"
         )
 

@@ -64,9 +64,32 @@ def _sampler_default(sampler: type[Sampler], name: str) -> Any:
     return inspect.signature(sampler).parameters[name].default
 
 
-def setting(default: Any, rule: Constraint, help: str) -> Any:
-    """A config key: its default, its rule and one line of help (see docs/config.md)."""
-    return field(default=default, metadata={"rule": rule, "help": help})
+@dataclass(frozen=True)
+class OnlyWith:
+    """A key read only while another key of its section has one of a few values (a sampler's
+    own settings, a csv's label column): given where it is never read, it is refused."""
+
+    key: str
+    values: tuple[str, ...] = ()
+    suffixes: tuple[str, ...] = ()  # or: the other key's value ends with one of these
+
+    def applies(self, value: Any) -> bool:
+        text = str(value)
+        return text in self.values or text.lower().endswith(self.suffixes)
+
+    def describe(self) -> str:
+        allowed = [*map(repr, self.values), *(f"a {s} file" for s in self.suffixes)]
+        return f"{self.key} {'is' if len(allowed) == 1 else 'is one of'} {', '.join(allowed)}"
+
+
+def setting(default: Any, rule: Constraint, help: str, *, only: OnlyWith | None = None) -> Any:
+    """A config key: its default, its rule, one line of help (see docs/config.md), and the
+    condition it is read under, if any."""
+    return field(default=default, metadata={"rule": rule, "help": help, "only": only})
+
+
+_GRID = OnlyWith("sampler", ("grid",))
+_COARSE_TO_FINE = OnlyWith("sampler", ("coarse_to_fine",))
 
 
 @dataclass(frozen=True)
@@ -102,7 +125,10 @@ class DataSection:
         None, OPTIONAL_TEXT, "a folder with the IDX .gz files (mnist, fashion-mnist): no network"
     )
     cache_dir: str | None = setting(
-        None, OPTIONAL_TEXT, "where downloads are kept (default ~/.cache/caviar)"
+        None,
+        OPTIONAL_TEXT,
+        "where downloads are kept (default ~/.cache/caviar)",
+        only=OnlyWith("dataset", ("mnist", "fashion-mnist")),
     )
     train_size: int | None = setting(
         None, integer(1, nullable=True), "the first N training examples (default: all)"
@@ -115,7 +141,12 @@ class DataSection:
         FRACTION,
         "the fraction of the training examples held out, stratified and seeded",
     )
-    label_column: str = setting("label", TEXT, "csv only: the column holding the labels")
+    label_column: str = setting(
+        "label",
+        TEXT,
+        "csv only: the column holding the labels",
+        only=OnlyWith("dataset", suffixes=(".csv",)),
+    )
 
 
 @dataclass(frozen=True)
@@ -140,24 +171,31 @@ class SearchSection:
         _sampler_default(GridSampler, "points_per_dim"),
         POINTS_PER_DIM,
         f"grid: points per searched dimension (at most {GRID_LIMIT:,} in all)",
+        only=_GRID,
     )
     rounds: int = setting(
         _sampler_default(CoarseToFineSampler, "rounds"),
         ROUNDS,
         "coarse_to_fine: rounds, trials split evenly over them",
+        only=_COARSE_TO_FINE,
     )
     per_round: tuple[int, ...] | None = setting(
-        None, optional(PER_ROUND), "coarse_to_fine: trials per round (their sum is the trial count)"
+        None,
+        optional(PER_ROUND),
+        "coarse_to_fine: trials per round (their sum is the trial count)",
+        only=_COARSE_TO_FINE,
     )
     keep: int | float = setting(
         _sampler_default(CoarseToFineSampler, "keep"),
         KEEP,
         "coarse_to_fine: the best trials each round's box is drawn around",
+        only=_COARSE_TO_FINE,
     )
     margin: float = setting(
         _sampler_default(CoarseToFineSampler, "margin"),
         MARGIN,
         "coarse_to_fine: box margin, a fraction of the previous box",
+        only=_COARSE_TO_FINE,
     )
     timeout: float | None = setting(
         None,
@@ -208,6 +246,23 @@ def read_section(raw: Mapping[str, Any], name: str) -> Any:
     cls = SECTIONS[name]
     rules = Record({f.name: f.metadata["rule"] for f in fields(cls)}, words="a table of keys")
     return cls(**rules.check({} if table is None else table, name))
+
+
+def unread_keys(
+    name: str, table: Mapping[str, Any], values: Mapping[str, Any]
+) -> list[tuple[str, OnlyWith]]:
+    """The keys given in ``table`` (section ``name`` as written) that are never read where the
+    keys they depend on have ``values`` (``per_round`` where ``sampler`` is 'random'), each with
+    the condition it is read under. A key at its default is not counted: it changes nothing
+    wherever it is, and ``to_dict`` writes every key."""
+    out = []
+    for f in fields(SECTIONS[name]):
+        only = f.metadata["only"]
+        given = only is not None and table.get(f.name, f.default) != f.default
+        given = given and only.key in values
+        if given and not only.applies(values[only.key]):
+            out.append((f.name, only))
+    return out
 
 
 def _plain(value: Any) -> Any:

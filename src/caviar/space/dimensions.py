@@ -70,6 +70,13 @@ class Dimension(ABC):
         points = [first + (last - first) * i / (n - 1) for i in range(n)]
         return tuple(sorted({self.to_unit(self.from_unit(u)) for u in points}))
 
+    def ends(self) -> tuple[Any, ...]:
+        """The values that decide a rule holding on an interval of values (``batch_size >= 2``,
+        ``decay_rate <= 1``): a range's two ends; a choice overrides it with its every value,
+        since its values are not ordered."""
+        low, high = self.from_unit(0.0), self.from_unit(1.0)
+        return (low,) if low == high else (low, high)
+
     def validate(self, value: Any, owner: str) -> Any:
         """``value`` if it is legal here, else an :class:`InvalidValue` naming ``owner``."""
         if not self.contains(value):
@@ -332,6 +339,9 @@ class Choice(Dimension):
     @property
     def cardinality(self) -> int:
         return len(self.options)
+
+    def ends(self) -> tuple[Any, ...]:
+        return self.options
 
     def describe(self) -> str:
         return f"one of {list(self.options)!r}"
