@@ -1,15 +1,23 @@
 """ThreadGovernor: an explicit thread count is kept; ``auto`` uses the cores the rest of the machine
 leaves free, measured between calls from fake /proc/stat readings, this process's CPU time and a
-fake clock."""
+fake clock. Every count is capped at what the process can run: its cores, fewer under a low limit
+on the user's processes (RLIMIT_NPROC, given here as fake readings), and a count above the cap is
+refused in one line."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 
 import pytest
 import torch
 
-from caviar.core.threads import ThreadGovernor
+from caviar.core import threads
+from caviar.core.errors import InvalidValue
+from caviar.core.threads import ThreadCap, ThreadGovernor, check_threads, set_threads, thread_cap
 
 
 @pytest.fixture(autouse=True)
@@ -18,6 +26,13 @@ def restore_torch_threads() -> Iterator[None]:
     before = torch.get_num_threads()
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def no_process_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No limit on the user's processes unless a test sets one: the cases do not depend on
+    who runs the suite (root is exempt) or on what else that user runs."""
+    monkeypatch.setattr(threads, "_process_room", lambda: None)
 
 
 class Readings:
@@ -55,11 +70,11 @@ CASES = {
         [(100.0, 10.0, 0.0), (102.0, 12.0, 1.0)],  # others 0 -> auto would say 2
         [1],
     ),
-    "an explicit count is kept on a busy machine, even above the cores": (
-        3,
+    "an explicit count is kept on a busy machine": (
+        2,
         2,
         [(100.0, 10.0, 0.0), (102.0, 10.0, 1.0)],  # others 2 -> auto would say 1
-        [3],
+        [2],
     ),
     "auto: another process keeps one core of two busy": (
         None,
@@ -149,3 +164,109 @@ def test_others_is_the_measured_load_in_cores() -> None:
     g = governor(None, 4, Readings([(0.0, 0.0, 0.0), (3.4, 1.0, 2.0)]))
     g.adjust()
     assert g.others == pytest.approx(1.2)  # (3.4 - 1.0) / 2.0
+
+
+def test_an_explicit_count_above_the_cores_is_refused_and_sets_nothing() -> None:
+    torch.set_num_threads(1)
+    message = "study.threads: must be at most 2, the cores this process may run on, got 3"
+    with pytest.raises(InvalidValue, match=f"^{message}$"):
+        governor(3, 2, Readings([(100.0, 10.0, 0.0)]))
+    assert torch.get_num_threads() == 1
+
+
+#: each case: cores, (ulimit -u, the user's processes and threads in use) or None for no limit,
+#: and the cap. A count N starts 2 (N - 1) threads (torch's OpenMP pool and MKL's), so the room
+#: left under the limit, R = limit - in use, allows N = R // 2 + 1 (worked by hand below).
+CAPS = {
+    "no limit: the cores": (4, None, 4, "the cores this process may run on"),
+    "a wide limit: the cores": (4, (4096, 100), 4, "the cores this process may run on"),
+    "5 left: 3 threads (starting 4)": (
+        4,
+        (100, 95),
+        3,
+        "the threads the limit on this user's processes leaves room for (ulimit -u 100, 95 in use)",
+    ),
+    "6 left: 4 threads (starting 6), the cores": (
+        4,
+        (100, 94),
+        4,
+        "the cores this process may run on",
+    ),
+    "none left: one thread, which starts none": (
+        8,
+        (50, 60),
+        1,
+        "the threads the limit on this user's processes leaves room for (ulimit -u 50, 60 in use)",
+    ),
+}
+
+
+@pytest.mark.parametrize(("cores", "limit", "most", "why"), CAPS.values(), ids=CAPS)
+def test_the_cap_is_the_cores_or_the_room_the_process_limit_leaves(
+    cores: int, limit: tuple[int, int] | None, most: int, why: str
+) -> None:
+    assert thread_cap(cores, lambda: limit) == ThreadCap(most, why)
+
+
+def test_a_count_under_the_cores_is_refused_where_the_process_limit_is_low(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(threads, "machine_cores", lambda: 16)
+    monkeypatch.setattr(threads, "_process_room", lambda: (200, 196))  # 4 left: 3 threads
+    assert check_threads(3) == 3
+    with pytest.raises(InvalidValue) as refused:
+        check_threads(8, "--threads")
+    assert str(refused.value) == (
+        "--threads: must be at most 3, the threads the limit on this user's processes leaves "
+        "room for (ulimit -u 200, 196 in use), got 8"
+    )
+
+
+def test_auto_takes_the_cap_where_the_process_limit_is_below_the_cores(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(threads, "_process_room", lambda: (100, 97))  # 3 left: 2 threads
+    g = governor(None, 8, Readings([(100.0, 10.0, 0.0), (100.0, 12.0, 1.0)]))  # all idle
+    assert g.threads == torch.get_num_threads() == 2
+    assert g.adjust() == 2  # 8 cores idle, but the limit holds
+
+
+def test_set_threads_refuses_above_the_cores_and_leaves_torch_as_it_was(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(threads, "machine_cores", lambda: 2)
+    torch.set_num_threads(1)
+    with pytest.raises(InvalidValue, match=r"^study\.threads: must be at most 2, .* got 1000000$"):
+        set_threads(1_000_000)
+    assert torch.get_num_threads() == 1
+    with pytest.raises(InvalidValue, match=r"^study\.threads: must be at least 1, got 0$"):
+        set_threads(0)  # torch's own RuntimeError otherwise
+    assert torch.get_num_threads() == 1
+    assert set_threads(2) == torch.get_num_threads() == 2
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux's /proc")
+def test_the_user_tasks_count_this_process_threads() -> None:
+    own = len(os.listdir("/proc/self/task"))
+    assert threads._user_tasks(os.getuid()) >= own >= 1
+    assert threads._user_tasks(2**31 - 7) == 0  # a user that runs nothing
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux's /proc")
+def test_a_count_starts_no_more_threads_than_the_cap_allows_for() -> None:
+    """The cap's estimate, 2 (N - 1) threads for a count N, holds in a fresh process: torch
+    told 3 threads, then a product, a reduction and an element-wise kernel."""
+    script = textwrap.dedent(
+        """
+        import os, torch
+        before = len(os.listdir("/proc/self/task"))
+        torch.set_num_threads(3)
+        x = torch.randn(300, 300)
+        (x @ x).exp().sum()
+        print(len(os.listdir("/proc/self/task")) - before)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert 0 <= int(out.stdout) <= threads.threads_started(3) == 4

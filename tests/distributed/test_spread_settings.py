@@ -80,7 +80,8 @@ def test_worker_plans(name: str) -> None:
     assert plan_workers(config_from_mapping(mapping(**search)).spread_plan(), resources) == plans
 
 
-def test_cpu_workers_take_a_cpu_slot_per_thread() -> None:
+def test_cpu_workers_take_a_cpu_slot_per_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    machine(monkeypatch, 4, 0)  # the driver's machine may run 2 threads
     raw = {**mapping(ray="auto"), "study": {"threads": 2}}
     assert (
         plan_workers(config_from_mapping(raw).spread_plan(), {"CPU": 4.0})
@@ -94,8 +95,11 @@ def test_cpu_workers_take_a_cpu_slot_per_thread() -> None:
 
 
 def machine(monkeypatch: pytest.MonkeyPatch, cores: int, gpus: int) -> None:
-    """This process runs on ``cores`` cores of a machine with ``gpus`` GPUs."""
+    """This process runs on ``cores`` cores of a machine with ``gpus`` GPUs (and may run as many
+    threads: no limit on the user's processes)."""
     monkeypatch.setattr("caviar.distributed.cluster.machine_cores", lambda: cores)
+    monkeypatch.setattr("caviar.core.threads.machine_cores", lambda: cores)
+    monkeypatch.setattr("caviar.core.threads._process_room", lambda: None)
     monkeypatch.setattr("torch.cuda.is_available", lambda: gpus > 0)
     monkeypatch.setattr("torch.cuda.device_count", lambda: gpus)
 

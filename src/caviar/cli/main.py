@@ -1,7 +1,18 @@
 """The ``caviar`` command: one parser over the command modules, one way to end.
 
-Every command ends the same way: 0 or its own status; a mistake in one line naming the key or
-flag (status 2); Ctrl-C with the study in order (130); a closed pipe quietly.
+Every command ends the same way, each failure in one line on stderr:
+
+- 0, or the command's own status;
+- 2: a mistake, naming the key or flag, what it allows and the bad value
+  (``caviar: error: study.threads: must be at most 2, the cores this process may run on, got
+  1000000``); nothing was run or written;
+- 75 (EX_TEMPFAIL): the run stopped for a reason outside its config (its worker processes died
+  or could not start, or no thread could be started); the finished trials are kept, the
+  unfinished ones back in the queue, and the same command continues the study
+  (:class:`~caviar.core.errors.RunStopped`);
+- 130: Ctrl-C, with the study in order (a SIGINT while no thread can start is the failure of
+  a library, see :func:`caviar.core.interrupts.thread_failure`: status 75);
+- a closed pipe quietly (0).
 """
 
 from __future__ import annotations
@@ -20,7 +31,7 @@ from typing import Any, NoReturn
 from caviar.cli import experiment, export, panda, report, show, studies, test, tune
 from caviar.cli.output import os_reason
 from caviar.core import interrupts
-from caviar.core.errors import InvalidValue
+from caviar.core.errors import InvalidValue, RunStopped
 
 #: the command modules, in the order ``caviar --help`` lists them
 COMMANDS = (tune, show, report, test, export, panda, experiment, studies)
@@ -66,6 +77,10 @@ def _quiet_interrupts() -> Iterator[None]:
             sys.unraisablehook = interrupts.quiet_unraisable(sys.unraisablehook)
 
 
+#: how a stopped run's line ends: nothing finished is lost, and how to go on
+CONTINUE = "the finished trials are kept: run the same command again to continue"
+
+
 def _show_warning(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
     print(f"caviar: warning: {message}", file=sys.stderr)
 
@@ -91,8 +106,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         # one line, whatever a key or a path holds
         print(f"caviar: error: {message}".replace("\n", "\\n"), file=sys.stderr)
         return 2
+    except RunStopped as e:  # the workers lost: the loop has put the study in order
+        print(f"caviar: error: {e}; {CONTINUE}".replace("\n", "\\n"), file=sys.stderr)
+        return RunStopped.exit_status
     except KeyboardInterrupt:
         interrupts.handled()
+        failure = interrupts.thread_failure()
+        if failure is not None:  # a library's own SIGINT, not a Ctrl-C
+            print(f"caviar: error: {failure}; {CONTINUE}", file=sys.stderr)
+            return RunStopped.exit_status
         print("\ncaviar: interrupted; run the same command again to continue", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `caviar show ... | head`: the reader left, nothing is wrong

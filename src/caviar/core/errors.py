@@ -1,4 +1,5 @@
-"""The one error type for bad user input, so that every message reads the same way.
+"""The one error type for bad user input, so that every message reads the same way; and the one
+for a run stopped by what it runs on (:class:`RunStopped`), which the same command continues.
 
 A message names its owner (a class, or a key path such as ``space.lr``), the rule that was broken
 and the bad value: ``space.lr: low must be > 0 on a log scale, got 0``. Layers that know more about
@@ -54,3 +55,13 @@ class InvalidValue(ValueError):
 def got(value: Any) -> str:
     """How a bad value is shown at the end of a message: ``got 0``, ``got 'relu6'``."""
     return f"got {_SHOWN.repr(value)}"
+
+
+class RunStopped(RuntimeError):
+    """The run cannot go on, for a reason outside its config (its worker processes died, or a
+    library could not start its threads): the trials it finished are stored, the unfinished
+    ones are back in the queue, and the same command continues it. The command line prints
+    ``str(e)`` in one line and exits with :attr:`exit_status`."""
+
+    #: EX_TEMPFAIL (sysexits.h): a temporary failure, the user is invited to retry
+    exit_status = 75

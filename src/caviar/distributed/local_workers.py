@@ -172,13 +172,20 @@ class LocalTransport:
     def start(self, plan: WorkerPlan) -> LocalWorker:
         ours, theirs = socket.socketpair()
         shared = [] if self.shared is None else [self.shared]
+        command = [sys.executable, "-m", "caviar.distributed.worker_process", str(theirs.fileno())]
         with theirs:  # the worker's end lives in the worker only: its death is our EOF
-            process = subprocess.Popen(
-                [sys.executable, "-m", "caviar.distributed.worker_process", str(theirs.fileno())],
-                pass_fds=[theirs.fileno(), *shared],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-            )
+            try:
+                process = subprocess.Popen(
+                    command,
+                    pass_fds=[theirs.fileno(), *shared],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                )
+            except OSError as e:  # no process to be had (the limit on processes, memory)
+                ours.close()
+                raise WorkerDied(
+                    f"a worker process on {plan.device} could not start: {e.strerror or e}"
+                ) from e
         worker = LocalWorker(process, Connection(ours.detach()), plan.device)
         self.started.append(worker)
         options = {

@@ -15,7 +15,9 @@ remove, step), so the loop, the study store and the halving rungs stay in the dr
 3. A worker that dies mid-round (its process killed, its node gone) loses the members it held:
    they come back as :attr:`SpreadRound.lost`, the loop puts their trials back in the queue, and
    they train again from their seeds. A fresh worker takes the lost one's place (at most
-   ``replacements`` times a run); if none can start, the others carry on.
+   ``replacements`` times a run); if none can start, the others carry on. With none left, or
+   one lost while the pool starts, the run stops: :class:`WorkersLost`, a
+   :class:`~caviar.core.errors.RunStopped` that the same command continues.
 
 How the driver reaches its workers is a :class:`Transport`: Ray actors on a cluster
 (:mod:`caviar.distributed.ray_workers`, ``--ray``), or processes of this machine
@@ -29,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from caviar.core.errors import RunStopped
 from caviar.distributed.cluster import WorkerPlan
 from caviar.distributed.workers import WorkerInfo
 from caviar.nn import MemberSpec
@@ -70,8 +73,15 @@ class Transport(Protocol):
         """End every worker this transport started."""
 
 
-class WorkersLost(RuntimeError):
-    """No worker is left to train on."""
+class WorkersLost(RunStopped):
+    """No worker is left to train on, or the workers did not start: the run stops with the
+    study in order, and the same command continues it."""
+
+
+def _reason(error: BaseException) -> str:
+    """What a transport said of a lost worker, in one line (Ray's messages run to many)."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
 
 
 @dataclass
@@ -100,8 +110,17 @@ class SpreadPool:
         self.transport, self.seconds_left, self.work = transport, seconds_left, work
         self.start_timeout = start_timeout
         self.replacements = 2 * len(plans) if replacements is None else replacements
-        handles = [transport.start(plan) for plan in plans]
-        infos = self._ready(handles, plans)
+        # a worker lost here (killed, out of memory) stops the run as any other loss of the
+        # workers does, in one line (the transport's own error is its cause)
+        try:
+            handles = [transport.start(plan) for plan in plans]
+        except transport.lost as e:
+            raise WorkersLost(_reason(e)) from e
+        try:
+            infos = self._ready(handles, plans)
+        except transport.lost as e:
+            raise WorkersLost(f"{_reason(e)} while starting") from e
+        self.last_lost: str | None = None  # how the last worker lost mid-run was lost
         self.workers = {
             i: _Worker(p, h, info)
             for i, (p, h, info) in enumerate(zip(plans, handles, infos, strict=True))
@@ -197,7 +216,10 @@ class SpreadPool:
         result.interrupted.sort()
         result.lost.sort()
         if not self.workers:
-            raise WorkersLost("every worker was lost, and none could be started again")
+            raise WorkersLost(
+                f"every worker was lost (the last: {self.last_lost}), and none could be "
+                "started again"
+            )
         return result
 
     # -- faults ------------------------------------------------------------------------------
@@ -208,13 +230,14 @@ class SpreadPool:
         result.lost.extend(sorted(worker.keys))
         for key in worker.keys:
             del self.members[key], self.costs[key]
+        self.last_lost = _reason(error)
         note = f"caviar: the worker on {worker.info.describe()} was lost ({type(error).__name__})"
         if self.replacements > 0:
             self.replacements -= 1
             t = self.transport
-            handle = t.start(worker.plan)
             failed: tuple[type[Exception], ...] = (WorkersLost, *t.lost, *t.failed_start)
             try:
+                handle = t.start(worker.plan)
                 (info,) = self._ready([handle], [worker.plan])
             except failed:
                 note += "; no new worker could start, the others carry on"

@@ -15,8 +15,7 @@ import socket
 import time
 from dataclasses import dataclass
 
-import torch
-
+from caviar.core.threads import set_threads
 from caviar.nn import MemberSpec, Pool, TrainingData, resolve_device
 from caviar.nn.device import matmul_precision
 from caviar.nn.engine import DTYPES
@@ -58,8 +57,9 @@ class PoolWorker:
         cuda_graphs: str = "auto",
     ) -> None:
         # one thread per CPU slot Ray gave this worker: the same float results as a
-        # single-process run with study.threads = 1, and no fight over the cores
-        torch.set_num_threads(threads)
+        # single-process run with study.threads = 1, and no fight over the cores; never more
+        # than the machine it runs on can (an InvalidValue, raised in the driver)
+        set_threads(threads)
         self.device = resolve_device(device)
         self.dtype = DTYPES[dtype]
         self.keep_states = keep_states

@@ -21,6 +21,7 @@ from typing import Any
 
 from caviar.core.constraints import STUDY_NAME
 from caviar.core.errors import InvalidValue, got
+from caviar.core.threads import check_threads
 from caviar.distributed.cluster import SpreadPlan
 from caviar.nn.spec import CROSS_RULES, HYPERPARAMETERS, READ_ONLY_WITH, MemberSpec
 from caviar.samplers import CoarseToFineSampler, GridSampler, RandomSampler, Sampler
@@ -166,12 +167,17 @@ class StudyConfig:
         return Halving.from_config(self.search.halving)
 
     def spread_plan(self) -> SpreadPlan:
-        """What :mod:`caviar.distributed` needs of this study to spread its pool."""
+        """What :mod:`caviar.distributed` needs of this study to spread its pool, on this
+        machine: ``study.threads`` above what it can run is refused here
+        (:func:`~caviar.core.threads.check_threads`), so the check before a run and the dry run
+        (both start from the plan) refuse what the run would. A stored config read back (for
+        ``caviar test``, panda) is not checked: the study may have run on a larger machine."""
+        threads = self.study.threads
         return SpreadPlan(
             ray=self.search.ray,
             devices=self.search.devices,
             device=self.study.device,
-            threads=self.study.threads,
+            threads=None if threads is None else check_threads(threads, "study.threads"),
             dtype=self.study.dtype,
             data_seed=self.seed,
             train_metrics=self.search.train_metrics,

@@ -112,7 +112,10 @@ class StudySection:
         "record each group's training step as a CUDA graph and replay it: auto | on (a GPU) | off",
     )
     threads: int | None = setting(
-        None, THREADS, "CPU threads: auto (the cores other work leaves free) or N"
+        None,
+        THREADS,
+        "CPU threads: auto (the cores other work leaves free) or N, at most the cores the run "
+        "may use",
     )
 
 
