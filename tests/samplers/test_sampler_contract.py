@@ -4,7 +4,9 @@
 2. Integer ranges are inclusive: IntUniform(2, 4) gives 2, 3 and 4, the ends as often as 3.
 3. The same seed gives the same configurations.
 4. Trial n's configuration depends on nothing but the seed, n and the results: not on how many
-   workers ask, nor on the order in which results come back.
+   workers ask, nor on the order in which results come back. A model-based sampler (TPE) learns
+   from the results finished when it is asked, so it keeps this only at a fixed pool: the same
+   asks and tells in the same order (its own tests, tests/samplers/test_tpe.py).
 """
 
 from collections import Counter
@@ -29,7 +31,7 @@ from caviar import (
     Uniform,
 )
 from caviar.core.records import Direction
-from caviar.samplers import Sampler
+from caviar.samplers import Sampler, TPESampler
 
 pytestmark = pytest.mark.filterwarnings("ignore::caviar.samplers.GridWarning")
 
@@ -45,6 +47,8 @@ class SamplerCase:
     even: Callable[[int, int], Sampler]
     #: whether the even proposals are exactly balanced (a grid), not just in law
     exact: bool
+    #: whether proposals are independent of when results come back (property 4)
+    order_free: bool = True
 
 
 CASES = [
@@ -69,7 +73,16 @@ CASES = [
         even=lambda seed, n: CoarseToFineSampler(rounds=1, per_round=n, seed=seed),
         exact=False,
     ),
+    SamplerCase(
+        "tpe",
+        for_study=lambda seed: TPESampler(seed, n_startup_trials=8),
+        # with no finished trial, its proposals are the random sampler's
+        even=lambda seed, n: TPESampler(seed),
+        exact=False,
+        order_free=False,
+    ),
 ]
+ORDER_FREE = [c for c in CASES if c.order_free]
 
 
 @pytest.fixture(params=CASES, ids=[c.id for c in CASES])
@@ -201,6 +214,7 @@ def test_the_same_seed_gives_the_same_configurations(case):
 # -- 4. independent of workers and of the order of results ----------------------------------
 
 
+@pytest.mark.parametrize("case", ORDER_FREE, ids=[c.id for c in ORDER_FREE])
 def test_two_workers_on_one_sqlite_file_get_the_sequential_configurations(case, tmp_path):
     path = tmp_path / "study.db"
     a = Study.create("par", every_kind(), sampler=case.for_study(5), storage=path, seed=5)
@@ -213,6 +227,7 @@ def test_two_workers_on_one_sqlite_file_get_the_sequential_configurations(case, 
     b.close()
 
 
+@pytest.mark.parametrize("case", ORDER_FREE, ids=[c.id for c in ORDER_FREE])
 def test_results_told_in_reverse_order_give_the_sequential_configurations(case):
     study = Study.create(
         "rev", every_kind(), sampler=case.for_study(5), storage=InMemoryStorage(), seed=5
@@ -221,6 +236,7 @@ def test_results_told_in_reverse_order_give_the_sequential_configurations(case):
     assert configurations(study) == sequential_run(case)
 
 
+@pytest.mark.parametrize("case", ORDER_FREE, ids=[c.id for c in ORDER_FREE])
 def test_uneven_batches_and_reversed_results_give_the_sequential_configurations(case, tmp_path):
     path = tmp_path / "study.db"
     a = Study.create("mix", every_kind(), sampler=case.for_study(5), storage=path, seed=5)

@@ -188,7 +188,11 @@ def add_parser(sub: Any) -> None:
     t.add_argument("--dataset", help="mnist, fashion-mnist, digits, or a .npz/.csv file")
     t.add_argument("--data-dir", help="folder with the IDX .gz files (no download)")
     t.add_argument("--train-size", type=int, help="use the first N training examples")
-    t.add_argument("--sampler", choices=["random", "grid", "coarse_to_fine"])
+    t.add_argument(
+        "--sampler",
+        choices=["random", "grid", "coarse_to_fine", "tpe"],
+        help="how configurations are chosen (search.sampler)",
+    )
     t.add_argument("--trials", type=int, help="number of trials")
     t.add_argument(
         "--population", type=int, help="members trained at once (0: 16 on a CPU, 1024 on a GPU)"

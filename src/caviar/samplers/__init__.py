@@ -4,6 +4,7 @@ from caviar.samplers.base import Proposal, Sampler
 from caviar.samplers.coarse_to_fine import CoarseToFineSampler
 from caviar.samplers.grid import GridSampler, GridWarning
 from caviar.samplers.random import RandomSampler
+from caviar.samplers.tpe import TPESampler
 
 __all__ = [
     "CoarseToFineSampler",
@@ -12,4 +13,5 @@ __all__ = [
     "Proposal",
     "RandomSampler",
     "Sampler",
+    "TPESampler",
 ]

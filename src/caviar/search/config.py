@@ -24,7 +24,7 @@ from caviar.core.errors import InvalidValue, got
 from caviar.core.threads import check_threads
 from caviar.distributed.cluster import SpreadPlan
 from caviar.nn.spec import CROSS_RULES, HYPERPARAMETERS, READ_ONLY_WITH, MemberSpec
-from caviar.samplers import CoarseToFineSampler, GridSampler, RandomSampler, Sampler
+from caviar.samplers import CoarseToFineSampler, GridSampler, RandomSampler, Sampler, TPESampler
 from caviar.search.halving import Halving
 from caviar.search.sections import (
     GRID_LIMIT,
@@ -147,6 +147,8 @@ class StudyConfig:
                 margin=s.margin,
                 seed=self.seed,
             )
+        if s.sampler == "tpe":
+            return TPESampler(self.seed)
         return RandomSampler(self.seed)
 
     def per_round(self) -> list[int]:
@@ -278,9 +280,10 @@ def _check_search(config: StudyConfig) -> None:
             raise InvalidValue(
                 "search.trials", f"must be an integer >= rounds ({s.rounds}), {got(s.trials)}"
             )
-    elif s.sampler == "random" and s.trials is None and s.timeout is None:
+    elif s.sampler in ("random", "tpe") and s.trials is None and s.timeout is None:
         raise InvalidValue(
-            "search.trials", "must be given for random search without a timeout, got nothing"
+            "search.trials",
+            f"must be given for {s.sampler} search without a timeout, got nothing",
         )
     if s.sampler == "grid":
         _check_grid(config)

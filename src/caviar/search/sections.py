@@ -157,7 +157,9 @@ class SearchSection:
     """``[search]``: how configurations are chosen, trained and ranked."""
 
     sampler: str = setting(
-        "random", one_of("random", "grid", "coarse_to_fine"), "how configurations are chosen"
+        "random",
+        one_of("random", "grid", "coarse_to_fine", "tpe"),
+        "how configurations are chosen (tpe: Optuna's TPE, learning from the finished trials)",
     )
     trials: int | None = setting(
         None, integer(1, nullable=True), "total trials (grid: default the whole grid)"
