@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 
 from caviar.core.errors import InvalidValue
-from caviar.data import Dataset, DataWarning, check_batch_size, split_for_study, split_validation
+from caviar.data import (
+    Dataset,
+    DataWarning,
+    check_batch_size,
+    load_dataset,
+    split_for_study,
+    split_validation,
+)
 
 
 def dataset(*counts: int, n_classes: int | None = None) -> Dataset:
@@ -174,3 +181,93 @@ def test_batch_that_fits_is_silent() -> None:
 def test_batch_size_must_be_a_positive_int(batch_size, match) -> None:
     with pytest.raises(InvalidValue, match=r"^batch_size: " + match):
         check_batch_size(batch_size, 920)
+
+
+# --- data that no network learns from -------------------------------------------------------------
+
+
+def features(x: np.ndarray, name: str = "toy") -> Dataset:
+    """``x`` with labels 0, 1, 0, 1, ... (two classes)."""
+    n = len(x)
+    return Dataset(
+        name=name,
+        x_train=x.astype(np.float32),
+        y_train=np.arange(n, dtype=np.int64) % 2,
+        x_test=x[:2].astype(np.float32),
+        y_test=np.array([0, 1]),
+        n_classes=2,
+        source="made by hand",
+    )
+
+
+def unlearnable(data: Dataset) -> list[str]:
+    """The DataWarnings about the features that split_for_study gives ``data``."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        split_for_study(data, 0.2, seed=0, key_prefix="data.")
+    return [str(w.message) for w in caught if str(w.message).startswith("data.dataset: ")]
+
+
+GRID = np.arange(200 * 4, dtype=np.float64).reshape(200, 4) % 13  # [200, 4], values 0..12
+
+
+def test_features_times_1e30_are_warned_about_with_the_largest() -> None:
+    """The issue's case: features x 1e30 trained at chance with no word. The largest is
+    12e30 (the grid's 12); every one of the 4 features exceeds 1e4."""
+    assert unlearnable(features(GRID * 1e30)) == [
+        "data.dataset: in 'toy', the largest |feature| is 1.2e+31 (feature 0; 4 of the 4 "
+        "features exceed 10000); features this large saturate the network and a study trains "
+        "at chance: standardize each feature (subtract its mean, divide by its standard "
+        "deviation)"
+    ]
+
+
+def test_one_large_feature_is_named() -> None:
+    x = np.c_[GRID, np.full(200, -3e5)]
+    (message,) = unlearnable(features(x))
+    assert "the largest |feature| is 3e+05 (feature 4; 1 of the 5 features exceed 10000)" in message
+
+
+@pytest.mark.parametrize(
+    "x",
+    [
+        pytest.param(np.tile([1.0, 2.0, 3.0, 4.0], (200, 1)), id="every-feature-constant"),
+        pytest.param(np.tile(GRID[7], (200, 1)), id="every-row-identical"),
+        pytest.param(np.zeros((200, 4)), id="all-zero"),
+        pytest.param(np.full((200, 4), 1e30), id="constant-and-huge"),
+    ],
+)
+def test_every_row_the_same_is_warned_about(x: np.ndarray) -> None:
+    assert unlearnable(features(x)) == [
+        "data.dataset: in 'toy', every row of x is the same (all 4 features are constant over "
+        "the 200 training examples), so nothing tells the 2 classes apart and every trial trains "
+        "at chance"
+    ]
+
+
+RNG = np.random.default_rng(27)
+
+
+@pytest.mark.parametrize(
+    "x",
+    [
+        pytest.param(RNG.integers(0, 256, (200, 16)), id="pixels-0-255"),
+        pytest.param(RNG.integers(0, 256, (200, 16)) / 255.0, id="pixels-0-1"),
+        pytest.param(RNG.integers(0, 17, (200, 16)), id="digits-0-16"),
+        pytest.param(RNG.standard_normal((200, 16)) * 5, id="standardized-heavy"),
+        pytest.param(np.c_[GRID, np.full(200, 1e4)], id="at-the-threshold"),
+        pytest.param(np.c_[GRID, np.ones(200)], id="one-constant-feature"),
+        pytest.param(GRID * 1e-30, id="tiny"),
+    ],
+)
+def test_learnable_features_are_not_warned_about(x: np.ndarray) -> None:
+    assert unlearnable(features(x)) == []
+
+
+def test_the_embedded_digits_are_not_warned_about() -> None:
+    assert unlearnable(load_dataset("digits")) == []
+
+
+def test_the_warning_names_the_dataset_and_the_key() -> None:
+    with pytest.warns(DataWarning, match=r"^dataset: in 'big', the largest \|feature\| is 1e\+30"):
+        split_for_study(features(np.c_[GRID, np.full(200, 1e30)], name="big"), 0.2, seed=0)

@@ -11,7 +11,8 @@ Two kinds of trouble, told apart on purpose:
   parts: it stays in training, see :mod:`caviar.data.splits`), fewer than
   :data:`MIN_VAL_PER_CLASS` validation examples per class (accuracy moves in coarse steps and the
   best of many trials is partly luck), a training set smaller than the validation set, a batch
-  larger than the training set.
+  larger than the training set, and training features that no network learns from: every row
+  the same, or values beyond :data:`MAX_FEATURE` (features x 1e30 train at chance).
 
 Every message names the key (``key_prefix`` + the parameter: ``data.validation`` when the caller
 passes ``key_prefix="data."``) and the counts it is about.
@@ -30,6 +31,13 @@ from caviar.data.splits import Split, class_quotas, python_scalar, split_validat
 
 #: fewer validation examples than this many per class (on average) draw a DataWarning
 MIN_VAL_PER_CLASS = 10
+#: a feature larger than this in magnitude draws a DataWarning. Pixels are at most 255 (MNIST
+#: as bytes; caviar's MNIST is /255, at most 1), the embedded digits at most 16, and standardized
+#: features lie within a few tens even for heavy tails; past 1e4 the first layer's pre-activations
+#: are thousands of times their usual scale, softmax saturates, and a study trains at chance
+#: (features x 1e30 did, with no word). Raw units of that size (counts, currency) train badly too,
+#: so the advice to standardize holds for them as well.
+MAX_FEATURE = 1e4
 
 
 class DataWarning(UserWarning):
@@ -92,6 +100,8 @@ def split_for_study(
             "every class needs at least one",
         )
     # 3. Usable, but misleading.
+    for message in _unlearnable(dataset, f"{key_prefix}dataset"):
+        _warn(message)
     for k in map(int, np.flatnonzero(quota == 0)):
         _warn(
             f"{validation}: class {name[k]!r} ({counts[k]} of the {n} training examples) has no "
@@ -112,6 +122,34 @@ def split_for_study(
         return split_validation(dataset.x_train, y, fraction, seed=seed)
     except InvalidValue as e:
         raise e.at(validation) from None
+
+
+def _unlearnable(dataset: Dataset, key: str) -> list[str]:
+    """Why no trial can learn from ``dataset``'s training features, if it says: every row the
+    same (so every feature constant), or features too large for the network (see MAX_FEATURE)."""
+    x = dataset.x_train  # [N, D]
+    n, d = x.shape
+    if not n * d:
+        return []
+    of = f"in {dataset.name!r}"
+    high, low = x.max(axis=0), x.min(axis=0)  # (D,) each: no [N, D] temporary on MNIST
+    if (high == low).all():
+        return [
+            f"{key}: {of}, every row of x is the same (all {d} features are constant over the "
+            f"{n} training examples), so nothing tells the {dataset.n_classes} classes apart and "
+            "every trial trains at chance"
+        ]
+    largest = np.maximum(np.abs(high), np.abs(low))  # (D,) the largest |value| of each feature
+    if float(largest.max()) > MAX_FEATURE:
+        j = int(largest.argmax())
+        over = int((largest > MAX_FEATURE).sum())
+        return [
+            f"{key}: {of}, the largest |feature| is {float(largest[j]):.3g} (feature {j}; "
+            f"{over} of the {d} features exceed {MAX_FEATURE:g}); features this large saturate "
+            "the network and a study trains at chance: standardize each feature (subtract its "
+            "mean, divide by its standard deviation)"
+        ]
+    return []
 
 
 def check_batch_size(batch_size: int, n_train: int, *, owner: str = "batch_size") -> None:

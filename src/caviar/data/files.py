@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import csv
 import re
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from caviar.core.errors import InvalidValue
 from caviar.data.dataset import Dataset
+from caviar.data.npz import read_npz
 from caviar.data.splits import split_validation
 
 TEST_FRACTION = 0.2
@@ -34,21 +34,22 @@ _ODD_CHAR = re.compile(r"[^0-9eE+\-. \t]")  # a cell with one of these needs a c
 _BOMS = {b"\xff\xfe": "UTF-16", b"\xfe\xff": "UTF-16"}
 
 
+#: the arrays a .npz file may hold -> bytes per element added when read (features: a float32 copy)
+NPZ_ARRAYS = {"x": 4, "y": 0, "x_test": 4, "y_test": 0}
+
+
 def load_npz(path: str | Path) -> Dataset:
-    """The dataset in the ``.npz`` file at ``path`` (loaded without pickle)."""
+    """The dataset in the ``.npz`` file at ``path``, loaded without pickle and with every size
+    checked before it is allocated (:mod:`caviar.data.npz`)."""
     path = Path(path)
     owner = str(path)
     _check_exists(path)
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise InvalidValue(owner, f"not a readable .npz archive ({e})") from e
+    names, arrays = read_npz(path, NPZ_ARRAYS)
     if "x" not in arrays or "y" not in arrays:
-        raise InvalidValue(owner, f"must hold arrays 'x' and 'y', got arrays {sorted(arrays)}")
+        raise InvalidValue(owner, f"must hold arrays 'x' and 'y', got arrays {_names(names)}")
     if ("x_test" in arrays) != ("y_test" in arrays):
         raise InvalidValue(
-            owner, f"must hold both 'x_test' and 'y_test' or neither, got arrays {sorted(arrays)}"
+            owner, f"must hold both 'x_test' and 'y_test' or neither, got arrays {_names(names)}"
         )
     x = _features(arrays["x"], owner, "x")
     y = _label_values(arrays["y"], len(x), owner, "y")
@@ -159,6 +160,12 @@ def load_csv(path: str | Path, label_column: str = "label") -> Dataset:
     return _carve_test(path, x32, y, (len(names),), f"csv, label column {label_column!r}")
 
 
+def _names(names: list[str]) -> str:
+    """An archive's array names for a message: the first ten, then how many more."""
+    more = f" and {len(names) - 10} more" if len(names) > 10 else ""
+    return f"{names[:10]}{more}"
+
+
 def _check_exists(path: Path) -> None:
     if path.is_dir():
         raise InvalidValue(str(path), "is a folder, not a file")
@@ -239,7 +246,16 @@ def _label_values(y: np.ndarray, n: int, owner: str, what: str) -> np.ndarray:
         return y.astype(np.int64) if y.dtype.kind != "b" else y
     if y.dtype.kind == "f":
         return y.astype(np.int64)
-    if y.dtype.kind in "US":
+    if y.dtype.kind == "S":  # bytes: numpy reads them as ASCII
+        try:
+            return y.astype(str)
+        except UnicodeDecodeError as e:
+            raise InvalidValue(
+                owner,
+                f"{what} holds byte strings that are not ASCII (byte {e.object[e.start]:#04x}); "
+                "save labels as str (numpy dtype U) or integers",
+            ) from None
+    if y.dtype.kind == "U":
         return y.astype(str)
     raise InvalidValue(owner, f"{what} must hold integer or string labels, got dtype {y.dtype}")
 
