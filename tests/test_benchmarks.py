@@ -104,6 +104,14 @@ RUNS: dict[str, Run] = {
         lambda: HAS_MNIST,
     ),
     "storage": Run(script("storage", "--trials", "20", "--epochs", "3")),
+    "quality": Run(
+        script(
+            "quality",
+            *("--dataset", "mnist", "--data-dir", str(MNIST), "--seconds", "1", *SMALL),
+            *("--seeds", "2", "--out", "{tmp}"),
+        ),
+        lambda: HAS_MNIST,
+    ),
     "book_halving": Run(
         script("book_halving", "--data-dir", str(MNIST), "--seeds", "1", "--epochs", "3"),
         lambda: HAS_MNIST,
@@ -252,6 +260,23 @@ def test_book_search_prints_the_vmap_ratio_and_the_floor(started: Started) -> No
 def test_storage_prints_its_rates(started: Started) -> None:
     out = output(started, "storage").stdout
     assert "tells/s" in out
+
+
+@pytest.mark.slow
+@needs_mnist
+@pytest.mark.benchmark("quality")
+def test_quality_prints_every_side_the_medians_and_the_verdicts(started: Started) -> None:
+    done = output(started, "quality")
+    out = done.stdout
+    for side in ("caviar default", "caviar random", "caviar tpe", "caviar tpe+halving"):
+        assert f"| {side} (" in out  # a row per seed, naming the sampler it ran
+        assert f"| {side} |" in out  # its medians
+    assert "| optuna tpe |" in out and "| optuna random |" in out
+    assert "# Over 2 seeds (0, 1): medians" in out
+    assert "- caviar's default against Optuna TPE + median pruner: median test accuracy" in out
+    assert "- caviar's default against caviar random: median test accuracy" in out
+    written = (done.folder / "quality.md").read_text(encoding="utf-8")
+    assert written.startswith("# Quality at equal time") and "## seed 1" in written
 
 
 @pytest.mark.slow
