@@ -55,6 +55,7 @@ def config_mapping(args: argparse.Namespace) -> tuple[dict[str, Any], str, str]:
         ("space", "epochs"): args.epochs,
         ("search", "ray"): args.ray,
         ("search", "devices"): args.devices,
+        ("search", "warm_start"): args.warm_start,
     }
     renamed = flag_name(args, raw, default_name)
     if args.sampler is not None:
@@ -216,6 +217,12 @@ def add_parser(sub: Any) -> None:
         help="one pool worker per device, e.g. cuda:0,cuda:1, or cpu,cpu for one worker process "
         "per core; auto: one per core (per GPU on GPUs) (search.devices)",
     )
+    t.add_argument(
+        "--warm-start",
+        metavar="OLD_STUDY",
+        help="begin a new study from an older one in the same file: its best configurations "
+        "first, its trials informing tpe (search.warm_start)",
+    )
     t.add_argument("--quiet", action="store_true", help="no progress line")
     t.add_argument(
         "--dry-run",
@@ -234,6 +241,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
     raw, default_name, source = config_mapping(args)
     config = config_from_mapping(raw, default_name=default_name, source=source)
     check_device(config)
+    from caviar.search import warm_start  # deferred: torch, as above
+
+    warm_start.check(config)
     print(
         f"caviar: study {config.name!r} from {source}: {config.n_trials()} trials, "
         f"{config.search.sampler} search over {', '.join(config.space.free_names) or '-'}; "

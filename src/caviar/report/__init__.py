@@ -11,7 +11,7 @@ from typing import Any
 from caviar.report import render
 from caviar.report.curve_figures import best_so_far_figure, curves_figure
 from caviar.report.curves import best_so_far, top_curves
-from caviar.report.data import round_boxes, rung_table
+from caviar.report.data import round_boxes, rung_table, warm_start_rows
 from caviar.report.facts import overview_rows, uses_of_the_test_set
 from caviar.report.importance import Importance, importance
 from caviar.report.scatter import scatter_panels
@@ -99,6 +99,24 @@ def write_report(study: Study, directory: str | os.PathLike[str] | None = None) 
             + render.table(
                 ["rung (epoch)", "trials reached", "pruned there", "best validation accuracy"],
                 [(r.epoch, r.reached, r.pruned, r.best) for r in rungs],
+            )
+        )
+    warm = warm_start_rows(trials)
+    if warm is not None:
+        old, rows = warm
+        sections.append(
+            f"<h2>Warm start from {html.escape(old)}</h2><p class='note'>The old study's best "
+            "configurations, tried first and trained again on this study's data: their old "
+            "validation accuracy against the new one.</p>"
+            + render.table(
+                [
+                    "old trial",
+                    "old validation accuracy",
+                    "new trial",
+                    "state",
+                    "new validation accuracy",
+                ],
+                [(r.old_trial, r.old_value, r.new_trial, r.state, r.new_value) for r in rows],
             )
         )
     sections.append(

@@ -6,7 +6,7 @@ The renderer only draws these; nothing here knows about matplotlib or HTML.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,3 +139,34 @@ def rung_table(trials: Sequence[FrozenTrial]) -> list[RungRow]:
         pruned = sum(1 for t in trials if t.attrs.get("rung") == epoch)
         rows.append(RungRow(epoch, len(reached), pruned, max(values) if values else None))
     return rows
+
+
+@dataclass(frozen=True)
+class WarmRow:
+    """One of a warm start's queued configurations: its old trial and value, its new trial and
+    how it did on the new data (``None`` until it finished complete)."""
+
+    old_trial: int
+    old_value: float
+    new_trial: int
+    state: str
+    new_value: float | None
+
+
+def warm_start_rows(trials: Sequence[FrozenTrial]) -> tuple[str, list[WarmRow]] | None:
+    """The old study's name and its best configurations against their new results, for a study
+    that began with a warm start (None otherwise)."""
+    warm = [t for t in trials if isinstance(t.attrs.get("warm_start"), Mapping)]
+    if not warm:
+        return None
+    rows = [
+        WarmRow(
+            int(t.attrs["warm_start"]["trial"]),
+            float(t.attrs["warm_start"]["value"]),
+            t.number,
+            t.state.value,
+            t.value,
+        )
+        for t in sorted(warm, key=lambda t: t.number)
+    ]
+    return str(warm[0].attrs["warm_start"]["study"]), rows

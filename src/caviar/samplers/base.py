@@ -31,6 +31,8 @@ class Sampler(ABC):
 
     name: ClassVar[str]
     registry: ClassVar[dict[str, type[Sampler]]] = {}
+    #: whether :meth:`learn_from` uses the trials it is given (a model-based sampler)
+    learns: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -49,6 +51,10 @@ class Sampler(ABC):
 
         None means the sampler is exhausted, or waits for trials in ``history`` to finish.
         """
+
+    def learn_from(self, trials: Sequence[FrozenTrial]) -> None:  # noqa: B027 -- most ignore it
+        """Trials of another study (a warm start), to count as finished before the study's
+        own; a sampler that does not learn from trials ignores them."""
 
     def check(self, space: SearchSpace) -> None:  # noqa: B027 -- most samplers accept any space
         """Validate against a space when a study is created; may warn."""

@@ -45,12 +45,14 @@ class TPESampler(Sampler):
     """Optuna's multivariate TPE with a constant liar, on caviar's scales (see the module)."""
 
     name = "tpe"
+    learns = True
 
     def __init__(self, seed: int = 0, n_startup_trials: int = 10) -> None:
         self.seed = check_seed("TPESampler", seed)
         self.n_startup_trials: int = STARTUP.check(n_startup_trials, "TPESampler.n_startup_trials")
         self._random = RandomSampler(self.seed)
         self._model: _Model | None = None
+        self._prior: tuple[FrozenTrial, ...] = ()
 
     def __repr__(self) -> str:
         return f"TPESampler(seed={self.seed}, n_startup_trials={self.n_startup_trials})"
@@ -62,16 +64,23 @@ class TPESampler(Sampler):
         history: Sequence[FrozenTrial],
         direction: Direction,
     ) -> Proposal:
-        finished = sum(t.state.is_finished for t in history)
+        finished = sum(t.state.is_finished for t in [*self._prior, *history])
         if finished < self.n_startup_trials:  # the same for every proposal of a batch
             startup = self._random.propose(space, number, history, direction)
             return Proposal(startup.unit, {"proposed_by": "random"})
-        if self._model is None or not self._model.fits(space, direction):
-            self._model = _Model(space, direction)
+        if self._model is None or not self._model.fits(space, direction, self._prior):
+            self._model = _Model(space, direction, self._prior)
         self._model.sync(history, number)
         seed = derive_seed(self.seed, SAMPLER, number) % 2**32  # Optuna's seeds are 32-bit
         unit = self._model.ask(seed, number)
         return Proposal(unit, {"proposed_by": "tpe"})
+
+    def learn_from(self, trials: Sequence[FrozenTrial]) -> None:
+        """Another study's finished trials (a warm start), in this space: they come first in
+        the model, before the study's own, so Optuna's default weights, which count the oldest
+        trials less once there are more than 25, count them less as the study's own come."""
+        self._prior = tuple(t for t in trials if t.state.is_finished)
+        self._model = None
 
     def to_config(self) -> dict[str, Any]:
         return {"name": self.name, "seed": self.seed, "n_startup_trials": self.n_startup_trials}
@@ -93,8 +102,10 @@ class _Model:
     """An in-memory Optuna study that mirrors the caviar study's trials, in number order, and
     the proposals of the current batch, as running trials."""
 
-    def __init__(self, space: SearchSpace, direction: Direction) -> None:
-        self.space, self.direction = space, direction
+    def __init__(
+        self, space: SearchSpace, direction: Direction, prior: Sequence[FrozenTrial] = ()
+    ) -> None:
+        self.space, self.direction, self.prior = space, direction, tuple(prior)
         self.names = space.free_names
         self.distributions = {name: distribution(space[name]) for name in self.names}
         self._reset()
@@ -112,9 +123,11 @@ class _Model:
         self.study_id = self.storage.get_study_id_from_name(self.study.study_name)
         #: caviar trial number -> (Optuna trial id, unit point, finished)
         self.trials: dict[int, tuple[int, tuple[float, ...], bool]] = {}
+        for t in self.prior:  # another study's trials, first: the oldest
+            self._finish(self._create(t.unit, {"warm_start": t.number}), t)
 
-    def fits(self, space: SearchSpace, direction: Direction) -> bool:
-        return space == self.space and direction is self.direction
+    def fits(self, space: SearchSpace, direction: Direction, prior: Sequence[FrozenTrial]) -> bool:
+        return space == self.space and direction is self.direction and tuple(prior) == self.prior
 
     def sync(self, history: Sequence[FrozenTrial], number: int) -> None:
         """Add the trials not seen yet and finish the ones that finished. A trial seen with other
@@ -138,17 +151,22 @@ class _Model:
     def add_running(self, number: int, unit: Sequence[float]) -> None:
         """Trial ``number`` at ``unit``, running (or queued, or just proposed): the constant
         liar counts it among the worse trials until it finishes."""
+        if number not in self.trials:
+            self.trials[number] = (self._create(unit), tuple(unit), False)
+
+    def _create(self, unit: Sequence[float], marks: dict[str, Any] | None = None) -> int:
+        """A running Optuna trial at ``unit`` (``marks``: its user attributes); its id."""
         # deferred: optuna (see ``distribution``)
         from optuna.trial import TrialState as OptunaState
         from optuna.trial import create_trial
 
-        if number in self.trials:
-            return
         template = create_trial(
-            state=OptunaState.RUNNING, params=self._params(unit), distributions=self.distributions
+            state=OptunaState.RUNNING,
+            params=self._params(unit),
+            distributions=self.distributions,
+            user_attrs=marks,
         )
-        trial_id = self.storage.create_new_trial(self.study_id, template_trial=template)
-        self.trials[number] = (trial_id, tuple(unit), False)
+        return self.storage.create_new_trial(self.study_id, template_trial=template)
 
     def ask(self, seed: int, number: int) -> tuple[float, ...]:
         """A proposal for trial ``number``, left in the mirror as a running trial."""

@@ -37,6 +37,7 @@ from caviar.distributed import (
 )
 from caviar.nn import TrainingData, resolve_device
 from caviar.nn.engine import DTYPES
+from caviar.search import warm_start
 from caviar.search.config import UNBOUNDED, StudyConfig, config_from_mapping, load_config
 from caviar.search.loop import SearchLoop, objective
 from caviar.search.progress import Progress
@@ -231,10 +232,12 @@ def tune(
     started = clock()
     config = as_config(config)
     check_device(config)  # before any data is loaded or study created
+    warm_start.check(config)
     governor = ThreadGovernor(config.study.threads)
     data = prepare_data(config)
     study = open_study(config, data)
     study.recover()
+    warmed = warm_start.begin(study, config)
     total = config.n_trials()
     meter = Progress(
         config.name,
@@ -248,6 +251,8 @@ def tune(
     finished = [t for t in study.trials(curves=False) if t.state.is_finished]
     best = study.best_trial
     meter.resume(len(finished), None if best is None else best.value)
+    if warmed is not None:
+        meter.note(warmed)
     with _spread(config, data, started, clock) as spread:
         loop = SearchLoop(
             study,

@@ -72,12 +72,17 @@ class OnlyWith:
     key: str
     values: tuple[str, ...] = ()
     suffixes: tuple[str, ...] = ()  # or: the other key's value ends with one of these
+    given: bool = False  # or: the other key is given at all
 
     def applies(self, value: Any) -> bool:
+        if self.given:
+            return value is not None
         text = str(value)
         return text in self.values or text.lower().endswith(self.suffixes)
 
     def describe(self) -> str:
+        if self.given:
+            return f"{self.key} is given"
         allowed = [*map(repr, self.values), *(f"a {s} file" for s in self.suffixes)]
         return f"{self.key} {'is' if len(allowed) == 1 else 'is one of'} {', '.join(allowed)}"
 
@@ -209,6 +214,18 @@ class SearchSection:
     )
     halving: dict[str, int] | None = setting(
         None, HALVING, "successive halving (ASHA): rungs at min_epochs * eta**k epochs"
+    )
+    warm_start: str | None = setting(
+        None,
+        optional(STUDY_NAME),
+        "a study in the same file whose best configurations are tried first, trained again; "
+        "its trials inform the tpe sampler, counting less as new ones come (docs/tune.md)",
+    )
+    warm_start_top: int = setting(
+        5,
+        integer(1),
+        "how many of the warm_start study's best configurations are tried first",
+        only=OnlyWith("warm_start", given=True),
     )
     train_metrics: str = setting(
         "pass",

@@ -229,6 +229,29 @@ class Study:
         self._hold(t.number for t in frozen)
         return [Trial(t.number, t.params, t.unit, t.seed, t.attrs) for t in frozen]
 
+    def enqueue(
+        self, configurations: Iterable[tuple[Mapping[str, Any], Mapping[str, Any]]]
+    ) -> list[FrozenTrial]:
+        """Queue trials at given configurations, each ``(params, attrs)``, numbered after the
+        study's last trial: :meth:`ask` hands them out before any new proposal. ``params`` name
+        the space's searched dimensions (its fixed values are added); each must be legal."""
+        history = self.storage.get_trials(self.name, curves=False)
+        first = history[-1].number + 1 if history else 0
+        new = []
+        for number, (params, attrs) in enumerate(configurations, start=first):
+            full = self.space.from_unit([0.5] * self.space.n_free)  # the fixed values
+            full.update({name: params[name] for name in self.space.free_names})
+            new.append(
+                Trial(
+                    number=number,
+                    params=full,
+                    unit=self.space.to_unit(full),
+                    seed=derive_seed(self.seed, TRIAL, number),
+                    attrs=dict(attrs),
+                )
+            )
+        return self.storage.create_trials(self.name, new, owner=None) if new else []
+
     def tell(
         self,
         trial: Trial | int,
