@@ -270,7 +270,8 @@ def test_a_file_the_study_did_not_keep_is_not_its_model(study_db, states32) -> N
 
 def test_a_file_that_is_not_a_state_is_refused(tmp_path) -> None:
     (tmp_path / "m.pt").write_text("not a state")
-    with pytest.raises(InvalidValue, match=r"^load_model: '.*m.pt' is not a saved member state"):
+    message = r"^model file: '.*m.pt' is not a caviar model file, or it is damaged \(not a "
+    with pytest.raises(InvalidValue, match=message + r"PyTorch file\); remove it"):
         load_model(tmp_path / "m.pt")
 
 

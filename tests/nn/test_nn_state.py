@@ -5,6 +5,8 @@ rounding depends on the group); and continuing a state checks what it was traine
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 from dataclasses import replace
 
@@ -12,10 +14,12 @@ import pytest
 import torch
 from _nn_support import assert_states_equal, curve_array
 
+from caviar.core.atomic import WriteError
 from caviar.core.errors import InvalidValue
 from caviar.nn import MemberSpec, MemberState, Population, TrainingData, evaluate_states
 from caviar.nn.group import Group
 from caviar.nn.randomness import batch_bounds, epoch_order
+from caviar.nn.state import DamagedState
 
 SPECS = [
     MemberSpec(seed=1, hidden_units=7, batch_norm=True, dropout=0.3, batch_size=16, lr=0.01),
@@ -252,3 +256,67 @@ def test_a_state_saved_before_the_data_was_recorded_evaluates_but_does_not_conti
         InvalidValue, match=r"^MemberState: the state does not record its data_seed"
     ):
         continue_with(old, data)
+
+
+# -- a file that holds no state: one clear error naming it -------------------------------------
+def damaged(saved: MemberState, kind: str, path) -> str:
+    """Write a damaged state file of ``kind`` at ``path``; the reason the error gives."""
+    saved.save(path)
+    whole = path.read_bytes()
+    if kind == "garbage":
+        path.write_text("garbage\n")
+        return "not a PyTorch file"
+    if kind == "truncated":
+        path.write_bytes(whole[: len(whole) // 2])
+        return "a PyTorch file cut short or overwritten"
+    if kind == "empty":
+        path.write_bytes(b"")
+        return "it is empty"
+    payload = torch.load(path, weights_only=True)
+    if kind == "another file":
+        torch.save({"weights": torch.zeros(2)}, path)
+        return "a PyTorch file of something else, holding ['weights']"
+    if kind == "an unknown hyperparameter":
+        payload["spec"]["width"] = 3
+        torch.save(payload, path)
+        return (
+            "its contents are not a model's: MemberSpec.__init__() got an unexpected keyword "
+            "argument 'width'"
+        )
+    payload["params"]["W0"] = torch.zeros(2, 2)  # a tensor in the wrong shape
+    torch.save(payload, path)
+    return "its contents are not a model's: MemberState: W0 must be [16, 7], got [2, 2]"
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["garbage", "truncated", "empty", "another file", "an unknown hyperparameter", "a bad shape"],
+)
+def test_a_damaged_state_file_is_named_with_what_is_wrong_and_what_to_do(saved, kind, tmp_path):
+    path = tmp_path / "trial-3.pt"
+    why = damaged(saved, kind, path)
+    with pytest.raises(DamagedState) as caught:
+        MemberState.load(path)
+    assert str(caught.value) == (
+        f"model file: {str(path)!r} is not a caviar model file, or it is damaged ({why}); "
+        f"remove it (a study then goes on without that kept model), or put back the file "
+        f"caviar saved"
+    )
+    assert isinstance(caught.value, InvalidValue)  # the command line's one line, status 2
+
+
+def test_saving_over_a_full_disk_keeps_the_file_there_and_leaves_no_other(
+    saved, tmp_path, monkeypatch
+):
+    path = tmp_path / "trial-3.pt"
+    saved.save(path)
+    before = path.read_bytes()
+
+    def full(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", full)
+    with pytest.raises(WriteError, match=rf"^cannot write {re.escape(str(path))}: No space left"):
+        saved.save(path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == [path.name]

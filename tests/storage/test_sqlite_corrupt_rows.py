@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from caviar import EpochRecord, SearchSpace, SQLiteStorage, Study, Uniform
-from caviar.storage import CorruptRowError, StorageError
+from caviar.core.records import Trial
+from caviar.storage import CorruptRowError, InMemoryStorage, StorageError
 
 SPACE = SearchSpace({"x": Uniform(0.0, 1.0)})
 
@@ -113,3 +114,103 @@ def test_telling_a_trial_whose_attrs_are_corrupt_changes_nothing(path: Path) -> 
         study.tell(trial, 0.7)
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT state FROM trials WHERE number = 2").fetchall() == [("running",)]
+
+
+# -- a study whose rows were deleted or cleared by hand (contract point 8) ---------------------
+
+
+@pytest.fixture
+def five(tmp_path: Path) -> Path:
+    """Study 'a' of five complete trials (0..4, values 0.1..0.5) and study 'b' of two."""
+    path = tmp_path / "s.db"
+    for name, n in (("a", 5), ("b", 2)):
+        study = Study.create(name, SPACE, storage=path)
+        for i, trial in enumerate(study.ask(n)):
+            study.report(trial, EpochRecord(1, val_accuracy=0.5))
+            study.tell(trial, (i + 1) / 10)
+        study.close()
+    return path
+
+
+OF_A = "study_id = (SELECT study_id FROM studies WHERE name = 'a')"
+DAMAGE = {
+    "a row deleted": (
+        f"DELETE FROM trials WHERE number = 2 AND {OF_A}",
+        "trial 2 is missing: trial numbers must run 0..4 without gaps",
+    ),
+    "the first row deleted": (
+        f"DELETE FROM trials WHERE number = 0 AND {OF_A}",
+        "trial 0 is missing: trial numbers must run 0..4 without gaps",
+    ),
+    "a number moved past the end": (
+        f"UPDATE trials SET number = 9 WHERE number = 3 AND {OF_A}",
+        "trial 3 is missing: trial numbers must run 0..9 without gaps",
+    ),
+    "a negative number": (
+        f"UPDATE trials SET number = -1 WHERE number = 4 AND {OF_A}",
+        "trial number -1 is not allowed: trial numbers must run 0..N-1",
+    ),
+    "a value cleared": (
+        f"UPDATE trials SET value = NULL WHERE number = 3 AND {OF_A}",
+        "trial 3 is complete but its value is NULL: a complete trial must hold a finite value",
+    ),
+    "an infinite value": (
+        f"UPDATE trials SET value = 9e999 WHERE number = 1 AND {OF_A}",
+        "trial 1 is complete but its value is inf: a complete trial must hold a finite value",
+    ),
+}
+
+
+@pytest.mark.parametrize("read_only", [False, True], ids=["writable", "read-only"])
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_a_study_with_a_trial_missing_or_valueless_is_refused_when_opened(
+    five: Path, damage: str, read_only: bool
+) -> None:
+    """`tune` reported 40 trials and finished with 39 rows: such a study is refused at once,
+    naming the file, the study, the trial and the rule, and the file is left as it was."""
+    sql, problem = DAMAGE[damage]
+    corrupt(five, sql)
+    before = five.read_bytes()
+    storage = SQLiteStorage(five, read_only=read_only)
+    message = (
+        f"{five}: study 'a': {problem}; the file was edited by hand or damaged: restore it from "
+        f"a copy, or use another study name"
+    )
+    with pytest.raises(CorruptRowError, match="^" + re.escape(message) + "$"):
+        Study.load("a", storage)
+    assert [t.value for t in Study.load("b", storage).trials()] == [0.1, 0.2]
+    storage.close()
+    assert five.read_bytes() == before
+
+
+def test_resuming_a_damaged_study_is_refused_and_adds_no_trial(five: Path) -> None:
+    corrupt(five, f"DELETE FROM trials WHERE number = 2 AND {OF_A}")
+    with pytest.raises(CorruptRowError, match="trial 2 is missing"):
+        Study.create("a", SPACE, storage=five, load_if_exists=True)
+    with sqlite3.connect(five) as db:
+        numbers = db.execute(f"SELECT number FROM trials WHERE {OF_A} ORDER BY number")
+        assert [n for (n,) in numbers] == [0, 1, 3, 4]
+
+
+def test_the_other_numbers_and_values_a_study_may_hold_are_accepted(five: Path) -> None:
+    """Trials not complete may have no value; an empty study has no numbers at all."""
+    study = Study.load("a", SQLiteStorage(five))
+    (trial,) = study.ask()
+    study.tell(trial, None, state="failed")
+    Study.create("empty", SPACE, storage=five)
+    assert [t.value for t in Study.load("a", five).trials()][-1] is None
+    assert Study.load("empty", five).trials() == []
+    study.close()
+
+
+def test_an_in_memory_study_is_checked_the_same_way() -> None:
+    """The contract's default check: a gap left through the storage itself."""
+    storage = InMemoryStorage()
+    study = Study.create("m", SPACE, storage=storage)
+    trials = study.ask(3)
+    storage.create_trials("m", [Trial(7, {"x": 0.5}, (0.5,), 1)], owner=None)
+    for trial in trials:
+        study.tell(trial, 0.5)
+    message = "study 'm': trial 3 is missing: trial numbers must run 0..7 without gaps"
+    with pytest.raises(CorruptRowError, match="^" + re.escape(message)):
+        Study.load("m", storage)

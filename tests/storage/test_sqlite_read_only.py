@@ -220,3 +220,109 @@ def test_a_crashed_writers_log_in_a_read_only_folder_is_read(shared_folder: Path
         f.chmod(0o644)
     expected = [0, 1, 2] if os.geteuid() != 0 else repr([0, 1, 2])
     assert as_a_user_who_cannot_write(shared_folder, read_best(path)) == expected
+
+
+# -- a reader leaves the folder as it found it -------------------------------------------------
+
+
+def beside(path: Path) -> list[str]:
+    return sorted(os.listdir(path.parent))
+
+
+def trial_numbers(path: Path) -> list[int]:
+    """The numbers of the trials in the file, read with plain SQLite."""
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT number FROM trials ORDER BY number").fetchall()
+    return [n for (n,) in rows]
+
+
+def test_a_reader_leaves_no_wal_or_shm_file_beside_a_closed_study(tmp_path: Path) -> None:
+    """`show`, `studies` and `report` left s.db-wal and s.db-shm behind: a WAL file read with
+    mode=ro gets both, and a read-only connection cannot remove them."""
+    path = tmp_path / "s.db"
+    make_study(path, completed=3)
+    before = beside(path), digest(path)
+    assert before[0] == ["s.db"]
+    storage = SQLiteStorage(path, read_only=True)
+    study = Study.load("s", storage)
+    assert [t.number for t in study.trials()] == [0, 1, 2]
+    assert study.best_trial is not None
+    with pytest.raises(StorageError, match="is open read-only"):
+        study.set_attrs({"a": 1})
+    storage.close()
+    assert (beside(path), digest(path)) == before
+
+
+def test_a_reader_beside_a_running_writer_reads_its_changes_and_leaves_its_files(
+    tmp_path: Path,
+) -> None:
+    """A `caviar tune` writing while `caviar show` reads: the reader sees every committed trial,
+    its close removes nothing the writer uses, and the writer goes on as before."""
+    path = tmp_path / "s.db"
+    make_study(path, completed=2)
+    writer = Study.load("s", path)
+    (running,) = writer.ask()  # committed, in the writer's -wal
+    assert beside(path) == ["s.db", "s.db-shm", "s.db-wal"]
+    storage = SQLiteStorage(path, read_only=True)
+    reader = Study.load("s", storage)
+    assert [(t.number, t.state) for t in reader.trials()] == [
+        (0, TrialState.COMPLETE),
+        (1, TrialState.COMPLETE),
+        (2, TrialState.RUNNING),
+    ]
+    writer.tell(running, 0.25)  # while the reader is open
+    assert [t.value for t in reader.trials()][2] == 0.25
+    storage.close()
+    assert beside(path) == ["s.db", "s.db-shm", "s.db-wal"]
+    (last,) = writer.ask()
+    writer.tell(last, 0.75)
+    writer.close()
+    assert beside(path) == ["s.db"]
+    assert trial_numbers(path) == [0, 1, 2, 3]
+
+
+def test_a_writer_that_starts_and_ends_while_a_reader_is_open_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    """The reader opened a closed study, so it is the last to close: its close copies the
+    writer's changes into the file, as the writer's own close would have, and tidies up."""
+    path = tmp_path / "s.db"
+    make_study(path, completed=1)
+    storage = SQLiteStorage(path, read_only=True)
+    reader = Study.load("s", storage)
+    assert len(reader.trials()) == 1
+    writer = Study.load("s", path)
+    for trial in writer.ask(2):
+        writer.tell(trial, 0.5)
+    writer.close()
+    assert len(reader.trials()) == 3
+    storage.close()
+    assert beside(path) == ["s.db"]
+    assert trial_numbers(path) == [0, 1, 2]
+
+
+@pytest.mark.slow
+def test_a_crashed_writers_files_stay_as_they_were(tmp_path: Path) -> None:
+    """A -wal file already there holds changes not yet in the file: the reader reads them and
+    leaves the -wal as it found it, for the next writer to recover."""
+    path = tmp_path / "s.db"
+    make_study(path, completed=1)
+    code = (
+        "import os, sys\n"
+        "from caviar import Study\n"
+        "study = Study.load('s', sys.argv[1])\n"
+        "study.storage._db().execute('PRAGMA wal_autocheckpoint=0')\n"
+        "for t in study.ask(2):\n"
+        "    study.tell(t, 0.5)\n"
+        "os._exit(0)\n"
+    )
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-c", code, str(path)], check=True)
+    wal = Path(f"{path}-wal")
+    before = beside(path), digest(path), digest(wal)
+    storage = SQLiteStorage(path, read_only=True)
+    assert [t.number for t in Study.load("s", storage).trials()] == [0, 1, 2]
+    storage.close()
+    assert (beside(path), digest(path), digest(wal)) == before

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 from typing import Any
 
 from caviar.cli.flags import positive
@@ -22,7 +24,12 @@ def add_parser(sub: Any) -> None:
         metavar="K",
         help="the top K kept models as one program: the log of their mean softmax output",
     )
-    e.add_argument("-o", "--out", help="the .pt2 file (default: beside the kept state)")
+    e.add_argument(
+        "-o",
+        "--out",
+        help="the .pt2 file, or a folder to write it in under its default name, as cp does "
+        "(default: beside the kept state)",
+    )
     add_storage_flag(e)
     e.set_defaults(run=run, imports=("caviar.models.export",))
 
@@ -40,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         except InvalidValue as e:
             raise (e.at("--ensemble") if e.owner == "ensemble" else e) from None
         default = kept_dir(storage, args.study) / f"ensemble-{args.ensemble}.pt2"
-        out = save_program(ensemble, args.out or default)
+        out = save_program(ensemble, _target(args.out, default))
         print(f"exported the ensemble of trials {ensemble.trials} of study {args.study!r} to {out}")
         print(
             f"load with torch.export.load({str(out)!r}).module(): float32 [batch, "
@@ -50,10 +57,20 @@ def run(args: argparse.Namespace) -> int:
         return 0
     source = find_kept_state(args.study, args.trial, storage=storage)
     state = read_state(source)
-    out = export_model(state, args.out or source.with_suffix(".pt2"))
+    out = export_model(state, _target(args.out, source.with_suffix(".pt2")))
     print(f"exported {source.stem} of study {args.study!r} to {out}")
     print(
         f"load with torch.export.load({str(out)!r}).module(): float32 [batch, {state.n_inputs}] "
         f"-> logits [batch, {state.n_classes}]"
     )
     return 0
+
+
+def _target(out: str | None, default: Path) -> Path:
+    """Where ``-o`` puts the program: the file it names, or, for a folder (one that exists, or
+    a name ending in ``/``), the default file name inside it, as ``cp`` and ``mv`` do."""
+    if out is None:
+        return default
+    if out.endswith(("/", os.sep)) or Path(out).is_dir():
+        return Path(out) / default.name
+    return Path(out)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from caviar.core.atomic import WriteError
+
 
 def format_value(value: Any) -> str:
     """A hyperparameter's value in a table: floats to 4 significant digits."""
@@ -12,7 +14,10 @@ def format_value(value: Any) -> str:
 
 
 def os_reason(e: OSError) -> str:
-    """Why the operating system refused, and on which file."""
+    """Why the operating system refused, and on which file (a file caviar could not write says
+    so itself, and that nothing was left there)."""
+    if isinstance(e, WriteError):
+        return str(e)
     where = f": {e.filename}" if e.filename else ""
     return f"{e.strerror or e}{where}"
 

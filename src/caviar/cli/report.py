@@ -22,13 +22,15 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from caviar.report import write_report  # deferred: matplotlib
 
-    study = open_study(args, read_only=True)
     out = Path(args.out) if args.out else None
     if out is not None and out.exists() and not out.is_dir():
         raise InvalidValue("--out", f"must be a folder for the report, got the file {str(out)!r}")
+    study = open_study(args, read_only=True)
     try:
         path = write_report(study, out)
     except OSError as e:
         raise InvalidValue("--out", f"cannot write the report: {os_reason(e)}") from None
+    finally:
+        study.close()  # the last connection to close leaves no -wal or -shm file
     print(f"report: {path}")
     return 0

@@ -20,33 +20,44 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # deferred: the report's tables load numpy
+    # deferred: panda's tree loads torch
     from caviar.panda.listing import list_runs
-    from caviar.report.data import rung_table, summary
 
     runs = [r for r in list_runs(storage_path(args)) if r.name == args.study]
     if runs:  # a panda run: its branches
         print("\n".join(runs[0].describe()))
         return 0
     study = open_study(args, read_only=True)
+    try:
+        _show(study, args.top)
+    finally:
+        study.close()  # the last connection to close leaves no -wal or -shm file
+    return 0
+
+
+def _show(study: Any, top: int) -> None:
+    """The study's trials by state, its rungs, the first errors and the leaderboard."""
+    # deferred: the report's tables load numpy
+    from caviar.report.data import rung_table, summary
+
     trials = study.trials(curves=False)
     facts = summary(trials)
     states = ", ".join(f"{n} {s}" for s, n in facts["states"].items() if n)
     print(f"study {study.name!r} in {study.storage.path}: {facts['trials']} trials ({states})")
     for rung in rung_table(study.trials()):
-        top = "-" if rung.best is None else f"{rung.best:.4f}"
+        shown = "-" if rung.best is None else f"{rung.best:.4f}"
         print(
             f"  rung at epoch {rung.epoch}: {rung.reached} trials reached it, {rung.pruned} "
-            f"pruned there, best val acc {top}"
+            f"pruned there, best val acc {shown}"
         )
     errors = sorted({str(t.attrs["error"]) for t in trials if "error" in t.attrs})
     for error in errors[:5]:
         print(f"  a trial failed: {error}")
     free = list(study.space.free_names)
-    board = study.leaderboard(args.top)
+    board = study.leaderboard(top)
     if not board:
         print("no complete trial yet")
-        return 0
+        return
     header = ["rank", "trial", "val acc", *free]
     rows = [
         [str(i + 1), str(t.number), f"{t.value:.4f}", *(format_value(t.params[n]) for n in free)]
@@ -62,4 +73,3 @@ def run(args: argparse.Namespace) -> int:
     test = study.attrs.get("test")
     if test:
         print(f"\ntest set used ({test['mode']}, {test['when']}): accuracy {test['accuracy']:.4f}")
-    return 0

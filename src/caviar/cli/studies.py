@@ -25,14 +25,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"no study file at {path}")
         return 0
     storage = SQLiteStorage(path, read_only=True)
-    names = storage.study_names()
-    if not names:
-        print(f"no studies in {path}")
-    for name in names:
-        try:
-            print(f"{name}: {_study_line(Study.load(name, storage))}")
-        except StorageError as e:  # one unreadable study does not hide the others
-            print(f"{name}: cannot be read: {e}")
+    try:
+        names = storage.study_names()
+        if not names:
+            print(f"no studies in {path}")
+        for name in names:
+            try:
+                print(f"{name}: {_study_line(Study.load(name, storage))}")
+            except StorageError as e:  # one unreadable study does not hide the others
+                print(f"{name}: cannot be read: {e}")
+    finally:
+        storage.close()  # the last connection to close leaves no -wal or -shm file
     for panda_run in list_runs(path):
         print(panda_run.describe()[0])
     return 0

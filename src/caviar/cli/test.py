@@ -30,6 +30,15 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    study = open_study(args)
+    try:
+        return _test(study, args)
+    finally:
+        study.close()  # the last connection to close leaves no -wal or -shm file
+
+
+def _test(study: Any, args: argparse.Namespace) -> int:
+    """Score the study on its test set as ``args`` say, print and record the result."""
     # deferred: torch
     from caviar.models.evaluate import (
         ensemble_table,
@@ -37,7 +46,6 @@ def run(args: argparse.Namespace) -> int:
         evaluate_on_test,
     )
 
-    study = open_study(args)
     if args.ensemble is None:
         mode = args.mode or "retrain"
         record = evaluate_on_test(study, mode=mode, force=args.force, device=args.device)

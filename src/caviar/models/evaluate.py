@@ -30,7 +30,6 @@ from caviar.core.errors import InvalidValue, got
 from caviar.models.ensemble import CaviarEnsemble, kept_members, score
 from caviar.nn import (
     MemberSpec,
-    MemberState,
     Population,
     TrainingData,
     evaluate_states,
@@ -38,7 +37,7 @@ from caviar.nn import (
 )
 from caviar.search.config import StudyConfig, config_from_mapping
 from caviar.search.job import DTYPES, PreparedData, prepare_data
-from caviar.search.kept import kept_state
+from caviar.search.kept import kept_state, read_state
 from caviar.study import Study
 
 MODES = ("retrain", "as-trained")
@@ -68,7 +67,7 @@ def evaluate_on_test(
     target = resolve_device(device or config.study.device)
     dtype = DTYPES[config.study.dtype]
     kept = kept_state(study, best.number) if mode == "as-trained" else None
-    state = None if kept is None else MemberState.load(kept)
+    state = None if kept is None else read_state(kept)
     if state is not None:
         how = (
             f"trial {best.number}'s kept final state: the model the search scored, "
@@ -140,7 +139,7 @@ def evaluate_ensemble_on_test(
     target = resolve_device(device or config.study.device)
     dtype = DTYPES[config.study.dtype]
     trials = [t.number for t, _ in members]
-    states = [MemberState.load(path) for _, path in members]
+    states = [read_state(path) for _, path in members]
     ensemble = CaviarEnsemble(states, trials=trials, dtype=dtype).to(target)
     split, test = data.split, data.dataset
     own = evaluate_states(

@@ -8,12 +8,14 @@ line); :func:`save_program` does the same for an ensemble of the top kept member
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
 
 import torch
 
+from caviar.core.atomic import WriteError, write_atomically
 from caviar.models.ensemble import CaviarEnsemble
 from caviar.models.model import CaviarModel
 from caviar.nn.state import MemberState
@@ -37,13 +39,18 @@ def export_model(
 def save_program(model: CaviarModel | CaviarEnsemble, path: str | os.PathLike[str]) -> Path:
     """Write ``model`` (a :class:`CaviarModel` or a :class:`~caviar.models.ensemble.CaviarEnsemble`)
     as a ``torch.export`` program with a dynamic batch size and its ``describe()`` stored as
-    ``caviar.json``."""
+    ``caviar.json``, whole or not at all: a failed write is a
+    :class:`~caviar.core.atomic.WriteError` naming ``path``, and leaves nothing there."""
     dtype = next(model.parameters()).dtype
     example = torch.zeros(2, model.n_inputs, dtype=dtype)
     program = torch.export.export(
         model, (example,), dynamic_shapes={"x": {0: torch.export.Dim("batch")}}
     )
+    buffer = io.BytesIO()
+    torch.export.save(program, buffer, extra_files={METADATA: json.dumps(model.describe())})
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.export.save(program, out, extra_files={METADATA: json.dumps(model.describe())})
-    return out
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise WriteError(e.errno, e.strerror, str(out)) from None
+    return write_atomically(out, buffer.getvalue())

@@ -19,11 +19,13 @@ import io
 import itertools
 import os
 from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from caviar.core.atomic import write_atomically
 from caviar.core.errors import InvalidValue
 from caviar.nn.optim import OPTIMIZERS
 from caviar.nn.spec import MID_RUN, MemberSpec
@@ -174,8 +176,10 @@ class MemberState:
         }
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the state with ``torch.save`` (tensors on the CPU)."""
-        torch.save(self._payload(), path)
+        """Write the state with ``torch.save`` (tensors on the CPU), whole or not at all: a
+        failed write (a full disk) is a :class:`~caviar.core.atomic.WriteError` naming the
+        file, and leaves no truncated file (:func:`~caviar.core.atomic.write_atomically`)."""
+        write_atomically(path, self.to_bytes())
 
     def to_bytes(self) -> bytes:
         """The state as :meth:`save` writes it, in memory (tensors and plain values only)."""
@@ -185,19 +189,66 @@ class MemberState:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> MemberState:
-        payload = torch.load(path, weights_only=True)
-        return cls._from_payload(payload)
+        """A state from a file :meth:`save` wrote; a file that holds no state (another file,
+        truncated, empty) is a :class:`DamagedState` naming it and what is wrong."""
+        data = Path(path).read_bytes()
+        try:
+            return cls.from_bytes(data)
+        except DamagedState as e:
+            raise DamagedState(repr(str(path)), e.why) from None
 
     @classmethod
     def from_bytes(cls, data: bytes) -> MemberState:
         """A state from :meth:`to_bytes` (read with ``weights_only``: nothing is unpickled but
-        tensors and plain values)."""
-        return cls._from_payload(torch.load(io.BytesIO(data), weights_only=True))
+        tensors and plain values); bytes that hold no state are a :class:`DamagedState`."""
+        try:
+            payload = torch.load(io.BytesIO(data), weights_only=True)
+        except Exception:  # any bytes at all: torch's many errors say one thing here
+            raise DamagedState("the bytes given", _unreadable(data)) from None
+        return cls._from_payload(payload)
 
     @classmethod
-    def _from_payload(cls, payload: dict[str, Any]) -> MemberState:
-        payload["spec"] = MemberSpec(**payload["spec"])
-        return cls(**payload)
+    def _from_payload(cls, payload: Any) -> MemberState:
+        names = {f.name for f in fields(cls)}
+        if not isinstance(payload, dict) or not {"spec", "params"} <= set(payload) <= names:
+            held = (
+                sorted(map(str, payload)) if isinstance(payload, dict) else type(payload).__name__
+            )
+            raise DamagedState(
+                "the bytes given", f"a PyTorch file of something else, holding {held}"
+            )
+        try:
+            state = cls(**{**payload, "spec": MemberSpec(**payload["spec"])})
+            state.check_shapes()
+        except (InvalidValue, TypeError, AttributeError, KeyError, ValueError) as e:
+            raise DamagedState("the bytes given", f"its contents are not a model's: {e}") from None
+        return state
+
+
+class DamagedState(InvalidValue):
+    """Bytes or a file that hold no member state: another file, truncated, or empty. ``why``
+    says which; the message names the file and what to do."""
+
+    def __init__(self, source: str, why: str) -> None:
+        self.source, self.why = source, why
+        super().__init__(
+            "model file",
+            f"{source} is not a caviar model file, or it is damaged ({why}); remove it (a "
+            f"study then goes on without that kept model), or put back the file caviar saved",
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.source, self.why))
+
+
+def _unreadable(data: bytes) -> str:
+    """Why ``torch.load`` could not read ``data``, in words (torch's own error names a zip
+    record or a pickle opcode, which helps no one here)."""
+    if not data:
+        return "it is empty"
+    if data.startswith(b"PK\x03\x04"):  # a zip archive, as torch.save writes
+        return "a PyTorch file cut short or overwritten"
+    return "not a PyTorch file"
 
 
 def _same(key: str, stored: Any, given: Any) -> None:

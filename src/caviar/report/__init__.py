@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from caviar.core.atomic import write_atomically
 from caviar.report import render
 from caviar.report.curve_figures import best_so_far_figure, curves_figure
 from caviar.report.curves import best_so_far, top_curves
@@ -129,9 +130,7 @@ def write_report(study: Study, directory: str | os.PathLike[str] | None = None) 
             ],
         )
     )
-    path = out / "index.html"
-    path.write_text(render.page(study.name, sections), encoding="utf-8")
-    return path
+    return write_atomically(out / "index.html", render.page(study.name, sections).encode())
 
 
 def _overview(

@@ -9,6 +9,7 @@ Only drawing happens here; every number, limit and tick comes from :mod:`caviar.
 from __future__ import annotations
 
 import html
+import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator, NullLocator
 
+from caviar.core.atomic import write_atomically
 from caviar.report.data import RoundBox
 from caviar.report.importance import Importance
 from caviar.report.scales import beta_ticks, padded_range
@@ -192,8 +194,10 @@ def importance_figure(ranking: Sequence[Importance]) -> Figure:
 
 
 def save(fig: Figure, path: Path) -> Path:
-    fig.savefig(path, dpi=100)
-    return path
+    """The figure as a PNG at ``path``, written whole or not at all."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=100, format="png")
+    return write_atomically(path, buffer.getvalue())
 
 
 def _cell(value: Any) -> str:

@@ -9,7 +9,6 @@ find and read one back, for :mod:`caviar.models` and panda's ``--from STUDY:TRIA
 from __future__ import annotations
 
 import os
-import pickle
 from pathlib import Path
 
 from caviar.core.errors import InvalidValue, got
@@ -41,19 +40,15 @@ def kept_state(study: Study, trial: int) -> Path | None:
 
 
 def read_state(path: str | os.PathLike[str]) -> MemberState:
-    """A member state saved with :meth:`MemberState.save`, or a clear error."""
+    """A member state saved with :meth:`MemberState.save`, or a clear error: no file there, or
+    a file that is no caviar model or is damaged (:class:`~caviar.nn.state.DamagedState`)."""
     source = Path(path)
     if not source.is_file():
         raise InvalidValue(
             "load_model",
             f"no saved member state at {str(source)!r} (a study's name needs storage=)",
         )
-    try:
-        return MemberState.load(source)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, KeyError, TypeError) as e:
-        raise InvalidValue(
-            "load_model", f"{str(source)!r} is not a saved member state ({type(e).__name__})"
-        ) from None
+    return MemberState.load(source)  # a damaged file: a DamagedState naming it
 
 
 def find_kept_state(

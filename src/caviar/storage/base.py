@@ -18,6 +18,10 @@ Contract
 6. Every call is atomic: after a crash at any moment the store holds either all of a call's
    writes or none of them.
 7. ``get_trials`` returns trials sorted by number; learning curves sorted by epoch.
+8. A study's trial numbers run 0..N-1 without gaps (each ``create_trials`` takes the numbers
+   after the last), and a complete trial holds a finite value. ``check_study`` raises
+   :class:`CorruptRowError` when a stored study breaks this (a row deleted or a value cleared
+   outside caviar): a study opened so is refused, not quietly run short of a trial.
 """
 
 from __future__ import annotations
@@ -78,6 +82,34 @@ class StudyRecord:
     seed: int
     attrs: Mapping[str, Any] = field(default_factory=dict)
     created: float | None = None
+
+
+def numbering_problem(numbers: Sequence[Any]) -> str | None:
+    """What is wrong with a study's trial numbers, sorted, or None when they run 0..N-1."""
+    last = numbers[-1] if numbers else -1
+    for expected, number in enumerate(numbers):
+        if number != expected:
+            if isinstance(number, int) and number > expected:
+                return f"trial {expected} is missing: trial numbers must run 0..{last} without gaps"
+            return f"trial number {number!r} is not allowed: trial numbers must run 0..N-1"
+    return None
+
+
+def complete_without_value(number: int, value: float | None) -> str:
+    """What is wrong with a complete trial of no (or no finite) value."""
+    shown = "NULL" if value is None else repr(value)
+    return (
+        f"trial {number} is complete but its value is {shown}: a complete trial must hold a "
+        f"finite value"
+    )
+
+
+def damaged_study(where: str, study: str, problem: str) -> CorruptRowError:
+    """The error for a study whose rows break contract point 8."""
+    return CorruptRowError(
+        f"{where}study {study!r}: {problem}; the file was edited by hand or damaged: restore "
+        f"it from a copy, or use another study name"
+    )
 
 
 def checked_value(value: float | None) -> float | None:
@@ -166,6 +198,23 @@ class Storage(ABC):
     ) -> list[FrozenTrial]:
         """Trials sorted by number (those in ``states`` and ``numbers`` when given), with their
         learning curves unless ``curves`` is False."""
+
+    def check_study(self, name: str) -> None:
+        """A :class:`CorruptRowError` if the study breaks contract point 8 (numbers 0..N-1, a
+        value for each complete trial). Backends may answer it without reading every row."""
+        trials = self.get_trials(name, curves=False)
+        problem = numbering_problem([t.number for t in trials])
+        if problem is None:
+            valueless = [
+                t
+                for t in trials
+                if t.state is TrialState.COMPLETE
+                and (t.value is None or not math.isfinite(t.value))
+            ]
+            if valueless:
+                problem = complete_without_value(valueless[0].number, valueless[0].value)
+        if problem is not None:
+            raise damaged_study("", name, problem)
 
     def close(self) -> None:  # noqa: B027 -- optional for backends without resources
         """Release files and connections."""

@@ -35,6 +35,9 @@ from caviar.storage.base import (
     StudyRecord,
     UnknownStudyError,
     checked_value,
+    complete_without_value,
+    damaged_study,
+    numbering_problem,
 )
 from caviar.storage.sqlite_connections import Connections
 from caviar.storage.sqlite_errors import translated
@@ -398,6 +401,31 @@ class SQLiteStorage(Storage):
         with self._read() as db:
             sid = self._study_id(db, study)
             return self._select(db, study, sid, " AND ".join(where), args, curves=curves)
+
+    def check_study(self, name: str) -> None:
+        """Contract point 8 in two aggregate queries on the trials' index; the numbers are read
+        one by one only in a damaged study, to name the first missing one."""
+        with self._read() as db:
+            sid = self._study_id(db, name)
+            count, first, last = db.execute(
+                "SELECT count(*), min(number), max(number) FROM trials WHERE study_id = ?", (sid,)
+            ).fetchone()
+            problem = None
+            if count and (first != 0 or last != count - 1):
+                numbers = db.execute(
+                    "SELECT number FROM trials WHERE study_id = ? ORDER BY number", (sid,)
+                ).fetchall()
+                problem = numbering_problem([n for (n,) in numbers])
+            if problem is None:
+                row = db.execute(
+                    "SELECT number, value FROM trials WHERE study_id = ? AND state = 'complete' "
+                    "AND (value IS NULL OR abs(value) > 1.7976931348623157e308) "  # NULL, or inf
+                    "ORDER BY number LIMIT 1",
+                    (sid,),
+                ).fetchone()
+                problem = None if row is None else complete_without_value(*row)
+        if problem is not None:
+            raise damaged_study(f"{self.path}: ", name, problem)
 
     def _select(
         self,

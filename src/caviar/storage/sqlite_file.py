@@ -1,16 +1,30 @@
 """What makes a file a caviar study file: its schema, how it is checked, and how it is opened for
 reading without writing a byte.
 
-Reading writes nothing. ``show``, ``studies`` and ``report`` open the file with SQLite's
-``mode=ro``: no switch to WAL, no schema, no migration, so a foreign file is refused unchanged.
-A WAL file still needs its ``-shm`` index, which SQLite creates beside it. In a folder the user
-cannot write to, that is impossible; the file is then read as ``immutable``, which is exact as
-long as no ``-wal`` file holds changes not yet copied into it (a cleanly closed study has none;
-a crashed writer leaves its ``-wal`` and ``-shm``, and ``mode=ro`` reads those as they are).
+Reading writes nothing, and leaves the folder as it found it. ``show``, ``studies`` and
+``report`` open the file with ``PRAGMA query_only``: no switch to WAL, no schema, no migration,
+so a foreign file is refused unchanged. How the connection is opened depends on what is there:
+
+- a WAL file with no ``-wal`` beside it (a cleanly closed study, the usual case): opened for
+  reading and writing, but it writes nothing. Reading a WAL file needs a ``-wal`` and ``-shm``
+  file, which SQLite creates; only a connection that may write removes them when it is the
+  last to close (a ``mode=ro`` one leaves them behind). Its WAL holds no frame of its own, so
+  that close copies nothing into the file, unless a writer (a ``caviar tune`` started
+  meanwhile) committed and closed first: then it copies the writer's changes, as the writer's
+  own close would have. While another connection is open, the last close is not ours, and
+  nothing is removed or copied. SQLite's locks arbitrate all of this.
+- a ``-wal`` file already there (a running writer, or a crashed one): ``mode=ro``, which reads
+  the changes in it through the ``-shm`` index and leaves both as they were.
+- a folder or file the user cannot write to: SQLite could not remove (in a folder, not even
+  make) the ``-shm`` file there, so the file is read as ``immutable``, which is exact as long
+  as no ``-wal`` file holds changes not yet copied into it (a crashed writer's ``-wal`` with
+  changes is read ``mode=ro`` where SQLite can, and refused with what to do where it cannot).
+- a file in a rollback journal (not WAL): ``mode=ro``, which needs no other file.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -139,7 +153,9 @@ def probe_read_only(path: Path, timeout: float) -> None:
 
 
 def connect_read_only(path: Path, timeout: float) -> sqlite3.Connection:
-    """A connection that cannot write (see the module docstring)."""
+    """A connection that cannot write and leaves no file behind (see the module docstring)."""
+    if _wal_without_log(path):  # query_only either way; a writable one's last close tidies up
+        return _connect(path, "mode=rw" if _writable(path) else "immutable=1", timeout)
     db = _connect(path, "mode=ro", timeout)
     try:
         db.execute("SELECT count(*) FROM sqlite_master").fetchone()  # opens -wal and -shm
@@ -157,3 +173,17 @@ def connect_read_only(path: Path, timeout: float) -> sqlite3.Connection:
             f"make the folder writable, or copy the study file with its -wal file elsewhere"
         )
     return _connect(path, "immutable=1", timeout)
+
+
+def _wal_without_log(path: Path) -> bool:
+    """A WAL file with no ``-wal`` file beside it: every committed change is in the file."""
+    try:
+        return check_header(path, empty_ok=True) and not Path(f"{path}-wal").exists()
+    except (OSError, StorageError):
+        return False  # mode=ro then says what is wrong
+
+
+def _writable(path: Path) -> bool:
+    """The file and its folder writable, so that SQLite can make and remove its -wal and
+    -shm files there."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)

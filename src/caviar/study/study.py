@@ -147,12 +147,26 @@ class Study:
                     f"exists in {backend!r} with another definition: {'; '.join(differences)}. "
                     f"Use another study name, or the stored definition",
                 ) from None
-        return cls(backend.load_study(name), backend)
+        return cls._opened(name, backend, own=backend is not storage)
 
     @classmethod
     def load(cls, name: str, storage: Storage | str | os.PathLike[str]) -> Study:
         backend = open_storage(storage)
-        return cls(backend.load_study(name), backend)
+        return cls._opened(name, backend, own=backend is not storage)
+
+    @classmethod
+    def _opened(cls, name: str, backend: Storage, *, own: bool) -> Study:
+        """Study ``name`` of ``backend``, refused if its rows were changed outside caviar so
+        that it cannot go on as it was (a trial missing, a complete trial with no value:
+        :meth:`Storage.check_study`). A refused study's storage is closed if it was opened
+        here (``own``), so that its file is left as it was found."""
+        try:
+            backend.check_study(name)
+            return cls(backend.load_study(name), backend)
+        except BaseException:
+            if own:
+                backend.close()
+            raise
 
     @classmethod
     def open_file(
@@ -169,7 +183,7 @@ class Study:
         read-only file is left as it is); no file there is an InvalidValue naming ``owner``."""
         if not os.path.isfile(path):
             raise InvalidValue(owner, f"no study file at {str(path)!r}")
-        return cls.load(name, SQLiteStorage(path, read_only=read_only))
+        return cls._opened(name, SQLiteStorage(path, read_only=read_only), own=True)
 
     # -- properties --------------------------------------------------------------------------
     @property
