@@ -89,6 +89,28 @@ def test_the_old_best_configurations_go_first_and_say_where_they_came_from(
 
 
 @pytest.mark.slow
+def test_show_sets_each_old_value_against_the_new(
+    old: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    storage = copy_of(old, tmp_path)
+    caviar.tune(config(storage, "new", warm_start="old", warm_start_top=2), progress=False).close()
+    capsys.readouterr()
+    assert main(["show", "new", "--storage", str(storage)]) == 0
+    out = capsys.readouterr().out
+    study = Study.load("new", storage)
+    lines = [
+        f"    its trial {t.attrs['warm_start']['trial']} (val acc "
+        f"{t.attrs['warm_start']['value']:.4f}) is trial {t.number} here: {t.state.value}, "
+        f"val acc {'-' if t.value is None else format(t.value, '.4f')}"
+        for t in study.trials(curves=False)[:2]
+    ]
+    assert "  warm start from study 'old': its best configurations, trained again here" in out
+    for line in lines:
+        assert line + "\n" in out
+    study.close()
+
+
+@pytest.mark.slow
 def test_the_old_trials_count_for_tpe_as_finished_before_the_studys_own(
     old: Path, tmp_path: Path
 ) -> None:

@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
 def _show(study: Any, top: int) -> None:
     """The study's trials by state, its rungs, the first errors and the leaderboard."""
     # deferred: the report's tables load numpy
-    from caviar.report.data import rung_table, summary
+    from caviar.report.data import rung_table, summary, warm_start_rows
 
     trials = study.trials(curves=False)
     facts = summary(trials)
@@ -50,6 +50,16 @@ def _show(study: Any, top: int) -> None:
             f"  rung at epoch {rung.epoch}: {rung.reached} trials reached it, {rung.pruned} "
             f"pruned there, best val acc {shown}"
         )
+    warm = warm_start_rows(trials)
+    if warm is not None:
+        old, warm_rows = warm
+        print(f"  warm start from study {old!r}: its best configurations, trained again here")
+        for r in warm_rows:
+            now = "-" if r.new_value is None else f"{r.new_value:.4f}"
+            print(
+                f"    its trial {r.old_trial} (val acc {r.old_value:.4f}) is trial {r.new_trial} "
+                f"here: {r.state}, val acc {now}"
+            )
     errors = sorted({str(t.attrs["error"]) for t in trials if "error" in t.attrs})
     for error in errors[:5]:
         print(f"  a trial failed: {error}")

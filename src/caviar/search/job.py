@@ -236,6 +236,30 @@ def tune(
     governor = ThreadGovernor(config.study.threads)
     data = prepare_data(config)
     study = open_study(config, data)
+    try:
+        _search(study, config, data, governor, progress, stream, clock, started)
+        if report:
+            from caviar.report import write_report  # deferred: matplotlib
+
+            write_report(study)
+    except BaseException:  # closed, so that the file's -wal and -shm go with the connection
+        study.close()
+        raise
+    return study
+
+
+def _search(
+    study: Study,
+    config: StudyConfig,
+    data: PreparedData,
+    governor: ThreadGovernor,
+    progress: bool,
+    stream: TextIO | None,
+    clock: Callable[[], float],
+    started: float,
+) -> None:
+    """Continue the study's search: the trials of a dead run back to the queue, a warm start
+    on a new study, then the pool until the trials or the budget are spent."""
     study.recover()
     warmed = warm_start.begin(study, config)
     total = config.n_trials()
@@ -268,8 +292,3 @@ def tune(
             loop.run()
         finally:
             meter.close()
-    if report:
-        from caviar.report import write_report  # deferred: matplotlib
-
-        write_report(study)
-    return study
