@@ -317,6 +317,7 @@ def page_commands() -> list[Command]:
 BUDGETS: dict[str, tuple[str, ...]] = {
     "caviar tune examples/book.toml": ("--timeout", "6"),
     "caviar tune examples/book.toml --data-dir ../shared/datasets/mnist": ("--timeout", "3"),
+    "caviar tune examples/book.toml --sampler tpe --halving --timeout 60": ("--timeout", "5"),
 }
 #: the datasets caviar downloads (what a cache must hold for a command to run without network)
 IDX_DATASETS = ("mnist", "fashion-mnist")
