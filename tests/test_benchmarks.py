@@ -113,7 +113,7 @@ RUNS: dict[str, Run] = {
         lambda: HAS_MNIST,
     ),
     "book_halving": Run(
-        script("book_halving", "--data-dir", str(MNIST), "--seeds", "1", "--epochs", "3"),
+        script("book_halving", "--data-dir", str(MNIST), "--seeds", "1", "--epochs", "4"),
         lambda: HAS_MNIST,
     ),
     "ray_overhead": Run(
