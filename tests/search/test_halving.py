@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+import caviar
+from caviar.cli.main import main
 from caviar.search.config import config_from_mapping
 from caviar.search.halving import Halving, Rungs
 
@@ -88,7 +90,7 @@ REFUSED = {
     ),
     "an unknown key": (
         {"eta": 3, "rungs": 2},
-        "search.halving.rungs: unknown key; halving takes ['eta', 'min_epochs']",
+        "search.halving.rungs: unknown key; halving takes ['brackets', 'eta', 'min_epochs']",
     ),
     "a string": (
         "yes",
@@ -146,7 +148,7 @@ def test_keep_follows_the_top_third_as_values_arrive() -> None:
     rungs = Rungs(Halving(min_epochs=1, eta=3))
     decisions = [(value, rungs.keep(1, value)) for value, _ in ARRIVALS_ETA_3]
     assert decisions == ARRIVALS_ETA_3
-    assert rungs.values == {1: sorted(v for v, _ in ARRIVALS_ETA_3)}
+    assert rungs.values == {(0, 1): sorted(v for v, _ in ARRIVALS_ETA_3)}
 
 
 def test_each_rung_judges_only_its_own_values() -> None:
@@ -155,7 +157,7 @@ def test_each_rung_judges_only_its_own_values() -> None:
     assert rungs.keep(3, 0.2) is True  # the first value at rung 3: 0.9 at rung 1 does not count
     assert rungs.keep(3, 0.1) is False  # n=2 at rung 3, top 1: {0.2}
     assert rungs.keep(1, 0.5) is False  # n=2 at rung 1, top 1: {0.9}
-    assert rungs.values == {1: [0.5, 0.9], 3: [0.1, 0.2]}
+    assert rungs.values == {(0, 1): [0.5, 0.9], (0, 3): [0.1, 0.2]}
 
 
 def test_eta_2_keeps_the_top_half() -> None:
@@ -169,13 +171,13 @@ def test_replay_records_earlier_trials_before_judging() -> None:
     rungs = Rungs(Halving(min_epochs=1, eta=3))
     rungs.replay(
         [
-            ([0.2, 0.3, 0.9, 0.95, 0.97], 5),  # complete: rungs(5) = [1, 3] -> 0.2 @1, 0.9 @3
-            ([0.1, 0.25, 0.4], 9),  # pruned at 3 of 9 epochs: rungs(9) = [1, 3] -> 0.1 @1, 0.4 @3
-            ([0.7], 5),  # pruned at 1: only rung 1 is reached -> 0.7 @1
-            ([0.65, 0.8], 2),  # complete in 2 epochs: rungs(2) = [1] -> 0.65 @1
+            ([0.2, 0.3, 0.9, 0.95, 0.97], 5, 0),  # complete: rungs(5) = [1, 3] -> 0.2 @1, 0.9 @3
+            ([0.1, 0.25, 0.4], 9, 0),  # pruned at 3 of 9: rungs(9) = [1, 3] -> 0.1 @1, 0.4 @3
+            ([0.7], 5, 0),  # pruned at 1: only rung 1 is reached -> 0.7 @1
+            ([0.65, 0.8], 2, 0),  # complete in 2 epochs: rungs(2) = [1] -> 0.65 @1
         ]
     )
-    assert rungs.values == {1: [0.1, 0.2, 0.65, 0.7], 3: [0.4, 0.9]}
+    assert rungs.values == {(0, 1): [0.1, 0.2, 0.65, 0.7], (0, 3): [0.4, 0.9]}
     # rung 1 now holds 5 values: top max(1, 5 // 3) = 1 is 0.7
     assert rungs.keep(1, 0.69) is False
     # 6 values: top 2 is {0.7, 0.69}
@@ -183,3 +185,101 @@ def test_replay_records_earlier_trials_before_judging() -> None:
     # rung 3 holds 3 values: top 1 is 0.9
     assert rungs.keep(3, 0.5) is False
     assert rungs.keep(3, 0.95) is True
+
+
+# -- brackets: Hyperband's hedge against a first rung that measures noise -----------------------
+
+
+def test_each_bracket_starts_its_rungs_eta_times_later() -> None:
+    halving = Halving(min_epochs=1, eta=3, brackets=3)
+    assert [halving.rungs(5, b) for b in range(3)] == [[1, 3], [3], []]
+    assert [halving.is_rung(1, b) for b in range(3)] == [True, False, False]
+    assert [halving.is_rung(3, b) for b in range(3)] == [True, True, False]
+
+
+def test_brackets_share_the_trials_as_hyperband_shares_its_budget() -> None:
+    """eta**s / (s + 1) for s rungs: 9/3, 3/2 and 1/1 of 5.5 with 5 epochs; 27/4, 9/3, 3/2
+    and 1 with 10 epochs (rungs 1, 3, 9)."""
+    assert Halving(1, 3, 3).shares(5) == pytest.approx([3 / 5.5, 1.5 / 5.5, 1 / 5.5])
+    total = 27 / 4 + 3 + 1.5 + 1
+    assert Halving(1, 3, 4).shares(10) == pytest.approx(
+        [6.75 / total, 3 / total, 1.5 / total, 1 / total]
+    )
+
+
+def test_consecutive_trial_numbers_spread_over_the_brackets_in_their_shares() -> None:
+    halving = Halving(1, 3, 3)
+    for start, n in ((0, 110), (500, 55), (7, 1100)):
+        counts = [0, 0, 0]
+        for number in range(start, start + n):
+            counts[halving.bracket_of(number, 5)] += 1
+        for count, share in zip(counts, halving.shares(5), strict=True):
+            assert abs(count - n * share) <= 3, (start, n, counts)
+    assert Halving(1, 3).bracket_of(12345, 5) == 0  # one bracket: always bracket 0
+
+
+def test_each_bracket_judges_among_its_own() -> None:
+    rungs = Rungs(Halving(min_epochs=1, eta=3, brackets=2))
+    assert rungs.keep(3, 0.9, bracket=0) is True
+    assert rungs.keep(3, 0.5, bracket=1) is True  # the first in bracket 1, not below 0.9
+    assert rungs.keep(3, 0.4, bracket=1) is False
+
+
+def test_a_one_bracket_schedule_reads_and_stores_as_before() -> None:
+    assert Halving.from_config({"min_epochs": 1, "eta": 3, "brackets": 1}).to_config() == {
+        "min_epochs": 1,
+        "eta": 3,
+    }
+    on = config_from_mapping({"search": {"trials": 1, "halving": {"brackets": 2}}})
+    assert on.search.halving == {"min_epochs": 1, "eta": 3, "brackets": 2}
+    assert on.halving() == Halving(1, 3, 2)
+
+
+def test_more_brackets_than_rungs_and_one_are_refused() -> None:
+    """With 5 epochs and rungs at 1 and 3, bracket 2 already runs plain to the end."""
+    message = (
+        "search.halving.brackets: at most 3 with trials of at most 5 epochs: bracket 2 already "
+        "judges never (its first rung, epoch 9, is past the last epoch), and more would run "
+        "the same way, got 4"
+    )
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        config_from_mapping(
+            {"space": {"epochs": 5}, "search": {"trials": 1, "halving": {"brackets": 4}}}
+        )
+    config_from_mapping(
+        {"space": {"epochs": 5}, "search": {"trials": 1, "halving": {"brackets": 3}}}
+    )
+
+
+@pytest.mark.slow
+def test_a_study_with_brackets_judges_each_trial_in_its_own(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Brackets 2 of 4 epochs with eta 2: bracket 0 judges at epochs 1 and 2, bracket 1 only at
+    epoch 2; each trial records its bracket, and show lists the rungs per bracket."""
+    storage = tmp_path / "s.db"
+    halving = {"min_epochs": 1, "eta": 2, "brackets": 2}
+    study = caviar.tune(
+        {
+            "study": {"name": "hb", "storage": str(storage), "threads": 1},
+            "data": {"dataset": "digits", "train_size": 400},
+            "space": {"lr": {"scale": "log", "low": 1e-3, "high": 1.0}, "epochs": 4},
+            "search": {"trials": 16, "population": 4, "halving": halving},
+        },
+        progress=False,
+        report=False,
+    )
+    trials = study.trials(curves=False)
+    schedule = Halving(1, 2, 2)
+    assert [t.attrs["bracket"] for t in trials] == [
+        schedule.bracket_of(t.number, 4) for t in trials
+    ]
+    pruned = [(t.attrs["bracket"], t.attrs["rung"]) for t in trials if t.state.value == "pruned"]
+    assert (0, 1) in pruned
+    assert (1, 1) not in pruned
+    study.close()
+    assert main(["show", "hb", "--storage", str(storage)]) == 0
+    out = capsys.readouterr().out
+    assert "  bracket 0, rung at epoch 1: " in out
+    assert "  bracket 1, rung at epoch 2: " in out
+    assert "  bracket 1, rung at epoch 1: " not in out

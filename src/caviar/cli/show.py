@@ -46,9 +46,10 @@ def _show(study: Any, top: int) -> None:
     print(f"study {study.name!r} in {study.storage.path}: {facts['trials']} trials ({states})")
     for rung in rung_table(study.trials()):
         shown = "-" if rung.best is None else f"{rung.best:.4f}"
+        where = "" if rung.bracket is None else f"bracket {rung.bracket}, "
         print(
-            f"  rung at epoch {rung.epoch}: {rung.reached} trials reached it, {rung.pruned} "
-            f"pruned there, best val acc {shown}"
+            f"  {where}rung at epoch {rung.epoch}: {rung.reached} trials reached it, "
+            f"{rung.pruned} pruned there, best val acc {shown}"
         )
     warm = warm_start_rows(trials)
     if warm is not None:

@@ -12,7 +12,7 @@ from caviar.core.atomic import write_atomically
 from caviar.report import render
 from caviar.report.curve_figures import best_so_far_figure, curves_figure
 from caviar.report.curves import best_so_far, top_curves
-from caviar.report.data import round_boxes, rung_table, warm_start_rows
+from caviar.report.data import RungRow, round_boxes, rung_table, warm_start_rows
 from caviar.report.facts import overview_rows, uses_of_the_test_set
 from caviar.report.importance import Importance, importance
 from caviar.report.scatter import scatter_panels
@@ -98,8 +98,14 @@ def write_report(study: Study, directory: str | os.PathLike[str] | None = None) 
             "is among the best 1/eta of the trials that reached the rung before it; the others "
             "are pruned there and their slot goes to the next trial.</p>"
             + render.table(
-                ["rung (epoch)", "trials reached", "pruned there", "best validation accuracy"],
-                [(r.epoch, r.reached, r.pruned, r.best) for r in rungs],
+                [
+                    *(["bracket"] if rungs[0].bracket is not None else []),
+                    "rung (epoch)",
+                    "trials reached",
+                    "pruned there",
+                    "best validation accuracy",
+                ],
+                [[*([r.bracket] if r.bracket is not None else []), *_rung_cells(r)] for r in rungs],
             )
         )
     warm = warm_start_rows(trials)
@@ -171,3 +177,7 @@ def _test_set(study: Study, attrs: Mapping[str, Any]) -> str:
             for u in history.uses
         ],
     )
+
+
+def _rung_cells(r: RungRow) -> list[Any]:
+    return [r.epoch, r.reached, r.pruned, r.best]

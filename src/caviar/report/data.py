@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from caviar.core.records import Direction, FrozenTrial, TrialState
@@ -105,16 +105,19 @@ def summary(trials: Sequence[FrozenTrial]) -> dict[str, Any]:
 @dataclass(frozen=True)
 class RungRow:
     """Successive halving at one rung: how many trials reached it, how many it stopped, and
-    the best validation accuracy recorded there."""
+    the best validation accuracy recorded there (``bracket``: which one, where there are
+    several)."""
 
     epoch: int
     reached: int
     pruned: int
     best: float | None
+    bracket: int | None = None
 
 
 def rung_table(trials: Sequence[FrozenTrial]) -> list[RungRow]:
-    """One row per rung of a study that ran successive halving (empty otherwise).
+    """One row per rung (per bracket, where there are several) of a study that ran successive
+    halving (empty otherwise).
 
     A trial reached a rung if it trained at least that many epochs; the rungs are the epochs
     recorded on pruned trials (``attrs["rung"]``) and the halving schedule stored with them.
@@ -122,12 +125,24 @@ def rung_table(trials: Sequence[FrozenTrial]) -> list[RungRow]:
     schedule: Any = next((t.attrs["halving"] for t in trials if t.attrs.get("halving")), None)
     if schedule is None:
         return []
+    brackets = int(schedule.get("brackets", 1))
+    rows = []
+    for bracket in range(brackets):
+        mine = [t for t in trials if int(t.attrs.get("bracket", 0)) == bracket]
+        first = int(schedule["min_epochs"]) * int(schedule["eta"]) ** bracket
+        for row in _rungs(mine, first, int(schedule["eta"])):
+            rows.append(replace(row, bracket=bracket if brackets > 1 else None))
+    return rows
+
+
+def _rungs(trials: Sequence[FrozenTrial], first: int, eta: int) -> list[RungRow]:
+    """The rows of one bracket, whose rungs start at epoch ``first``."""
     epochs = {int(t.attrs["rung"]) for t in trials if "rung" in t.attrs}
     longest = max((len(t.curve) for t in trials), default=0)
-    rung = int(schedule["min_epochs"])
+    rung = first
     while rung < longest:
         epochs.add(rung)
-        rung *= int(schedule["eta"])
+        rung *= eta
     rows = []
     for epoch in sorted(epochs):
         reached = [t for t in trials if len(t.curve) >= epoch]

@@ -257,6 +257,14 @@ def _check_settings_act(raw: Mapping[str, Any], config: StudyConfig) -> None:
             )
     halving = config.halving()
     longest = max(config.space["epochs"].ends())
+    if halving is not None and 1 < halving.brackets > len(halving.rungs(longest)) + 1:
+        most = len(halving.rungs(longest)) + 1
+        raise InvalidValue(
+            "search.halving.brackets",
+            f"at most {most} with trials of at most {longest} epochs: bracket {most - 1} "
+            f"already judges never (its first rung, epoch {halving.first_rung(most - 1)}, is "
+            f"past the last epoch), and more would run the same way, got {halving.brackets}",
+        )
     if halving is not None and not halving.rungs(longest):
         fix = (
             f"give min_epochs < {longest}, or more epochs"

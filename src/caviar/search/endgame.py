@@ -25,12 +25,12 @@ from dataclasses import dataclass
 from caviar.search.halving import Halving
 
 
-def epochs_to_decision(done: int, epochs: int, halving: Halving | None) -> int:
+def epochs_to_decision(done: int, epochs: int, halving: Halving | None, bracket: int = 0) -> int:
     """Epochs a member with ``done`` of its ``epochs`` trains before it is next judged (its next
-    rung) or complete."""
+    rung in its ``bracket``) or complete."""
     stop = epochs
     if halving is not None:
-        stop = min([r for r in halving.rungs(epochs) if r > done] + [epochs])
+        stop = min([r for r in halving.rungs(epochs, bracket) if r > done] + [epochs])
     return max(stop - done, 0)
 
 

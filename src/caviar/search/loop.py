@@ -145,6 +145,9 @@ class SearchLoop:
             self.slots = min(self.slots, FIRST_ROUND_SLOTS)
         self.halving: Halving | None = config.halving()
         self.rungs = Rungs(self.halving) if self.halving is not None else None
+        #: the longest trial the space allows: the brackets share the trials by its rungs
+        self.longest = max(config.space["epochs"].ends())
+        self._brackets = 1 if self.halving is None else self.halving.brackets
         self.governor = governor
         self._next_adjust = 0.0
         self.training = training
@@ -261,11 +264,16 @@ class SearchLoop:
         """A member's parameters: what an epoch of it costs, up to the pace."""
         return float(n_parameters(spec, self.training.n_inputs, self.training.n_classes))
 
-    def _cost(self, spec: MemberSpec, done: int) -> float:
-        """Seconds, at the last round's pace, until a member of ``spec`` with ``done`` epochs
-        is next judged or complete."""
+    def _cost(self, number: int, spec: MemberSpec, done: int) -> float:
+        """Seconds, at the last round's pace, until trial ``number`` (of ``spec``) with
+        ``done`` epochs is next judged or complete."""
         assert self.pace is not None
-        return self.pace * self._work(spec) * epochs_to_decision(done, spec.epochs, self.halving)
+        left = epochs_to_decision(done, spec.epochs, self.halving, self._bracket(number))
+        return self.pace * self._work(spec) * left
+
+    def _bracket(self, number: int) -> int:
+        """Trial ``number``'s halving bracket (0 without halving)."""
+        return 0 if self.halving is None else self.halving.bracket_of(number, self.longest)
 
     def _end_game(self, work: float, seconds: float) -> None:
         """Under a budget, after a round of ``work`` that took ``seconds``: members whose next
@@ -276,7 +284,7 @@ class SearchLoop:
             return
         self.pace = seconds / work
         running = [
-            Running(n, len(self.curves[n]), self._cost(self.specs[n], len(self.curves[n])))
+            Running(n, len(self.curves[n]), self._cost(n, self.specs[n], len(self.curves[n])))
             for n in self.pool.keys
             if n in self.running
         ]
@@ -294,12 +302,12 @@ class SearchLoop:
             "queue, so the others finish"
         )
 
-    def _admits(self, spec: MemberSpec) -> bool:
+    def _admits(self, number: int, spec: MemberSpec) -> bool:
         """Whether a new trial's first decision fits in what the end game leaves (always,
         before a round has measured the pace or without a budget)."""
         if self.pace is None or self.deadline is None:
             return True
-        cost = self._cost(spec, 0)
+        cost = self._cost(number, spec, 0)
         if cost > self.spare:
             return False
         self.spare -= cost
@@ -350,7 +358,7 @@ class SearchLoop:
                 spec = self._spec(trial)
                 if spec is None:
                     continue
-                if not self._admits(spec):  # nor any later one: the budget's end game
+                if not self._admits(trial.number, spec):  # nor any later one: the budget's end game
                     self.closed = True
                     self.study.release(asked[i:])
                     return
@@ -422,12 +430,15 @@ class SearchLoop:
     def _pruned_at_rung(self, number: int, epoch: int) -> bool:
         """Successive halving at a rung: record the member's value there; if it falls below the
         top 1/eta, tell it pruned and report True."""
-        if self.halving is None or self.rungs is None or not self.halving.is_rung(epoch):
+        bracket = self._bracket(number)
+        if self.halving is None or self.rungs is None:
+            return False
+        if not self.halving.is_rung(epoch, bracket):
             return False
         if (number, epoch) in self.judged:  # trained again after a lost worker: kept before
             return False
         value = objective(self.curves[number], self.mode)
-        if value is not None and self.rungs.keep(epoch, value):
+        if value is not None and self.rungs.keep(epoch, value, bracket):
             if self.spread is not None:
                 self.judged.add((number, epoch))
             return False
@@ -457,6 +468,7 @@ class SearchLoop:
             "pool_size": self.slots,
             "threads": sorted(self.threads_used.get(number, ())),
             "halving": None if self.halving is None else self.halving.to_config(),
+            **({"bracket": self._bracket(number)} if self._brackets > 1 else {}),
         }
 
     def _finish(self, number: int, diverged: bool, state: MemberState | None) -> None:
@@ -487,5 +499,6 @@ class SearchLoop:
         for t in done:
             values = [objective(list(t.curve[: i + 1]), self.mode) for i in range(len(t.curve))]
             clean = [v if v is not None else float("-inf") for v in values]
-            history.append((clean, int(t.params.get("epochs", len(clean)))))
+            epochs = int(t.params.get("epochs", len(clean)))
+            history.append((clean, epochs, self._bracket(t.number)))
         self.rungs.replay(history)

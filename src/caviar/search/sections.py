@@ -213,7 +213,10 @@ class SearchSection:
         "seconds: no new work after this; unfinished trials go back to the queue",
     )
     halving: dict[str, int] | None = setting(
-        None, HALVING, "successive halving (ASHA): rungs at min_epochs * eta**k epochs"
+        None,
+        HALVING,
+        "successive halving (ASHA): rungs at min_epochs * eta**k epochs; brackets = B hedges "
+        "as Hyperband does: bracket b's rungs start at min_epochs * eta**b",
     )
     warm_start: str | None = setting(
         None,
