@@ -287,15 +287,25 @@ def run_loop(data: Data, seconds: float, seed: int) -> Row:
     return tally.row("plain PyTorch loop, random", time.perf_counter() - started, data)
 
 
-def run_optuna(data: Data, seconds: float, seed: int) -> Row:
+def run_optuna(
+    data: Data,
+    seconds: float,
+    seed: int,
+    *,
+    random: bool = False,
+    side: str = "Optuna TPE + median pruner",
+) -> Row:
+    """The loop per trial under Optuna: TPE with the median pruner, or (``random``) Optuna's
+    random sampler with no pruner."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=seed),
-        pruner=optuna.pruners.MedianPruner(),
-    )
+    if random:
+        sampler: optuna.samplers.BaseSampler = optuna.samplers.RandomSampler(seed=seed)
+        pruner: optuna.pruners.BasePruner = optuna.pruners.NopPruner()
+    else:
+        sampler, pruner = optuna.samplers.TPESampler(seed=seed), optuna.pruners.MedianPruner()
+    study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
     tally = Tally()
 
     def suggest(trial: optuna.Trial, name: str, dim: Mapping[str, Any]) -> Any:
@@ -325,7 +335,7 @@ def run_optuna(data: Data, seconds: float, seed: int) -> Row:
     started = time.perf_counter()
     deadline = started + seconds
     study.optimize(objective, timeout=seconds)
-    return tally.row("Optuna TPE + median pruner", time.perf_counter() - started, data)
+    return tally.row(side, time.perf_counter() - started, data)
 
 
 # -- caviar ----------------------------------------------------------------------------------------

@@ -12,6 +12,8 @@ Sides:
   caviar random         search.sampler = "random", no halving
   caviar tpe            search.sampler = "tpe", no halving
   caviar tpe+halving    search.sampler = "tpe", search.halving (min_epochs 1, eta 3)
+  caviar tpe+brackets   the same with Hyperband's brackets: halving.brackets = 3 (rungs at 1
+                        and 3, at 3, and none)
   optuna tpe            a per-model PyTorch loop (budget.py's) under Optuna's TPE with the
                         median pruner, validation accuracy reported every epoch
   optuna random         the same loop under Optuna's random sampler, no pruner
@@ -34,14 +36,14 @@ import math
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from budget import FIXED, HALVING, SPACE, Data, Row, Tally, machine, train_trial, warm_up
+from budget import FIXED, HALVING, SPACE, Data, Row, machine, run_optuna, warm_up
 
 import caviar
 from caviar.data import load_dataset, split_validation
@@ -49,7 +51,6 @@ from caviar.nn import resolve_device
 from caviar.search.sections import SearchSection
 
 ROOT = Path(__file__).resolve().parents[1]
-EPOCHS = FIXED["epochs"]
 
 #: each caviar side's [search] keys besides the budget (``None``: caviar's own default)
 CAVIAR_SIDES: dict[str, dict[str, Any]] = {
@@ -57,6 +58,7 @@ CAVIAR_SIDES: dict[str, dict[str, Any]] = {
     "caviar random": {"sampler": "random"},
     "caviar tpe": {"sampler": "tpe"},
     "caviar tpe+halving": {"sampler": "tpe", "halving": dict(HALVING)},
+    "caviar tpe+brackets": {"sampler": "tpe", "halving": {**HALVING, "brackets": 3}},
 }
 OPTUNA_SIDES = ("optuna tpe", "optuna random")
 SIDES = (*CAVIAR_SIDES, *OPTUNA_SIDES)
@@ -127,49 +129,6 @@ def run_caviar(args: argparse.Namespace, side: str, folder: Path) -> Row:
     return Row(label, tried, 0, seconds, best_val, test)
 
 
-def run_optuna(data: Data, seconds: float, seed: int, side: str) -> Row:
-    """A per-model loop under Optuna: TPE with the median pruner, or random with none."""
-    import optuna  # deferred: only these sides need it
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if side == "optuna tpe":
-        sampler: optuna.samplers.BaseSampler = optuna.samplers.TPESampler(seed=seed)
-        pruner: optuna.pruners.BasePruner = optuna.pruners.MedianPruner()
-    else:
-        sampler, pruner = optuna.samplers.RandomSampler(seed=seed), optuna.pruners.NopPruner()
-    study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
-    tally = Tally()
-
-    def suggest(trial: optuna.Trial, name: str, dim: Mapping[str, Any]) -> Any:
-        low, high = dim["low"], dim["high"]
-        if dim["scale"] == "int":
-            return trial.suggest_int(name, low, high)
-        if dim["scale"] == "one_minus_log":
-            return 1 - trial.suggest_float(f"1-{name}", 1 - high, 1 - low, log=True)
-        return trial.suggest_float(name, low, high, log=dim["scale"] == "log")
-
-    def objective(trial: optuna.Trial) -> float:
-        params = {name: suggest(trial, name, dim) for name, dim in SPACE.items()}
-        pruned = False
-
-        def report(epoch: int, val: float) -> bool:
-            nonlocal pruned
-            trial.report(val, epoch)
-            pruned = trial.should_prune()
-            return pruned
-
-        outcome = train_trial(params, data, deadline, seed * 1_000_003 + trial.number, report)
-        tally.add(outcome, pruned)
-        if pruned or outcome.epochs < EPOCHS:  # pruned, or cut at the deadline
-            raise optuna.TrialPruned()
-        return outcome.val
-
-    started = time.perf_counter()
-    deadline = started + seconds
-    study.optimize(objective, timeout=seconds)
-    return tally.row(side, time.perf_counter() - started, data)
-
-
 @dataclass(frozen=True)
 class SeedRun:
     seed: int
@@ -187,7 +146,9 @@ def run_seed(args: argparse.Namespace, device: torch.device, seed: int) -> SeedR
             if side in CAVIAR_SIDES:
                 row = run_caviar(args, side, Path(folder))
             else:
-                row = run_optuna(data, args.seconds, seed, side)
+                row = run_optuna(
+                    data, args.seconds, seed, random=side == "optuna random", side=side
+                )
             rows[side] = row
             print(table_row(row), flush=True)
     return SeedRun(seed, rows)

@@ -268,7 +268,13 @@ def test_storage_prints_its_rates(started: Started) -> None:
 def test_quality_prints_every_side_the_medians_and_the_verdicts(started: Started) -> None:
     done = output(started, "quality")
     out = done.stdout
-    for side in ("caviar default", "caviar random", "caviar tpe", "caviar tpe+halving"):
+    for side in (
+        "caviar default",
+        "caviar random",
+        "caviar tpe",
+        "caviar tpe+halving",
+        "caviar tpe+brackets",
+    ):
         assert f"| {side} (" in out  # a row per seed, naming the sampler it ran
         assert f"| {side} |" in out  # its medians
     assert "| optuna tpe |" in out and "| optuna random |" in out
