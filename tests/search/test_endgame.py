@@ -56,27 +56,37 @@ def test_the_plan_keeps_the_members_furthest_along_and_what_fits_after_them() ->
 
 
 class RoundClock:
-    """Fake seconds that move only when a round ends: ``per_epoch`` for each member in it."""
+    """Fake seconds that move only when a round ends: ``per_epoch`` for each member in it (the
+    first round ``first`` instead, if given: a round slowed by something else)."""
 
-    def __init__(self, per_epoch: float) -> None:
-        self.now, self.per_epoch = 0.0, per_epoch
+    def __init__(self, per_epoch: float, first: float | None = None) -> None:
+        self.now, self.per_epoch, self.first = 0.0, per_epoch, first
 
     def __call__(self) -> float:
         return self.now
 
+    def cost(self, members: int) -> float:
+        per_epoch, self.first = (self.first or self.per_epoch), None
+        return per_epoch * members
+
 
 def run(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, timeout: float, **search: Any
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    timeout: float,
+    clock: RoundClock | None = None,
+    **search: Any,
 ) -> tuple[Study, list[str], dict[int, set[int]]]:
-    """A search of 3-epoch trials, every member-epoch 10 fake seconds; the study, the notes it
-    printed, and the epochs each trial trained (as reported, requeued ones included)."""
-    clock = RoundClock(10.0)
+    """A search of 3-epoch trials, every member-epoch 10 fake seconds (or as ``clock`` says);
+    the study, the notes it printed, and the epochs each trial trained (as reported, requeued
+    ones included)."""
+    clock = clock or RoundClock(10.0)
     step: Callable[..., Any] = Pool.step
 
     def timed(self: Pool, *args: Any, **kwargs: Any) -> Any:
         members = len(self)
         result = step(self, *args, **kwargs)
-        clock.now += clock.per_epoch * members
+        clock.now += clock.cost(members)
         return result
 
     trained: dict[int, set[int]] = {}
@@ -113,6 +123,26 @@ def test_a_budget_too_short_for_two_members_finishes_one_instead_of_cutting_both
         "caviar: trial 1 cannot reach a rung or the end in the budget left; back to the queue, "
         "so the others finish"
     ]
+
+
+def test_one_slow_round_does_not_end_the_search(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # By hand: the first round of trials 0 and 1 takes 40 s a member-epoch (something else held
+    # the machine), 80 s, and leaves 120 s: trial 0 is kept for 80 s, trial 1 goes back to the
+    # queue, and a new trial (120 s at that pace) does not fit. The next rounds take 5 s a
+    # member-epoch: measured again, the time left holds trial 1 and then the others. (A search
+    # that closed for good after the slow round completed trial 0 alone, and ended at 90 s.)
+    clock = RoundClock(5.0, first=40.0)
+    study, notes, trained = run(tmp_path, monkeypatch, 200, clock, population=2)
+    complete = [t.number for t in study.trials() if t.state is TrialState.COMPLETE]
+    assert complete == list(range(8))
+    assert trained[1] == {1, 2, 3}  # trained again from its seed after going back
+    assert notes == [
+        "caviar: trial 1 cannot reach a rung or the end in the budget left; back to the queue, "
+        "so the others finish"
+    ]
+    assert clock.now <= 200
 
 
 def test_no_new_trial_starts_that_cannot_finish(

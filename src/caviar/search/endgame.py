@@ -9,7 +9,10 @@ the pace that round measured:
 - members furthest along come first: they hold the most work, and under halving they are the
   ones the rungs kept. A member whose next decision does not fit in what the members before it
   leave goes back to the queue at once, so the others get the machine;
-- a new trial starts only if its first decision fits in what is left after all of them.
+- a new trial starts only if its first decision fits in what is left after all of them. Not
+  now is not never: the next round measures the pace again, so one slow round (another process
+  took the machine) does not end the search. With nothing running, nothing will leave more
+  time, and the search ends.
 
 Adding up costs is exact whatever the rounds' order: a round costs the sum of its members'
 epochs, so the kept members all reach their decisions after the sum of their costs.

@@ -178,6 +178,8 @@ class SearchLoop:
         # round, the seconds its plan leaves for new trials, and whether new trials still start
         self.pace: float | None = None
         self.spare = math.inf
+        #: the least work (parameters x epochs) a trial has needed to its first decision
+        self._cheapest = math.inf
         self.closed = False
         self._last_wait_note: tuple[Any, float] = ((), -float("inf"))
 
@@ -348,6 +350,12 @@ class SearchLoop:
     def _fill(self) -> None:
         """Give every free slot a trial."""
         free = self.slots - len(self.pool)
+        starved = self.pace is not None and self.spare < self.pace * self._cheapest
+        if self.deadline is not None and starved:
+            # the end game leaves no trial seen so far the time to reach a decision; with
+            # nothing running, nothing will leave more, and the search ends
+            self.closed = not len(self.pool)
+            return
         # in pieces, so that a pool of thousands stops asking when the budget is spent
         while free > 0 and not self.closed and not self.out_of_time():
             asked = self.study.ask(min(free, ASK_AT_ONCE), max_trials=self.total)
@@ -358,10 +366,18 @@ class SearchLoop:
                 spec = self._spec(trial)
                 if spec is None:
                     continue
-                if not self._admits(trial.number, spec):  # nor any later one: the budget's end game
-                    self.closed = True
+                if not self._admits(trial.number, spec):
+                    # the budget's end game: it does not fit in what this round leaves, nor
+                    # would a later trial; back to the queue. The next round measures the pace
+                    # again (one slow round must not end the search); with nothing running,
+                    # nothing will leave more time, and the search ends
+                    self.closed = not len(self.pool)
                     self.study.release(asked[i:])
                     return
+                first = epochs_to_decision(
+                    0, spec.epochs, self.halving, self._bracket(trial.number)
+                )
+                self._cheapest = min(self._cheapest, self._work(spec) * first)
                 self.running[trial.number] = trial
                 self.specs[trial.number] = spec
                 self.curves[trial.number] = []
