@@ -109,7 +109,9 @@ def test_a_killed_driver_leaves_no_worker_and_loses_nothing(tmp_path: Path) -> N
     driver.wait()
     assert wait_for(lambda: not ours & set(worker_pids()), 30), "workers outlived their driver"
     before = Study.load("killed", db).trials()
-    assert any(t.state is TrialState.RUNNING for t in before)
+    # killed mid-run: trials running (or, on a loaded machine, the kill may land between a
+    # round's results and the next asks: then none runs, but the study is still unfinished)
+    assert sum(t.state.is_finished for t in before) < 60
     after = tune(raw, progress=False, report=False).trials()
     assert_whole(after, 60)
     done_before = {t.number: t for t in before if t.state.is_finished}
