@@ -13,7 +13,13 @@ if TYPE_CHECKING:
     from caviar.core.records import EpochRecord, FrozenTrial, TrialState
     from caviar.models.evaluate import evaluate_on_test
     from caviar.models.load import load_model
-    from caviar.samplers import CoarseToFineSampler, GridSampler, RandomSampler, Sampler
+    from caviar.samplers import (
+        CoarseToFineSampler,
+        GridSampler,
+        RandomSampler,
+        Sampler,
+        TPESampler,
+    )
     from caviar.search.job import tune
     from caviar.space import (
         Choice,
@@ -32,7 +38,8 @@ if TYPE_CHECKING:
 #: command line's start, where Ctrl-C must stay harmless) loads neither numpy nor torch
 _HOMES = {
     **dict.fromkeys(
-        ["CoarseToFineSampler", "GridSampler", "RandomSampler", "Sampler"], "caviar.samplers"
+        ["CoarseToFineSampler", "GridSampler", "RandomSampler", "Sampler", "TPESampler"],
+        "caviar.samplers",
     ),
     **dict.fromkeys(
         [
@@ -71,6 +78,7 @@ __all__ = [
     "Sampler",
     "SearchSpace",
     "Study",
+    "TPESampler",
     "Trial",
     "TrialState",
     "Uniform",
