@@ -43,7 +43,10 @@ def zip_of(members: dict[str, bytes], method: int = zipfile.ZIP_STORED) -> bytes
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", method) as archive:
         for name, data in members.items():
-            archive.writestr(name, data)
+            # a fixed time stamp: the same bytes on every build, whatever the clock says
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = method
+            archive.writestr(info, data)
     return out.getvalue()
 
 
