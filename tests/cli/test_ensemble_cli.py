@@ -29,7 +29,8 @@ def study_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "study": {"name": "e", "storage": str(db), "seed": 0},
         "data": {"dataset": "digits", "train_size": 300},
         "space": {"lr": {"scale": "log", "low": 3e-3, "high": 1e-1}, "hidden_units": 16},
-        "search": {"trials": 4, "keep_models": 3},
+        # random search, every trial to its end: the ensemble picks from four complete trials
+        "search": {"sampler": "random", "trials": 4, "keep_models": 3},
     }
     config["space"].update(epochs=3, batch_size=32)
     tune(config, progress=False, report=False).close()

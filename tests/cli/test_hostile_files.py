@@ -46,6 +46,7 @@ lr = { scale = "log", low = 1e-3, high = 1e-1 }
 epochs = 2
 
 [search]
+sampler = "random"  # every trial to its end: four kept models
 trials = 4
 population = 4
 """

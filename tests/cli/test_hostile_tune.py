@@ -44,7 +44,7 @@ NEVER_ACTS = {
     ),
     "per_round with random search": (
         "",
-        "trials = 4\nper_round = [2, 2]\n",
+        'sampler = "random"\ntrials = 4\nper_round = [2, 2]\n',
         "caviar: error: search.per_round: only read when sampler is 'coarse_to_fine', but "
         "search.sampler is 'random', so it would change nothing; remove it or change "
         "search.sampler",

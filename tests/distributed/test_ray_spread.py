@@ -94,7 +94,8 @@ def test_a_killed_driver_loses_nothing_and_its_workers_stop(tmp_path: Path, clus
     assert any(t.state is TrialState.RUNNING for t in before)
     after = tune(raw, progress=False, report=False).trials()
     assert_whole(after, 60)
-    assert all(t.state is TrialState.COMPLETE for t in after)
+    # caviar's default search halves: a trial ends complete or pruned at a rung, none lost
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in after)
     done_before = {t.number: t for t in before if t.state.is_finished}
     assert results([t for t in after if t.number in done_before]) == results(
         list(done_before.values())

@@ -94,11 +94,12 @@ REFUSED = {
     ),
     "a string": (
         "yes",
-        "search.halving: must be true, false or a table {min_epochs = 1, eta = 3}, got 'yes'",
+        "search.halving: must be 'auto', true, false or a table {min_epochs = 1, eta = 3}, got "
+        "'yes'",
     ),
     "a number": (
         3,
-        "search.halving: must be true, false or a table {min_epochs = 1, eta = 3}, got 3",
+        "search.halving: must be 'auto', true, false or a table {min_epochs = 1, eta = 3}, got 3",
     ),
 }
 
@@ -119,7 +120,7 @@ def test_a_study_config_stores_the_schedule_as_a_table() -> None:
     on = config_from_mapping({"search": {"trials": 1, "halving": True}})
     assert on.search.halving == {"min_epochs": 1, "eta": 3}
     assert on.halving() == Halving(min_epochs=1, eta=3)
-    off = config_from_mapping({"search": {"trials": 1}})
+    off = config_from_mapping({"search": {"trials": 1, "halving": False}})
     assert off.search.halving is None and off.halving() is None
 
 

@@ -91,7 +91,7 @@ def test_combinations_that_all_train_are_accepted(space: dict[str, Any]) -> None
 
 UNREAD_KEYS = {
     "per_round with random search": (
-        {"search": {"trials": 4, "per_round": [2, 2]}},
+        {"search": {"sampler": "random", "trials": 4, "per_round": [2, 2]}},
         "search.per_round: only read when sampler is 'coarse_to_fine', but search.sampler is "
         "'random', so it would change nothing; remove it or change search.sampler",
     ),

@@ -136,7 +136,14 @@ BAD = {
         {"search": {"trials": 0}},
         r"^search\.trials: must be an integer in \[1, inf\), got 0$",
     ),
-    "random needs trials": ({"search": {}}, r"^search\.trials: must be given for random search"),
+    "tpe, the default, needs trials": (
+        {"search": {}},
+        r"^search\.trials: must be given for tpe search",
+    ),
+    "random needs trials": (
+        {"search": {"sampler": "random"}},
+        r"^search\.trials: must be given for random search",
+    ),
     "validation fraction": (
         {"data": {"validation": 1.5}, "search": {"trials": 2}},
         r"^data\.validation: must be a number in \(0, 1\), got 1\.5$",

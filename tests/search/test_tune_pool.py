@@ -52,7 +52,9 @@ def config(
             "batch_size": 50,
             **(space or {}),
         },
-        "search": search,
+        # random search unless a test says otherwise: the trials' ends are worked out by hand
+        # (caviar's default, tpe with halving: tests/search/test_default_search.py)
+        "search": {"sampler": "random", **search},
     }
 
 
@@ -472,9 +474,17 @@ FLAGS = {
         ["--halving-min-epochs", "1", "--threads", "1"],  # epochs = 2: the rung at 1 acts
         {"timeout": None, "halving": {"min_epochs": 1, "eta": 3}, "threads": 1},
     ),
-    "threads auto is stored as no count": (
+    "threads auto is stored as no count; the default sampler, tpe, halves": (
         ["--threads", "auto"],
-        {"timeout": None, "halving": None, "threads": None},
+        {"timeout": None, "halving": {"min_epochs": 1, "eta": 3}, "threads": None},
+    ),
+    "--no-halving turns the default's halving off": (
+        ["--no-halving", "--threads", "1"],
+        {"timeout": None, "halving": None, "threads": 1},
+    ),
+    "random search trains every trial to its end": (
+        ["--sampler", "random", "--threads", "1", "--name", "cli"],
+        {"timeout": None, "halving": None, "threads": 1},
     ),
 }
 

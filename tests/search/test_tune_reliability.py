@@ -33,7 +33,8 @@ def tiny(tmp_path: Path, trials: int = 6) -> dict[str, Any]:
             "epochs": 3,
             "batch_size": 32,
         },
-        "search": {"trials": trials, "population": 2},
+        # random search, every trial to its end (caviar's default halves: these tests count ends)
+        "search": {"sampler": "random", "trials": trials, "population": 2},
     }
 
 

@@ -83,7 +83,7 @@ def defining_flags(args: argparse.Namespace, raw: dict[str, Any]) -> list[str]:
     if args.name is not None:
         return []
     search = raw.get("search") if isinstance(raw.get("search"), dict) else {}
-    sampler = args.sampler or (search or {}).get("sampler", "random")
+    sampler = args.sampler or (search or {}).get("sampler")
     parts = []
     for flag in DEFINING_FLAGS:
         value = getattr(args, flag)
@@ -166,11 +166,25 @@ def trial_counts(value: Any) -> list[int] | None:
     return list(value) if PER_ROUND.allows(value) else None
 
 
-def _halving_flags(args: argparse.Namespace) -> dict[str, int] | None:
-    """``search.halving`` from --halving, --halving-eta and --halving-min-epochs (None: the
-    config decides); a number not given takes :class:`Halving`'s default."""
+def _halving_flags(args: argparse.Namespace) -> dict[str, int] | bool | None:
+    """``search.halving`` from --halving, --halving-eta and --halving-min-epochs, or False from
+    --no-halving (None: the config decides); a number not given takes :class:`Halving`'s
+    default."""
     given = {"min_epochs": args.halving_min_epochs, "eta": args.halving_eta}
-    if not args.halving and all(v is None for v in given.values()):
+    asked = args.halving or any(v is not None for v in given.values())
+    if args.no_halving:
+        if asked:
+            named = (
+                ("--halving", args.halving),
+                ("--halving-eta", args.halving_eta),
+                ("--halving-min-epochs", args.halving_min_epochs),
+            )
+            flags = [flag for flag, value in named if value not in (None, False)]
+            raise InvalidValue(
+                "--no-halving", f"cannot be given with {', '.join(flags)}; choose one"
+            )
+        return False
+    if not asked:
         return None
     return {key: value for key, value in given.items() if value is not None}
 
@@ -203,6 +217,11 @@ def add_parser(sub: Any) -> None:
         "--halving",
         action="store_true",
         help=f"successive halving: min_epochs {Halving.min_epochs}, eta {Halving.eta}",
+    )
+    t.add_argument(
+        "--no-halving",
+        action="store_true",
+        help="train every trial to its last epoch (search.halving = false)",
     )
     t.add_argument("--halving-eta", type=int, help="keep the top 1/eta at each rung")
     t.add_argument("--halving-min-epochs", type=int, help="the first rung, in epochs")

@@ -26,6 +26,7 @@ from caviar.distributed.cluster import SpreadPlan
 from caviar.nn.spec import CROSS_RULES, HYPERPARAMETERS, READ_ONLY_WITH, MemberSpec
 from caviar.samplers import CoarseToFineSampler, GridSampler, RandomSampler, Sampler, TPESampler
 from caviar.search.halving import Halving
+from caviar.search.halving import resolve as resolve_halving
 from caviar.search.sections import (
     GRID_LIMIT,
     SECTIONS,
@@ -165,8 +166,10 @@ class StudyConfig:
         return int(min((c for c in counts if c is not None), default=UNBOUNDED))
 
     def halving(self) -> Halving | None:
-        """The successive-halving schedule, or None when halving is off."""
-        return Halving.from_config(self.search.halving)
+        """The successive-halving schedule, or None when halving is off ('auto' decided by the
+        sampler and the space's longest trial: :func:`caviar.search.halving.resolve`)."""
+        longest = max(self.space["epochs"].ends())
+        return resolve_halving(self.search.halving, self.search.sampler, longest)
 
     def spread_plan(self) -> SpreadPlan:
         """What :mod:`caviar.distributed` needs of this study to spread its pool, on this
@@ -219,6 +222,10 @@ def config_from_mapping(
         study = replace(study, name=STUDY_NAME.check(default_name, "study.name"))
     space = space_from_config({} if raw.get("space") is None else raw["space"])
     config = StudyConfig(study, data, space, search, source)
+    # 'auto' is stored as what it decided: a study keeps its schedule if the default changes
+    halving = config.halving()
+    search = replace(search, halving=None if halving is None else halving.to_config())
+    config = replace(config, search=search)
     _check_search(config)
     if not stored:
         _check_settings_act(raw, config)

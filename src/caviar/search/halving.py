@@ -56,6 +56,8 @@ class Halving:
         """``None``/``false`` (off), ``true`` (defaults), or a table of min_epochs and eta (a
         key left out takes its default), checked by :data:`HALVING`."""
         table = HALVING.check(value, "search.halving")
+        if table == AUTO:
+            raise ValueError("'auto' is decided by the sampler and the space: see resolve()")
         return None if table is None else cls(**table)
 
     def to_config(self) -> dict[str, int]:
@@ -134,17 +136,35 @@ class Rungs:
 
 
 _DEFAULTS = Halving().to_config()
+#: the default of ``search.halving``: decided by the sampler and the space (:func:`resolve`)
+AUTO = "auto"
 
-#: ``search.halving``: off (false, or nothing), on with the defaults (true), or a table of
-#: min_epochs, eta and brackets, a key left out taking its default; read as that table, or None
-#: when off
+
+def resolve(value: Any, sampler: str, longest: int) -> Halving | None:
+    """The schedule ``search.halving = value`` gives (checked by :data:`HALVING`) with
+    ``sampler`` and trials of at most ``longest`` epochs. 'auto' is halving with its defaults
+    for the tpe sampler (the pair won benchmarks/quality.py; docs/tune.md) where a trial can
+    reach the first rung, and none otherwise: random, grid and coarse to fine stay the
+    textbook's, every trial trained to its end, and one-epoch trials have nothing to judge."""
+    if HALVING.check(value, "search.halving") == AUTO:
+        schedule = Halving()
+        return schedule if sampler == "tpe" and schedule.rungs(longest) else None
+    return Halving.from_config(value)
+
+
+#: ``search.halving``: 'auto' (the default: on with the defaults for the tpe sampler where the
+#: space's epochs reach the first rung, else off; see :func:`resolve`), off (false, or nothing), on
+#: with the defaults (true), or a table of min_epochs, eta and brackets, a key left out taking its
+#: default; read as that table, None when off, or 'auto'
+
 HALVING = AnyOf(
     (
+        Alias(AUTO, AUTO),
         Alias(True, _DEFAULTS),
         Alias(False, None),
         Record({"min_epochs": MIN_EPOCHS, "eta": ETA, "brackets": BRACKETS}, _DEFAULTS),
     ),
-    words="true, false or a table {"
+    words="'auto', true, false or a table {"
     + ", ".join(f"{key} = {value}" for key, value in _DEFAULTS.items())
     + "}",
     nullable=True,

@@ -34,7 +34,7 @@ from caviar.core.seeding import SEED
 from caviar.samplers.base import Sampler
 from caviar.samplers.coarse_to_fine import KEEP, MARGIN, PER_ROUND, ROUNDS, CoarseToFineSampler
 from caviar.samplers.grid import POINTS_PER_DIM, GridSampler
-from caviar.search.halving import HALVING
+from caviar.search.halving import AUTO, HALVING
 from caviar.storage.resolve import DEFAULT_STORAGE
 
 #: the most points a grid may have: each point is a trial; random search covers more ground
@@ -162,9 +162,11 @@ class SearchSection:
     """``[search]``: how configurations are chosen, trained and ranked."""
 
     sampler: str = setting(
-        "random",
+        "tpe",
         one_of("random", "grid", "coarse_to_fine", "tpe"),
-        "how configurations are chosen (tpe: Optuna's TPE, learning from the finished trials)",
+        "how configurations are chosen: tpe (Optuna's TPE, learning from the finished trials; "
+        "the default, as it found better models at equal time in benchmarks/quality.py), "
+        "random, grid or coarse_to_fine (the textbook's)",
     )
     trials: int | None = setting(
         None, integer(1, nullable=True), "total trials (grid: default the whole grid)"
@@ -212,11 +214,12 @@ class SearchSection:
         number(0.0, low_open=True, nullable=True),
         "seconds: no new work after this; unfinished trials go back to the queue",
     )
-    halving: dict[str, int] | None = setting(
-        None,
+    halving: dict[str, int] | str | None = setting(
+        AUTO,
         HALVING,
         "successive halving (ASHA): rungs at min_epochs * eta**k epochs; brackets = B hedges "
-        "as Hyperband does: bracket b's rungs start at min_epochs * eta**b",
+        "as Hyperband does: bracket b's rungs start at min_epochs * eta**b; auto: on with its "
+        "defaults for the tpe sampler where trials reach epoch 2, off otherwise",
     )
     warm_start: str | None = setting(
         None,
