@@ -48,6 +48,7 @@ from budget import FIXED, HALVING, SPACE, Data, Row, machine, run_optuna, warm_u
 import caviar
 from caviar.data import load_dataset, split_validation
 from caviar.nn import resolve_device
+from caviar.search.halving import resolve as resolve_halving
 from caviar.search.sections import SearchSection
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -240,7 +241,8 @@ def main() -> None:
         f"# Quality at equal time: {args.seconds:g} s a side, {args.dataset}",
         "",
         f"- machine: {machine(device)}; torch {torch.__version__}; float32",
-        f"- caviar's default: sampler {default.sampler!r}, halving {default.halving}",
+        f"- caviar's default: sampler {default.sampler!r}, halving {default.halving!r}: here "
+        f"{resolve_halving(default.halving, default.sampler, FIXED['epochs'])}",
         f"- data: the first {args.train_size or 'all'} training images (20 % held out for "
         f"validation, split by caviar), {args.test_size or 'all'} test images",
     ]
