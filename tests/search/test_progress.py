@@ -51,11 +51,11 @@ def test_a_log_gets_a_line_at_start_first_finish_every_interval_and_close() -> N
     assert lines(out) == [
         "caviar book: trials 0/5 done, 0 training  best val acc -  pruned 0  diverged 0  "
         "elapsed 0:00  ETA ?",
-        # ETA: 4 trials left at 20 s per trial
-        "caviar book: trials 1/5 done, 4 training  best val acc 0.5000  pruned 0  diverged 0  "
+        # ETA: 4 trials left at 20 s per trial; the finished member left the 4 training
+        "caviar book: trials 1/5 done, 3 training  best val acc 0.5000  pruned 0  diverged 0  "
         "elapsed 0:20  ETA 1:20",
-        # 2 left at 30 s / 3 trials = 10 s each
-        "caviar book: trials 3/5 done, 4 training  best val acc 0.5000  pruned 1  diverged 1  "
+        # 2 left at 30 s / 3 trials = 10 s each; 3 of the 4 members finished
+        "caviar book: trials 3/5 done, 1 training  best val acc 0.5000  pruned 1  diverged 1  "
         "elapsed 0:30  ETA 0:20",
         "caviar book: trials 5/5 done, 0 training  best val acc 0.6250  pruned 1  diverged 1  "
         "elapsed 0:45  ETA 0:00",
@@ -75,8 +75,8 @@ def test_trials_that_finish_in_waves_get_an_eta_from_the_pace_of_epochs() -> Non
         clock.now = now
         p.epochs_done(4, running=4)
     p.trial_finished(TrialState.COMPLETE, 0.5, epochs=3)
-    assert lines(out)[-1] == (
-        "caviar w: trials 1/8 done, 4 training  best val acc 0.5000  pruned 0  diverged 0  "
+    assert lines(out)[-1] == (  # the first member to finish left the pool
+        "caviar w: trials 1/8 done, 3 training  best val acc 0.5000  pruned 0  diverged 0  "
         "elapsed 0:06  ETA 0:06"
     )
     for _ in range(3):
@@ -221,3 +221,37 @@ def test_a_note_on_a_terminal_wipes_the_live_line_and_draws_it_again_below() -> 
     )
     wipe = " " * (len(line) - len("caviar: short"))
     assert tty.getvalue() == "\r" + line + "\r" + "caviar: short" + wipe + "\n" + "\r" + line
+
+
+def test_the_members_training_drop_as_they_finish_and_are_none_when_all_are_done() -> None:
+    """A run used to end on `96/96 done, 16 training`: the last round's members still counted
+    until the round's epochs were told. A failed trial never joined the pool (its member could
+    not be built), so it leaves the count as it was."""
+    clock, out = Clock(), io.StringIO()
+    p = Progress("t", 6, stream=out, clock=clock, interval=0)
+    p.training(4)
+    p.trial_finished(TrialState.COMPLETE, 0.5, epochs=2)
+    p.trial_finished(TrialState.PRUNED, None, epochs=1)
+    p.epochs_done(4, running=2)  # the round's epochs told: 2 in the pool
+    p.trial_finished(TrialState.FAILED, None)  # filling the pool: this one could not be built
+    p.training(3)  # the last trial joined the 2 left
+    p.trial_finished(TrialState.DIVERGED, None, epochs=2)
+    p.trial_finished(TrialState.COMPLETE, 0.75, epochs=3)
+    p.trial_finished(TrialState.COMPLETE, 0.25, epochs=3)
+    counts = [line.split(": ")[1].split("  ")[0] for line in lines(out)]
+    assert counts == [
+        "trials 1/6 done, 3 training",
+        "trials 2/6 done, 2 training",
+        "trials 2/6 done, 2 training",
+        "trials 3/6 done, 2 training",
+        "trials 4/6 done, 2 training",
+        "trials 5/6 done, 1 training",
+        "trials 6/6 done, 0 training",
+    ]
+
+
+def test_the_members_training_are_never_more_than_the_trials_left() -> None:
+    p = Progress("s", 10, stream=io.StringIO(), clock=Clock())
+    p.resume(7, None)
+    p.training(16)  # a count from before the last trials finished
+    assert "trials 7/10 done, 3 training" in p.line()

@@ -82,8 +82,12 @@ class Progress:
 
     def trial_finished(self, state: TrialState, value: float | None, epochs: int = 0) -> None:
         """A trial left the pool as ``state`` (its objective ``value`` if complete) after
-        training ``epochs`` epochs."""
+        training ``epochs`` epochs. A pruned, diverged or complete one leaves one member fewer
+        training (a round's last members showed as training after all trials were done); a
+        failed one never joined the pool (its member could not be built)."""
         self.finished += 1
+        if state is not TrialState.FAILED:
+            self.running = max(0, self.running - 1)
         self.finished_epochs += epochs
         if state is TrialState.PRUNED:
             self.pruned += 1
@@ -129,6 +133,13 @@ class Progress:
             return max(0.0, left / per_second)
         return (to_run - self.finished) * elapsed / self.finished
 
+    def _running(self) -> int:
+        """The members training, never more than the trials left: none once all are done."""
+        if self.total_trials is None:
+            return self.running
+        left = self.total_trials - self.done_before - self.finished
+        return max(0, min(self.running, left))
+
     def line(self) -> str:
         best = "-" if self.best is None else f"{self.best:.4f}"
         done = self.done_before + self.finished
@@ -136,7 +147,7 @@ class Progress:
         left = "budget left" if self.timeout is not None else "ETA"
         failed = f"failed {self.failed}  " if self.failed else ""  # rare: only when there are
         return (
-            f"caviar {self.name}: trials {done}{total} done, {self.running} training  "
+            f"caviar {self.name}: trials {done}{total} done, {self._running()} training  "
             f"best val acc {best}  pruned {self.pruned}  diverged {self.diverged}  {failed}"
             f"elapsed {_clock(self.clock() - self.started)}  {left} {_clock(self.time_left())}"
         )
