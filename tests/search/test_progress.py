@@ -1,12 +1,16 @@
 """The live progress line: finished trials counted as they finish, the best *complete* trial, the
-pruned and diverged counters, the budget left or an ETA; every expected line written by hand."""
+pruned and diverged counters, the budget left or an ETA; every expected line written by hand. On a
+terminal the line fits its width: which fields survive at 40, 60, 80 and 120 columns.
+(test_progress_terminal.py draws the bytes on an emulated terminal.)"""
 
 from __future__ import annotations
 
 import io
 
+import pytest
+
 from caviar.core.records import TrialState
-from caviar.search.progress import Progress
+from caviar.search.progress import Progress, columns
 
 
 class Clock:
@@ -162,7 +166,8 @@ def test_hours_are_shown_as_h_mm_ss() -> None:
     assert p.line().endswith("elapsed 4:35  budget left 1:02:05")
 
 
-def test_a_terminal_gets_one_line_redrawn_in_place() -> None:
+def test_a_terminal_gets_one_line_redrawn_in_place(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "120")  # wide enough for the whole line
     clock, tty = Clock(), Terminal()
     p = Progress("d", 2, stream=tty, clock=clock, interval=1e9)
     p.resume(0, None)
@@ -210,7 +215,10 @@ def test_a_note_in_a_log_is_a_line_of_its_own_even_when_progress_is_off() -> Non
     assert quiet.getvalue() == "caviar: a note\n"
 
 
-def test_a_note_on_a_terminal_wipes_the_live_line_and_draws_it_again_below() -> None:
+def test_a_note_on_a_terminal_wipes_the_live_line_and_draws_it_again_below(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COLUMNS", "120")
     clock, tty = Clock(), Terminal()
     p = Progress("d", 2, stream=tty, clock=clock)
     p.resume(0, None)
@@ -255,3 +263,160 @@ def test_the_members_training_are_never_more_than_the_trials_left() -> None:
     p.resume(7, None)
     p.training(16)  # a count from before the last trials finished
     assert "trials 7/10 done, 3 training" in p.line()
+
+
+def midway(name: str = "book", *, timeout: float | None = None, diverged: int = 0) -> Progress:
+    """96 trials on a pool of 16, 20 s in: 3 complete (the best 0.88), 2 pruned, 1 failed and
+    ``diverged`` diverged, every trial 3 epochs; the pool full again."""
+    clock = Clock()
+    p = Progress(name, 96, stream=io.StringIO(), clock=clock, timeout=timeout, enabled=False)
+    p.epochs_done(16, running=16)
+    clock.now = 20
+    states = [TrialState.COMPLETE] * 3 + [TrialState.PRUNED] * 2 + [TrialState.FAILED]
+    for state in states + [TrialState.DIVERGED] * diverged:
+        p.trial_finished(state, 0.88, epochs=3)
+    p.epochs_done(0, running=16)
+    return p
+
+
+LONG = (
+    "demo-fashion-mnist-trainsize6000-epochs5-trials16"  # a name `caviar tune --dataset ...` makes
+)
+
+# (progress, columns, the line): each line at most columns - 1 characters, written by hand.
+FITTED = {
+    "120 columns: the whole line, 119 characters": (
+        midway(),
+        120,
+        "caviar book: trials 6/96 done, 16 training  best val acc 0.8800  pruned 2  diverged 0  "
+        "failed 1  elapsed 0:20  ETA 5:40",
+    ),
+    "80: a zero count, explaining words, the elapsed time and `trials` go": (
+        midway(),
+        80,
+        "caviar book: 6/96 done, 16 training  best 0.8800  pruned 2  failed 1  ETA 5:40",
+    ),
+    "60: then the members training and `caviar`": (
+        midway(),
+        60,
+        "book: 6/96 done  best 0.8800  pruned 2  failed 1  ETA 5:40",
+    ),
+    "40: then every count and `done`; name, trials, best and ETA stay": (
+        midway(),
+        40,
+        "book: 6/96  best 0.8800  ETA 5:40",
+    ),
+    "119: one column short of the whole line, which `diverged 0` gives": (
+        midway(),
+        119,
+        "caviar book: trials 6/96 done, 16 training  best val acc 0.8800  pruned 2  failed 1  "
+        "elapsed 0:20  ETA 5:40",
+    ),
+    "120 on a budget: `diverged 0` goes first": (
+        midway(timeout=90.0),
+        120,
+        "caviar book: trials 6/96 done, 16 training  best val acc 0.8800  pruned 2  failed 1  "
+        "elapsed 0:20  budget left 1:10",
+    ),
+    "80 on a budget: `budget left` is `left`": (
+        midway(timeout=90.0),
+        80,
+        "caviar book: 6/96 done, 16 training  best 0.8800  pruned 2  failed 1  left 1:10",
+    ),
+    "40 on a budget": (midway(timeout=90.0), 40, "book: 6/96  best 0.8800  left 1:10"),
+    "80 with a diverged trial: its count stays, the members training go": (
+        midway(diverged=1),
+        80,
+        "caviar book: 7/96 done  best 0.8800  pruned 2  diverged 1  failed 1  ETA 5:40",
+    ),
+    "60 with a diverged trial: the failed count outlives pruned and diverged": (
+        midway(diverged=1),
+        60,
+        "book: 7/96 done  best 0.8800  failed 1  ETA 5:40",
+    ),
+    "120 with a long name: whole, the members training gone": (
+        midway(LONG),
+        120,
+        f"caviar {LONG}: 6/96 done  best 0.8800  pruned 2  failed 1  ETA 5:40",
+    ),
+    "80 with a long name: cut in its middle": (
+        midway(LONG),
+        80,
+        "demo-fashion~hs5-trials16: 6/96 done  best 0.8800  pruned 2  failed 1  ETA 5:40",
+    ),
+    "60 with a long name: to 15 characters, not below 12, before the failed count goes": (
+        midway(LONG),
+        60,
+        "demo-fa~rials16: 6/96 done  best 0.8800  failed 1  ETA 5:40",
+    ),
+    "40 with a long name: it grows again as the best value goes": (
+        midway(LONG),
+        40,
+        "demo-fashio~s5-trials16: 6/96  ETA 5:40",
+    ),
+    "22: narrower than the shortest form, the name below 12": (
+        midway(LONG),
+        22,
+        "de~16: 6/96  ETA 5:40",
+    ),
+    "15: then whole fields from the end": (midway(), 15, "b~k: 6/96"),
+    "3: then the name at the edge": (midway(), 3, "b~"),
+}
+
+
+@pytest.mark.parametrize("case", FITTED)
+def test_a_line_too_wide_for_the_terminal_drops_fields_in_order(case: str) -> None:
+    progress, width, expected = FITTED[case]
+    assert progress.line(width) == expected
+    assert len(expected) <= width - 1  # the cursor never reaches the last column
+
+
+@pytest.mark.parametrize(
+    "progress", [midway(), midway(timeout=90.0), midway(diverged=1), midway(LONG)]
+)
+def test_a_line_never_reaches_the_last_column_at_any_width(progress: Progress) -> None:
+    whole = progress.line()
+    for width in range(1, len(whole) + 3):
+        assert len(progress.line(width)) <= width - 1, width
+    assert progress.line(len(whole) + 1) == whole
+
+
+def test_the_width_is_the_columns_variable_else_the_terminal_else_80(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As shutil.get_terminal_size finds it, but for the progress's own stream."""
+    monkeypatch.setenv("COLUMNS", "57")
+    assert columns(io.StringIO()) == 57
+    for unusable in ("0", "wide", ""):
+        monkeypatch.setenv("COLUMNS", unusable)
+        assert columns(io.StringIO()) == 80  # no terminal behind a StringIO
+    monkeypatch.delenv("COLUMNS")
+    assert columns(io.StringIO()) == 80
+
+
+def test_a_terminal_line_fits_80_columns_and_a_log_line_stays_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A log has no width to fit and no `\\r` to redraw with: every line whole, one a line."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    clock, tty, log = Clock(), Terminal(), io.StringIO()
+    for stream in (tty, log):
+        clock.now = 0
+        p = Progress("book", 96, stream=stream, clock=clock, interval=0)
+        p.resume(0, None)
+        clock.now = 30
+        p.trial_finished(TrialState.COMPLETE, 0.5)
+        p.close()
+    assert tty.getvalue() == (
+        "\rcaviar book: trials 0/96 done, 0 training  best val acc -  elapsed 0:00  ETA ?"
+        "\rcaviar book: trials 1/96 done, 0 training  best 0.5000  elapsed 0:30  ETA 47:30\n"
+    )  # 79 characters: `val acc` went, on 80 columns when no COLUMNS says otherwise
+    assert "\r" not in log.getvalue()
+    assert lines(log) == [
+        "caviar book: trials 0/96 done, 0 training  best val acc -  pruned 0  diverged 0  "
+        "elapsed 0:00  ETA ?",
+        "caviar book: trials 1/96 done, 0 training  best val acc 0.5000  pruned 0  diverged 0  "
+        "elapsed 0:30  ETA 47:30",
+        "caviar book: trials 1/96 done, 0 training  best val acc 0.5000  pruned 0  diverged 0  "
+        "elapsed 0:30  ETA 47:30",
+    ]
