@@ -2,6 +2,8 @@
 
 Checked in this order, before any route runs, on every request (the page, static files, reads):
 
+0. **No upgrade**: a request to switch protocols (a WebSocket attempt) gets 400; the page's
+   updates are server-sent events over plain HTTP.
 1. **Host** must name this server: ``127.0.0.1:PORT``, ``localhost:PORT``, ``[::1]:PORT`` or the
    host it was told to bind (for ``0.0.0.0`` / ``::``, also this machine's name and addresses).
    A web page on another site that rebinds its DNS name to 127.0.0.1 sends its own name: 403.
@@ -108,6 +110,11 @@ class Guard:
     def refusal(self, scope: Scope) -> tuple[int, str] | None:
         """(status, reason) when the request may not pass, else None."""
         headers = Headers(scope=scope)
+        if "upgrade" in headers:
+            return (
+                400,
+                "panda: no protocol upgrade here (the page's updates are server-sent events)",
+            )
         hosts = headers.getlist("host")
         if len(hosts) != 1 or hosts[0].lower() not in self.hosts:
             return 403, f"panda: this server does not answer to Host {', '.join(hosts)!r}"
