@@ -3,12 +3,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
+import caviar
 from caviar.cli.main import main
 from caviar.panda.trainer import PandaRun
 from caviar.panda.tree import PandaTree
@@ -42,6 +46,12 @@ def wait_for(condition, timeout: float = 20.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+@pytest.fixture
+def run_(run: PandaRun) -> PandaRun:
+    """conftest's run (``run`` here is the command line)."""
+    return run
 
 
 def run_names(db: Path) -> list[str]:
@@ -136,3 +146,37 @@ def test_a_finished_run_goes_on_with_commands_and_replays_bit_for_bit(
         "replay of branch 1 of 'sit': 4 epochs from the root, every loss and accuracy "
         "identical bit for bit"
     )
+
+
+#: run in a fresh interpreter: every light command of `caviar panda`, then what was imported
+_LIGHT = """
+import sys
+from caviar.cli.main import main
+db = sys.argv[1]
+for argv in (["set", "lr=3e-3"], ["rollback", "0"], ["pause"], ["resume"], ["list"],
+             ["list", "--run", "babysat"], ["set", "--help"]):
+    try:
+        assert main(["panda", *argv, "--storage", db]) == 0, argv
+    except SystemExit as e:  # --help
+        assert e.code == 0
+heavy = sorted(m for m in ("torch", "caviar.nn", "caviar.panda.trainer", "uvicorn", "starlette")
+               if m in sys.modules)
+import caviar.nn  # after the controls: the rules they loaded are the engine's own
+same = caviar.nn.MemberSpec is sys.modules["caviar.nn.spec"].MemberSpec
+print("heavy:", heavy, "same:", same)
+"""
+
+
+@pytest.mark.slow
+def test_the_controls_start_without_torch(run_: PandaRun, db: Path) -> None:
+    """`caviar panda set` took 4 s to start, importing torch; it needs the store and the rules."""
+    src = Path(caviar.__file__).parent.parent
+    done = subprocess.run(
+        [sys.executable, "-c", _LIGHT, str(db)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(src)},
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "heavy: [] same: True", done.stdout

@@ -27,7 +27,9 @@ from caviar.panda.control_api import DEFAULT_ROLLBACK_MODE, ROLLBACK_MODES
 from caviar.search.demo import DEMO
 from caviar.storage.resolve import storage_override
 
-ACTIONS = ("set", "rollback", "pause", "resume", "stop", "list", "replay")
+#: the commands that record a command for the run's trainer
+CONTROLS = ("set", "rollback", "pause", "resume", "stop")
+ACTIONS = (*CONTROLS, "list", "replay")
 
 
 def add_parser(sub: Any) -> None:
@@ -67,7 +69,18 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--snapshot-budget-mb", type=float, default=512.0, help="disk for snapshots (MB)"
     )
-    p.set_defaults(run=run, imports=("caviar.panda.trainer", "caviar.panda.server"))
+    p.set_defaults(run=run, imports=_imports)
+
+
+def _imports(args: argparse.Namespace) -> tuple[str, ...] | None:
+    """What :func:`caviar.cli.main.main` loads before the command runs: nothing for a control or
+    ``list`` (None: they start in a fraction of a second, without torch), the trainer for a
+    replay, the trainer and its server for a run."""
+    if args.target in (*CONTROLS, "list"):
+        return None
+    if args.target == "replay":
+        return ("caviar.panda.trainer",)
+    return ("caviar.panda.trainer", "caviar.panda.server")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -146,7 +159,7 @@ def _epochs(config: Any, epochs: int) -> dict[str, Any]:
 
 
 def _control(args: argparse.Namespace) -> int:
-    # deferred: torch
+    # deferred: the store and the rules (numpy), which only a control reads; no torch
     from caviar.panda.controller import PandaController, parse_assignments
     from caviar.panda.listing import list_runs
     from caviar.panda.tree import PandaTree
