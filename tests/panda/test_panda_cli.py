@@ -11,12 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
+from _fake_holder import fake_holder
 
 import caviar
 from caviar.cli.main import main
 from caviar.panda.trainer import PandaRun
 from caviar.panda.tree import PandaTree
-from caviar.storage import StorageError
+from caviar.storage import SQLiteStorage, StorageError
 
 CONFIG = """\
 [study]
@@ -145,6 +146,24 @@ def test_a_finished_run_goes_on_with_commands_and_replays_bit_for_bit(
     assert code == 0 and out.strip() == (
         "replay of branch 1 of 'sit': 4 epochs from the root, every loss and accuracy "
         "identical bit for bit"
+    )
+
+
+# -- issue 25's rough edges ----------------------------------------------------------------------
+def test_a_second_trainer_is_refused_in_one_line_naming_the_first(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "c.db"
+    config = tmp_path / "sit.toml"
+    config.write_text(CONFIG)
+    SQLiteStorage(db).close()
+    described = fake_holder(db)  # a trainer on another machine, alive
+    code, out, err = run(capsys, "panda", str(config), "--storage", str(db))
+    assert code == 2 and "open http" not in out
+    assert err.splitlines()[-1] == (
+        f"caviar: error: panda run 'sit' in {db} is held by a trainer ({described}): one "
+        f"trainer per run; stop it first (caviar panda stop --run sit), or train another run "
+        f"(--name)"
     )
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from caviar.cli.flags import port
 from caviar.cli.study_file import add_storage_flag, storage_path
-from caviar.core.errors import InvalidValue
+from caviar.core.errors import InvalidValue, RunStopped
 from caviar.panda.control_api import DEFAULT_ROLLBACK_MODE, ROLLBACK_MODES
 from caviar.search.demo import DEMO
 from caviar.storage.resolve import storage_override
@@ -94,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
 def _start(args: argparse.Namespace) -> int:
     # deferred: torch
     from caviar.panda.epochs import panda_config
+    from caviar.panda.lock import holder
     from caviar.panda.server import serve
     from caviar.panda.trainer import PandaRun
 
@@ -122,19 +123,41 @@ def _start(args: argparse.Namespace) -> int:
             storage=storage_override(args.storage),
             snapshot_budget_mb=args.snapshot_budget_mb,
         )
-    url, server = serve(panda.controller(), host=args.host, port=args.port)
-    print(f"caviar panda: run {panda.name!r} in {panda.tree.where}; open {url}", flush=True)
-    print(
-        f"  controls: caviar panda set lr=... | rollback EPOCH | pause | resume | stop "
-        f"(--run {panda.name})",
-        flush=True,
-    )
-    stop = threading.Event()
+    lock = panda.hold()  # a second trainer ends here, naming the first
     try:
-        panda.train(until=stop.is_set, exit_when_finished=args.exit_when_finished)
+        if lock is not None and lock.took_over is not None:
+            gone, why = lock.took_over
+            print(
+                f"caviar panda: taking run {panda.name!r} over from its last trainer "
+                f"({gone.describe()}): {why}",
+                flush=True,
+            )
+        url, server = serve(panda.controller(), host=args.host, port=args.port)
+        if lock is not None:
+            lock.set_address(url.partition("?")[0])  # the page, without its token
+        print(f"caviar panda: run {panda.name!r} in {panda.tree.where}; open {url}", flush=True)
+        print(
+            f"  controls: caviar panda set lr=... | rollback EPOCH | pause | resume | stop "
+            f"(--run {panda.name})",
+            flush=True,
+        )
+        stop = threading.Event()
+        try:
+            panda.train(until=stop.is_set, exit_when_finished=args.exit_when_finished)
+        finally:
+            stop.set()
+            server.stop()
+        if panda.taken_over:
+            other = holder(panda.tree.where, panda.name)
+            by = f" by another trainer ({other.describe()})" if other else ""
+            print(
+                f"caviar panda: run {panda.name!r} was taken over{by}; this trainer stopped at "
+                f"epoch {panda.epoch}",
+                flush=True,
+            )
+            return RunStopped.exit_status
     finally:
-        stop.set()
-        server.stop()
+        panda.release()
     status = panda.tree.run(panda.name).status
     print(
         f"caviar panda: run {panda.name!r} {status} at epoch {panda.epoch}; the tree is kept",
