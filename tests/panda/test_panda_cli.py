@@ -167,6 +167,35 @@ def test_a_second_trainer_is_refused_in_one_line_naming_the_first(
     )
 
 
+def test_controls_say_whether_a_trainer_applies_them(
+    run_: PandaRun, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No trainer: the command waits for the next one, and says which command starts it; a
+    stop is refused. A trainer: it is named. `set` prints the value the run has now."""
+    waits = (
+        f"no trainer holds run 'babysat': the command is stored, and applies when `caviar panda "
+        f"CONFIG --storage {db}` starts it again"
+    )
+    code, out, err = run(capsys, "panda", "set", "epochs=44", "--storage", str(db))
+    assert code == 0 and out.splitlines() == ["recorded: epochs 5 -> 44", waits], err
+    code, out, _ = run(capsys, "panda", "set", "epochs=50", "--storage", str(db))
+    assert out.splitlines()[0] == "recorded: epochs 5 -> 50 (instead of the pending 44)"
+    code, out, err = run(capsys, "panda", "stop", "--storage", str(db))
+    assert code == 2 and err.strip() == (
+        f"caviar: error: caviar panda stop: no trainer holds run 'babysat' in {db}: there is "
+        f"nothing to stop (a stop stored now would end the next trainer at its first epoch "
+        f"boundary)"
+    )
+    described = fake_holder(db, run="babysat")
+    code, out, _ = run(capsys, "panda", "pause", "--storage", str(db))
+    assert code == 0 and out.splitlines() == [
+        "recorded: pause",
+        f"the trainer ({described}) applies it at its next epoch boundary",
+    ]
+    run_.step()  # the trainer applies both changes, and the pause
+    assert run_.spec.epochs == 50 and run_.status == "paused"
+
+
 #: run in a fresh interpreter: every light command of `caviar panda`, then what was imported
 _LIGHT = """
 import sys

@@ -18,7 +18,7 @@ import argparse
 import threading
 from dataclasses import astuple
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from caviar.cli.flags import port
 from caviar.cli.study_file import add_storage_flag, storage_path
@@ -26,6 +26,9 @@ from caviar.core.errors import InvalidValue, RunStopped
 from caviar.panda.control_api import DEFAULT_ROLLBACK_MODE, ROLLBACK_MODES
 from caviar.search.demo import DEMO
 from caviar.storage.resolve import storage_override
+
+if TYPE_CHECKING:
+    from caviar.storage.tree_rows import RunRow
 
 #: the commands that record a command for the run's trainer
 CONTROLS = ("set", "rollback", "pause", "resume", "stop")
@@ -185,6 +188,7 @@ def _control(args: argparse.Namespace) -> int:
     # deferred: the store and the rules (numpy), which only a control reads; no torch
     from caviar.panda.controller import PandaController, parse_assignments
     from caviar.panda.listing import list_runs
+    from caviar.panda.lock import holder
     from caviar.panda.tree import PandaTree
 
     path = storage_path(args)
@@ -209,11 +213,22 @@ def _control(args: argparse.Namespace) -> int:
     if args.target == "replay":
         return _replay(path, name, args.branch)
     control = PandaController(tree, name)
+    trainer = holder(path, name)
+    if trainer is None and args.target == "stop":
+        raise InvalidValue(
+            "caviar panda stop",
+            f"no trainer holds run {name!r} in {path}: there is nothing to stop (a stop stored "
+            f"now would end the next trainer at its first epoch boundary)",
+        )
     if args.target == "set":
         if not args.values:
             raise InvalidValue("caviar panda set", "needs key=value changes, got none")
-        for command in control.set(parse_assignments(args.values)):
-            print(f"recorded: {command['key']} {command['old']} -> {command['new']}")
+        changes = parse_assignments(args.values)
+        pending = control.pending()
+        for command in control.set(changes):
+            key = command["key"]
+            instead = f" (instead of the pending {pending[key]})" if key in pending else ""
+            print(f"recorded: {key} {command['old']} -> {command['new']}{instead}")
     elif args.target == "rollback":
         if len(args.values) != 1 or not args.values[0].isdigit():
             raise InvalidValue("caviar panda rollback", f"needs one EPOCH, got {args.values}")
@@ -224,8 +239,29 @@ def _control(args: argparse.Namespace) -> int:
             raise InvalidValue(f"caviar panda {args.target}", f"takes no values, got {args.values}")
         getattr(control, args.target)()
         print(f"recorded: {args.target}")
-    print("the trainer applies it at its next epoch boundary")
+    if trainer is not None:
+        print(f"the trainer ({trainer.describe()}) applies it at its next epoch boundary")
+    else:
+        restart = _restart(tree.run(name), args.storage)
+        print(
+            f"no trainer holds run {name!r}: the command is stored, and applies when "
+            f"`{restart}` starts it again"
+        )
     return 0
+
+
+def _restart(row: RunRow, storage: str | None) -> str:
+    """The command that starts a trainer on ``row``'s run again."""
+    source = row.source
+    if source.get("kind") == "trial":
+        command = f"caviar panda --from {source['study']}:{source['trial']}"
+    else:
+        command = "caviar panda CONFIG"
+    if row.name != row.config.get("study", {}).get("name"):
+        command += f" --name {row.name}"
+    if storage is not None:
+        command += f" --storage {storage}"
+    return command
 
 
 def _replay(path: Path, name: str, branch: int | None) -> int:

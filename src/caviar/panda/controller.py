@@ -109,6 +109,12 @@ class PandaController:
                 values[c.key] = c.new
         return branch, _epochs_done(branch, curves, start), values, pending
 
+    def pending(self) -> dict[str, Any]:
+        """The changes recorded for the branch the next epoch trains and not applied yet: the
+        last new value of each hyperparameter."""
+        branch, _, _, pending = self._target()
+        return {c.key: c.new for c in pending if c.branch == branch.id and c.key in HYPERPARAMETERS}
+
     # -- commands ----------------------------------------------------------------------------
     def set(self, changes: Mapping[str, Any]) -> list[dict[str, Any]]:
         if not changes:
@@ -121,7 +127,9 @@ class PandaController:
             )
         params = {k: v for k, v in {**values, **checked}.items() if k != "seed"}
         MemberSpec.from_params(params, seed=values["seed"], owner="set")  # rules across keys
-        rows = [(branch.id, epoch, key, values[key], new) for key, new in checked.items()]
+        # old: the value the branch trains with now, not a pending change's (the trainer
+        # writes the value it replaced when it applies the command)
+        rows = [(branch.id, epoch, key, branch.spec[key], new) for key, new in checked.items()]
         ids = self.tree.add_commands(self.run_id, rows)
         self._notify()
         return [c.to_json() for c in self.tree.commands(self.run_id) if c.id in ids]
