@@ -196,6 +196,30 @@ def test_controls_say_whether_a_trainer_applies_them(
     assert run_.spec.epochs == 50 and run_.status == "paused"
 
 
+def test_a_bad_rollback_epoch_is_named_with_the_epochs_allowed(
+    run_: PandaRun, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_.step()
+    run_.step()
+    allowed = (
+        "caviar: error: caviar panda rollback: needs one EPOCH that branch 0 can return to: 0 to "
+        "2 (the other epochs' snapshots were dropped or are not reached yet), got "
+    )
+    for values, shown in (
+        (["-1"], "'-1'"),
+        (["abc"], "'abc'"),
+        (["2.5"], "'2.5'"),
+        (["3"], "'3'"),
+        ([], "nothing"),
+        (["1", "2"], "['1', '2']"),
+    ):
+        code, _, err = run(capsys, "panda", "rollback", *values, "--storage", str(db))
+        assert code == 2 and err.strip() == allowed + shown, values
+    assert run_.tree.commands(run_.run_id) == []  # nothing recorded
+    code, out, _ = run(capsys, "panda", "rollback", "1", "--storage", str(db))
+    assert code == 0 and out.startswith("recorded: rollback to epoch 1 (exact) as branch 1")
+
+
 #: run in a fresh interpreter: every light command of `caviar panda`, then what was imported
 _LIGHT = """
 import sys

@@ -15,19 +15,22 @@ boundary, whichever process wrote it (the page's buttons do the same through the
 from __future__ import annotations
 
 import argparse
+import contextlib
 import threading
+from collections.abc import Sequence
 from dataclasses import astuple
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from caviar.cli.flags import port
 from caviar.cli.study_file import add_storage_flag, storage_path
-from caviar.core.errors import InvalidValue, RunStopped
+from caviar.core.errors import InvalidValue, RunStopped, got
 from caviar.panda.control_api import DEFAULT_ROLLBACK_MODE, ROLLBACK_MODES
 from caviar.search.demo import DEMO
 from caviar.storage.resolve import storage_override
 
 if TYPE_CHECKING:
+    from caviar.panda.controller import PandaController
     from caviar.storage.tree_rows import RunRow
 
 #: the commands that record a command for the run's trainer
@@ -230,10 +233,9 @@ def _control(args: argparse.Namespace) -> int:
             instead = f" (instead of the pending {pending[key]})" if key in pending else ""
             print(f"recorded: {key} {command['old']} -> {command['new']}{instead}")
     elif args.target == "rollback":
-        if len(args.values) != 1 or not args.values[0].isdigit():
-            raise InvalidValue("caviar panda rollback", f"needs one EPOCH, got {args.values}")
-        branch = control.rollback(int(args.values[0]), branch=args.branch, mode=args.mode)
-        print(f"recorded: rollback to epoch {args.values[0]} ({args.mode}) as branch {branch}")
+        epoch = _rollback_epoch(control, args.values, args.branch)
+        branch = control.rollback(epoch, branch=args.branch, mode=args.mode)
+        print(f"recorded: rollback to epoch {epoch} ({args.mode}) as branch {branch}")
     else:
         if args.values:
             raise InvalidValue(f"caviar panda {args.target}", f"takes no values, got {args.values}")
@@ -248,6 +250,38 @@ def _control(args: argparse.Namespace) -> int:
             f"`{restart}` starts it again"
         )
     return 0
+
+
+def _rollback_epoch(control: PandaController, values: Sequence[str], branch: int | None) -> int:
+    """The one EPOCH of ``caviar panda rollback``, if ``branch`` (default: the one training
+    next) can return to it; one line naming the bad value and the epochs allowed otherwise."""
+    epochs = control.returnable(branch)
+    epoch: int | None = None
+    if len(values) == 1:
+        with contextlib.suppress(ValueError):  # not a number: refused below, named
+            epoch = int(values[0])
+    if epoch is None or epoch not in epochs:
+        which = control.next_branch() if branch is None else branch
+        shown = (
+            got(values[0]) if len(values) == 1 else got(list(values)) if values else "got nothing"
+        )
+        raise InvalidValue(
+            "caviar panda rollback",
+            f"needs one EPOCH that branch {which} can return to: {_spans(epochs)} (the other "
+            f"epochs' snapshots were dropped or are not reached yet), {shown}",
+        )
+    return epoch
+
+
+def _spans(numbers: Sequence[int]) -> str:
+    """``[0, 1, 2, 3, 5, 7, 8]`` -> ``'0 to 3, 5, 7 to 8'``."""
+    spans: list[list[int]] = []
+    for n in numbers:
+        if spans and n == spans[-1][1] + 1:
+            spans[-1][1] = n
+        else:
+            spans.append([n, n])
+    return ", ".join(str(a) if a == b else f"{a} to {b}" for a, b in spans) or "none"
 
 
 def _restart(row: RunRow, storage: str | None) -> str:

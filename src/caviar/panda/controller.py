@@ -115,6 +115,19 @@ class PandaController:
         branch, _, _, pending = self._target()
         return {c.key: c.new for c in pending if c.branch == branch.id and c.key in HYPERPARAMETERS}
 
+    def next_branch(self) -> int:
+        """The branch the next epoch trains: a pending rollback's, else the run's."""
+        return self._target()[0].id
+
+    def returnable(self, branch: int | None = None) -> list[int]:
+        """The epochs a rollback on ``branch`` (default: the one the next epoch trains) can
+        return to, in order; an InvalidValue for a branch the run does not have."""
+        branches = {b.id: b for b in self.tree.branches(self.run_id)}
+        if branch is None:
+            branch = self.next_branch()
+        one_of(*sorted(branches)).check(branch, "rollback branch")
+        return sorted(_returnable(branches, self.tree.snapshot_epochs(self.run_id), branch))
+
     # -- commands ----------------------------------------------------------------------------
     def set(self, changes: Mapping[str, Any]) -> list[dict[str, Any]]:
         if not changes:
