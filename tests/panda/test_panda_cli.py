@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from _fake_holder import fake_holder
+from conftest import MakeConfig
 
 import caviar
 from caviar.cli.main import main
@@ -218,6 +219,23 @@ def test_a_bad_rollback_epoch_is_named_with_the_epochs_allowed(
     assert run_.tree.commands(run_.run_id) == []  # nothing recorded
     code, out, _ = run(capsys, "panda", "rollback", "1", "--storage", str(db))
     assert code == 0 and out.startswith("recorded: rollback to epoch 1 (exact) as branch 1")
+
+
+def test_list_shows_the_run_asked_for(
+    run_: PandaRun, make_config: MakeConfig, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    PandaRun.create(make_config(name="other"))
+    code, out, _ = run(capsys, "panda", "list", "--storage", str(db))
+    assert "panda run 'babysat'" in out and "panda run 'other'" in out
+    code, out, _ = run(capsys, "panda", "list", "--run", "other", "--storage", str(db))
+    assert code == 0 and "panda run 'other'" in out and "babysat" not in out
+    code, _, err = run(capsys, "panda", "list", "--run", "nope", "--storage", str(db))
+    assert code == 2 and err.strip() == (
+        f"caviar: error: --run: must be one of the runs in {db} ['babysat', 'other'], got 'nope'"
+    )
+    described = fake_holder(db, run="other")
+    code, out, _ = run(capsys, "panda", "list", "--run", "other", "--storage", str(db))
+    assert out.splitlines()[-1] == f"  trained by {described}"
 
 
 #: run in a fresh interpreter: every light command of `caviar panda`, then what was imported

@@ -5,7 +5,7 @@ caviar panda --from STUDY:TRIAL                start from a caviar trial (and it
 caviar panda set lr=3e-3 beta1=0.95            change mid-run hyperparameters (next epoch)
 caviar panda rollback EPOCH [--branch B] [--mode fresh]   a new branch from a snapshot
 caviar panda pause | resume | stop
-caviar panda list                              the runs in the study file, with their branches
+caviar panda list [--run R]                    the runs in the study file, with their branches
 caviar panda replay [--branch B]               train a branch again from the root: same curve?
 
 Controls write a command into the study file; the trainer applies it at its next epoch
@@ -55,7 +55,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--from", dest="from_trial", metavar="STUDY:TRIAL", help="start from a trial")
     p.add_argument("--name", help="the run's name (default: the config's study name)")
     p.add_argument(
-        "--run", dest="run_name", help="the run a control acts on (default: the only one)"
+        "--run",
+        dest="run_name",
+        help="the run a control acts on (default: the only one); list: only this run",
     )
     add_storage_flag(p)
     p.add_argument("--host", default="127.0.0.1", help="the page's interface (default local)")
@@ -190,29 +192,16 @@ def _epochs(config: Any, epochs: int) -> dict[str, Any]:
 def _control(args: argparse.Namespace) -> int:
     # deferred: the store and the rules (numpy), which only a control reads; no torch
     from caviar.panda.controller import PandaController, parse_assignments
-    from caviar.panda.listing import list_runs
     from caviar.panda.lock import holder
     from caviar.panda.tree import PandaTree
 
     path = storage_path(args)
     if args.target == "list":
-        runs = list_runs(path)
-        if not runs:
-            print(f"no panda runs in {path}")
-        for summary in runs:
-            print("\n".join(summary.describe()))
-        return 0
+        return _list(path, args.run_name)
     if not path.is_file():
         raise InvalidValue("--storage", f"no study file at {str(path)!r}")
     tree = PandaTree(path)
-    names = tree.run_names()
-    name = args.run_name
-    if name is None:
-        if len(names) != 1:
-            raise InvalidValue("--run", f"must name the run to control; runs in {path}: {names}")
-        name = names[0]
-    elif name not in names:
-        raise InvalidValue("--run", f"must be one of the runs in {path} {names}, got {name!r}")
+    name = _run_name(args.run_name, tree.run_names(), path)
     if args.target == "replay":
         return _replay(path, name, args.branch)
     control = PandaController(tree, name)
@@ -250,6 +239,45 @@ def _control(args: argparse.Namespace) -> int:
             f"`{restart}` starts it again"
         )
     return 0
+
+
+def _list(path: Path, name: str | None) -> int:
+    """The runs in ``path`` with their branches (only ``name`` if given), and who trains each."""
+    # deferred: the store, which only a listing reads
+    from caviar.panda.listing import list_runs
+    from caviar.panda.lock import holder
+
+    runs = list_runs(path)
+    if name is not None:
+        name = _run_name(name, [r.name for r in runs], path)
+        runs = [r for r in runs if r.name == name]
+    if not runs:
+        print(f"no panda runs in {path}")
+    for summary in runs:
+        print("\n".join(summary.describe()))
+        trainer = holder(path, summary.name)
+        if trainer is not None:
+            print(f"  trained by {trainer.describe()}")
+    return 0
+
+
+def _run_name(given: str | None, names: Sequence[str], path: Path) -> str:
+    """The run a command acts on: ``given`` (one of ``names``), else the only one there is."""
+    if not names:
+        asked = "" if given is None else f", {got(given)}"
+        raise InvalidValue(
+            "--run",
+            f"{path} holds no panda run{asked} (`caviar panda CONFIG --storage {path}` starts one)",
+        )
+    if given is None:
+        if len(names) != 1:
+            raise InvalidValue("--run", f"must name the run to act on, one of {list(names)}")
+        return names[0]
+    if given not in names:
+        raise InvalidValue(
+            "--run", f"must be one of the runs in {path} {list(names)}, {got(given)}"
+        )
+    return given
 
 
 def _rollback_epoch(control: PandaController, values: Sequence[str], branch: int | None) -> int:
