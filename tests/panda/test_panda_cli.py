@@ -16,6 +16,7 @@ from conftest import MakeConfig
 
 import caviar
 from caviar.cli.main import main
+from caviar.cli.panda import _check_host
 from caviar.panda.trainer import PandaRun
 from caviar.panda.tree import PandaTree
 from caviar.storage import SQLiteStorage, StorageError
@@ -236,6 +237,28 @@ def test_list_shows_the_run_asked_for(
     described = fake_holder(db, run="other")
     code, out, _ = run(capsys, "panda", "list", "--run", "other", "--storage", str(db))
     assert out.splitlines()[-1] == f"  trained by {described}"
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.1.2.3"])
+def test_a_page_other_machines_reach_needs_allow_remote(
+    host: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "panda", "--host", host, "--storage", str(tmp_path / "c.db"))
+    assert (
+        code == 2
+        and out == ""
+        and err.strip()
+        == (
+            f"caviar: error: --host: {host!r} is not a loopback address: the page and its controls "
+            f"would be open to other machines, guarded only by a token sent unencrypted; add "
+            f"--allow-remote to serve there anyway, or leave --host out (127.0.0.1)"
+        )
+    )
+    assert list(tmp_path.iterdir()) == []
+    with pytest.warns(UserWarning, match=rf"--allow-remote: the page on {host} can be reached"):
+        _check_host(host, allow_remote=True)
+    _check_host("127.0.0.1", allow_remote=False)
+    _check_host("localhost", allow_remote=False)
 
 
 #: run in a fresh interpreter: every light command of `caviar panda`, then what was imported

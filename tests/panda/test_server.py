@@ -16,7 +16,7 @@ import httpx
 import pytest
 from _fake_controller import FakeController
 
-from caviar.panda.security import allowed_hosts
+from caviar.panda.security import allowed_hosts, is_loopback
 from caviar.panda.server import create_app, serve
 from caviar.panda.view import label, lineage, short, view
 
@@ -396,3 +396,20 @@ def test_a_websocket_attempt_is_refused_quietly(
         assert httpx.get(f"{base}/api/state", headers=headers).status_code == 200
     out, err = capfd.readouterr()
     assert "upgrade" not in (out + err).lower() and "websocket" not in (out + err).lower()
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.0.0.2", True),
+        ("localhost", True),
+        ("::1", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("", False),
+        ("10.1.2.3", False),
+    ],
+)
+def test_loopback_interfaces(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback

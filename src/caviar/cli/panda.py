@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import threading
+import warnings
 from collections.abc import Sequence
 from dataclasses import astuple
 from pathlib import Path
@@ -60,7 +61,16 @@ def add_parser(sub: Any) -> None:
         help="the run a control acts on (default: the only one); list: only this run",
     )
     add_storage_flag(p)
-    p.add_argument("--host", default="127.0.0.1", help="the page's interface (default local)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="the page's interface (default 127.0.0.1; one other machines reach: --allow-remote)",
+    )
+    p.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="serve the page on a --host other machines can reach (its token travels unencrypted)",
+    )
     p.add_argument("--port", type=port, default=0, help="the page's port (default: a free one)")
     p.add_argument("--epochs", type=int, help="epochs in all (default: the config's)")
     p.add_argument("--branch", type=int, help="rollback: the branch whose snapshot to use")
@@ -106,6 +116,7 @@ def _start(args: argparse.Namespace) -> int:
     from caviar.panda.server import serve
     from caviar.panda.trainer import PandaRun
 
+    _check_host(args.host, allow_remote=args.allow_remote)
     if args.from_trial is not None:
         if args.target is not None:
             raise InvalidValue("--from", "starts from a trial: give no config with it")
@@ -172,6 +183,33 @@ def _start(args: argparse.Namespace) -> int:
         flush=True,
     )
     return 0
+
+
+def _check_host(host: str, *, allow_remote: bool) -> None:
+    """A page other machines can reach only when asked for (``--allow-remote``), with a
+    warning; refused in one line otherwise."""
+    from caviar.panda.security import is_loopback  # deferred: starlette
+
+    try:
+        local = is_loopback(host)
+    except OSError as e:
+        raise InvalidValue(
+            "--host", f"must name an interface of this machine, got {host!r} ({e.strerror or e})"
+        ) from None
+    if local:
+        return
+    if not allow_remote:
+        raise InvalidValue(
+            "--host",
+            f"{host!r} is not a loopback address: the page and its controls would be open to "
+            f"other machines, guarded only by a token sent unencrypted; add --allow-remote to "
+            f"serve there anyway, or leave --host out (127.0.0.1)",
+        )
+    warnings.warn(
+        f"--allow-remote: the page on {host} can be reached from other machines; whoever "
+        f"reaches it and sees its token (sent unencrypted over HTTP) controls the run",
+        stacklevel=2,
+    )
 
 
 def _demo() -> dict[str, Any]:

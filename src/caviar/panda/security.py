@@ -20,6 +20,7 @@ writes it into the page) and sends it with each request.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import re
 import secrets
@@ -57,6 +58,16 @@ def check_token(token: str) -> str:
     if not TOKEN_PATTERN.fullmatch(token):
         raise ValueError(f"panda: a token is 16 to 128 of A-Z a-z 0-9 _ -, got {token!r}")
     return token
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names only this machine's loopback (127.0.0.0/8, ::1, ``localhost``): a
+    server bound there cannot be reached from another machine. A wildcard (``0.0.0.0``, ``::``)
+    is not; an OSError when the name cannot be resolved."""
+    if host in _WILDCARDS:
+        return False
+    infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    return all(ipaddress.ip_address(str(info[4][0]).split("%")[0]).is_loopback for info in infos)
 
 
 def allowed_hosts(host: str, port: int) -> frozenset[str]:
