@@ -8,8 +8,11 @@ caviar panda pause | resume | stop
 caviar panda list [--run R]                    the runs in the study file, with their branches
 caviar panda replay [--branch B]               train a branch again from the root: same curve?
 
-Controls write a command into the study file; the trainer applies it at its next epoch
-boundary, whichever process wrote it (the page's buttons do the same through the server).
+One trainer trains a run: a second one is refused, naming the first. Controls write a command
+into the study file; the run's trainer applies it at its next epoch boundary, whichever process
+wrote it (the page's buttons do the same through the server); with no trainer, the command waits
+for the next one (a stop is refused). The page is served on this machine only, unless
+--allow-remote.
 """
 
 from __future__ import annotations
