@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import threading
 import time
 import warnings
@@ -15,7 +16,7 @@ import httpx
 import pytest
 from _fake_controller import FakeController
 
-from caviar.panda.security import allowed_hosts
+from caviar.panda.security import allowed_hosts, is_loopback
 from caviar.panda.server import create_app, serve
 from caviar.panda.view import label, lineage, short, view
 
@@ -369,3 +370,46 @@ def test_labels() -> None:
     assert label({"key": "beta1", "old": 0.9, "new": 0.95}) == "beta1 0.9 → 0.95"
     assert label({"key": "pause", "old": "running", "new": "paused"}) == "pause"
     assert label({"key": "rollback", "old": 0, "new": 2}) == "rollback → branch 2"
+
+
+# -- what the server says to a stray request ------------------------------------------------------
+def test_a_websocket_attempt_is_refused_quietly(
+    run: FakeController, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """It printed uvicorn's two warnings into the trainer's terminal (no WebSocket library)."""
+    url, server = serve(run)
+    with server:
+        request = (
+            f"GET /ws?token={server.token} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+            f"Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+            f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+            sock.sendall(request.encode())
+            answer = ""
+            while not answer.endswith("}"):  # the head, then the JSON body
+                answer += sock.recv(65536).decode("latin-1")
+        assert answer.startswith("HTTP/1.1 400 "), answer
+        assert "panda: no protocol upgrade here" in answer
+        base = url.split("/?")[0]  # and the server goes on serving
+        headers = {"authorization": f"Bearer {server.token}"}
+        assert httpx.get(f"{base}/api/state", headers=headers).status_code == 200
+    out, err = capfd.readouterr()
+    assert "upgrade" not in (out + err).lower() and "websocket" not in (out + err).lower()
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.0.0.2", True),
+        ("localhost", True),
+        ("::1", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("", False),
+        ("10.1.2.3", False),
+    ],
+)
+def test_loopback_interfaces(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback

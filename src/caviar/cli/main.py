@@ -85,23 +85,47 @@ def _show_warning(message: Any, category: Any, *args: Any, **kwargs: Any) -> Non
     print(f"caviar: warning: {message}", file=sys.stderr)
 
 
+#: the rooms every command loads before it runs (their errors end it in one line), unless it
+#: starts light
+ROOMS = ("caviar.data", "caviar.models.evaluate", "caviar.storage")
+
+
+def _rooms(args: argparse.Namespace) -> tuple[str, ...]:
+    """The modules to load before the command runs: :data:`ROOMS` and the command's own
+    ``imports`` (a tuple, or a function of the arguments giving one), or nothing when that
+    function gives None (a command that starts light: ``caviar panda set``, without torch)."""
+    imports = args.imports(args) if callable(args.imports) else args.imports
+    return () if imports is None else (*ROOMS, *imports)
+
+
+def _one_line_errors() -> tuple[type[BaseException], ...]:
+    """The errors that end a command in one line with status 2: a mistake, a file that cannot
+    serve; those of torch's and numpy's rooms only where the command loaded them (it cannot
+    raise them otherwise)."""
+    from caviar.storage.base import StorageError  # deferred: sqlite3 and the store's rows
+
+    errors: list[type[BaseException]] = [InvalidValue, StorageError, sqlite3.Error]
+    for module, name in (
+        ("caviar.models.evaluate", "TestSetUsed"),
+        ("caviar.data", "DownloadError"),
+    ):
+        if module in sys.modules:
+            errors.append(getattr(sys.modules[module], name))
+    return tuple(errors)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     with _quiet_interrupts():
         args = parser().parse_args(argv)
-        for module in ("caviar.data", "caviar.models.evaluate", "caviar.storage", *args.imports):
+        for module in _rooms(args):
             importlib.import_module(module)  # torch and numpy load while Ctrl-C is harmless
-    # deferred: they are torch's and numpy's rooms, imported just above
-    from caviar.data import DownloadError
-    from caviar.models.evaluate import TestSetUsed
-    from caviar.storage import StorageError
-
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning  # one line each, not Python's two
             code = int(args.run(args))
         interrupts.raise_pending()  # a Ctrl-C swallowed after the last round still counts
         return code
-    except (InvalidValue, TestSetUsed, StorageError, DownloadError, sqlite3.Error) as e:
+    except _one_line_errors() as e:
         message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         # one line, whatever a key or a path holds
         print(f"caviar: error: {message}".replace("\n", "\\n"), file=sys.stderr)

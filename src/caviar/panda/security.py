@@ -2,6 +2,8 @@
 
 Checked in this order, before any route runs, on every request (the page, static files, reads):
 
+0. **No upgrade**: a request to switch protocols (a WebSocket attempt) gets 400; the page's
+   updates are server-sent events over plain HTTP.
 1. **Host** must name this server: ``127.0.0.1:PORT``, ``localhost:PORT``, ``[::1]:PORT`` or the
    host it was told to bind (for ``0.0.0.0`` / ``::``, also this machine's name and addresses).
    A web page on another site that rebinds its DNS name to 127.0.0.1 sends its own name: 403.
@@ -18,6 +20,7 @@ writes it into the page) and sends it with each request.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import re
 import secrets
@@ -55,6 +58,16 @@ def check_token(token: str) -> str:
     if not TOKEN_PATTERN.fullmatch(token):
         raise ValueError(f"panda: a token is 16 to 128 of A-Z a-z 0-9 _ -, got {token!r}")
     return token
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names only this machine's loopback (127.0.0.0/8, ::1, ``localhost``): a
+    server bound there cannot be reached from another machine. A wildcard (``0.0.0.0``, ``::``)
+    is not; an OSError when the name cannot be resolved."""
+    if host in _WILDCARDS:
+        return False
+    infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    return all(ipaddress.ip_address(str(info[4][0]).split("%")[0]).is_loopback for info in infos)
 
 
 def allowed_hosts(host: str, port: int) -> frozenset[str]:
@@ -108,6 +121,11 @@ class Guard:
     def refusal(self, scope: Scope) -> tuple[int, str] | None:
         """(status, reason) when the request may not pass, else None."""
         headers = Headers(scope=scope)
+        if "upgrade" in headers:
+            return (
+                400,
+                "panda: no protocol upgrade here (the page's updates are server-sent events)",
+            )
         hosts = headers.getlist("host")
         if len(hosts) != 1 or hosts[0].lower() not in self.hosts:
             return 403, f"panda: this server does not answer to Host {', '.join(hosts)!r}"

@@ -12,8 +12,11 @@
     POST /api/rollback      {"epoch": 3, "branch": 1, "mode": "exact" | "fresh"} -> {"branch": id}
     POST /api/pause|resume|stop   (no body, or {})               -> {"ok": true}
 
-Errors are ``{"reason": ...}``: 400 for a bad body or value, 401 without the token, 403 for a
-foreign Host or Origin (see :mod:`caviar.panda.security`), 413 for a body over 16 KiB.
+Errors are ``{"reason": ...}``: 400 for a bad body or value, or a protocol upgrade (no WebSocket
+here: the page's updates are server-sent events), 401 without the token, 403 for a foreign Host
+or Origin (see :mod:`caviar.panda.security`), 413 for a body over 16 KiB. A stray upgrade request
+is answered quietly: uvicorn's WebSocket support is off, and its warnings about one are dropped
+(:class:`_QuietUpgrades`), so nothing is printed into the trainer's terminal.
 """
 
 from __future__ import annotations
@@ -179,7 +182,10 @@ def serve(
     sock.bind(address)
     port = sock.getsockname()[1]
     app = create_app(controller, token=token, host=host, port=port)
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=3)
+    config = uvicorn.Config(
+        app, log_level="warning", lifespan="off", ws="none", timeout_graceful_shutdown=3
+    )
+    _QuietUpgrades.install()  # after the Config: it sets up uvicorn's loggers
     server = uvicorn.Server(config)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="caviar-panda-server", daemon=True
@@ -234,6 +240,25 @@ async def _error(request: Request, error: Exception) -> Response:
         return JSONResponse({"reason": f"panda: a request body is at most {MAX_BODY} bytes"}, 413)
     log.exception("panda: %s %s failed", request.method, request.url.path)
     return JSONResponse({"reason": f"panda: {type(error).__name__}: {error}"}, 500)
+
+
+class _QuietUpgrades(logging.Filter):
+    """Drops uvicorn's warnings about an upgrade request (a WebSocket attempt, a scanner): the
+    guard answers it 400 (:mod:`caviar.panda.security`), and the trainer's terminal stays its
+    own. uvicorn warns about every one, with or without a WebSocket library installed."""
+
+    #: the start of each warning dropped (uvicorn 0.30 to 0.55: protocols/http/*_impl.py)
+    DROPPED = ("Unsupported upgrade request", "No supported WebSocket library detected")
+    LOGGER = "uvicorn.error"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.DROPPED)
+
+    @classmethod
+    def install(cls) -> None:
+        logger = logging.getLogger(cls.LOGGER)
+        if not any(isinstance(f, cls) for f in logger.filters):
+            logger.addFilter(cls())
 
 
 class _Files:

@@ -12,15 +12,18 @@ The trainer's loop, at every epoch boundary:
    go back to 1.
 
 Controls (the page, ``caviar panda set``) only record commands (:mod:`caviar.panda.controller`),
-so any process may give them; the trainer picks them up at the next boundary.
+so any process may give them; the trainer picks them up at the next boundary. Only one trainer
+trains a run: :meth:`PandaRun.train` holds the run's lock in the study file
+(:mod:`caviar.panda.lock`) and stops if another trainer takes it over.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from caviar.core.errors import InvalidValue
@@ -28,11 +31,13 @@ from caviar.core.records import EpochRecord
 from caviar.nn import MemberSpec, MemberState
 from caviar.panda.controller import PandaController
 from caviar.panda.epochs import EpochEngine, spec_from_config
+from caviar.panda.lock import RunLock
 from caviar.panda.replay import replay, stored_curve
 from caviar.panda.tree import PandaTree
 from caviar.search.config import StudyConfig, config_from_mapping
 from caviar.search.kept import kept_state, read_state
 from caviar.storage.tree_rows import StoredEpoch
+from caviar.storage.tree_sqlite import SQLiteTreeStore
 from caviar.study import Study
 
 #: the disk budget of a run's snapshots, by default
@@ -55,6 +60,8 @@ class PandaRun:
         self.status = row.status
         self.branch = row.branch
         self.spec, self.state = self._position(row.branch)
+        #: this process's hold on the run while it trains (see :meth:`hold`)
+        self.lock: RunLock | None = None
 
     # -- creating and reopening --------------------------------------------------------------
     @classmethod
@@ -151,6 +158,26 @@ class PandaRun:
             config, state=state, seed=seed, source=source, snapshot_budget_mb=snapshot_budget_mb
         )
 
+    def hold(self) -> RunLock | None:
+        """Hold the run for this trainer (:mod:`caviar.panda.lock`), or raise
+        :class:`~caviar.panda.lock.RunHeld` naming the trainer that holds it. None for a tree
+        that is not a study file (it lives in this process only). :meth:`train` holds the run
+        itself; hold it first to refuse before serving a page, and release it after."""
+        if self.lock is None and isinstance(self.tree.store, SQLiteTreeStore):
+            self.lock = RunLock(self.tree.store.path, self.name).take()
+        return self.lock
+
+    def release(self) -> None:
+        """Free the run for another trainer."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
+    @property
+    def taken_over(self) -> bool:
+        """Whether another trainer took this run over while this one held it."""
+        return self.lock is not None and self.lock.lost.is_set()
+
     def controller(self) -> PandaController:
         """The controls of this run, waking this run's trainer when they record a command."""
         return PandaController(self.tree, self.name, changed=self.changed)
@@ -241,16 +268,31 @@ class PandaRun:
         """Train until a ``stop`` command (or ``until()`` says so, or the run is finished with
         ``exit_when_finished``); while paused or finished, wait for commands. A stopped run
         given to this method resumes (recorded as a ``resume`` command). Run it in a thread
-        beside a server, or on its own."""
-        if self.tree.run(self.name).status == "stopped":
-            self.controller().resume()
-        while until is None or not until():
-            record = self.step()
-            if self.status == "stopped" or (exit_when_finished and self.status == "finished"):
-                return
-            if record is None:
-                with self.changed:
-                    self.changed.wait(poll)
+        beside a server, or on its own. It holds the run while it trains (:meth:`hold`; a
+        :class:`~caviar.panda.lock.RunHeld` if another trainer does), and returns if another
+        trainer takes it over (:attr:`taken_over`)."""
+        with self._held():
+            if self.tree.run(self.name).status == "stopped":
+                self.controller().resume()
+            while (until is None or not until()) and not self.taken_over:
+                record = self.step()
+                if self.status == "stopped" or (exit_when_finished and self.status == "finished"):
+                    return
+                if record is None:
+                    with self.changed:
+                        self.changed.wait(poll)
+
+    @contextlib.contextmanager
+    def _held(self) -> Iterator[None]:
+        """The run held while the block runs; released after unless it was held before."""
+        if self.lock is not None:
+            yield
+            return
+        self.hold()
+        try:
+            yield
+        finally:
+            self.release()
 
     def replay(self, branch: int) -> list[EpochRecord]:
         """Branch ``branch`` trained again from the root with its commands: its curve along

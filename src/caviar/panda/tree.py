@@ -5,18 +5,23 @@ A store keeps a snapshot as bytes it never looks inside; here they are made and 
 ``torch.save`` of tensors and plain values, read with ``weights_only=True``, so nothing else is
 ever unpickled. Everything else is the store's, unchanged: runs, branches, commands, curves,
 versions, retention under the run's disk budget (:mod:`caviar.storage.tree_retention`).
+
+Only reading a snapshot back needs torch, so the controls (``caviar panda set``), which never do,
+open a tree without it.
 """
 
 from __future__ import annotations
 
 import os
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from caviar.nn.state import MemberState
 from caviar.storage.tree_base import AppliedCommand, NewCommand, TreeStore
 from caviar.storage.tree_rows import Branch, Command, RunRow, Snapshot, StoredEpoch
 from caviar.storage.tree_sqlite import SQLiteTreeStore
+
+if TYPE_CHECKING:
+    from caviar.nn.state import MemberState
 
 
 def snapshot_of(state: MemberState) -> Snapshot:
@@ -71,6 +76,8 @@ class PandaTree:
 
     def snapshot(self, run_id: int, branch: int, epoch: int) -> MemberState:
         """The state stored on ``branch`` after ``epoch`` (an InvalidValue if there is none)."""
+        from caviar.nn.state import MemberState  # deferred: torch, which the controls never need
+
         return MemberState.from_bytes(self.store.snapshot(run_id, branch, epoch))
 
     # -- the rest is the store's -------------------------------------------------------------
