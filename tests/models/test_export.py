@@ -161,6 +161,9 @@ def test_the_model_keeps_what_it_is(states32, programs) -> None:
         "n_inputs": 5,
         "n_classes": 3,
         "dtype": "float32",
+        # a state trained here, outside a study: no preprocessing was recorded, and it says so
+        "inputs": "[B, 5] as in training; the preprocessing was not recorded",
+        "preprocessing": None,
     }
 
 

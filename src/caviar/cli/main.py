@@ -21,6 +21,7 @@ import argparse
 import contextlib
 import importlib
 import os
+import re
 import signal
 import sqlite3
 import sys
@@ -32,6 +33,7 @@ from caviar.cli import experiment, export, panda, report, show, studies, test, t
 from caviar.cli.output import os_reason
 from caviar.core import interrupts
 from caviar.core.errors import InvalidValue, RunStopped
+from caviar.core.suggest import did_you_mean
 
 #: the command modules, in the order ``caviar --help`` lists them
 COMMANDS = (tune, show, report, test, export, panda, experiment, studies)
@@ -52,8 +54,38 @@ class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors, like every other error of the command."""
 
     def error(self, message: str) -> NoReturn:
-        print(f"caviar: error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        hint = self._suggestion(message)
+        print(f"caviar: error: {message}{hint} (see `{self.prog} --help`)", file=sys.stderr)
         raise SystemExit(2)
+
+    def _suggestion(self, message: str) -> str:
+        """A mistyped flag (``--trails``) or command (``tunee``): the nearest that exists."""
+        unrecognized = re.match(r"unrecognized arguments: (-\S+)", message)
+        if unrecognized:
+            return did_you_mean(unrecognized[1].split("=")[0], self._options())
+        choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)$", message)
+        if choice:
+            return did_you_mean(choice[1], re.findall(r"'([^']*)'", choice[2]))
+        return ""
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: Any = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        self._given = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
+
+    def _options(self) -> list[str]:
+        """The option strings of this parser and of the command given (``tune``'s for
+        ``caviar tune --trails``; every command's when none was)."""
+        out: list[str] = []
+        given = getattr(self, "_given", [])
+        for action in self._actions:
+            out += action.option_strings
+            if isinstance(action, argparse._SubParsersAction):
+                named = [action.choices[w] for w in given if w in action.choices][:1]
+                for command in named or action.choices.values():
+                    out += command._options() if isinstance(command, _Parser) else []
+        return out
 
 
 @contextlib.contextmanager

@@ -198,7 +198,11 @@ def add_parser(sub: Any) -> None:
     t.add_argument("config", nargs="?", help="TOML/YAML study config (default: the demo)")
     t.add_argument("--name", help="study name")
     add_storage_flag(t)
-    t.add_argument("--seed", type=int)
+    t.add_argument(
+        "--seed",
+        type=int,
+        help="the study's seed (study.seed): the proposals, each trial's data order and weights",
+    )
     t.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     t.add_argument("--dataset", help="mnist, fashion-mnist, digits, or a .npz/.csv file")
     t.add_argument("--data-dir", help="folder with the IDX .gz files (no download)")

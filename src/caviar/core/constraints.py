@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from caviar.core.errors import InvalidValue, got
+from caviar.core.suggest import did_you_mean
 
 #: the kinds of a :class:`Scalar`
 KINDS = ("integer", "number", "boolean", "text", "choice")
@@ -117,6 +118,13 @@ class Scalar(Constraint):
         left = "(" if self.low_open or self.low is None else "["
         right = ")" if self.high_open or self.high is None else "]"
         return f"{noun} in {left}{_bound(self.low, '-inf')}, {_bound(self.high, 'inf')}{right}"
+
+    def refusal(self, value: Any, owner: str) -> InvalidValue:
+        """As :meth:`Constraint.refusal`; a mistyped choice also names the nearest one."""
+        refused = super().refusal(value, owner)
+        if self.kind != "choice":
+            return refused
+        return InvalidValue(owner, refused.reason + did_you_mean(value, self.choices or ()))
 
     def allows(self, value: Any) -> bool:
         """Whether ``value`` meets the rule (bools are not numbers; NaN and inf never are)."""
@@ -234,7 +242,9 @@ class Record(Constraint):
         if unknown:
             name = owner.rsplit(".", 1)[-1]
             raise InvalidValue(
-                f"{owner}.{unknown[0]}", f"unknown key; {name} takes {sorted(self.keys)}"
+                f"{owner}.{unknown[0]}",
+                f"unknown key; {name} takes {sorted(self.keys)}"
+                + did_you_mean(unknown[0], self.keys),
             )
         return {
             key: rule.check(value[key], f"{owner}.{key}") if key in value else self.defaults[key]

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from caviar.core.errors import InvalidValue, got
+from caviar.data.preprocessing import Preprocessing, as_given
 
 
 @dataclass(frozen=True, eq=False)
@@ -30,6 +31,8 @@ class Dataset:
     source: str
     class_names: tuple[str, ...] = field(default=())
     input_shape: tuple[int, ...] = field(default=())
+    #: what was done to the raw examples (default: nothing, the values as given)
+    preprocessing: Preprocessing | None = field(default=None)
 
     def __post_init__(self) -> None:
         owner = f"Dataset {self.name!r}"
@@ -70,6 +73,13 @@ class Dataset:
         object.__setattr__(self, "n_classes", int(self.n_classes))
         object.__setattr__(self, "class_names", tuple(str(s) for s in names))
         object.__setattr__(self, "input_shape", tuple(int(s) for s in shape))
+        if self.preprocessing is None:
+            object.__setattr__(self, "preprocessing", as_given(n_features))
+        elif self.preprocessing.n_features != n_features:
+            raise InvalidValue(
+                owner,
+                f"preprocessing must give {n_features} features, got {self.preprocessing}",
+            )
 
     @property
     def n_features(self) -> int:

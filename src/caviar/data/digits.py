@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from caviar.data.dataset import Dataset
+from caviar.data.preprocessing import pixels
 from caviar.data.splits import split_validation
 
 TEST_FRACTION = 0.2
@@ -36,4 +37,5 @@ def load_digits() -> Dataset:
             f"(split {cut.hash[:12]})"
         ),
         input_shape=(8, 8),
+        preprocessing=pixels((8, 8), 16.0),
     )

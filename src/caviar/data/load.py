@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from caviar.core.errors import InvalidValue, got
+from caviar.core.suggest import did_you_mean
 from caviar.data.dataset import Dataset
 from caviar.data.digits import load_digits
 from caviar.data.download import DownloadError
@@ -95,5 +96,5 @@ def _load(
     raise InvalidValue(
         f"{key_prefix}dataset" if key_prefix else "load_dataset.name_or_path",
         f"must be one of {', '.join(NAMES)} or a file ending in {' or '.join(SUFFIXES)}, "
-        f"{got(text)}",
+        f"{got(text)}" + did_you_mean(text, NAMES),
     )

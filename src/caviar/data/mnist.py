@@ -15,6 +15,7 @@ from caviar.core.errors import InvalidValue, got
 from caviar.data.dataset import Dataset
 from caviar.data.download import cache_root, cache_source, check_md5, ensure_file
 from caviar.data.idx import read_idx
+from caviar.data.preprocessing import pixels
 
 TRAIN_IMAGES = "train-images-idx3-ubyte.gz"
 TRAIN_LABELS = "train-labels-idx1-ubyte.gz"
@@ -126,6 +127,7 @@ def load_idx_dataset(
         source=f"{name} IDX files from {where}; pixels / 255",
         class_names=CLASS_NAMES[name],
         input_shape=tuple(x_train.shape[1:]),
+        preprocessing=pixels(tuple(x_train.shape[1:]), 255.0),
     )
 
 

@@ -74,6 +74,8 @@ class CaviarEnsemble(nn.Module):
         self.members = nn.ModuleList(CaviarModel(s, dtype=dtype) for s in states)
         self.trials = [int(t) for t in trials]
         self.n_inputs, self.n_classes = shapes[0]
+        #: the members' preprocessing (one study's members share it)
+        self.preprocessing = cast(CaviarModel, self.members[0]).preprocessing
         self.eval()
 
     def forward(self, x: Tensor) -> Tensor:
@@ -86,19 +88,23 @@ class CaviarEnsemble(nn.Module):
         """The first member's first weight: where and in which dtype the ensemble computes."""
         return cast(CaviarModel, self.members[0]).get_parameter("W0")
 
-    def _inputs(self, x: np.ndarray | Tensor) -> Tensor:
-        return as_inputs("CaviarEnsemble", x, self.n_inputs, self._weight())
+    def _inputs(self, x: np.ndarray | Tensor, raw: bool) -> Tensor:
+        return as_inputs(
+            "CaviarEnsemble", x, self.n_inputs, self._weight(), self.preprocessing, raw
+        )
 
     @torch.no_grad()
-    def predict_proba(self, x: np.ndarray | Tensor) -> Tensor:
-        """The members' mean class probabilities [B, C] of a numpy array or tensor."""
-        log_p: Tensor = self(self._inputs(x))
+    def predict_proba(self, x: np.ndarray | Tensor, *, raw: bool = False) -> Tensor:
+        """The members' mean class probabilities [B, C] of a numpy array or tensor (raw
+        examples with ``raw=True``, as :meth:`CaviarModel.predict`)."""
+        log_p: Tensor = self(self._inputs(x, raw))
         return log_p.exp()
 
     @torch.no_grad()
-    def predict(self, x: np.ndarray | Tensor) -> Tensor:
-        """The most likely class [B] (int64) under the mean probabilities."""
-        log_p: Tensor = self(self._inputs(x))
+    def predict(self, x: np.ndarray | Tensor, *, raw: bool = False) -> Tensor:
+        """The most likely class [B] (int64) under the mean probabilities (raw examples with
+        ``raw=True``, as :meth:`CaviarModel.predict`)."""
+        log_p: Tensor = self(self._inputs(x, raw))
         return log_p.argmax(dim=1)
 
     def describe(self) -> dict[str, Any]:
@@ -112,6 +118,8 @@ class CaviarEnsemble(nn.Module):
             "n_inputs": self.n_inputs,
             "n_classes": self.n_classes,
             "dtype": members[0]["dtype"],
+            "inputs": members[0]["inputs"],
+            "preprocessing": members[0]["preprocessing"],
         }
 
 
@@ -164,7 +172,7 @@ def score(
 ) -> tuple[float, float]:
     """Mean cross-entropy (of the mean probabilities) and accuracy of the ensemble on
     ``(x, y)``, in batches, on the model's device."""
-    xs = model._inputs(x)
+    xs = model._inputs(x, raw=False)
     w = model._weight()
     ys = torch.as_tensor(np.asarray(y) if not isinstance(y, Tensor) else y).to(w.device)
     total_loss, correct = 0.0, 0

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from caviar.core.errors import InvalidValue
+from caviar.data.preprocessing import Preprocessing
 from caviar.nn import functional as F
 from caviar.nn.state import MemberState
 
@@ -41,6 +42,9 @@ class CaviarModel(nn.Module):
         self.spec: dict[str, Any] = state.spec.to_dict()
         self.n_inputs = state.n_inputs
         self.n_classes = state.n_classes
+        #: what was done to raw examples before training (None: not recorded, a model kept by
+        #: caviar before 0.x recorded it, or a state from elsewhere)
+        self.preprocessing = Preprocessing.from_dict(state.preprocessing)
         for name, tensor in state.params.items():
             self.register_parameter(name, nn.Parameter(tensor.detach().to("cpu", dtype).clone()))
         for layer in range(n_stats):
@@ -69,18 +73,27 @@ class CaviarModel(nn.Module):
         last = spec["n_layers"]
         return torch.addmm(p(f"b{last}"), h, p(f"W{last}"))  # [B, C]
 
-    def _inputs(self, x: np.ndarray | Tensor) -> Tensor:
-        return as_inputs("CaviarModel", x, self.n_inputs, self.get_parameter("W0"))
+    def _inputs(self, x: np.ndarray | Tensor, raw: bool) -> Tensor:
+        weight = self.get_parameter("W0")
+        return as_inputs("CaviarModel", x, self.n_inputs, weight, self.preprocessing, raw)
 
     @torch.no_grad()
-    def predict_proba(self, x: np.ndarray | Tensor) -> Tensor:
-        """Class probabilities [B, C] (softmax of the logits) of a numpy array or tensor."""
-        return torch.softmax(self(self._inputs(x)), dim=1)
+    def predict_proba(self, x: np.ndarray | Tensor, *, raw: bool = False) -> Tensor:
+        """Class probabilities [B, C] (softmax of the logits) of a numpy array or tensor:
+        inputs as the model was trained on them, or raw examples with ``raw=True`` (see
+        :meth:`predict`)."""
+        return torch.softmax(self(self._inputs(x, raw)), dim=1)
 
     @torch.no_grad()
-    def predict(self, x: np.ndarray | Tensor) -> Tensor:
-        """The most likely class [B] (int64) of each row of a numpy array or tensor."""
-        logits: Tensor = self(self._inputs(x))
+    def predict(self, x: np.ndarray | Tensor, *, raw: bool = False) -> Tensor:
+        """The most likely class [B] (int64) of each row of a numpy array or tensor.
+
+        ``x`` is as the model was trained on it ([B, D], MNIST's pixels / 255 as caviar loads
+        them); with ``raw=True`` it is raw examples (``[B, 28, 28]`` or ``[B, 784]`` bytes),
+        and the model applies its recorded preprocessing first. Inputs beyond the range the
+        model was trained on (raw pixels given without ``raw=True``) are refused, naming the
+        preprocessing: a model fed them would answer, wrongly."""
+        logits: Tensor = self(self._inputs(x, raw))
         return logits.argmax(dim=1)
 
     def describe(self) -> dict[str, Any]:
@@ -90,13 +103,55 @@ class CaviarModel(nn.Module):
             "n_inputs": self.n_inputs,
             "n_classes": self.n_classes,
             "dtype": str(self.get_parameter("W0").dtype).removeprefix("torch."),
+            "inputs": input_words(self.n_inputs, self.preprocessing),
+            "preprocessing": None if self.preprocessing is None else self.preprocessing.to_dict(),
         }
 
 
-def as_inputs(owner: str, x: np.ndarray | Tensor, n_inputs: int, like: Tensor) -> Tensor:
-    """``x`` as a [batch, n_inputs] tensor on the device and in the dtype of ``like``, or an
-    error naming ``owner``."""
+def input_words(n_inputs: int, preprocessing: Preprocessing | None) -> str:
+    """What a model's forward (and an exported program) takes, in words."""
+    if preprocessing is None:
+        return f"[B, {n_inputs}] as in training; the preprocessing was not recorded"
+    return (
+        f"[B, {n_inputs}] after the preprocessing ({preprocessing.words()}); "
+        "predict(x, raw=True) applies it to raw examples, an exported program does not"
+    )
+
+
+def as_inputs(
+    owner: str,
+    x: np.ndarray | Tensor,
+    n_inputs: int,
+    like: Tensor,
+    preprocessing: Preprocessing | None = None,
+    raw: bool = False,
+) -> Tensor:
+    """``x`` as a [batch, n_inputs] tensor on the device and in the dtype of ``like``: raw
+    examples preprocessed (``raw``), or inputs checked against the range the model was trained
+    on; or an error naming ``owner``."""
     t = torch.as_tensor(x if isinstance(x, Tensor) else np.asarray(x))
+    if raw:
+        if preprocessing is None:
+            raise InvalidValue(
+                owner,
+                "raw=True needs the preprocessing the model was trained with, and this model "
+                "did not record it (kept by an older caviar): give inputs as it was trained on",
+            )
+        t = preprocessing.apply(t, owner)
     if t.ndim != 2 or t.shape[1] != n_inputs:
-        raise InvalidValue(owner, f"inputs must be [batch, {n_inputs}], got {list(t.shape)}")
+        hint = ""
+        if preprocessing is not None and list(t.shape[1:]) == list(preprocessing.input_shape):
+            hint = f"; raw examples of shape {list(preprocessing.input_shape)} need raw=True"
+        raise InvalidValue(owner, f"inputs must be [batch, {n_inputs}], got {list(t.shape)}{hint}")
+    span = None if raw or preprocessing is None else preprocessing.trained_range
+    if preprocessing is not None and span is not None and t.numel():
+        low, high = float(t.min()), float(t.max())
+        slack = 1e-6 * max(1.0, abs(span[1]))
+        if low < span[0] - slack or high > span[1] + slack:
+            raise InvalidValue(
+                owner,
+                f"inputs reach [{low:g}, {high:g}], beyond [{span[0]:g}, {span[1]:g}], the range "
+                f"the model was trained on ({preprocessing.words()}); pass raw=True to apply "
+                "that preprocessing, or apply it yourself",
+            )
     return t.to(like.device, like.dtype)

@@ -15,6 +15,7 @@ from typing import Any
 from caviar.core.constraints import BOOLEAN, Constraint, integer, number, one_of
 from caviar.core.errors import InvalidValue
 from caviar.core.seeding import check_seed
+from caviar.core.suggest import did_you_mean
 
 
 @dataclass(frozen=True)
@@ -182,7 +183,8 @@ class MemberSpec:
             raise InvalidValue(
                 owner,
                 f"unknown hyperparameter {unknown[0]!r}; "
-                f"the engine knows {sorted(HYPERPARAMETERS)}",
+                f"the engine knows {sorted(HYPERPARAMETERS)}"
+                + did_you_mean(unknown[0], HYPERPARAMETERS),
             )
         try:
             return cls(seed=seed, **dict(params))

@@ -54,6 +54,9 @@ class MemberState:
     # what the position refers to (None in states saved before they were recorded)
     data_seed: int | None = None  # the seed of the data order
     n_train: int | None = None  # training examples: the order is a permutation of them
+    # what was done to raw examples before training (caviar.data.preprocessing's dict form),
+    # recorded in kept models; None in states saved before it was, and during training
+    preprocessing: dict[str, Any] | None = None
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
         """The shape of every parameter the spec implies, by name."""
@@ -173,6 +176,7 @@ class MemberState:
             "diverged": self.diverged,
             "data_seed": self.data_seed,
             "n_train": self.n_train,
+            "preprocessing": self.preprocessing,
         }
 
     def save(self, path: str | os.PathLike[str]) -> None:

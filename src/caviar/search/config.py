@@ -21,6 +21,7 @@ from typing import Any
 
 from caviar.core.constraints import STUDY_NAME
 from caviar.core.errors import InvalidValue, got
+from caviar.core.suggest import did_you_mean
 from caviar.core.threads import check_threads
 from caviar.distributed.cluster import SpreadPlan
 from caviar.nn.spec import CROSS_RULES, HYPERPARAMETERS, READ_ONLY_WITH, MemberSpec
@@ -61,7 +62,9 @@ def space_from_config(table: Any) -> SearchSpace:
     unknown = sorted(map(str, set(table) - set(HYPERPARAMETERS)))
     if unknown:
         raise InvalidValue(
-            f"space.{unknown[0]}", f"unknown hyperparameter; known: {sorted(HYPERPARAMETERS)}"
+            f"space.{unknown[0]}",
+            f"unknown hyperparameter; known: {sorted(HYPERPARAMETERS)}"
+            + did_you_mean(unknown[0], HYPERPARAMETERS),
         )
     given = SearchSpace(table, owner="space")
     merged = {name: hp.default for name, hp in HYPERPARAMETERS.items()}
@@ -216,7 +219,9 @@ def config_from_mapping(
     known = ["study", "data", "space", "search"]
     unknown = sorted(set(map(str, raw)) - set(known))
     if unknown:
-        raise InvalidValue(unknown[0], f"unknown section; a config has {known}")
+        raise InvalidValue(
+            unknown[0], f"unknown section; a config has {known}" + did_you_mean(unknown[0], known)
+        )
     study, data, search = (read_section(raw, name) for name in ("study", "data", "search"))
     if study.name is None:
         study = replace(study, name=STUDY_NAME.check(default_name, "study.name"))

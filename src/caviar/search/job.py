@@ -68,6 +68,13 @@ class PreparedData:
             digest.update(np.ascontiguousarray(array).tobytes())
         return digest.hexdigest()
 
+    def preprocessing(self) -> dict[str, Any]:
+        """What was done to the raw examples (:mod:`caviar.data.preprocessing`), as kept
+        models record it."""
+        done = self.dataset.preprocessing
+        assert done is not None  # a Dataset always has one once built
+        return done.to_dict()
+
     def record(self) -> dict[str, Any]:
         """What the study keeps about its data, so a later run can check it is the same."""
         return {
@@ -287,6 +294,7 @@ def _search(
             started=started,
             governor=governor,
             spread=spread,
+            preprocessing=data.preprocessing(),
         )
         try:
             loop.run()

@@ -33,6 +33,7 @@ import contextlib
 import math
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -85,8 +86,12 @@ def objective(curve: list[EpochRecord], mode: str) -> float | None:
 class ModelKeeper:
     """Keeps the final states of a study's best ``k`` complete trials on disk."""
 
-    def __init__(self, study: Study, storage: str, k: int) -> None:
+    def __init__(
+        self, study: Study, storage: str, k: int, preprocessing: dict[str, Any] | None = None
+    ) -> None:
         self.study, self.storage, self.k = study, storage, k
+        #: what was done to the raw examples, saved with each model so it can say and redo it
+        self.preprocessing = preprocessing
 
     def offer(self, number: int, state: MemberState) -> None:
         """Keep trial ``number``'s state if it is among the best ``k``; drop any that fell out."""
@@ -97,7 +102,7 @@ class ModelKeeper:
             return
         path = kept_state_path(self.storage, self.study.name, number)
         path.parent.mkdir(parents=True, exist_ok=True)
-        state.save(path)
+        replace(state, preprocessing=self.preprocessing).save(path)
         kept = [n for n in self.study.attrs.get("kept_models", []) if n != number]
         for n in kept:
             if n not in best:
@@ -120,6 +125,7 @@ class SearchLoop:
         started: float | None = None,
         governor: ThreadGovernor | None = None,
         spread: Spread | None = None,
+        preprocessing: dict[str, Any] | None = None,
     ) -> None:
         self.study, self.config, self.progress = study, config, progress
         self.clock = clock
@@ -165,7 +171,9 @@ class SearchLoop:
                 compiled=wants_compile(config.study.compile, self.device),
                 graphs=graph_factory(config.study.cuda_graphs, self.device),
             )
-        self.keeper = ModelKeeper(study, config.study.storage, config.search.keep_models)
+        self.keeper = ModelKeeper(
+            study, config.study.storage, config.search.keep_models, preprocessing
+        )
         self.running: dict[int, Trial] = {}
         self.specs: dict[int, MemberSpec] = {}
         self.curves: dict[int, list[EpochRecord]] = {}

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from caviar.core.errors import InvalidValue, got
+from caviar.core.suggest import did_you_mean
 
 Scalar = str | int | float | bool | None
 
@@ -418,7 +419,9 @@ def dimension_from_config(spec: Any) -> Dimension:
     _reject_unknown(spec, {"scale", "low", "high"})
     scale = spec["scale"]
     if not isinstance(scale, str) or scale not in SCALES:
-        raise InvalidValue("", f"scale must be one of {sorted(SCALES)}, {got(scale)}")
+        raise InvalidValue(
+            "", f"scale must be one of {sorted(SCALES)}, {got(scale)}" + did_you_mean(scale, SCALES)
+        )
     for bound in ("low", "high"):
         if bound not in spec:
             raise InvalidValue("", f"scale {scale!r} needs '{bound}'")
@@ -428,4 +431,8 @@ def dimension_from_config(spec: Any) -> Dimension:
 def _reject_unknown(spec: dict[str, Any], allowed: set[str]) -> None:
     unknown = sorted(map(str, set(spec) - allowed))
     if unknown:
-        raise InvalidValue("", f"unknown key {unknown[0]!r}; allowed here: {sorted(allowed)}")
+        raise InvalidValue(
+            "",
+            f"unknown key {unknown[0]!r}; allowed here: {sorted(allowed)}"
+            + did_you_mean(unknown[0], allowed),
+        )
