@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from _fake_holder import fake_holder
-from conftest import MakeConfig
 
 import caviar
 from caviar.cli.main import main
@@ -20,6 +19,7 @@ from caviar.cli.panda import _check_host
 from caviar.panda.trainer import PandaRun
 from caviar.panda.tree import PandaTree
 from caviar.storage import SQLiteStorage, StorageError
+from conftest import MakeConfig
 
 CONFIG = """\
 [study]
@@ -272,9 +272,9 @@ for argv in (["set", "lr=3e-3"], ["rollback", "0"], ["pause"], ["resume"], ["lis
         assert main(["panda", *argv, "--storage", db]) == 0, argv
     except SystemExit as e:  # --help
         assert e.code == 0
-heavy = sorted(m for m in ("torch", "caviar.nn", "caviar.panda.trainer", "uvicorn", "starlette")
+heavy = sorted(m for m in ("torch", "caviar.nn.pool", "caviar.panda.trainer", "uvicorn", "starlette")
                if m in sys.modules)
-import caviar.nn  # after the controls: the rules they loaded are the engine's own
+import caviar.nn  # the package loads its names on first use: the rules are the engine's own
 same = caviar.nn.MemberSpec is sys.modules["caviar.nn.spec"].MemberSpec
 print("heavy:", heavy, "same:", same)
 """

@@ -6,7 +6,7 @@ any other (``caviar panda set``), and :meth:`PandaController.state` shows the wh
 a restart. ``wait`` wakes at once for changes made in this process and notices others' changes
 within ``poll`` seconds (every write bumps the run's version in the store).
 
-It imports no torch (the rules come through :mod:`caviar.panda.rules`), so ``caviar panda set``
+It imports no torch (:mod:`caviar.nn.spec` needs none), so ``caviar panda set``
 starts in a fraction of a second.
 """
 
@@ -15,19 +15,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from caviar.core.constraints import one_of
 from caviar.core.errors import InvalidValue, got
+from caviar.nn.spec import HYPERPARAMETERS, MID_RUN, MemberSpec  # no torch: see caviar.nn
 from caviar.panda.control_api import DEFAULT_ROLLBACK_MODE, ROLLBACK_EPOCH, ROLLBACK_MODE
-from caviar.panda.rules import spec_names
 from caviar.panda.tree import PandaTree
 from caviar.storage.tree_rows import Branch, Command
-
-if TYPE_CHECKING:
-    from caviar.nn.spec import HYPERPARAMETERS, MID_RUN, MemberSpec
-else:  # the same names, without torch
-    HYPERPARAMETERS, MID_RUN, MemberSpec = spec_names("HYPERPARAMETERS", "MID_RUN", "MemberSpec")
 
 
 class PandaController:
