@@ -63,6 +63,7 @@ def _jitter(values: Sequence[Any], categorical: bool, numbers: Sequence[int]) ->
 
 
 STYLE = {  # marker, size, colour (None: the round's), alpha, z-order
+    "pruned": ("o", 12, "silver", 0.8, 1),
     "round": ("o", 16, None, 0.8, 2),
     "off_range": ("v", 18, None, 0.6, 2),
     "diverged": ("x", 22, "tab:red", 0.9, 3),
@@ -73,7 +74,7 @@ STYLE = {  # marker, size, colour (None: the round's), alpha, z-order
 def _scatter_legend(fig: Figure, panel: ScatterPanel) -> None:
     """One legend under the panels: the rounds' colours, then the edge row, diverged, best."""
     handles, seen = [], set()
-    order = ("round", "off_range", "diverged", "best")
+    order = ("round", "off_range", "pruned", "diverged", "best")
     for g in sorted(panel.groups, key=lambda g: order.index(g.kind)):
         marker, _, colour, _, _ = STYLE[g.kind]
         if g.kind == "off_range":
