@@ -159,23 +159,28 @@ def _best_so_far(trials: Sequence[FrozenTrial], study: Study) -> dict[str, Any] 
 
 def _scatter(study: Study, trials: Sequence[FrozenTrial]) -> dict[str, Any] | None:
     panels = scatter_panels(study.space, trials, study.direction)
-    kinds = {g.kind for p in panels[:1] for g in p.groups}
-    rounds = any(g.round is not None for p in panels[:1] for g in p.groups)
     found = scatter_data(panels)
     if found is None:
         return None
+    kinds = {g.kind for g in panels[0].groups}
     cut = panels[0].zoom.cut
     parts = [
         "Each on its own scale over its searched range: learning rates on log10, betas on "
-        "log(1 - beta), choices as categories. The value axis shows the better half of the "
-        f"trials; those worse than {cut:.3g} sit on its edge row (triangles)",
-        ", diverged ones too (red crosses)" if "diverged" in kinds else "",
-        ". Pruned trials (hollow) sit at their score at the rung that stopped them"
+        "log(1 - beta), choices as categories.",
+        f" The value axis shows the better half of the complete trials; those worse than "
+        f"{cut:.3g} sit on its edge row (triangles)."
+        if "best" in kinds
+        else "",
+        " Diverged trials sit on the edge row (red crosses)." if "diverged" in kinds else "",
+        " Pruned trials (hollow) sit at their score at the rung that stopped them."
         if "pruned" in kinds
         else "",
-        ". Colours are coarse-to-fine rounds" if rounds else "",
-        "; the star is the best trial. Hover a point for its trial and values, click it to add "
-        "its learning curves; drag to zoom, double-click to zoom out.",
+        " Colours are coarse-to-fine rounds."
+        if any(g.round is not None for g in panels[0].groups)
+        else "",
+        " The star is the best trial." if "best" in kinds else "",
+        " Hover a point for its trial and values, click it to add its learning curves; drag to "
+        "zoom, double-click to zoom out.",
     ]
     return _figure(found, f"{SCORE.capitalize()} against each hyperparameter", "".join(parts))
 
