@@ -15,18 +15,16 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from caviar.core.records import Direction, FrozenTrial, TrialState
 from caviar.report.curves import BestSoFar
 from caviar.report.data import rung_value
-from caviar.report.scales import TRANSFORMS, beta_ticks, log_ticks, value_ticks
+from caviar.report.scales import SCALE_NAMES, TRANSFORMS, beta_ticks, log_ticks, value_ticks
 from caviar.report.scatter import PointGroup, ScatterPanel
 from caviar.space import Dimension, SearchSpace
 
-#: how an axis title names its scale
-SCALE_NAMES = {"log": " (log scale)", "one_minus_log": " (log scale of 1 - beta)"}
 #: significant digits kept of a learning curve's points (the page draws them, nothing more)
 CURVE_DIGITS = 6
 
@@ -107,8 +105,9 @@ def best_so_far_data(progress: BestSoFar) -> dict[str, Any]:
     }
 
 
-def _forward(axis: str) -> Any:
-    return TRANSFORMS["one_minus_log"][0] if axis == "one_minus_log" else (lambda v: v)
+def _forward(axis: str) -> Callable[[float], float]:
+    """Where a value sits on a linear axis: -log10(1 - beta) for a beta, else the value."""
+    return TRANSFORMS["one_minus_log"][0] if axis == "one_minus_log" else TRANSFORMS["linear"][0]
 
 
 def integer_ticks(low: float, high: float) -> tuple[float, ...]:

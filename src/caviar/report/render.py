@@ -24,11 +24,8 @@ from matplotlib.ticker import MaxNLocator, NullLocator
 from caviar.core.atomic import write_atomically
 from caviar.report.data import RoundBox
 from caviar.report.importance import Importance
-from caviar.report.scales import beta_ticks, padded_range
+from caviar.report.scales import SCALE_NAMES, beta_ticks, padded_range
 from caviar.report.scatter import ScatterPanel
-
-#: how an axis label names its scale
-SCALE_NAMES = {"log": " (log scale)", "one_minus_log": " (log scale of 1 - beta)"}
 
 
 def round_colour(r: int | None) -> str:
