@@ -92,7 +92,14 @@ def test_studies_and_report(
     code, out, _ = run(
         capsys, "report", "cli", "--storage", str(study), "--out", str(tmp_path / "r")
     )
-    assert code == 0 and (tmp_path / "r" / "index.html").exists()
+    assert code == 0 and sorted(p.name for p in (tmp_path / "r").iterdir()) == ["index.html"]
+    code, out, _ = run(
+        capsys, "report", "cli", "--storage", str(study), "--out", str(tmp_path / "p"), "--png"
+    )
+    assert code == 0 and out == f"report: {tmp_path / 'p' / 'index.html'}\n"
+    assert {"best.png", "scatter.png", "curves.png"} <= {p.name for p in (tmp_path / "p").iterdir()}
+    page = (tmp_path / "p" / "index.html").read_text(encoding="utf-8")
+    assert '"alt":"Learning curves' in page  # the page shows them, each with its alt text
 
 
 @pytest.mark.slow

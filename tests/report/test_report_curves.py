@@ -97,3 +97,23 @@ def test_best_so_far_is_undefined_before_the_first_complete_trial() -> None:
     b = best_so_far(trials, Direction.MINIMIZE)  # a loss: lower is better
     assert math.isnan(b.best[0]) and b.best[1:] == (2.0, 2.0, 1.0)
     assert best_so_far([], Direction.MAXIMIZE).numbers == ()
+
+
+def test_best_so_far_fits_every_trial_not_only_the_line() -> None:
+    """A trial at 0.28 fell off a figure whose axis stopped at 0.53: the axis fitted the best
+    so far alone."""
+    trials = [
+        timed(0, TrialState.COMPLETE, 0.9, 0.0, 1.0),
+        timed(1, TrialState.COMPLETE, 0.28, 0.0, 2.0),
+        timed(2, TrialState.COMPLETE, 0.95, 0.0, 3.0),
+    ]
+    b = best_so_far(trials, Direction.MAXIMIZE)
+    assert b.limits is not None and b.limits[0] < 0.28 < 0.95 < b.limits[1]
+
+
+def test_best_so_far_puts_a_pruned_trial_at_its_rung() -> None:
+    pruned = timed(1, TrialState.PRUNED, None, 0.0, 2.0)
+    pruned = FrozenTrial(**{**pruned.__dict__, "attrs": {"rung": 1, "rung_value": 0.1}})
+    b = best_so_far([timed(0, TrialState.COMPLETE, 0.9, 0.0, 1.0), pruned], Direction.MAXIMIZE)
+    assert math.isnan(b.values[1]) and b.pruned[1] == 0.1 and math.isnan(b.pruned[0])
+    assert b.limits is not None and b.limits[0] < 0.1  # the axis fits it too

@@ -199,3 +199,18 @@ def test_rung_table_counts_by_hand() -> None:
         (3, 2, 1, 0.7),
     ]
     assert rung_table([trial(0, 1e-3, 0.99, "relu", 0.8)]) == []  # no halving: no table
+
+
+def test_scatter_panels_mark_pruned_trials_at_their_rung() -> None:
+    trials = [
+        trial(0, 1e-3, 0.99, "relu", 0.8),
+        trial(1, 1e-2, 0.95, "tanh", 0.9),
+        trial(2, 2e-2, 0.99, "relu", None, TrialState.PRUNED, rung=1, rung_value=0.88),
+        trial(3, 3e-2, 0.98, "relu", None, TrialState.PRUNED, rung=1, rung_value=0.1),
+    ]
+    lr = scatter_panels(SPACE, trials, Direction.MAXIMIZE)[0]
+    (pruned,) = (g for g in lr.groups if g.kind == "pruned")
+    # the band is the complete trials' (0.8 and 0.9: cut 0.845): 0.88 inside, 0.1 on the edge
+    assert pruned.numbers == (2, 3) and pruned.y == (0.88, lr.zoom.edge)
+    assert lr.groups[0] is pruned  # drawn first, under the complete trials
+    assert lr.zoom == scatter_panels(SPACE, trials[:2], Direction.MAXIMIZE)[0].zoom

@@ -73,8 +73,9 @@ def curves_figure(curves: Sequence[Curve]) -> Figure:
 
 
 def best_so_far_figure(data: BestSoFar, score: str) -> Figure:
-    """The best score so far (a step line) and each trial's own score (dots), against trials
-    finished and against seconds since the study's first trial started."""
+    """The best score so far (a step line) and each trial's own score (dots; a pruned trial's
+    hollow, at its last rung), against trials finished and against seconds since the study's
+    first trial started. The value axis fits every dot."""
     fig = Figure(figsize=(10.0, 3.6))
     x_axes = (
         (data.finished, "trials finished (in order of finishing)"),
@@ -83,6 +84,8 @@ def best_so_far_figure(data: BestSoFar, score: str) -> Figure:
     for i, (x, label) in enumerate(x_axes):
         ax = fig.add_subplot(1, 2, i + 1)
         ax.plot(x, data.values, "o", ms=3, color="grey", alpha=0.5)
+        if data.pruned:
+            ax.plot(x, data.pruned, "o", ms=3, mfc="none", color="grey", alpha=0.6)
         ax.step(x, data.best, where="post", color="tab:blue", lw=1.8)
         if data.limits is not None:
             ax.set_ylim(*data.limits)
@@ -94,7 +97,8 @@ def best_so_far_figure(data: BestSoFar, score: str) -> Figure:
     handles = [
         Line2D([], [], color="tab:blue", lw=1.8, label="best so far"),
         Line2D([], [], ls="", marker="o", ms=4, color="grey", label="each trial"),
+        Line2D([], [], ls="", marker="o", ms=4, mfc="none", color="grey", label="pruned"),
     ]
-    fig.legend(handles=handles, loc="upper center", ncol=2, frameon=False, fontsize=8)
+    fig.legend(handles=handles, loc="upper center", ncol=3, frameon=False, fontsize=8)
     fig.subplots_adjust(left=0.08, right=0.98, bottom=0.15, top=0.88, wspace=0.25)
     return fig

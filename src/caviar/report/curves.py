@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from caviar.core.records import Direction, FrozenTrial, TrialState
+from caviar.report.data import rung_value
 from caviar.report.scales import epoch_ticks, fit_limits, log_ticks, short_label
 from caviar.space import SearchSpace
 
@@ -74,8 +75,9 @@ class BestSoFar:
 
     ``finished`` counts trials in order of finishing; ``seconds`` is each finish time since
     the study's first trial started; ``values`` is each trial's own value (NaN for one that
-    did not complete), ``best`` the best value of the trials finished so far (NaN before the
-    first complete one).
+    did not complete), ``pruned`` a pruned trial's score at the rung that stopped it (NaN for
+    the others), ``best`` the best value of the trials finished so far (NaN before the first
+    complete one). ``limits`` fit all three, so that no trial's dot falls off the axis.
     """
 
     numbers: tuple[int, ...]
@@ -84,6 +86,7 @@ class BestSoFar:
     values: tuple[float, ...]
     best: tuple[float, ...]
     limits: tuple[float, float] | None
+    pruned: tuple[float, ...] = ()
 
 
 def best_so_far(trials: Sequence[FrozenTrial], direction: Direction) -> BestSoFar:
@@ -95,13 +98,15 @@ def best_so_far(trials: Sequence[FrozenTrial], direction: Direction) -> BestSoFa
     )
     starts = [t.started for t in trials if t.started is not None]
     origin = min(starts) if starts else min((t.finished or 0.0 for t in done), default=0.0)
-    values, best = [], []
+    values, pruned, best = [], [], []
     current = math.nan
     for t in done:
         value = float(t.value) if t.state is TrialState.COMPLETE and t.value is not None else None
         if value is not None and (math.isnan(current) or direction.better(value, current)):
             current = value
         values.append(math.nan if value is None else value)
+        at_rung = rung_value(t) if t.state is TrialState.PRUNED else None
+        pruned.append(math.nan if at_rung is None else at_rung)
         best.append(current)
     return BestSoFar(
         numbers=tuple(t.number for t in done),
@@ -109,5 +114,6 @@ def best_so_far(trials: Sequence[FrozenTrial], direction: Direction) -> BestSoFa
         seconds=tuple(float(t.finished or 0.0) - origin for t in done),
         values=tuple(values),
         best=tuple(best),
-        limits=fit_limits(best),
+        limits=fit_limits([*values, *pruned, *best]),
+        pruned=tuple(pruned),
     )

@@ -91,6 +91,15 @@ def round_boxes(
     return boxes
 
 
+def rung_value(t: FrozenTrial) -> float | None:
+    """A pruned trial's validation score at the rung that stopped it (its last epoch's, for a
+    trial that recorded no ``rung_value``); None when it has none."""
+    value = t.attrs.get("rung_value")
+    if value is None and t.curve:
+        value = t.curve[-1].val_accuracy
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
 def summary(trials: Sequence[FrozenTrial]) -> dict[str, Any]:
     """Counts per state and the total wall time of the trials."""
     counts = {s.value: 0 for s in TrialState}

@@ -1,4 +1,5 @@
-"""Drawing the report: PNG figures with matplotlib and one static HTML page that shows them.
+"""Drawing the report's PNG figures with matplotlib (``caviar report --png``; the page itself is
+drawn by its own script, :mod:`caviar.report.page`).
 
 Only drawing happens here; every number, limit and tick comes from :mod:`caviar.report.scatter`,
 :mod:`caviar.report.data`, :mod:`caviar.report.scales` and :mod:`caviar.report.importance`
@@ -8,7 +9,6 @@ Only drawing happens here; every number, limit and tick comes from :mod:`caviar.
 
 from __future__ import annotations
 
-import html
 import io
 import math
 from collections.abc import Sequence
@@ -24,11 +24,8 @@ from matplotlib.ticker import MaxNLocator, NullLocator
 from caviar.core.atomic import write_atomically
 from caviar.report.data import RoundBox
 from caviar.report.importance import Importance
-from caviar.report.scales import beta_ticks, padded_range
+from caviar.report.scales import SCALE_NAMES, beta_ticks, padded_range
 from caviar.report.scatter import ScatterPanel
-
-#: how an axis label names its scale
-SCALE_NAMES = {"log": " (log scale)", "one_minus_log": " (log scale of 1 - beta)"}
 
 
 def round_colour(r: int | None) -> str:
@@ -63,6 +60,7 @@ def _jitter(values: Sequence[Any], categorical: bool, numbers: Sequence[int]) ->
 
 
 STYLE = {  # marker, size, colour (None: the round's), alpha, z-order
+    "pruned": ("o", 12, "silver", 0.8, 1),
     "round": ("o", 16, None, 0.8, 2),
     "off_range": ("v", 18, None, 0.6, 2),
     "diverged": ("x", 22, "tab:red", 0.9, 3),
@@ -73,7 +71,7 @@ STYLE = {  # marker, size, colour (None: the round's), alpha, z-order
 def _scatter_legend(fig: Figure, panel: ScatterPanel) -> None:
     """One legend under the panels: the rounds' colours, then the edge row, diverged, best."""
     handles, seen = [], set()
-    order = ("round", "off_range", "diverged", "best")
+    order = ("round", "off_range", "pruned", "diverged", "best")
     for g in sorted(panel.groups, key=lambda g: order.index(g.kind)):
         marker, _, colour, _, _ = STYLE[g.kind]
         if g.kind == "off_range":
@@ -198,37 +196,3 @@ def save(fig: Figure, path: Path) -> Path:
     buffer = io.BytesIO()
     fig.savefig(buffer, dpi=100, format="png")
     return write_atomically(path, buffer.getvalue())
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return html.escape(f"{value:.4g}")
-    return html.escape(str(value))
-
-
-def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """An HTML table; with no header text (a table of name, value rows) no header row."""
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    thead = f"<thead><tr>{head}</tr></thead>" if any(header) else ""
-    body = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>" for row in rows)
-    return f"<table>{thead}<tbody>{body}</tbody></table>"
-
-
-PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>caviar: {title}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }}
-table {{ border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }}
-td, th {{ border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }}
-th {{ background: #f3f3f3; }}
-img {{ max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }}
-.note {{ color: #555; font-size: 0.9em; }}
-</style></head><body>
-<h1>caviar study <code>{title}</code></h1>
-{sections}
-</body></html>
-"""
-
-
-def page(title: str, sections: Sequence[str]) -> str:
-    return PAGE.format(title=html.escape(title), sections="\n".join(sections))

@@ -23,6 +23,9 @@ TRANSFORMS: dict[str, Transform] = {
     "one_minus_log": (lambda v: -math.log10(1.0 - v), lambda t: 1.0 - 10.0**-t),
 }
 
+#: how an axis title names its scale
+SCALE_NAMES = {"log": " (log scale)", "one_minus_log": " (log scale of 1 - beta)"}
+
 #: share of the data's span added on each side of fitted limits
 MARGIN = 0.05
 

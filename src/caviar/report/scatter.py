@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from caviar.core.records import Direction, FrozenTrial, TrialState
+from caviar.report.data import rung_value
 from caviar.report.scales import Zoom, beta_ticks, padded_range, zoom
 from caviar.space import Dimension, SearchSpace
 
@@ -25,7 +26,9 @@ class PointGroup:
 
     ``kind`` is ``round`` (a round's trials inside the zoomed band; round None when the
     sampler has no rounds), ``off_range`` (a round's trials worse than the band, drawn on its
-    edge row), ``diverged`` (on the edge row too) or ``best`` (the best trial, drawn on top).
+    edge row), ``pruned`` (stopped by successive halving: drawn at the value of their last
+    rung, or on the edge row when that is worse than the band), ``diverged`` (on the edge row
+    too) or ``best`` (the best trial, drawn on top).
     ``x`` is the position on the panel's axis (a choice's option index on a categorical one),
     ``y`` where the point is drawn.
     """
@@ -90,13 +93,16 @@ def _x_axis(dim: Dimension, categories: tuple[Any, ...]) -> dict[str, Any]:
 
 def _trial_groups(
     complete: list[FrozenTrial],
+    pruned: list[FrozenTrial],
     diverged: list[FrozenTrial],
     inside: set[int],
     best: list[FrozenTrial],
 ) -> list[tuple[str, int | None, str, list[FrozenTrial]]]:
     """(kind, round, label, trials) of each non-empty group, in drawing order."""
     rounds = sorted({_round(t) for t in complete}, key=lambda r: -1 if r is None else r)
-    groups: list[tuple[str, int | None, str, list[FrozenTrial]]] = []
+    groups: list[tuple[str, int | None, str, list[FrozenTrial]]] = [
+        ("pruned", None, "pruned (score at its last rung)", pruned)
+    ]
     for r in rounds:
         mine = [t for t in complete if _round(t) == r]
         label = "complete" if r is None else f"round {r}"
@@ -108,6 +114,15 @@ def _trial_groups(
     return [g for g in groups if g[3]]
 
 
+def _drawn_at(
+    kind: str, number: int, scores: dict[int, float], inside: set[int], edge: float
+) -> float:
+    """Where a point sits on the value axis: its score, or the edge row below the band."""
+    if kind in ("off_range", "diverged") or (kind == "pruned" and number not in inside):
+        return edge
+    return scores[number]
+
+
 def scatter_panels(
     space: SearchSpace,
     trials: Sequence[FrozenTrial],
@@ -115,14 +130,18 @@ def scatter_panels(
 ) -> list[ScatterPanel]:
     """One panel per searched hyperparameter: complete trials' values and scores, coloured by
     coarse-to-fine round, zoomed on the better half (:func:`~caviar.report.scales.zoom`),
-    with worse and diverged trials on the edge row and the best trial marked."""
+    with worse and diverged trials on the edge row, pruned trials at the score of their last
+    rung (the zoom is the complete trials' alone) and the best trial marked."""
     complete = [t for t in trials if t.state is TrialState.COMPLETE and t.value is not None]
+    pruned = [t for t in trials if t.state is TrialState.PRUNED and rung_value(t) is not None]
     diverged = [t for t in trials if t.state is TrialState.DIVERGED]
     scores = {t.number: float(t.value or 0.0) for t in complete}
     band = zoom(scores.values(), direction)
-    inside = {n for n, v in scores.items() if not direction.better(band.cut, v)}
+    at_rung = {t.number: rung_value(t) or 0.0 for t in pruned}
+    drawn = scores | at_rung
+    inside = {n for n, v in drawn.items() if not direction.better(band.cut, v)}
     ranked = sorted(complete, key=lambda t: (direction.sort_key(scores[t.number]), t.number))
-    sets = _trial_groups(complete, diverged, inside, ranked[:1])
+    sets = _trial_groups(complete, pruned, diverged, inside, ranked[:1])
     panels = []
     for name in space.free_names:
         dim = space[name]
@@ -136,10 +155,7 @@ def scatter_panels(
                 round=r,
                 label=label,
                 x=tuple(_position(t.params[name], index) for t in members),
-                y=tuple(
-                    band.edge if kind in ("off_range", "diverged") else scores[t.number]
-                    for t in members
-                ),
+                y=tuple(_drawn_at(kind, t.number, drawn, inside, band.edge) for t in members),
                 numbers=tuple(t.number for t in members),
             )
             for kind, r, label, members in sets
