@@ -24,7 +24,7 @@ def os_reason(e: OSError) -> str:
 
 def write_report_or_warn(study: Any, out: str | None = None) -> None:
     """Write the study's report, or say on stderr why it could not be (the study is safe)."""
-    from caviar.report import write_report  # deferred: matplotlib
+    from caviar.report import write_report  # deferred: plotly and scikit-learn, at the end
 
     try:
         print(f"report: {write_report(study, out)}")

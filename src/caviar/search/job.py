@@ -246,7 +246,7 @@ def tune(
     try:
         _search(study, config, data, governor, progress, stream, clock, started)
         if report:
-            from caviar.report import write_report  # deferred: matplotlib
+            from caviar.report import write_report  # deferred: plotly and scikit-learn, at the end
 
             write_report(study)
     except BaseException:  # closed, so that the file's -wal and -shm go with the connection
