@@ -155,7 +155,11 @@ def test_a_record_fills_defaults_and_keeps_the_order_of_its_keys() -> None:
 @pytest.mark.parametrize(
     ("value", "owner", "message"),
     [
-        ({"lo": 1}, "cfg.range.lo", "unknown key; range takes ['high', 'low']"),
+        (
+            {"lo": 1},
+            "cfg.range.lo",
+            "unknown key; range takes ['high', 'low']; did you mean 'low'?",
+        ),
         ({"low": 1, "b": 0, "a": 0}, "cfg.range.a", "unknown key; range takes ['high', 'low']"),
         ({"low": -1}, "cfg.range.low", "must be an integer in [0, inf), got -1"),
         (5, "cfg.range", "must be a table of the keys ['high', 'low'], got 5"),

@@ -150,7 +150,8 @@ BAD = {
     ),
     "dtype": (
         {"study": {"dtype": "float16"}, "search": {"trials": 2}},
-        r"^study\.dtype: must be one of \['float32', 'float64'\], got 'float16'$",
+        r"^study\.dtype: must be one of \['float32', 'float64'\], got 'float16'; did you mean "
+        r"'float64'\?$",
     ),
     "per_round length": (
         {"search": {"sampler": "coarse_to_fine", "rounds": 3, "per_round": [4, 4]}},
