@@ -76,3 +76,18 @@ def test_every_flag_of_every_command_says_what_it_does() -> None:
             if action.option_strings and not action.help and "-h" not in action.option_strings:
                 missing.append(f"caviar {name} {action.option_strings[-1]}")
     assert missing == []
+
+
+@pytest.mark.slow  # the command's first import of torch
+def test_a_mistyped_dataset_is_named_and_leaves_no_study_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`caviar tune --dataset mnsit` once left an empty caviar.db behind."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["tune", "--dataset", "mnsit", "--trials", "2", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == (
+        "caviar: error: data.dataset: must be one of digits, fashion-mnist, mnist or a file "
+        "ending in .csv or .npz, got 'mnsit'; did you mean 'mnist'?"
+    )
+    assert list(tmp_path.iterdir()) == []
