@@ -12,6 +12,7 @@ from typing import Any
 
 import matplotlib
 import pytest
+import torch
 from conftest import QuickRuns, refuse
 
 from caviar.cli.experiment import add_parser, run
@@ -69,7 +70,22 @@ def test_threads_above_the_cores_are_refused_before_the_run(tmp_path: Path) -> N
 
 def test_the_pacer_records_its_setting_and_the_counts_used() -> None:
     assert Pacer(1).record() == {"setting": 1, "used": [1]}
-    assert Pacer(None).record()["setting"] == "auto"
+    try:
+        auto = Pacer(None)  # the governor starts at the cores other work leaves free
+        assert auto.record() == {"setting": "auto", "used": [auto.governor.threads]}
+    finally:
+        torch.set_num_threads(1)  # as the session's fixture set it
+
+
+def test_the_pacer_asks_the_governor_at_most_once_a_second() -> None:
+    now = [0.0]
+    pacer = Pacer(1, clock=lambda: now[0])
+    asked: list[float] = []
+    pacer.governor.adjust = lambda: asked.append(now[0]) or 1  # type: ignore[method-assign]
+    for t in (0.1, 0.5, 1.0, 1.5, 2.1, 2.2):
+        now[0] = t
+        pacer()
+    assert asked == [1.0, 2.1] and pacer.used == {1}
 
 
 def _parse(argv: list[str]) -> Any:
