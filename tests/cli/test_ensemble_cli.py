@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from caviar.cli.main import main
+from caviar.models.evaluate import ensemble_table
 from caviar.models.model import CaviarModel
 from caviar.report import write_report
 from caviar.search.config import config_from_mapping
@@ -84,10 +85,18 @@ def test_caviar_test_ensemble_scores_and_records_the_mean(study_db, tmp_path, ca
         assert member["validation_accuracy"] == trial.value
         assert member["validation_accuracy_in_search"] == trial.value
 
-    # the table: one row per member (val acc), then the ensemble (val acc, test acc)
+    # each member's own test accuracy, in the same use: the model alone, scored by hand
+    alone = [
+        (members_mean_softmax(study_db, [n], x_test).argmax(dim=1) == y_test).double().mean().item()
+        for n in top
+    ]
+    assert [m["test_accuracy"] for m in record["members"]] == pytest.approx(alone, abs=1e-12)
+
+    # the table: one row per member (val acc, test acc), then the ensemble's, then whether
+    # it beat its best member
     assert printed[0].split() == ["trial", "val", "acc", "test", "acc"]
-    for line, trial in zip(printed[1:4], board[:3], strict=True):
-        assert line.split() == [str(trial.number), f"{trial.value:.4f}", "-"]
+    for line, trial, accuracy in zip(printed[1:4], board[:3], alone, strict=True):
+        assert line.split() == [str(trial.number), f"{trial.value:.4f}", f"{accuracy:.4f}"]
     assert printed[4].split() == [
         "ensemble",
         "of",
@@ -95,7 +104,19 @@ def test_caviar_test_ensemble_scores_and_records_the_mean(study_db, tmp_path, ca
         f"{record['validation_accuracy']:.4f}",
         f"{record['accuracy']:.4f}",
     ]
-    assert printed[5].startswith(f"test accuracy {record['accuracy']:.4f} (loss ")
+    best = max(alone)
+    verdict = (
+        "beat"
+        if record["accuracy"] > best
+        else "tied"
+        if record["accuracy"] == best
+        else "did not beat"
+    )
+    assert printed[5] == (
+        f"the ensemble {verdict} its best member on the test set (trial "
+        f"{top[alone.index(best)]}, {best:.4f}): {record['accuracy'] - best:+.4f}"
+    )
+    assert printed[6].startswith(f"test accuracy {record['accuracy']:.4f} (loss ")
 
     # the report lists the use as it lists any other
     page = write_report(study, tmp_path / "r").read_text(encoding="utf-8")
@@ -119,6 +140,24 @@ def test_caviar_test_ensemble_scores_and_records_the_mean(study_db, tmp_path, ca
     first, second = study.attrs["test_uses"]
     assert first == record and second["trial"] == top[:1] and second["uses"] == 2
     study.close()
+
+
+def test_a_use_recorded_before_members_were_scored_shows_a_dash() -> None:
+    record = {
+        "ensemble": 2,
+        "validation_accuracy": 0.5,
+        "accuracy": 0.75,
+        "members": [
+            {"trial": 3, "validation_accuracy": 0.5},
+            {"trial": 1, "validation_accuracy": 0.25},
+        ],
+    }
+    lines = ensemble_table(record)
+    assert [line.split()[-1] for line in lines[1:3]] == ["-", "-"] and len(lines) == 4
+    record["members"][0]["test_accuracy"] = 0.8
+    assert ensemble_table(record)[-1] == (
+        "the ensemble did not beat its best member on the test set (trial 3, 0.8000): -0.0500"
+    )
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,11 @@ def one_thread() -> Any:
     torch.set_num_threads(before)
 
 
+def refuse(constant: str) -> Any:
+    """json.loads' parse_constant as JavaScript's JSON.parse: NaN and Infinity are not JSON."""
+    raise ValueError(f"not strict JSON (JSON.parse refuses it): {constant}")
+
+
 class QuickRuns:
     """Each experiment's --quick run (on digits), made on first use and kept."""
 
@@ -34,7 +39,9 @@ class QuickRuns:
         if key not in self.results:
             out = self.root / f"{name}-{way}"
             self.results[key] = run_experiment(
-                EXPERIMENTS[name], Options(quick=True, way=way, out=out), echo=lambda s: None
+                EXPERIMENTS[name],
+                Options(quick=True, way=way, out=out, threads=1),
+                echo=lambda s: None,
             )
         return self.results[key]
 

@@ -1,4 +1,5 @@
-"""Every --quick form runs, writes its JSON and PNG, and shows its lesson's direction."""
+"""Every --quick form runs, writes its JSON (strict: no NaN) and PNG, and teaches its full
+form's lesson: one assertion per experiment, on the numbers the full form is judged by."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import QuickRuns
+from conftest import QuickRuns, refuse
 
 from caviar.experiments import EXPERIMENTS
 
@@ -16,7 +17,7 @@ from caviar.experiments import EXPERIMENTS
 def test_quick_form_writes_json_and_png(quick: QuickRuns, name: str) -> None:
     result = quick(name)
     out = quick.root / f"{name}-caviar"
-    numbers = json.loads((out / f"{name}.json").read_text())
+    numbers = json.loads((out / f"{name}.json").read_text(), parse_constant=refuse)
     assert numbers["meta"]["experiment"] == name and numbers["meta"]["quick"] is True
     assert (out / f"{name}.png").stat().st_size > 1000
     assert result.table and any(note.startswith("way:") for note in result.notes)
@@ -36,16 +37,20 @@ def test_overfit_memorises_the_training_set(quick: QuickRuns) -> None:
     assert s["train"] == 1.0 and s["gap"] > 0.15
 
 
-def test_weight_decay_narrows_the_gap(quick: QuickRuns) -> None:
+def test_weight_decay_narrows_the_gap_of_a_net_that_still_learns(quick: QuickRuns) -> None:
+    # the book: lambda 0.1 narrows the gap (.244 -> .199 on MNIST) and trains to about .9;
+    # --quick's lambda 0.01 at lr 0.1 is the book's shrink per step (lambda 0.1 never learned)
     s = quick("weight-decay").numbers["summary"]
-    assert s["weight decay 0.1"]["gap"] < s["plain"]["gap"]
-    assert s["weight decay 0.1"]["train"] < 1.0
+    assert s["weight decay 0.01"]["train"] > 0.9  # well above chance (0.1): it learns
+    assert s["weight decay 0.01"]["gap"] < s["plain"]["gap"] - 0.01
 
 
-def test_dropout_narrows_the_gap(quick: QuickRuns) -> None:
+def test_inverted_dropout_still_memorises_with_about_the_plain_gap(quick: QuickRuns) -> None:
+    # the full form (MNIST, 300 epochs): train .977, gap .241 against the plain net's .240
     result = quick("dropout")
     s = result.numbers["summary"]
-    assert s["dropout 0.2"]["gap"] < s["plain"]["gap"]
+    assert s["dropout 0.2"]["train"] > 0.95
+    assert abs(s["dropout 0.2"]["gap"] - s["plain"]["gap"]) < 0.05
     assert any("not inverted" in note for note in result.notes)
 
 

@@ -1,7 +1,7 @@
 """``caviar experiment``: the textbook lessons as commands.
 
 ``caviar experiment list`` names them; ``caviar experiment NAME [--data-dir D] [--seed S ...]
-[--device DEV] [--quick] [--way caviar|book] [--out DIR]`` runs one.
+[--device DEV] [--threads auto|N] [--quick] [--way caviar|book] [--out DIR]`` runs one.
 """
 
 from __future__ import annotations
@@ -23,6 +23,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     e.add_argument("--data-dir", help="folder with MNIST's IDX .gz files (no download)")
     e.add_argument("--seed", type=int, nargs="+", default=[0], help="one or more seeds")
     e.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    e.add_argument(
+        "--threads",
+        type=threads_flag,
+        default="auto",
+        help="CPU threads: auto (the cores other work leaves free, re-measured as it runs, as "
+        "caviar tune) or N, at most the cores (default auto)",
+    )
     e.add_argument("--quick", action="store_true", help="small sizes (digits without MNIST)")
     e.add_argument(
         "--way",
@@ -33,6 +40,19 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     e.add_argument("--out", help="folder for the JSON and PNG (default caviar-experiments/NAME)")
     e.set_defaults(run=run, imports=("caviar.experiments",))
     return e
+
+
+def threads_flag(text: str) -> int | str:
+    """``auto`` or a count >= 1 (a count above the cores is refused when the run starts)."""
+    if text == "auto":
+        return text
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"must be auto or an integer >= 1, got {text!r}")
+    return count
 
 
 def listing() -> list[str]:
@@ -63,6 +83,10 @@ def run(args: argparse.Namespace) -> int:
         quick=args.quick,
         way=args.way,
         out=Path(args.out) if args.out else None,
+        threads=None if args.threads == "auto" else args.threads,
     )
-    run_experiment(EXPERIMENTS[args.name], options)
+    try:
+        run_experiment(EXPERIMENTS[args.name], options)
+    except InvalidValue as e:
+        raise (e.at("--threads") if e.owner == "experiment.threads" else e) from None
     return 0

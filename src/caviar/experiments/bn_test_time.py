@@ -64,6 +64,7 @@ def run(options: Options) -> Result:
             data.y_train,
             data_seed=seed,
             device=options.device,
+            pace=options.pacer,
             keep_states=True,
         )
         assert curve.state is not None
@@ -95,7 +96,7 @@ def run(options: Options) -> Result:
         f"(running averages: {runs[0]['distinct_running']})",
     ]
     return Result(
-        {"batches": list(BATCHES), "runs": runs},
+        {"batches": list(BATCHES), "runs": runs, "data": data.source},
         table(["seed", "statistics", "batch", "test acc"], rows),
         notes,
     )
@@ -121,4 +122,4 @@ def draw(numbers: Mapping[str, Any], path: Path) -> None:
         xscale="log", xlabel="examples predicted together", ylabel="test accuracy", ylim=(0, 1.02)
     )
     ax.legend()
-    save_figure(fig, path)
+    save_figure(fig, path, numbers)

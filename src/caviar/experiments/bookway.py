@@ -19,7 +19,7 @@ losses (each member's loss depends only on its own parameters).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -119,8 +119,10 @@ def train_book(
     seed: int,
     n_classes: int = 10,
     batch: int = 100,
+    pace: Callable[[], None] | None = None,
 ) -> list[Curves]:
-    """Train the members the book's way; accuracy on both sets after every epoch."""
+    """Train the members the book's way; accuracy on both sets after every epoch, then
+    ``pace`` (the run's thread governor) if given."""
     xt, yt = torch.as_tensor(x, dtype=torch.float64), torch.as_tensor(y)
     xs = None if x_test is None else torch.as_tensor(x_test, dtype=torch.float64)
     ys = None if y_test is None else torch.as_tensor(y_test)
@@ -139,4 +141,6 @@ def train_book(
             if test is not None:
                 c.test_epochs.append(epoch)
                 c.test_accuracy.append(test[k])
+        if pace is not None:
+            pace()
     return curves

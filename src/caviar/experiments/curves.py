@@ -18,7 +18,16 @@ class Curves:
     test_epochs: list[int] = field(default_factory=list)
     test_accuracy: list[float] = field(default_factory=list)
     diverged: bool = False
+    #: the epoch whose loss was not finite (the engine froze the member there)
+    diverged_epoch: int | None = None
     state: MemberState | None = None
+
+    @property
+    def divergence(self) -> str | None:
+        """Where the member diverged, in words ("diverged at epoch 3"), or None."""
+        if not self.diverged:
+            return None
+        return f"diverged at epoch {self.diverged_epoch}"
 
     @property
     def final_train(self) -> float:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from caviar.core.records import Direction, FrozenTrial, TrialState
-from caviar.experiments.base import Options, Result, save_figure, table
+from caviar.experiments.base import Options, Result, floats, save_figure, table
 from caviar.experiments.data import experiment_data
 from caviar.experiments.train import fit
 from caviar.nn import MemberSpec
@@ -60,9 +60,25 @@ def _train_round(
         for i, c in enumerate(configs)
     ]
     x, y, xv, yv = data
-    curves = fit(specs, x, y, xv, yv, way=options.way, data_seed=seed, device=options.device)
+    curves = fit(
+        specs,
+        x,
+        y,
+        xv,
+        yv,
+        way=options.way,
+        data_seed=seed,
+        device=options.device,
+        pace=options.pacer,
+    )
     return [
-        {**c, "train": k.train_accuracy, "val": k.test_accuracy, "final_val": k.final_test}
+        {
+            **c,
+            "train": k.train_accuracy,
+            "val": k.test_accuracy,
+            "final_val": k.final_test,
+            "diverged": k.divergence,
+        }
         for c, k in zip(configs, curves, strict=True)
     ]
 
@@ -144,6 +160,13 @@ def run(options: Options) -> Result:
         "book, seed 0: best val 0.87 (lr 8.8e-3, wd 7.4e-6), top-20 lrs in [2.6e-3, 9.7e-3], "
         "median trial 0.12; seed 1: best 0.80",
     ]
+    diverged = [t for s in seeds_out for r in ("round1", "round2") for t in s[r] if t["diverged"]]
+    if diverged:
+        notes.append(
+            f"{len(diverged)} trial(s) diverged (a non-finite loss; the engine froze them), at lr "
+            + ", ".join(f"{t['lr']:.2g}" for t in diverged)
+            + ": ranked last; their accuracies are null in the JSON, each says its epoch"
+        )
     return Result(
         numbers={"seeds": seeds_out, "epochs": epochs, "data": dataset.source},
         table=table(["seed", "round", "trials", "best val", "lr", "wd", "median val"], rows),
@@ -152,8 +175,8 @@ def run(options: Options) -> Result:
 
 
 def draw(numbers: Mapping[str, Any], path: Path) -> None:
-    """The first seed's top 20 of round 1 in a 5x4 grid (validation solid, training dashed),
-    and both rounds' final validation accuracy against lr."""
+    """The first seed's top 20 of round 1 in rows of 4 (validation solid, training dashed; as
+    many rows as there are trials), and both rounds' final validation accuracy against lr."""
     import matplotlib  # deferred: matplotlib, only when a figure is drawn
 
     matplotlib.use("Agg")
@@ -161,23 +184,26 @@ def draw(numbers: Mapping[str, Any], path: Path) -> None:
 
     first = numbers["seeds"][0]
     trials = first["round1"]
-    best = ranking([t["final_val"] for t in trials])[:20]
-    fig = plt.figure(figsize=(11, 9))
-    grid = fig.add_gridspec(6, 4)
+    best = ranking(floats([t["final_val"] for t in trials]).tolist())[:20]
+    rows = -(-len(best) // 4)  # as many rows of curves as the top trials fill, then the scatter
+    fig = plt.figure(figsize=(11, 1.5 * rows + 2.4))
+    grid = fig.add_gridspec(rows + 1, 4, height_ratios=[1] * rows + [1.4])
     for rank, i in enumerate(best):
         ax = fig.add_subplot(grid[rank // 4, rank % 4])
         t = trials[i]
-        ax.plot(t["val"], color="C0")
-        ax.plot(t["train"], "--", color="C1")
+        ax.plot(floats(t["val"]), color="C0", label="validation")
+        ax.plot(floats(t["train"]), "--", color="C1", label="training")
         ax.set_ylim(0, 1.02)
         ax.set_title(f"#{rank + 1} lr {t['lr']:.1e} wd {t['weight_decay']:.0e}", fontsize=7)
         ax.tick_params(labelsize=6)
-    ax = fig.add_subplot(grid[5, :])
+        if rank == 0:
+            ax.legend(fontsize=6, loc="lower right")
+    ax = fig.add_subplot(grid[rows, :])
     for label, colour in (("round1", "C0"), ("round2", "C3")):
         ts = first[label]
         ax.scatter(
             [t["lr"] for t in ts],
-            [t["final_val"] for t in ts],
+            floats([t["final_val"] for t in ts]),
             s=10,
             color=colour,
             label=label.replace("round", "round "),
@@ -186,4 +212,4 @@ def draw(numbers: Mapping[str, Any], path: Path) -> None:
     ax.set_xlabel("learning rate")
     ax.set_ylabel("final val acc")
     ax.legend(fontsize=7)
-    save_figure(fig, path)
+    save_figure(fig, path, numbers)

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from caviar.core.records import Direction
-from caviar.experiments.base import Options, Result, save_figure, table
+from caviar.data import Dataset
+from caviar.experiments.base import Options, Result, floats, save_figure, table
 from caviar.experiments.data import experiment_data
 from caviar.experiments.train import fit
 from caviar.nn import MemberSpec
@@ -56,11 +57,17 @@ def sample(sampler: Sampler, space: SearchSpace, n: int) -> list[dict[str, Any]]
 
 
 # -- training --------------------------------------------------------------------------------
+def _data(options: Options) -> Dataset:
+    """The first 2500 MNIST images (2000 train, 500 validation), or 500 with ``--quick``."""
+    return experiment_data(options, train=2500, quick_train=500)
+
+
 def _scores(
     configs: list[dict[str, Any]], base: dict[str, Any], options: Options, seed: int
-) -> list[float]:
-    """Final validation accuracy of every configuration, trained together."""
-    data = experiment_data(options, train=2500, quick_train=500)
+) -> tuple[list[float], list[str | None]]:
+    """Final validation accuracy of every configuration, trained together (NaN for a net that
+    diverged), and where each diverged (None for the others)."""
+    data = _data(options)
     n_val = len(data.y_train) // 5
     x, y = data.x_train, data.y_train
     epochs = 10 if options.quick else 5
@@ -78,9 +85,10 @@ def _scores(
         y[-n_val:],
         data_seed=seed,
         device=options.device,
+        pace=options.pacer,
         test_every=epochs,
     )
-    return [c.final_test for c in curves]
+    return [c.final_test for c in curves], [c.divergence for c in curves]
 
 
 def _two_ways(
@@ -90,10 +98,16 @@ def _two_ways(
     base: dict[str, Any],
     options: Options,
     seed: int,
-) -> tuple[list[list[dict[str, Any]]], list[list[float]]]:
+) -> tuple[list[list[dict[str, Any]]], list[list[float]], list[dict[str, str]]]:
+    """Each way's configurations and final validation accuracies, and the trials (by index,
+    from 0) that diverged, in words."""
     configs = [sample(s, sp, n) for s, sp in zip(samplers, spaces, strict=True)]
-    scores = _scores(configs[0] + configs[1], base, options, seed)
-    return configs, [scores[: len(configs[0])], scores[len(configs[0]) :]]
+    scores, words = _scores(configs[0] + configs[1], base, options, seed)
+    k = len(configs[0])
+    diverged = [
+        {str(i): w for i, w in enumerate(part) if w is not None} for part in (words[:k], words[k:])
+    ]
+    return configs, [scores[:k], scores[k:]], diverged
 
 
 # -- the three experiments -------------------------------------------------------------------
@@ -102,7 +116,7 @@ def run_random_vs_grid(options: Options) -> Result:
     space = SearchSpace({"lr": LogUniform(1e-5, 1e-1), "eps": LogUniform(1e-8, 1e-4)})
     runs: list[dict[str, Any]] = []
     for seed in options.seeds:
-        (grid, rand), (g, r) = _two_ways(
+        (grid, rand), (g, r), (dg, dr) = _two_ways(
             (space, space),
             [GridSampler(5), RandomSampler(seed)],
             25,
@@ -113,8 +127,8 @@ def run_random_vs_grid(options: Options) -> Result:
         runs.append(
             {
                 "seed": seed,
-                "grid": {"configs": grid, "val": g, "best": best_so_far(g)},
-                "random": {"configs": rand, "val": r, "best": best_so_far(r)},
+                "grid": {"configs": grid, "val": g, "best": best_so_far(g), "diverged": dg},
+                "random": {"configs": rand, "val": r, "best": best_so_far(r), "diverged": dr},
             }
         )
     rows: list[tuple[Any, ...]] = [
@@ -127,7 +141,9 @@ def run_random_vs_grid(options: Options) -> Result:
         "and Adam eps in [1e-8, 1e-4] (eps barely matters)"
     ]
     return Result(
-        {"runs": runs}, table(["search", "distinct lrs", "seed", "best val"], rows), notes
+        {"runs": runs, "data": _data(options).source},
+        table(["search", "distinct lrs", "seed", "best val"], rows),
+        notes,
     )
 
 
@@ -139,7 +155,7 @@ def run_log_vs_linear(options: Options) -> Result:
     runs: list[dict[str, Any]] = []
     for seed in options.seeds:
         many = [[c["lr"] for c in sample(RandomSampler(seed), sp, 1000)] for sp in (linear, log)]
-        (lin_c, log_c), (a, b) = _two_ways(
+        (lin_c, log_c), (a, b), (da, db) = _two_ways(
             (linear, log),
             [RandomSampler(seed), RandomSampler(seed)],
             n,
@@ -155,12 +171,14 @@ def run_log_vs_linear(options: Options) -> Result:
                     "shares": decade_shares(many[0], 1e-4, 1.0),
                     "configs": lin_c,
                     "val": a,
+                    "diverged": da,
                 },
                 "log": {
                     "samples": many[1],
                     "shares": decade_shares(many[1], 1e-4, 1.0),
                     "configs": log_c,
                     "val": b,
+                    "diverged": db,
                 },
             }
         )
@@ -171,7 +189,7 @@ def run_log_vs_linear(options: Options) -> Result:
     ]
     header = ["scale", "seed", "[1e-4,1e-3)", "[1e-3,1e-2)", "[1e-2,0.1)", "[0.1,1]", "best val"]
     notes = [f"way: caviar; shares of 1000 samples per decade; best of {n} Adam trials"]
-    return Result({"runs": runs}, table(header, rows), notes)
+    return Result({"runs": runs, "data": _data(options).source}, table(header, rows), notes)
 
 
 def run_beta_scale(options: Options) -> Result:
@@ -184,7 +202,7 @@ def run_beta_scale(options: Options) -> Result:
         many = [
             [c["beta1"] for c in sample(RandomSampler(seed), sp, 1000)] for sp in (linear, scaled)
         ]
-        (lin_c, one_c), (a, b) = _two_ways(
+        (lin_c, one_c), (a, b), (da, db) = _two_ways(
             (linear, scaled),
             [RandomSampler(seed), RandomSampler(seed)],
             n,
@@ -200,12 +218,14 @@ def run_beta_scale(options: Options) -> Result:
                     "windows": windows(many[0]),
                     "configs": lin_c,
                     "val": a,
+                    "diverged": da,
                 },
                 "one_minus": {
                     "samples": many[1],
                     "windows": windows(many[1]),
                     "configs": one_c,
                     "val": b,
+                    "diverged": db,
                 },
             }
         )
@@ -222,7 +242,7 @@ def run_beta_scale(options: Options) -> Result:
     ]
     notes = [f"way: caviar; momentum (v = beta v + (1 - beta) g), lr 0.1; best of {n} trials"]
     return Result(
-        {"runs": runs},
+        {"runs": runs, "data": _data(options).source},
         table(["scale", "seed", "share > 0.99", "median window", "best val"], rows),
         notes,
     )
@@ -245,13 +265,14 @@ def draw_random_vs_grid(numbers: Mapping[str, Any], path: Path) -> None:
     for way, marker in (("grid", "s"), ("random", "o")):
         cs = run[way]["configs"]
         a.scatter([c["lr"] for c in cs], [c["eps"] for c in cs], marker=marker, label=way)
-        best = np.mean([r[way]["best"] for r in numbers["runs"]], axis=0)
+        best = np.mean(floats([r[way]["best"] for r in numbers["runs"]]), axis=0)
         b.plot(np.arange(1, len(best) + 1), best, label=way)
     a.set(xscale="log", yscale="log", xlabel="learning rate", ylabel="Adam eps")
     b.set(xlabel="trials", ylabel="best val acc (seed mean)")
-    a.legend()
-    b.legend()
-    save_figure(fig, path)
+    # above the panel: the 50 points fill the plane, so no corner inside it is free
+    a.legend(loc="lower left", bbox_to_anchor=(0.0, 1.01), ncol=2, fontsize=8, frameon=False)
+    b.legend(loc="best")
+    save_figure(fig, path, numbers)
 
 
 def draw_log_vs_linear(numbers: Mapping[str, Any], path: Path) -> None:
@@ -262,12 +283,12 @@ def draw_log_vs_linear(numbers: Mapping[str, Any], path: Path) -> None:
     for scale in ("linear", "log"):
         a.hist(run[scale]["samples"], bins=bins, alpha=0.6, label=scale)
         cs = run[scale]["configs"]
-        b.scatter([c["lr"] for c in cs], run[scale]["val"], label=scale)
+        b.scatter([c["lr"] for c in cs], floats(run[scale]["val"]), label=scale)
     a.set(xscale="log", xlabel="learning rate", ylabel="samples (of 1000)")
     b.set(xscale="log", xlabel="learning rate", ylabel="final val acc (Adam)")
     a.legend()
     b.legend()
-    save_figure(fig, path)
+    save_figure(fig, path, numbers)
 
 
 def draw_beta_scale(numbers: Mapping[str, Any], path: Path) -> None:
@@ -279,9 +300,9 @@ def draw_beta_scale(numbers: Mapping[str, Any], path: Path) -> None:
         label = "linear" if scale == "linear" else "1 - 10**r"
         a.hist(run[scale]["windows"], bins=bins, alpha=0.6, label=label)
         cs = run[scale]["configs"]
-        b.scatter([1 / (1 - c["beta1"]) for c in cs], run[scale]["val"], label=label)
+        b.scatter([1 / (1 - c["beta1"]) for c in cs], floats(run[scale]["val"]), label=label)
     a.set(xscale="log", xlabel="window 1 / (1 - beta)", ylabel="samples (of 1000)")
     b.set(xscale="log", xlabel="window 1 / (1 - beta)", ylabel="final val acc (momentum)")
     a.legend()
     b.legend()
-    save_figure(fig, path)
+    save_figure(fig, path, numbers)

@@ -60,6 +60,7 @@ def run(options: Options) -> Result:
             data.y_train,
             data_seed=seed,
             device=options.device,
+            pace=options.pacer,
             keep_states=True,
         )
         probs = [softmax(member_logits(c.state, data.x_test)) for c in curves if c.state]
@@ -87,7 +88,9 @@ def run(options: Options) -> Result:
         f"{epochs} epochs; {len(data.y_test)} test images; data: {data.source}"
     ]
     return Result(
-        {"runs": runs}, table(["seed", "members", "mean", "worst", "best", "ensemble"], rows), notes
+        {"runs": runs, "data": data.source},
+        table(["seed", "members", "mean", "worst", "best", "ensemble"], rows),
+        notes,
     )
 
 
@@ -115,4 +118,4 @@ def draw(numbers: Mapping[str, Any], path: Path) -> None:
     ax.set_xticks([0, 1, 2, 3], ["members", "ensemble", "dropout members", "dropout ens."])
     ax.set_ylabel("test accuracy")
     ax.legend(fontsize=8)
-    save_figure(fig, path)
+    save_figure(fig, path, numbers)

@@ -80,8 +80,9 @@ def regions(w: np.ndarray, b: np.ndarray, lim: float = 5.0, n: int = 120) -> dic
 
 def run(options: Options) -> Result:
     runs: list[dict[str, Any]] = []
+    n = 30 if options.quick else 100
     for seed in options.seeds:
-        x, y = blobs(seed, 30 if options.quick else 100)
+        x, y = blobs(seed, n)
         w, b = train(x, y)
         z = x @ w + b
         err = float(np.abs(dz(z, y) - autograd_dz(z, y)).max())
@@ -102,7 +103,12 @@ def run(options: Options) -> Result:
         "way: plain torch/numpy softmax regression (no hidden layer: not an engine net); "
         "dz = yhat - y checked against autograd in float64"
     ]
-    return Result({"runs": runs}, table(["seed", "train acc", "max |dz - autograd|"], rows), notes)
+    data = f"three 2-D Gaussian blobs of {n} points each, drawn with the seed"
+    return Result(
+        {"runs": runs, "data": data},
+        table(["seed", "train acc", "max |dz - autograd|"], rows),
+        notes,
+    )
 
 
 def draw(numbers: Mapping[str, Any], path: Path) -> None:
@@ -126,4 +132,4 @@ def draw(numbers: Mapping[str, Any], path: Path) -> None:
         ax.set_title(title)
         if key == "pmax":
             fig.colorbar(mesh, ax=ax)
-    save_figure(fig, path)
+    save_figure(fig, path, numbers)

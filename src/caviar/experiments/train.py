@@ -13,7 +13,7 @@ continued member trains exactly as one trained straight through.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -37,10 +37,15 @@ def fit(
     test_every: int = 1,
     keep_states: bool = False,
     n_classes: int = 10,
+    pace: Callable[[], None] | None = None,
 ) -> list[Curves]:
-    """Train every member for its ``epochs``; curves in the order of ``specs``."""
+    """Train every member for its ``epochs``; curves in the order of ``specs``. ``pace`` is
+    called between epochs (the run's thread governor: :class:`~caviar.experiments.pace.Pacer`).
+    """
     if way == "book":
-        return train_book(specs, x, y, x_test, y_test, seed=data_seed, n_classes=n_classes)
+        return train_book(
+            specs, x, y, x_test, y_test, seed=data_seed, n_classes=n_classes, pace=pace
+        )
     epochs = max(s.epochs for s in specs)
     curves = [Curves() for _ in specs]
     states: list[MemberState | None] = [None] * len(specs)
@@ -54,11 +59,18 @@ def fit(
         done = min(done + every, epochs)
         part = [_with_epochs(s, min(done, s.epochs)) for s in specs]
         population = Population(part, data_seed=data_seed, device=device, train_metrics="full")
-        results = population.fit(data, states=states, keep_states=True)
+        results = population.fit(
+            data,
+            states=states,
+            keep_states=True,
+            on_epoch=None if pace is None else lambda _: pace(),
+        )
         for c, r in zip(curves, results, strict=True):
             c.train_accuracy += [e.train_accuracy for e in r.curve]
             c.train_loss += [e.train_loss for e in r.curve]
             c.diverged = r.diverged
+            if r.diverged and c.diverged_epoch is None:
+                c.diverged_epoch = r.diverged_epoch
             if every == 1:
                 c.test_epochs += [e.epoch for e in r.curve]
                 c.test_accuracy += [e.val_accuracy for e in r.curve]

@@ -11,7 +11,8 @@ Three ways, recorded with the result:
   exactly as in the search instead (same split, seed and data order), and says so;
 - ``ensemble`` (:func:`evaluate_ensemble_on_test`): the mean of the softmax outputs of the top
   K kept models (:mod:`caviar.models.ensemble`), none trained again; the validation accuracy of the
-  ensemble and of each member is recorded beside it.
+  ensemble and of each member is recorded beside it, and each member's own test accuracy, scored
+  in the same use of the test set, so that it shows whether the ensemble beat its best member.
 
 The study records that the test set was used; a second use is refused unless forced, and counted.
 Every use is kept, oldest first, in ``attrs["test_uses"]`` (each with its time, mode, trial,
@@ -132,7 +133,8 @@ def evaluate_ensemble_on_test(
     """Score the ensemble of the study's top ``k`` kept models (:mod:`caviar.models.ensemble`: the
     mean of their softmax outputs, none trained again) on the test set; returns (and records,
     mode ``ensemble``) the result, with the validation accuracy of the ensemble and of each
-    member (validation data only: no further use of the test set)."""
+    member, and each member's own test accuracy and loss, scored in this same recorded use of
+    the test set, so that it shows whether the ensemble beat its best member."""
     previous = _unused_or_forced(study, force)
     members = kept_members(study, k)
     config, data = _prepared(study)
@@ -147,6 +149,9 @@ def evaluate_ensemble_on_test(
     )
     val_loss, val_accuracy = score(ensemble, split.x_val, split.y_val, batch=EVAL_BATCH)
     loss, accuracy = score(ensemble, test.x_test, test.y_test, batch=EVAL_BATCH)
+    alone = evaluate_states(
+        states, test.x_test, test.y_test, device=target, dtype=dtype, batch=EVAL_BATCH
+    )
     record: dict[str, Any] = {
         "trial": trials,
         "mode": "ensemble",
@@ -165,8 +170,12 @@ def evaluate_ensemble_on_test(
                 "trial": t.number,
                 "validation_accuracy": member_accuracy,
                 "validation_accuracy_in_search": t.value,
+                "test_accuracy": test_accuracy,
+                "test_loss": test_loss,
             }
-            for (t, _), (_, member_accuracy) in zip(members, own, strict=True)
+            for (t, _), (_, member_accuracy), (test_loss, test_accuracy) in zip(
+                members, own, alone, strict=True
+            )
         ],
         "validation_accuracy_in_search": members[0][0].value,
         "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -177,10 +186,18 @@ def evaluate_ensemble_on_test(
 
 
 def ensemble_table(record: dict[str, Any]) -> list[str]:
-    """The lines of a short table of an ensemble's use of the test set: each member's trial and
-    validation accuracy, then the ensemble's validation and test accuracy."""
+    """The lines of a short table of an ensemble's use of the test set: each member's trial,
+    validation and test accuracy, then the ensemble's ("-" for a member's test accuracy in a
+    use recorded before members were scored on it)."""
     rows = [["trial", "val acc", "test acc"]]
-    rows += [[str(m["trial"]), f"{m['validation_accuracy']:.4f}", "-"] for m in record["members"]]
+    rows += [
+        [
+            str(m["trial"]),
+            f"{m['validation_accuracy']:.4f}",
+            f"{m['test_accuracy']:.4f}" if "test_accuracy" in m else "-",
+        ]
+        for m in record["members"]
+    ]
     rows.append(
         [
             f"ensemble of {record['ensemble']}",
@@ -189,7 +206,17 @@ def ensemble_table(record: dict[str, Any]) -> list[str]:
         ]
     )
     widths = [max(len(row[c]) for row in rows) for c in range(3)]
-    return ["  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    scored = [m for m in record["members"] if "test_accuracy" in m]
+    if scored:
+        best = max(scored, key=lambda m: m["test_accuracy"])
+        margin = record["accuracy"] - best["test_accuracy"]
+        verdict = "beat" if margin > 0 else "tied" if margin == 0 else "did not beat"
+        lines.append(
+            f"the ensemble {verdict} its best member on the test set (trial {best['trial']}, "
+            f"{best['test_accuracy']:.4f}): {margin:+.4f}"
+        )
+    return lines
 
 
 def _unused_or_forced(study: Study, force: bool) -> dict[str, Any] | None:
