@@ -13,7 +13,6 @@ from typing import Any
 import matplotlib
 import pytest
 import torch
-from conftest import QuickRuns, refuse
 
 from caviar.cli.experiment import add_parser, run
 from caviar.core.errors import InvalidValue
@@ -22,6 +21,7 @@ from caviar.experiments.base import strict, title
 from caviar.experiments.batchnorm_init import last_finite
 from caviar.experiments.overfit import book_note
 from caviar.experiments.pace import Pacer
+from conftest import QuickRuns, refuse
 
 matplotlib.use("Agg")
 

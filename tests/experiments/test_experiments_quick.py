@@ -7,9 +7,9 @@ import json
 
 import numpy as np
 import pytest
-from conftest import QuickRuns, refuse
 
 from caviar.experiments import EXPERIMENTS
+from conftest import QuickRuns, refuse
 
 
 @pytest.mark.slow

@@ -272,8 +272,8 @@ for argv in (["set", "lr=3e-3"], ["rollback", "0"], ["pause"], ["resume"], ["lis
         assert main(["panda", *argv, "--storage", db]) == 0, argv
     except SystemExit as e:  # --help
         assert e.code == 0
-heavy = sorted(m for m in ("torch", "caviar.nn.pool", "caviar.panda.trainer", "uvicorn", "starlette")
-               if m in sys.modules)
+heavy = sorted(m for m in ("torch", "caviar.nn.pool", "caviar.panda.trainer", "uvicorn",
+                           "starlette") if m in sys.modules)
 import caviar.nn  # the package loads its names on first use: the rules are the engine's own
 same = caviar.nn.MemberSpec is sys.modules["caviar.nn.spec"].MemberSpec
 print("heavy:", heavy, "same:", same)
