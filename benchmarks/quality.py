@@ -243,8 +243,9 @@ def main() -> None:
         f"- machine: {machine(device)}; torch {torch.__version__}; float32",
         f"- caviar's default: sampler {default.sampler!r}, halving {default.halving!r}: here "
         f"{resolve_halving(default.halving, default.sampler, FIXED['epochs'])}",
-        f"- data: the first {args.train_size or 'all'} training images (20 % held out for "
-        f"validation, split by caviar), {args.test_size or 'all'} test images",
+        f"- data: {f'the first {args.train_size}' if args.train_size else 'all'} training images "
+        f"(20 % held out for validation, split by caviar), "
+        f"{f'the first {args.test_size}' if args.test_size else 'all'} test images",
     ]
     print("\n".join(head), flush=True)
     runs = [run_seed(args, device, seed) for seed in range(args.seed, args.seed + args.seeds)]
