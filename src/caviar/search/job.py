@@ -270,6 +270,8 @@ def _search(
     study.recover()
     warmed = warm_start.begin(study, config)
     total = config.n_trials()
+    # what a live dashboard counts the finished trials against (another process reads it)
+    study.set_attrs({"planned_trials": None if total == UNBOUNDED else total})
     meter = Progress(
         config.name,
         None if total == UNBOUNDED else total,
