@@ -261,6 +261,7 @@ PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>caviar: {title}</title>
+<link rel="icon" href="data:,">
 <style>{style}</style></head><body>
 <header><h1>caviar study <code>{title}</code></h1><p id="headline"></p><nav id="contents"></nav>
 </header>
