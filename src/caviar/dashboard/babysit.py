@@ -10,6 +10,7 @@ trial whose trainer still runs answers with the same page.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -17,6 +18,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,8 @@ class Babysitter:
         self.study, self.storage, self.timeout = study, Path(storage), timeout
         self._started: dict[int, Started] = {}
         self._lock = threading.Lock()  # one start at a time: two clicks start one trainer
+        self._asked = threading.Condition()
+        self._asking = 0  # requests being answered
 
     def start(self, trial: Any) -> dict[str, Any]:
         """``{"trial", "run", "url", "pid", "log", "stop", "again"}`` once the trainer serves
@@ -62,6 +66,25 @@ class Babysitter:
             started = self._launch(trial)
             self._started[trial] = started
             return self._answer(trial, started, again=False)
+
+    @contextlib.contextmanager
+    def asking(self) -> Iterator[None]:
+        """Around a request to babysit, from its arrival to its answer: :meth:`wait` waits
+        for it."""
+        with self._asked:
+            self._asking += 1
+        try:
+            yield
+        finally:
+            with self._asked:
+                self._asking -= 1
+                self._asked.notify_all()
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Return once no request to babysit is being answered (a server that ends lets its
+        answer out first), or after ``timeout`` seconds."""
+        with self._asked:
+            self._asked.wait_for(lambda: self._asking == 0, timeout)
 
     def _check_kept(self, trial: int) -> None:
         study = Study.open_file(self.study, self.storage, read_only=True, owner="--storage")

@@ -1,12 +1,13 @@
 """The dashboard's own script, served beside the report's (:mod:`caviar.dashboard.server`).
 
 It adds a live bar above the report: the pool's progress line, fresh with each ``study`` event
-of ``/api/events`` (which also redraws the report: ``caviarReport.show``), and a trial panel.
-A trial chosen on the page (its row, or its point in a figure: the report's ``caviar-trial``
-event) shows there with a "babysit this one" button when its model was kept, or the reason it
-cannot be babysat; the button posts ``{"trial": N}`` to ``/api/babysit`` with the token and
-shows panda's page as a link. When the server ends (the tune is over), the page stays as it was
-and says so.
+of ``/api/events`` (which also redraws the report, ``caviarReport.show``, at most once per
+twice the time its last drawing took), and a trial panel. A trial chosen on the page (its row,
+or its point in a figure: the report's ``caviar-trial`` event) shows there with a "babysit
+this one" button when its model was kept, or the reason it cannot be babysat; the button posts
+``{"trial": N}`` to ``/api/babysit`` with the token and shows panda's page as a link (not a
+pop-up: browsers block one opened after a wait). When the server ends (the tune is over), the
+page stays as it was and says so.
 """
 
 from __future__ import annotations
@@ -37,11 +38,18 @@ LIVE_SCRIPT = r"""
   let chosen = null;
   let version = -1;
 
+  let drawn = null;  // what the panel shows: [trial, kept, running], drawn again on a change
+
   function drawTrial() {
     if (chosen === null) return;
+    const kept = progress.kept.includes(chosen);
+    const running = progress.running.some((r) => r.trial === chosen);
+    const now = [chosen, kept, running].join();
+    if (now === drawn) return;  // a button being pressed, or its answer, stays as it is
+    drawn = now;
     panel.hidden = false;
     panel.replaceChildren("Trial " + chosen + ": ");
-    if (progress.kept.includes(chosen)) {
+    if (kept) {
       const button = document.createElement("button");
       button.type = "button";
       button.id = "babysit";
@@ -49,11 +57,10 @@ LIVE_SCRIPT = r"""
       button.addEventListener("click", () => babysit(chosen, button));
       panel.append(button);
     } else {
-      const why = progress.running.some((r) => r.trial === chosen)
+      panel.append(running
         ? "still training; only a finished trial whose model the search kept can be babysat"
         : "no kept model (the search keeps the final models of its best complete trials " +
-          "only), so it cannot be babysat";
-      panel.append(why);
+          "only), so it cannot be babysat");
     }
   }
 
@@ -62,6 +69,7 @@ LIVE_SCRIPT = r"""
     const said = document.createElement("span");
     said.className = "babysit-result";
     said.textContent = " starting caviar panda (it loads the model)…";
+    panel.querySelectorAll(".babysit-result").forEach((old) => old.remove());
     panel.append(said);
     try {
       const response = await fetch("/api/babysit", {
@@ -74,11 +82,10 @@ LIVE_SCRIPT = r"""
       const link = document.createElement("a");
       link.href = body.url;
       link.target = "_blank";
-      link.rel = "noopener";
+      link.rel = "noopener noreferrer";
       link.id = "panda-link";
       link.textContent = "panda's page for trial " + number;
       said.replaceChildren(" ", link, " (run " + body.run + "; stop it with `" + body.stop + "`)");
-      window.open(body.url, "_blank", "noopener");
     } catch (error) {
       said.textContent = " could not babysit: " + error.message;
     } finally {
@@ -86,13 +93,34 @@ LIVE_SCRIPT = r"""
     }
   }
 
+  //: the report is drawn again at most once per twice the time its last drawing took (a busy
+  //: machine draws less often, and the page stays free to hover and type); the line at once
+  let pending = null;
+  let timer = null;
+  let lastEnd = 0;
+  let lastCost = 0;
+
+  function redraw() {
+    timer = null;
+    const study = pending;
+    pending = null;
+    const start = performance.now();
+    window.caviarReport.show(study);
+    lastEnd = performance.now();
+    lastCost = lastEnd - start;
+  }
+
   function receive(data) {
     if (data.version === version) return;
     version = data.version;
     progress = data.progress;
-    line.textContent = (progress.live ? "live: " : "finished: ") + progress.line;
-    if (data.study) window.caviarReport.show(data.study);
+    line.textContent = progress.line;
     drawTrial();
+    if (!data.study) return;
+    pending = data.study;
+    if (timer === null) {
+      timer = setTimeout(redraw, Math.max(0, lastEnd + 2 * lastCost - performance.now()));
+    }
   }
 
   document.addEventListener("caviar-trial", (event) => {

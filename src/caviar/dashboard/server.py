@@ -89,8 +89,9 @@ def create_app(
         )
 
     async def babysit(request: Request) -> Response:
-        body = await read_object(request, required=frozenset({"trial"}))
-        return ok(await run_in_threadpool(babysitter.start, body["trial"]))
+        with babysitter.asking():
+            body = await read_object(request, required=frozenset({"trial"}))
+            return ok(await run_in_threadpool(babysitter.start, body["trial"]))
 
     routes = [
         Route("/", page, methods=["GET"]),
@@ -135,12 +136,16 @@ def _event(version: int, data: dict[str, Any]) -> str:
 
 class Dashboard:
     """A served dashboard: ``url`` (with its token), the watch and the server; :meth:`close`
-    pushes one last look at the store, then ends both."""
+    lets a babysit being started answer, pushes one last look at the store, then ends both."""
 
-    def __init__(self, url: str, watch: StudyWatch, server: WebServer) -> None:
-        self.url, self.watch, self.server = url, watch, server
+    def __init__(
+        self, url: str, watch: StudyWatch, babysitter: Babysitter, server: WebServer
+    ) -> None:
+        self.url, self.watch, self.babysitter, self.server = url, watch, babysitter, server
 
     def close(self) -> None:
+        # a trainer being started: its page's address is answered before the server ends
+        self.babysitter.wait(self.babysitter.timeout + 10)
         if self.watch.poll():
             time.sleep(WAIT_SLICE / 2)  # the event streams send it (each wakes when it changes)
         self.server.stop()
@@ -177,4 +182,4 @@ def serve_study(
     except BaseException:
         watch.stop()
         raise
-    return Dashboard(url, watch, server)
+    return Dashboard(url, watch, babysitter, server)

@@ -3,9 +3,10 @@
 :class:`StudyWatch` opens the study read-only (a reader beside the tuning run's writer: it
 writes nothing, not even SQLite's WAL switch), looks at its trials every :data:`POLL` seconds
 from a background thread, and only when something was told (a trial's state, value or epochs,
-the kept models) draws the report's data again (:func:`caviar.report.page.study_data`) and
-bumps :attr:`version`; :meth:`wait` lets an event stream sleep until then. A study that does
-not exist yet (``caviar tune --serve`` before its first trial) is waited for.
+the kept models) draws the report's data of the trials begun again
+(:func:`caviar.report.page.study_data`) and bumps :attr:`version`; :meth:`wait` lets an event
+stream sleep until then. The importance forest is fitted again only when a trial finishes. A
+study that does not exist yet (``caviar tune --serve`` before its first trial) is waited for.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from caviar.core.errors import InvalidValue
-from caviar.core.records import FrozenTrial
+from caviar.core.records import FrozenTrial, TrialState
 from caviar.dashboard.progress import pool_progress, progress_line
-from caviar.report.importance import importance
+from caviar.report.importance import Importance, importance
 from caviar.report.page import study_data
 from caviar.storage.base import StorageError
 from caviar.study import Study
@@ -49,6 +50,9 @@ class StudyWatch:
         self._study: Study | None = None
         self._seen: object = None
         self._data: dict[str, Any] | None = None
+        #: the importance ranking and the finished trials it was fitted to: a forest is fitted
+        #: again when a trial finishes, not at every epoch told
+        self._ranking: tuple[object, list[Importance] | None] = (None, None)
         self._changed = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -88,10 +92,17 @@ class StudyWatch:
     def _draw(
         self, study: Study, trials: list[FrozenTrial], attrs: dict[str, Any]
     ) -> dict[str, Any]:
-        board = study.leaderboard(curves=True)
-        ranking = importance(study.space, trials, study.direction, seed=study.seed % 2**32)
+        """The progress line, and the report's data of the trials begun (a queued trial is a
+        row with nothing in it yet: the line counts it)."""
         progress = pool_progress(trials, attrs, study.direction, now=self.clock())
         progress["line"] = progress_line(progress)
+        trials = [t for t in trials if t.state is not TrialState.QUEUED]
+        board = study.leaderboard(curves=True)
+        finished = tuple((t.number, t.state, t.value) for t in trials if t.state.is_finished)
+        if self._ranking[0] != finished:
+            found = importance(study.space, trials, study.direction, seed=study.seed % 2**32)
+            self._ranking = (finished, found)
+        ranking = self._ranking[1]
         return {"study": study_data(study, trials, board, ranking), "progress": progress}
 
     # -- for the server -----------------------------------------------------------------------
