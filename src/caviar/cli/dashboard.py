@@ -3,7 +3,7 @@
 Serves the report of a finished or running study from any process, reading the study file
 only, and redraws it within a second of each trial told; a trial's "babysit this one" starts
 ``caviar panda --from STUDY:TRIAL`` for it. Every request needs the token in the printed URL.
-Ctrl-C ends it.
+Ctrl-C ends it (or --timeout).
 """
 
 from __future__ import annotations
@@ -27,6 +27,11 @@ def add_parser(sub: Any) -> None:
     add_storage_flag(c)
     c.add_argument("--port", type=port, default=0, help="the page's port (default: a free one)")
     c.add_argument(
+        "--timeout",
+        type=seconds,
+        help="stop serving after SECONDS (default: until Ctrl-C)",
+    )
+    c.add_argument(
         "--open",
         action=argparse.BooleanOptionalAction,
         default=False,
@@ -48,9 +53,18 @@ def run(args: argparse.Namespace) -> int:
     if args.open:
         webbrowser.open(dashboard.url)
     try:
-        threading.Event().wait()  # until Ctrl-C
+        threading.Event().wait(args.timeout)  # until Ctrl-C, or the time given
+        print(f"caviar dashboard: stopped after {args.timeout:g} s", flush=True)
     except KeyboardInterrupt:
         print("\ncaviar dashboard: stopped", flush=True)
     finally:
         dashboard.close()
     return 0
+
+
+def seconds(text: str) -> float:
+    """A number of seconds > 0."""
+    value = float(text)
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text}")
+    return value
