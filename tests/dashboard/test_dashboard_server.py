@@ -227,10 +227,30 @@ def test_the_watch_redraws_only_when_the_store_changes(stored: Path, writer: Stu
 
 
 def test_a_study_not_begun_is_waited_for(tmp_path: Path) -> None:
-    watch = StudyWatch("later", tmp_path / "s.db", wait_for_study=True)
+    """The file is not touched until the search says the study is stored."""
+    begun = threading.Event()
+    watch = StudyWatch("later", tmp_path / "s.db", begun=begun)
     assert not watch.poll() and watch.current() == (0, None)
     Study.create("later", SPACE, storage=tmp_path / "s.db").close()
+    assert not watch.poll()
+    begun.set()
     assert watch.poll() and watch.current()[1] is not None
+    watch.stop()
+
+
+def test_the_page_of_a_study_not_begun_waits_for_its_data(tmp_path: Path) -> None:
+    """`caviar tune --serve` serves before its search creates the study."""
+    watch = StudyWatch("later", tmp_path / "s.db", begun=threading.Event())
+    watch.poll()
+    app = create_app(watch, Babysitter("later", tmp_path / "s.db"), token=TOKEN, port=PORT)
+    with TestClient(app, base_url=ORIGIN, headers=BEARER) as client:
+        page = client.get("/").text
+        assert '<script type="application/json" id="study-data">null</script>' in page
+        data = client.get("/api/data").json()
+        assert data["study"] is None
+        assert (
+            data["progress"]["line"] == f"waiting for study 'later' to begin in {tmp_path / 's.db'}"
+        )
     watch.stop()
 
 

@@ -12,6 +12,7 @@ import copy
 import math
 import re
 import sys
+import threading
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -288,9 +289,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
         )
     if args.dry_run:
         return _dry_run(config)
-    dashboard = _serve(config, args.port) if args.serve else None
+    begun = threading.Event()  # set once the study is stored: the dashboard reads it from then
+    dashboard = _serve(config, args.port, begun) if args.serve else None
     try:
-        study = tune(config, progress=not args.quiet, report=False)
+        study = tune(config, progress=not args.quiet, report=False, on_study=lambda _: begun.set())
     finally:
         if dashboard is not None:
             dashboard.close()  # after one last look at the store, pushed to the page
@@ -318,13 +320,13 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve(config: Any, port: int) -> Any:
-    """The study's live dashboard, served from this process while it tunes (it waits for the
-    study to be created)."""
+def _serve(config: Any, port: int, begun: threading.Event) -> Any:
+    """The study's live dashboard, served from this process while it tunes (it reads the study
+    file once ``begun`` says the study is stored)."""
     from caviar.dashboard.server import serve_study  # deferred: starlette and uvicorn
 
     storage = config.study.storage
-    dashboard = serve_study(config.name, storage, port=port, wait_for_study=True)
+    dashboard = serve_study(config.name, storage, port=port, begun=begun)
     print(f"caviar: the study's live dashboard: {dashboard.url}", flush=True)
     return dashboard
 

@@ -146,10 +146,11 @@ class Dashboard:
     def close(self) -> None:
         # a trainer being started: its page's address is answered before the server ends
         self.babysitter.wait(self.babysitter.timeout + 10)
-        if self.watch.poll():
+        version = self.watch.version
+        self.watch.stop()  # after one last look at the store
+        if self.watch.version > version:
             time.sleep(WAIT_SLICE / 2)  # the event streams send it (each wakes when it changes)
         self.server.stop()
-        self.watch.stop()
 
     def __enter__(self) -> Dashboard:
         return self
@@ -165,11 +166,12 @@ def serve_study(
     host: str = "127.0.0.1",
     port: int = 0,
     token: str | None = None,
-    wait_for_study: bool = False,
+    begun: threading.Event | None = None,
 ) -> Dashboard:
     """Serve study ``name``'s live page from background threads. A study that does not exist
-    is an error here, unless ``wait_for_study`` (a search about to create it)."""
-    watch = StudyWatch(name, storage, wait_for_study=wait_for_study).start()
+    is an error here, unless ``begun`` is given: a search about to make it sets that event once
+    the study is stored (until then the page waits)."""
+    watch = StudyWatch(name, storage, begun=begun).start()
     babysitter = Babysitter(name, storage)
     try:
         url, server = serving.serve(

@@ -6,7 +6,8 @@ from a background thread, and only when something was told (a trial's state, val
 the kept models) draws the report's data of the trials begun again
 (:func:`caviar.report.page.study_data`) and bumps :attr:`version`; :meth:`wait` lets an event
 stream sleep until then. The importance forest is fitted again only when a trial finishes. A
-study that does not exist yet (``caviar tune --serve`` before its first trial) is waited for.
+study about to be made (``caviar tune --serve``) is waited for: its file is opened only once the
+search says the study is stored (``begun``).
 """
 
 from __future__ import annotations
@@ -18,12 +19,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from caviar.core.errors import InvalidValue
 from caviar.core.records import FrozenTrial, TrialState
 from caviar.dashboard.progress import pool_progress, progress_line
 from caviar.report.importance import Importance, importance
 from caviar.report.page import study_data
-from caviar.storage.base import StorageError
 from caviar.study import Study
 
 log = logging.getLogger(__name__)
@@ -41,12 +40,14 @@ class StudyWatch:
         name: str,
         storage: str | Path,
         *,
-        wait_for_study: bool = False,
+        begun: threading.Event | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.name, self.storage, self.clock = name, Path(storage), clock
         self.version = 0
-        self._wait_for_study = wait_for_study
+        #: set once the study is stored (by the search that creates it): until then the file
+        #: is not opened, as a reader beside SQLite making a file could spoil it
+        self._begun = begun
         self._study: Study | None = None
         self._seen: object = None
         self._data: dict[str, Any] | None = None
@@ -62,9 +63,9 @@ class StudyWatch:
     def poll(self) -> bool:
         """Look at the store now; True when something changed (then :attr:`version` is new)."""
         with self._lock:
-            study = self._open()
-            if study is None:
+            if self._begun is not None and not self._begun.is_set():
                 return False
+            study = self._open()
             trials = study.trials()
             attrs = dict(study.attrs)
             seen = (_fingerprint(trials), attrs.get("kept_models"), attrs.get("planned_trials"))
@@ -77,16 +78,11 @@ class StudyWatch:
                 self._changed.notify_all()
             return True
 
-    def _open(self) -> Study | None:
+    def _open(self) -> Study:
         if self._study is None:
-            try:
-                self._study = Study.open_file(
-                    self.name, self.storage, read_only=True, owner="--storage"
-                )
-            except (InvalidValue, StorageError, KeyError):
-                if self._wait_for_study:
-                    return None  # the search has not created it yet
-                raise
+            self._study = Study.open_file(
+                self.name, self.storage, read_only=True, owner="--storage"
+            )
         return self._study
 
     def _draw(
@@ -129,13 +125,20 @@ class StudyWatch:
 
     def _run(self) -> None:
         while not self._stop.wait(POLL):
-            try:
-                self.poll()
-            except Exception:  # a busy or damaged file: said, and the next look tries again
-                log.exception("dashboard: reading study %r in %s failed", self.name, self.storage)
+            self._look()
+        self._look()  # the last, asked for by stop(): the page ends with the study as it is
+
+    def _look(self) -> None:
+        try:
+            self.poll()
+        except Exception as error:  # a busy file: said in one line; the next look tries again
+            log.warning(
+                "dashboard: reading study %r in %s failed: %s", self.name, self.storage, error
+            )
 
     def stop(self) -> None:
-        """Stop looking and close the study."""
+        """Look one last time (from the watching thread, on its own connection), stop looking
+        and close the study."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
