@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 import caviar as caviar_package
+from caviar.panda.lock import holder
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -164,7 +165,10 @@ def test_the_live_dashboard_during_a_tune(browser: Any, tmp_path: Path) -> None:
             ".find(r => r.cells[1].textContent === 'complete'); return r && r.dataset.number; }",
             timeout=60_000,
         ).json_value()
-        response = babysit(page, int(kept))
+        try:
+            response = babysit(page, int(kept))
+        except AssertionError as error:
+            raise AssertionError(f"{error}\nthe tune's output: {''.join(out.lines)}") from None
         link = page.locator("#panda-link")
         panda_url = link.get_attribute("href")
         assert panda_url == response["url"] and "?token=" in panda_url
@@ -204,20 +208,37 @@ def test_the_live_dashboard_during_a_tune(browser: Any, tmp_path: Path) -> None:
         if tune.poll() is None:
             tune.send_signal(signal.SIGINT)
             tune.wait(timeout=30)
-        if panda_pid is not None:
-            stopped = caviar("panda", "stop", "--run", f"live-trial-{kept}", cwd=tmp_path)
-            stopped.wait(timeout=60)
-            if not gone(panda_pid, 60):
-                os.kill(panda_pid, signal.SIGKILL)
+        if kept is not None:  # a trainer started, whether or not its answer came back
+            stop_trainer(tmp_path, f"live-trial-{kept}", panda_pid)
+
+
+def stop_trainer(folder: Path, run: str, pid: int | None) -> None:
+    """``caviar panda stop`` for ``run``; the trainer holding it (or ``pid``) killed if it
+    has not ended within a minute."""
+    try:
+        trainer = holder(folder / "caviar.db", run)
+    except Exception:  # no file, no table: no trainer holds the run
+        trainer = None
+    pids = {p for p in (pid, None if trainer is None else trainer.pid) if p is not None}
+    if trainer is not None:
+        caviar("panda", "stop", "--run", run, cwd=folder).wait(timeout=60)
+    for each in pids:
+        if not gone(each, 60):
+            os.kill(each, signal.SIGKILL)
 
 
 def babysit(page: Any, number: int) -> dict[str, Any]:
     """Click trial ``number``'s row, then "babysit this one"; the server's answer."""
     page.click(f"#trials tbody tr[data-number='{number}']")
-    with page.expect_response(lambda r: r.url.endswith("/api/babysit"), timeout=180_000) as info:
-        page.click("#babysit")
-    answer = info.value
-    assert answer.status == 200, answer.text()
+    answers: list[Any] = []
+    page.on("response", lambda r: answers.append(r) if r.url.endswith("/api/babysit") else None)
+    page.click("#babysit")
+    page.wait_for_function(  # the answer: a link to panda's page, or why not
+        "() => !document.querySelector('.babysit-result').textContent.includes('starting')",
+        timeout=180_000,
+    )
+    said = page.locator("#live-trial").text_content()
+    assert answers and answers[0].status == 200, said
     page.locator("#panda-link").wait_for(timeout=10_000)
-    body: dict[str, Any] = answer.json()
+    body: dict[str, Any] = answers[0].json()
     return body

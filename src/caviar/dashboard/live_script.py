@@ -71,13 +71,18 @@ LIVE_SCRIPT = r"""
     said.textContent = " starting caviar panda (it loads the model)…";
     panel.querySelectorAll(".babysit-result").forEach((old) => old.remove());
     panel.append(said);
+    const ask = () => fetch("/api/babysit", {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: "Bearer " + token },
+      body: JSON.stringify({ trial: number }),
+    });
     try {
-      const response = await fetch("/api/babysit", {
-        method: "POST",
-        headers: { "content-type": "application/json", authorization: "Bearer " + token },
-        body: JSON.stringify({ trial: number }),
-      });
-      const body = await response.json();
+      // a request lost on its way (a connection closed as it was sent) is asked once more: a
+      // trainer already started for the trial answers with the same page
+      const response = await ask().catch(ask);
+      const text = await response.text();
+      let body;
+      try { body = JSON.parse(text); } catch (_) { body = { reason: text.slice(0, 200) }; }
       if (!response.ok) throw new Error(body.reason || response.statusText);
       const link = document.createElement("a");
       link.href = body.url;

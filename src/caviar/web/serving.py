@@ -36,6 +36,9 @@ __all__ = ["WebServer", "guarded_app", "ok", "plotly_js", "serve"]
 
 log = logging.getLogger(__name__)
 
+#: seconds an idle connection stays open (uvicorn's default, 5, raced a page's next request)
+KEEP_ALIVE = 60
+
 
 def guarded_app(
     routes: Sequence[BaseRoute], *, name: str, token: str, host: str, port: int
@@ -119,7 +122,14 @@ def serve(
     port = sock.getsockname()[1]
     app = make_app(token, port)
     config = uvicorn.Config(
-        app, log_level="warning", lifespan="off", ws="none", timeout_graceful_shutdown=3
+        app,
+        log_level="warning",
+        lifespan="off",
+        ws="none",
+        timeout_graceful_shutdown=3,
+        # a page's requests reuse idle connections: one closed by the server as a POST is sent
+        # on it fails in the browser ("Failed to fetch"), so idle ones stay open a minute
+        timeout_keep_alive=KEEP_ALIVE,
     )
     _QuietUpgrades.install()  # after the Config: it sets up uvicorn's loggers
     server = uvicorn.Server(config)
