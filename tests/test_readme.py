@@ -319,11 +319,12 @@ BUDGETS: dict[str, tuple[str, ...]] = {
     "caviar tune examples/book.toml": ("--timeout", "10"),
     "caviar tune examples/book.toml --data-dir ../shared/datasets/mnist": ("--timeout", "3"),
     "caviar tune examples/book.toml --sampler tpe --timeout 60 --name book-tpe": ("--timeout", "5"),
+    "caviar dashboard book": ("--timeout", "1"),  # serves until Ctrl-C
 }
 #: the datasets caviar downloads (what a cache must hold for a command to run without network)
 IDX_DATASETS = ("mnist", "fashion-mnist")
 #: commands whose second word is the study they read
-READERS = ("show", "report", "test", "export")
+READERS = ("show", "report", "dashboard", "test", "export")
 
 
 def _flag(argv: tuple[str, ...], name: str) -> str | None:
@@ -360,7 +361,17 @@ def test_the_pages_show_the_commands_this_test_runs() -> None:
     texts = [c.text for c in commands]
     assert texts[0] == "caviar tune"  # the demo, at the end of set-up command 1
     readme = {c.argv[1] for c in commands if c.page == "README.md"}
-    assert readme >= {"tune", "show", "report", "test", "export", "studies", "panda", "experiment"}
+    assert readme >= {
+        "tune",
+        "show",
+        "report",
+        "dashboard",
+        "test",
+        "export",
+        "studies",
+        "panda",
+        "experiment",
+    }
     assert sum(text.startswith("caviar tune examples/book.toml") for text in texts) >= 2
     assert set(BUDGETS) <= set(texts), "a budget for a command no page shows any more"
 
@@ -517,6 +528,8 @@ def check_command_output(argv: tuple[str, ...], out: str, folder: Path) -> None:
         check_exported_program(folder / _flag(argv, "-o"))
     elif argv[1] == "studies":
         assert "demo:" in out
+    elif argv[1] == "dashboard":
+        assert re.search(r"open http://127\.0\.0\.1:\d+/\?token=\S+\n", out), out
 
 
 def check_exported_program(path: Path) -> None:

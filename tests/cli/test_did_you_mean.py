@@ -23,8 +23,8 @@ from caviar.search.config import config_from_mapping
         (
             ["tunee"],
             "caviar: error: argument command: invalid choice: 'tunee' (choose from 'tune', "
-            "'show', 'report', 'test', 'export', 'panda', 'experiment', 'studies'); did you mean "
-            "'tune'? (see `caviar --help`)",
+            "'show', 'report', 'dashboard', 'test', 'export', 'panda', 'experiment', 'studies'); "
+            "did you mean 'tune'? (see `caviar --help`)",
         ),
         (
             ["tune", "--sampler", "tpee"],

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from _fake_controller import FakeController
 
-from caviar.panda.security import allowed_hosts, is_loopback
+from caviar.web.security import allowed_hosts, is_loopback
 from caviar.panda.server import create_app, serve
 from caviar.panda.view import label, lineage, short, view
 

@@ -29,14 +29,14 @@ import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
 
-from caviar.cli import experiment, export, panda, report, show, studies, test, tune
+from caviar.cli import dashboard, experiment, export, panda, report, show, studies, test, tune
 from caviar.cli.output import os_reason
 from caviar.core import interrupts
 from caviar.core.errors import InvalidValue, RunStopped
 from caviar.core.suggest import did_you_mean
 
 #: the command modules, in the order ``caviar --help`` lists them
-COMMANDS = (tune, show, report, test, export, panda, experiment, studies)
+COMMANDS = (tune, show, report, dashboard, test, export, panda, experiment, studies)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -191,7 +191,7 @@ def _start(args: argparse.Namespace) -> int:
 def _check_host(host: str, *, allow_remote: bool) -> None:
     """A page other machines can reach only when asked for (``--allow-remote``), with a
     warning; refused in one line otherwise."""
-    from caviar.panda.security import is_loopback  # deferred: starlette
+    from caviar.web.security import is_loopback  # deferred: starlette
 
     try:
         local = is_loopback(host)

@@ -12,11 +12,13 @@ import copy
 import math
 import re
 import sys
+import threading
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from caviar.cli.flags import port
 from caviar.cli.output import format_value, write_report_or_warn
 from caviar.cli.study_file import add_storage_flag
 from caviar.core.errors import InvalidValue
@@ -253,6 +255,12 @@ def add_parser(sub: Any) -> None:
         help="check the config and the data, say what would run, train and write nothing",
     )
     t.add_argument("--no-report", action="store_true", help="skip the report")
+    t.add_argument(
+        "--serve",
+        action="store_true",
+        help="serve the study's live dashboard on 127.0.0.1 while it runs (caviar dashboard)",
+    )
+    t.add_argument("--port", type=port, default=0, help="--serve's port (default: a free one)")
     t.set_defaults(run=cmd_tune, imports=("caviar.search.job", "caviar.report"))
 
 
@@ -281,7 +289,18 @@ def cmd_tune(args: argparse.Namespace) -> int:
         )
     if args.dry_run:
         return _dry_run(config)
-    study = tune(config, progress=not args.quiet, report=False)
+    begun = threading.Event()  # set once the study is stored: the dashboard reads it from then
+    dashboard = _serve(config, args.port, begun) if args.serve else None
+    try:
+        study = tune(config, progress=not args.quiet, report=False, on_study=lambda _: begun.set())
+    finally:
+        if dashboard is not None:
+            dashboard.close()  # after one last look at the store, pushed to the page
+            print(
+                f"\ncaviar: the dashboard ended with the tune; its page stays as it was "
+                f"(`caviar dashboard {config.name}` serves it again)",
+                flush=True,
+            )
     best = study.best_trial
     n_failed, why = _failures(study)
     if best is None:
@@ -299,6 +318,17 @@ def cmd_tune(args: argparse.Namespace) -> int:
     print(f"next: caviar show {study.name}   |   caviar test {study.name} (uses the test set once)")
     study.close()
     return 0
+
+
+def _serve(config: Any, port: int, begun: threading.Event) -> Any:
+    """The study's live dashboard, served from this process while it tunes (it reads the study
+    file once ``begun`` says the study is stored)."""
+    from caviar.dashboard.server import serve_study  # deferred: starlette and uvicorn
+
+    storage = config.study.storage
+    dashboard = serve_study(config.name, storage, port=port, begun=begun)
+    print(f"caviar: the study's live dashboard: {dashboard.url}", flush=True)
+    return dashboard
 
 
 def _dry_run(config: Any) -> int:

@@ -35,8 +35,6 @@ def importance(
     seed: int = 0,
 ) -> list[Importance] | None:
     """Hyperparameters ranked by importance, or None with fewer than 8 scored trials."""
-    from sklearn.ensemble import RandomForestRegressor  # deferred: scikit-learn, a slow import
-
     complete = [t for t in trials if t.state is TrialState.COMPLETE and t.value is not None]
     diverged = [t for t in trials if t.state is TrialState.DIVERGED]
     if len(complete) + len(diverged) < MIN_TRIALS or not complete or space.n_free == 0:
@@ -48,6 +46,9 @@ def importance(
     if np.ptp(y) == 0:
         shares = np.full(space.n_free, 1.0 / space.n_free)
     else:
+        # deferred: scikit-learn, a slow import (and none at all for a study of a few trials)
+        from sklearn.ensemble import RandomForestRegressor
+
         forest = RandomForestRegressor(n_estimators=100, min_samples_leaf=2, random_state=seed)
         shares = forest.fit(x, y).feature_importances_
     ranked = sorted(

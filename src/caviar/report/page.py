@@ -205,16 +205,23 @@ def _curves_note(how: str) -> str:
 
 def page_html(data: Mapping[str, Any], plotly_js: str) -> str:
     """The page: the study's data once as JSON, plotly.js and the page's script inline."""
+    plotly = plotly_js.replace("</script", "<\\/script")
+    return _page(str(data["study"]), data, f"<script>{plotly}</script>\n<script>{SCRIPT}</script>")
+
+
+def served_page_html(study: str, data: Mapping[str, Any] | None, sources: Sequence[str]) -> str:
+    """The same page as a server sends it (the live dashboard, :mod:`caviar.dashboard`): the
+    study's data inline (None: the study has not begun, the script waits for data), the
+    scripts from ``sources`` (plotly.js, :data:`~caviar.report.page_script.SCRIPT`, the
+    server's own), so that a policy of scripts from the server alone lets them run."""
+    scripts = "".join(f'<script src="{html.escape(src)}"></script>' for src in sources)
+    return _page(study, data, scripts)
+
+
+def _page(study: str, data: Mapping[str, Any] | None, scripts: str) -> str:
     payload = json.dumps(data, allow_nan=False, separators=(",", ":"), ensure_ascii=False)
     payload = payload.replace("<", "\\u003c")  # nothing in it can end the script element
-    title = html.escape(str(data["study"]))
-    return PAGE.format(
-        title=title,
-        style=STYLE,
-        data=payload,
-        plotly=plotly_js.replace("</script", "<\\/script"),
-        script=SCRIPT,
-    )
+    return PAGE.format(title=html.escape(study), style=STYLE, data=payload, scripts=scripts)
 
 
 STYLE = """
@@ -254,6 +261,7 @@ PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>caviar: {title}</title>
+<link rel="icon" href="data:,">
 <style>{style}</style></head><body>
 <header><h1>caviar study <code>{title}</code></h1><p id="headline"></p><nav id="contents"></nav>
 </header>
@@ -261,7 +269,6 @@ PAGE = """<!doctype html>
 with scripts on.</p></noscript>
 <main><div id="figures"></div><div id="tables"></div></main>
 <script type="application/json" id="study-data">{data}</script>
-<script>{plotly}</script>
-<script>{script}</script>
+{scripts}
 </body></html>
 """

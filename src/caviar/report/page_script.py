@@ -3,7 +3,10 @@
 The script only draws: it reads the study's JSON (:mod:`caviar.report.page_data`,
 :mod:`caviar.report.page_tables`) and hands each figure's points and axes to plotly.js, and
 builds the tables, sortable and filterable, in plain JavaScript. ``caviarReport.show(data)``
-draws the page again from fresh data (what a live dashboard would call).
+draws the page again from fresh data (the live dashboard calls it, :mod:`caviar.dashboard`),
+keeping the filter's words and the trials a reader added to the curves; a trial chosen (a row
+or a point clicked) is announced as a ``caviar-trial`` event on the document, ``detail``
+``{number}``. A page whose data is ``null`` waits for ``show``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ SCRIPT = r"""
   let study = null;
   let trials = new Map();
   let selected = [];
+  let added = [];  // the trials the reader added to the curves: kept when the data is new
+  let filterWords = "";  // the trial table's filter: kept when the data is new
 
   function el(tag, props, ...children) {
     const node = document.createElement(tag);
@@ -221,7 +226,11 @@ SCRIPT = r"""
                                   title: "take trial " + n + "'s curves away" },
                       "trial " + n + " \u00D7");
       chip.style.borderColor = colour;
-      chip.addEventListener("click", () => { selected.splice(selected.indexOf(n), 1); update(); });
+      chip.addEventListener("click", () => {
+        selected.splice(selected.indexOf(n), 1);
+        added = added.filter((m) => m !== n);
+        update();
+      });
       chips.append(chip);
     });
     const reset = el("button", { type: "button" }, "the best " + fig.selected.length);
@@ -255,8 +264,10 @@ SCRIPT = r"""
   }
 
   function choose(n) {
+    document.dispatchEvent(new CustomEvent("caviar-trial", { detail: { number: n } }));
     if (!trials.has(n) || !trials.get(n).curve.epoch.length || !curvesDiv) return;
     if (!selected.includes(n)) selected.push(n);
+    if (!added.includes(n)) added.push(n);
     update();
   }
 
@@ -308,7 +319,9 @@ SCRIPT = r"""
     const count = el("span", { className: "note" });
     const filter = el("input", { type: "search", placeholder: "filter: e.g. pruned, relu, 0.98" });
     filter.setAttribute("aria-label", "filter the trials");
+    filter.value = filterWords;
     const apply = () => {
+      filterWords = filter.value;
       const words = filter.value.toLowerCase().split(/\s+/).filter((w) => w);
       let shown = 0;
       for (const row of rows) {
@@ -343,7 +356,10 @@ SCRIPT = r"""
       if (!fig) continue;
       const s = section("figure-" + key, fig.title, fig.note);
       figures.append(s);
-      if (key === "curves") selected = fig.selected.slice();
+      if (key === "curves") {
+        added = added.filter((n) => trials.has(n) && trials.get(n).curve.epoch.length);
+        selected = fig.selected.concat(added.filter((n) => !fig.selected.includes(n)));
+      }
       drawFigure(s, fig);
       links.push([s.id, fig.title]);
     }
@@ -368,6 +384,7 @@ SCRIPT = r"""
   }
 
   window.caviarReport = { show: show };
-  show(JSON.parse(document.getElementById("study-data").textContent));
+  const first = JSON.parse(document.getElementById("study-data").textContent);
+  if (first) show(first);
 })();
 """

@@ -230,11 +230,14 @@ def tune(
     report: bool = True,
     stream: TextIO | None = None,
     clock: Callable[[], float] = time.monotonic,
+    on_study: Callable[[Study], None] | None = None,
 ) -> Study:
     """Run (or continue) the study a config describes; returns the study.
 
     With ``search.timeout``, the budget counts from this call. With ``report``, the report is
-    written beside the storage file (``caviar-reports/<study name>/index.html``).
+    written beside the storage file (``caviar-reports/<study name>/index.html``). ``on_study``
+    is called with the study once it is stored, before the first trial (the live dashboard
+    starts reading the file then, not while it is being made).
     """
     started = clock()
     config = as_config(config)
@@ -244,6 +247,8 @@ def tune(
     data = prepare_data(config)
     study = open_study(config, data)
     try:
+        if on_study is not None:
+            on_study(study)
         _search(study, config, data, governor, progress, stream, clock, started)
         if report:
             from caviar.report import write_report  # deferred: plotly and scikit-learn, at the end
@@ -270,6 +275,8 @@ def _search(
     study.recover()
     warmed = warm_start.begin(study, config)
     total = config.n_trials()
+    # what a live dashboard counts the finished trials against (another process reads it)
+    study.set_attrs({"planned_trials": None if total == UNBOUNDED else total})
     meter = Progress(
         config.name,
         None if total == UNBOUNDED else total,

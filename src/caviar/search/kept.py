@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from caviar.core.errors import InvalidValue, got
-from caviar.nn.state import MemberState
 from caviar.study import Study
+
+if TYPE_CHECKING:
+    from caviar.nn.state import MemberState
 
 
 def kept_dir(storage: str | os.PathLike[str], study: str) -> Path:
@@ -42,6 +45,8 @@ def kept_state(study: Study, trial: int) -> Path | None:
 def read_state(path: str | os.PathLike[str]) -> MemberState:
     """A member state saved with :meth:`MemberState.save`, or a clear error: no file there, or
     a file that is no caviar model or is damaged (:class:`~caviar.nn.state.DamagedState`)."""
+    from caviar.nn.state import MemberState  # deferred: torch (finding a kept model needs none)
+
     source = Path(path)
     if not source.is_file():
         raise InvalidValue(

@@ -1,4 +1,5 @@
-"""The babysitting server's gate: every request shows the run's token and comes from its own page.
+"""The local servers' gate (panda's page, the live dashboard): every request shows the server's
+token and comes from its own page.
 
 Checked in this order, before any route runs, on every request (the page, static files, reads):
 
@@ -11,6 +12,9 @@ Checked in this order, before any route runs, on every request (the page, static
    A page on another origin posting a command gets 403; no CORS header is ever sent.
 3. **Token**: ``?token=...`` in the query or ``Authorization: Bearer ...``, compared with
    :func:`secrets.compare_digest`; missing or wrong: 401.
+
+Each refusal is ``{"reason": ...}``, its words starting with the server's name (``panda: ...``,
+``dashboard: ...``).
 
 Why no cookie: browsers share a host's cookies between all its ports, so any other server on
 ``localhost`` would receive it. The page gets the token from its own URL instead (the server
@@ -53,10 +57,10 @@ _WILDCARDS = ("0.0.0.0", "::", "")
 _LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
 
 
-def check_token(token: str) -> str:
+def check_token(token: str, owner: str = "caviar") -> str:
     """``token``, or a ValueError when it could not be written into a URL as it is."""
     if not TOKEN_PATTERN.fullmatch(token):
-        raise ValueError(f"panda: a token is 16 to 128 of A-Z a-z 0-9 _ -, got {token!r}")
+        raise ValueError(f"{owner}: a token is 16 to 128 of A-Z a-z 0-9 _ -, got {token!r}")
     return token
 
 
@@ -91,11 +95,12 @@ def allowed_hosts(host: str, port: int) -> frozenset[str]:
 
 class Guard:
     """ASGI middleware: Host, Origin and token checked on every request; security headers on
-    every response."""
+    every response. ``name`` begins each refusal's reason (``panda``, ``dashboard``)."""
 
-    def __init__(self, app: ASGIApp, *, token: str, hosts: Iterable[str]) -> None:
+    def __init__(self, app: ASGIApp, *, token: str, hosts: Iterable[str], name: str) -> None:
         self.app = app
-        self.token = check_token(token).encode()
+        self.name = name
+        self.token = check_token(token, name).encode()
         self.hosts = frozenset(hosts)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -120,20 +125,20 @@ class Guard:
 
     def refusal(self, scope: Scope) -> tuple[int, str] | None:
         """(status, reason) when the request may not pass, else None."""
-        headers = Headers(scope=scope)
+        headers, name = Headers(scope=scope), self.name
         if "upgrade" in headers:
             return (
                 400,
-                "panda: no protocol upgrade here (the page's updates are server-sent events)",
+                f"{name}: no protocol upgrade here (the page's updates are server-sent events)",
             )
         hosts = headers.getlist("host")
         if len(hosts) != 1 or hosts[0].lower() not in self.hosts:
-            return 403, f"panda: this server does not answer to Host {', '.join(hosts)!r}"
+            return 403, f"{name}: this server does not answer to Host {', '.join(hosts)!r}"
         origins = headers.getlist("origin")
         if origins and origins != [f"http://{hosts[0]}"]:
-            return 403, f"panda: requests from origin {origins[0]!r} are refused"
+            return 403, f"{name}: requests from origin {origins[0]!r} are refused"
         if not secrets.compare_digest(self._token_of(scope, headers), self.token):
-            return 401, "panda: a missing or wrong token: open the URL this run printed"
+            return 401, f"{name}: a missing or wrong token: open the URL the command printed"
         return None
 
     @staticmethod
