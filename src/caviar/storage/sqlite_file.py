@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 from caviar.storage.base import StorageError
@@ -137,6 +138,28 @@ def _connect(path: Path, query: str, timeout: float) -> sqlite3.Connection:
     return db
 
 
+#: an ``immutable`` read that meets a writer's checkpoint (the file rewritten under it) reads a
+#: torn page, "file is not a database"; it is read again after a pause, this many times
+TORN_READ_TRIES = 5
+
+
+def _immutable(path: Path, timeout: float) -> sqlite3.Connection:
+    """An ``immutable`` connection whose schema reads whole: ``immutable`` promises SQLite the
+    file does not change, which holds unless another process checkpoints into it just then (a
+    tune ending while a panda trainer writes); that read is torn, and is tried again."""
+    for attempt in range(TORN_READ_TRIES):
+        db = _connect(path, "immutable=1", timeout)
+        try:
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return db
+        except sqlite3.DatabaseError:
+            db.close()
+            if attempt == TORN_READ_TRIES - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
 def probe_read_only(path: Path, timeout: float) -> None:
     """Check that ``path`` is a caviar study file before any reader could leave a mark.
 
@@ -144,7 +167,7 @@ def probe_read_only(path: Path, timeout: float) -> None:
     every committed change is in the file itself, so the schema is read ``immutable``."""
     wal = check_header(path, empty_ok=False)
     if wal and not Path(f"{path}-wal").exists():
-        db = _connect(path, "immutable=1", timeout)
+        db = _immutable(path, timeout)
         try:
             if not is_study_file(db, path):
                 raise NotAStudyFile(path, "it has no tables")
@@ -155,7 +178,7 @@ def probe_read_only(path: Path, timeout: float) -> None:
 def connect_read_only(path: Path, timeout: float) -> sqlite3.Connection:
     """A connection that cannot write and leaves no file behind (see the module docstring)."""
     if _wal_without_log(path):  # query_only either way; a writable one's last close tidies up
-        return _connect(path, "mode=rw" if _writable(path) else "immutable=1", timeout)
+        return _connect(path, "mode=rw", timeout) if _writable(path) else _immutable(path, timeout)
     db = _connect(path, "mode=ro", timeout)
     try:
         db.execute("SELECT count(*) FROM sqlite_master").fetchone()  # opens -wal and -shm
@@ -172,7 +195,7 @@ def connect_read_only(path: Path, timeout: float) -> sqlite3.Connection:
             f"with a -shm file that it cannot create in the read-only folder {path.parent}; "
             f"make the folder writable, or copy the study file with its -wal file elsewhere"
         )
-    return _connect(path, "immutable=1", timeout)
+    return _immutable(path, timeout)
 
 
 def _wal_without_log(path: Path) -> bool:
