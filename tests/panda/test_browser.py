@@ -16,22 +16,9 @@ from _fake_controller import FakeController
 
 from caviar.panda.server import serve
 from caviar.panda.trainer import PandaRun
+from chromium import ARGS, CHROMIUM, sync_api_or_skip
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-if not CHROMIUM.exists():
-    pytest.skip(
-        f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium)", allow_module_level=True
-    )
+sync_api = sync_api_or_skip()
 
 #: the number of points of branch 0's train-loss curve on the page, the labels of its markers
 #: (JavaScript expressions; waits are written as functions, as the page's CSP forbids eval)

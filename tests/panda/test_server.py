@@ -16,9 +16,9 @@ import httpx
 import pytest
 from _fake_controller import FakeController
 
-from caviar.web.security import allowed_hosts, is_loopback
 from caviar.panda.server import create_app, serve
 from caviar.panda.view import label, lineage, short, view
+from caviar.web.security import allowed_hosts, is_loopback
 
 with warnings.catch_warnings():  # starlette 1.x would rather have httpx2 drive its TestClient
     warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")

@@ -14,22 +14,9 @@ from typing import Any
 import pytest
 
 from caviar.search.job import tune
+from chromium import ARGS, CHROMIUM, sync_api_or_skip
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-if not CHROMIUM.exists():
-    pytest.skip(
-        f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium)", allow_module_level=True
-    )
+sync_api = sync_api_or_skip()
 
 pytestmark = pytest.mark.slow
 
