@@ -143,7 +143,7 @@ AUTO = "auto"
 def resolve(value: Any, sampler: str, longest: int) -> Halving | None:
     """The schedule ``search.halving = value`` gives (checked by :data:`HALVING`) with
     ``sampler`` and trials of at most ``longest`` epochs. 'auto' is halving with its defaults
-    for the tpe sampler (the pair won benchmarks/quality.py; docs/tune.md) where a trial can
+    for the tpe sampler (the pair beat random search in benchmarks/quality.py) where a trial can
     reach the first rung, and none otherwise: random, grid and coarse to fine stay the
     textbook's, every trial trained to its end, and one-epoch trials have nothing to judge."""
     if HALVING.check(value, "search.halving") == AUTO:

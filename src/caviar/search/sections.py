@@ -165,8 +165,8 @@ class SearchSection:
         "tpe",
         one_of("random", "grid", "coarse_to_fine", "tpe"),
         "how configurations are chosen: tpe (Optuna's TPE, learning from the finished trials; "
-        "the default, as it found better models at equal time in benchmarks/quality.py), "
-        "random, grid or coarse_to_fine (the textbook's)",
+        "the default: with halving it found better models than random search at equal time in "
+        "benchmarks/quality.py), random, grid or coarse_to_fine (the textbook's)",
     )
     trials: int | None = setting(
         None, integer(1, nullable=True), "total trials (grid: default the whole grid)"
