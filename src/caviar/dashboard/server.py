@@ -21,15 +21,13 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import anyio
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from caviar.dashboard.babysit import Babysitter
@@ -39,14 +37,9 @@ from caviar.report.page import served_page_html
 from caviar.report.page_script import SCRIPT
 from caviar.web import serving
 from caviar.web.bodies import finite, read_object
-from caviar.web.serving import WebServer, guarded_app, ok, plotly_js
+from caviar.web.serving import WAIT_SLICE, WebServer, event_stream, guarded_app, ok, static_endpoint
 
 __all__ = ["Dashboard", "create_app", "serve_study"]
-
-#: how often an event stream looks up from ``watch.wait``, and how long it may stay silent
-#: before a keep-alive comment
-WAIT_SLICE = 1.0
-KEEP_ALIVE = 15.0
 
 _SCRIPTS = {"report.js": SCRIPT, "live.js": LIVE_SCRIPT}
 
@@ -65,28 +58,16 @@ def create_app(
             served_page_html(watch.name, study, sources), media_type="text/html; charset=utf-8"
         )
 
-    async def static(request: Request) -> Response:
-        name = request.path_params["name"]
-        if name == "plotly.min.js":
-            return Response(
-                plotly_js(),
-                media_type="application/javascript",
-                headers={"cache-control": "private, max-age=3600"},
-            )
-        if name not in _SCRIPTS:
-            return JSONResponse({"reason": f"dashboard: no static file {name!r}"}, 404)
-        return Response(_SCRIPTS[name], media_type="application/javascript")
-
     async def data(request: Request) -> Response:
         version, found = watch.current()
         return ok({"version": version, **_waiting(watch, found)})
 
     async def events(request: Request) -> Response:
-        return StreamingResponse(
-            _event_stream(watch, request.app.state.closing),
-            media_type="text/event-stream",
-            headers={"cache-control": "no-store", "x-accel-buffering": "no"},
-        )
+        async def current() -> tuple[int, str]:
+            version, found = watch.current()
+            return version, _event(version, _waiting(watch, found))
+
+        return event_stream(current, watch.wait, request.app.state.closing)
 
     async def babysit(request: Request) -> Response:
         with babysitter.asking():
@@ -95,7 +76,7 @@ def create_app(
 
     routes = [
         Route("/", page, methods=["GET"]),
-        Route("/static/{name}", static, methods=["GET"]),
+        Route("/static/{name}", static_endpoint("dashboard", _script), methods=["GET"]),
         Route("/api/data", data, methods=["GET"]),
         Route("/api/events", events, methods=["GET"]),
         Route("/api/babysit", babysit, methods=["POST"]),
@@ -111,22 +92,8 @@ def _waiting(watch: StudyWatch, found: dict[str, Any] | None) -> dict[str, Any]:
     return {"study": None, "progress": {"line": line, "live": True, "kept": []}}
 
 
-async def _event_stream(watch: StudyWatch, closing: threading.Event) -> AsyncIterator[str]:
-    """The data at once, then again after every change in the store, until the server closes."""
-    version, found = watch.current()
-    yield f"retry: 2000\n\n{_event(version, _waiting(watch, found))}"
-    quiet_since = time.monotonic()
-    while not closing.is_set():
-        now = await anyio.to_thread.run_sync(
-            watch.wait, version, WAIT_SLICE, abandon_on_cancel=True
-        )
-        if now > version:
-            version, found = watch.current()
-            yield _event(version, _waiting(watch, found))
-            quiet_since = time.monotonic()
-        elif time.monotonic() - quiet_since >= KEEP_ALIVE:
-            yield ": keep-alive\n\n"
-            quiet_since = time.monotonic()
+def _script(name: str) -> tuple[str, str] | None:
+    return (_SCRIPTS[name], "application/javascript") if name in _SCRIPTS else None
 
 
 def _event(version: int, data: dict[str, Any]) -> str:

@@ -21,18 +21,16 @@ terminal.
 
 from __future__ import annotations
 
+import functools
 import html
 import importlib.resources
 import json
-import threading
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
-import anyio
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from caviar.panda.bodies import rollback_options, set_changes
@@ -40,14 +38,9 @@ from caviar.panda.control_api import DEFAULT_ROLLBACK_MODE, ROLLBACK_MODES, Cont
 from caviar.panda.view import view
 from caviar.web import serving
 from caviar.web.bodies import finite, read_object
-from caviar.web.serving import WebServer, guarded_app, ok, plotly_js
+from caviar.web.serving import WebServer, event_stream, guarded_app, ok, static_endpoint
 
 __all__ = ["create_app", "serve"]
-
-#: how often an event stream looks up from ``controller.wait`` (to notice a closing server or a
-#: gone client soon), and how long it may stay silent before a keep-alive comment
-WAIT_SLICE = 1.0
-KEEP_ALIVE = 15.0
 
 _STATIC = {"page.js": "application/javascript", "page.css": "text/css"}
 
@@ -62,27 +55,12 @@ def create_app(
     async def page(request: Request) -> Response:
         return Response(files.page(), media_type="text/html; charset=utf-8")
 
-    async def static(request: Request) -> Response:
-        name = request.path_params["name"]
-        if name == "plotly.min.js":
-            return Response(
-                plotly_js(),
-                media_type="application/javascript",
-                headers={"cache-control": "private, max-age=3600"},
-            )
-        if name not in _STATIC:
-            return JSONResponse({"reason": f"panda: no static file {name!r}"}, 404)
-        return Response(files.read(name), media_type=_STATIC[name])
-
     async def state(request: Request) -> Response:
         return ok(await run_in_threadpool(controller.state))
 
     async def events(request: Request) -> Response:
-        return StreamingResponse(
-            _event_stream(controller, request.app.state.closing),
-            media_type="text/event-stream",
-            headers={"cache-control": "no-store", "x-accel-buffering": "no"},
-        )
+        current = functools.partial(_state_event, controller)
+        return event_stream(current, controller.wait, request.app.state.closing)
 
     async def set_(request: Request) -> Response:
         changes = set_changes(await read_object(request, required=frozenset({"changes"})))
@@ -106,7 +84,7 @@ def create_app(
 
     routes = [
         Route("/", page, methods=["GET"]),
-        Route("/static/{name}", static, methods=["GET"]),
+        Route("/static/{name}", static_endpoint("panda", files.static), methods=["GET"]),
         Route("/api/state", state, methods=["GET"]),
         Route("/api/events", events, methods=["GET"]),
         Route("/api/set", set_, methods=["POST"]),
@@ -135,24 +113,6 @@ def serve(
     )
 
 
-async def _event_stream(controller: Controller, closing: threading.Event) -> AsyncIterator[str]:
-    """The full state at once, then again after every change, until the server closes."""
-    version, event = await _state_event(controller)
-    yield f"retry: 2000\n\n{event}"
-    quiet_since = time.monotonic()
-    while not closing.is_set():
-        now = await anyio.to_thread.run_sync(
-            controller.wait, version, WAIT_SLICE, abandon_on_cancel=True
-        )
-        if now > version:
-            version, event = await _state_event(controller)
-            yield event
-            quiet_since = time.monotonic()
-        elif time.monotonic() - quiet_since >= KEEP_ALIVE:
-            yield ": keep-alive\n\n"
-            quiet_since = time.monotonic()
-
-
 async def _state_event(controller: Controller) -> tuple[int, str]:
     """(version, a ``state`` event with the state and what the page draws of it)."""
     state = finite(await run_in_threadpool(controller.state))
@@ -173,6 +133,10 @@ class _Files:
                 importlib.resources.files("caviar.panda") / "static" / name
             ).read_bytes()
         return self._cache[name]
+
+    def static(self, name: str) -> tuple[bytes, str] | None:
+        """A static file of ours and its media type, or None for a name we do not serve."""
+        return (self.read(name), _STATIC[name]) if name in _STATIC else None
 
     def page(self) -> bytes:
         modes = "".join(

@@ -18,26 +18,39 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import anyio
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute
 
 from caviar.core.errors import InvalidValue
 from caviar.web.bodies import MAX_BODY, TooLarge, finite
 from caviar.web.security import Guard, allowed_hosts, check_token
 
-__all__ = ["WebServer", "guarded_app", "ok", "plotly_js", "serve"]
+__all__ = [
+    "WebServer",
+    "event_stream",
+    "guarded_app",
+    "ok",
+    "plotly_js",
+    "serve",
+    "static_endpoint",
+]
 
 log = logging.getLogger(__name__)
 
 #: seconds an idle connection stays open (uvicorn's default, 5, raced a page's next request)
 KEEP_ALIVE = 60
+#: how often an event stream looks up from its wait (to notice a closing server or a gone
+#: client soon), and how long it may stay silent before a keep-alive comment
+WAIT_SLICE = 1.0
+EVENTS_KEEP_ALIVE = 15.0
 
 
 def guarded_app(
@@ -148,6 +161,59 @@ def serve(
         shown = f"[{shown}]"
     url = f"http://{shown}:{port}/?token={token}"
     return url, WebServer(server, thread, app, url, port, token)
+
+
+def event_stream(
+    current: Callable[[], Awaitable[tuple[int, str]]],
+    wait: Callable[[int, float], int],
+    closing: threading.Event,
+) -> StreamingResponse:
+    """Server-sent events: ``current()``'s ``(version, event)`` at once, then again whenever
+    ``wait(version, seconds)`` (blocking up to ``seconds``) returns a newer version, with a
+    keep-alive comment after a quiet spell, until ``closing`` is set (the server stops)."""
+
+    async def stream() -> AsyncIterator[str]:
+        version, event = await current()
+        yield f"retry: 2000\n\n{event}"
+        quiet_since = time.monotonic()
+        while not closing.is_set():
+            now = await anyio.to_thread.run_sync(wait, version, WAIT_SLICE, abandon_on_cancel=True)
+            if now > version:
+                version, event = await current()
+                yield event
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since >= EVENTS_KEEP_ALIVE:
+                yield ": keep-alive\n\n"
+                quiet_since = time.monotonic()
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"cache-control": "no-store", "x-accel-buffering": "no"},
+    )
+
+
+def static_endpoint(
+    room: str, files: Callable[[str], tuple[bytes | str, str] | None]
+) -> Callable[[Request], Awaitable[Response]]:
+    """``GET /static/{name}``: plotly.js from the installed package (:func:`plotly_js`, cached
+    by the browser for an hour), else ``files(name)``'s ``(body, media type)``, else a 404
+    naming the file."""
+
+    async def endpoint(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name == "plotly.min.js":
+            return Response(
+                plotly_js(),
+                media_type="application/javascript",
+                headers={"cache-control": "private, max-age=3600"},
+            )
+        found = files(name)
+        if found is None:
+            return JSONResponse({"reason": f"{room}: no static file {name!r}"}, 404)
+        return Response(found[0], media_type=found[1])
+
+    return endpoint
 
 
 @functools.cache
