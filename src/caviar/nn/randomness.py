@@ -41,6 +41,17 @@ def _fmix32(h: torch.Tensor) -> torch.Tensor:
     return h ^ (h >> 16)
 
 
+def mix32(h: torch.Tensor) -> torch.Tensor:
+    """MurmurHash3's finaliser of 32-bit values held in int64 (elementwise; works under
+    ``vmap``): what other rooms key their own random numbers with."""
+    return _fmix32(h)
+
+
+def mul32(h: torch.Tensor, c: int) -> torch.Tensor:
+    """``(h * c) mod 2**32`` for 32-bit values held in int64."""
+    return _mul32(h, c)
+
+
 def _fmix32_int(h: int) -> int:
     """:func:`_fmix32` of one Python integer."""
     h ^= h >> 16

@@ -57,6 +57,7 @@ from caviar.nn.fused import wants_compile
 from caviar.nn.graphs import graph_factory
 from caviar.nn.memory import available_bytes, bytes_per_member, n_parameters
 from caviar.nn.pool import RoundResult
+from caviar.own.member import KeptModule
 from caviar.search.config import StudyConfig
 from caviar.search.endgame import Running, epochs_to_decision, plan
 from caviar.search.halving import Halving, Rungs
@@ -93,7 +94,7 @@ class ModelKeeper:
         #: what was done to the raw examples, saved with each model so it can say and redo it
         self.preprocessing = preprocessing
 
-    def offer(self, number: int, state: MemberState) -> None:
+    def offer(self, number: int, state: MemberState | KeptModule) -> None:
         """Keep trial ``number``'s state if it is among the best ``k``; drop any that fell out."""
         if self.k == 0:
             return
@@ -102,7 +103,10 @@ class ModelKeeper:
             return
         path = kept_state_path(self.storage, self.study.name, number)
         path.parent.mkdir(parents=True, exist_ok=True)
-        replace(state, preprocessing=self.preprocessing).save(path)
+        if isinstance(state, KeptModule):
+            state.with_preprocessing(self.preprocessing).save(path)
+        else:
+            replace(state, preprocessing=self.preprocessing).save(path)
         kept = [n for n in self.study.attrs.get("kept_models", []) if n != number]
         for n in kept:
             if n not in best:
@@ -126,6 +130,7 @@ class SearchLoop:
         governor: ThreadGovernor | None = None,
         spread: Spread | None = None,
         preprocessing: dict[str, Any] | None = None,
+        engine: Engine | None = None,
     ) -> None:
         self.study, self.config, self.progress = study, config, progress
         self.clock = clock
@@ -160,6 +165,8 @@ class SearchLoop:
         self.pool: Engine
         if spread is not None:
             self.pool = spread
+        elif engine is not None:  # another kind of member (a user's module: caviar.own)
+            self.pool = engine
         else:
             self.pool = Pool(
                 training,

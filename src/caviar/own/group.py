@@ -1,0 +1,232 @@
+"""Members of the same module trained together for an epoch: their tensors stacked on a leading
+member axis and one ``torch.func.vmap`` over ``functional_call`` of a shared template.
+
+Each member's loss is its own mean over its own mini-batch, and the members share no tensor, so
+the gradient of the sum of their losses is, for each, the gradient of its own loss: one
+backward pass gives every member what it would get alone. Batch norm's running statistics are
+stacked buffers, updated in place per member. Dropout masks are keyed by member and step
+(:mod:`caviar.own.dropout`). A member whose loss stops being finite is frozen at once (its
+optimizer no longer moves it) and leaves diverged at the epoch's end; the others go on.
+
+Modules ``vmap`` cannot batch (data-dependent control flow, ``.item()``, torch's own random
+ops) train the same way one member at a time (``vectorized=False``), with the same tensors, the
+same optimizer and the same keyed dropout, and torch's generator seeded per member and step for
+anything else random.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, vmap
+
+from caviar.core.seeding import DROPOUT, derive_seed
+from caviar.nn.randomness import batch_bounds, epoch_order
+from caviar.own.data import ModuleData
+from caviar.own.member import ModuleMember
+from caviar.own.optim import MemberOptimizer
+
+#: ``loss(output, target) -> scalar``: the mean over a mini-batch, as torch's losses give it
+Loss = Callable[[Tensor, Tensor], Tensor]
+
+
+class Interrupted(Exception):
+    """``should_stop`` said yes mid-epoch: the group's members leave, their epoch discarded."""
+
+
+@dataclass(frozen=True)
+class MemberMetrics:
+    """One member's epoch: the means over its mini-batches (training mode) and over the
+    validation set (eval mode)."""
+
+    key: int
+    train_loss: float
+    train_accuracy: float
+    val_loss: float
+    val_accuracy: float
+    diverged: bool
+    seconds: float
+
+
+def has_batch_norm(module: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
+
+
+class ModuleGroup:
+    """``members`` (same signature) stacked for one epoch over ``data``.
+
+    ``template`` is a module of their structure with its dropouts swapped
+    (:func:`caviar.own.dropout.swap_dropout`); only its code runs, never its own tensors."""
+
+    def __init__(
+        self,
+        template: nn.Module,
+        members: Sequence[ModuleMember],
+        data: ModuleData,
+        *,
+        loss: Loss,
+        data_seed: int,
+        vectorized: bool = True,
+        eval_batch: int = 1024,
+    ) -> None:
+        self.template, self.members, self.data = template, list(members), data
+        self.loss, self.data_seed, self.vectorized = loss, data_seed, vectorized
+        self.eval_batch = eval_batch
+        first = self.members[0]
+        self.params = {
+            n: torch.stack([m.params[n] for m in self.members]).requires_grad_(True)
+            for n in first.params
+        }
+        self.buffers = {n: torch.stack([m.buffers[n] for m in self.members]) for n in first.buffers}
+        self.step_names = [f"{site}.step" for site in first.sites]
+        device = data.x_train.device
+        self.steps = torch.tensor([m.steps for m in self.members], device=device)
+        self.optimizer = MemberOptimizer(
+            first.optimizer,
+            [m.settings for m in self.members],
+            list(self.params.values()),
+            state=[m.optimizer_state for m in self.members]
+            if any(m.optimizer_state is not None for m in self.members)
+            else None,
+        )
+        self.diverged = [False] * len(self.members)
+        self.bounds = batch_bounds(
+            len(data.y_train), first.batch_size, batch_norm=has_batch_norm(template)
+        )
+
+    # -- one member's forward, batched by vmap or called alone --------------------------------
+    def _forward(
+        self, params: dict[str, Tensor], buffers: dict[str, Tensor], x: Tensor, y: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """The member's mean loss and its count of right answers on ``(x, y)``."""
+        out = functional_call(self.template, (params, buffers), (x,))
+        correct = (out.argmax(dim=-1) == y).sum()
+        return self.loss(out, y), correct
+
+    def _stepped(self) -> dict[str, Tensor]:
+        """The buffers with each dropout site's step: each member's own step count."""
+        return {**self.buffers, **dict.fromkeys(self.step_names, self.steps)}
+
+    def _train_batch(self, xb: Tensor, yb: Tensor) -> tuple[Tensor, Tensor]:
+        """Forward and backward of one mini-batch ([P, B, ...]); each member's loss and right
+        answers."""
+        buffers = self._stepped()
+        if self.vectorized:
+            losses, correct = vmap(self._forward, randomness="error")(self.params, buffers, xb, yb)
+        else:
+            pieces = [self._alone(k, buffers, xb[k], yb[k]) for k in range(len(self.members))]
+            losses = torch.stack([loss for loss, _ in pieces])
+            correct = torch.stack([right for _, right in pieces])
+        finite = torch.isfinite(losses.detach())
+        torch.where(finite, losses, torch.zeros_like(losses)).sum().backward()
+        return losses.detach(), correct, finite
+
+    def _alone(
+        self, k: int, buffers: dict[str, Tensor], x: Tensor, y: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Member ``k``'s forward on its own (views into the stacks, so its gradient and batch
+        statistics land there), torch's generator seeded by its seed and step."""
+        params = {n: p[k] for n, p in self.params.items()}
+        mine = {n: b[k] for n, b in buffers.items()}
+        member = self.members[k]
+        with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
+            torch.manual_seed(derive_seed(member.seed, DROPOUT, int(self.steps[k])) % 2**63)
+            return self._forward(params, mine, x, y)
+
+    # -- the epoch ----------------------------------------------------------------------------
+    def run_epoch(self, should_stop: Callable[[], bool] | None = None) -> list[MemberMetrics]:
+        """One epoch for every member, each at its own epoch (its own data order), then its
+        validation metrics. Raises :class:`Interrupted` when ``should_stop`` says so."""
+        started = time.perf_counter()
+        n_members, data = len(self.members), self.data
+        orders = torch.stack(
+            [epoch_order(self.data_seed, m.done, len(data.y_train)) for m in self.members]
+        ).to(data.x_train.device)
+        epochs = [m.done for m in self.members]
+        self.template.train()
+        total_loss = torch.zeros(n_members, dtype=torch.float64, device=orders.device)
+        total_right = torch.zeros(n_members, dtype=torch.float64, device=orders.device)
+        seen = 0
+        for start, stop in self.bounds:
+            if should_stop is not None and should_stop():
+                raise Interrupted
+            index = orders[:, start:stop]
+            losses, correct, finite = self._train_batch(data.x_train[index], data.y_train[index])
+            for k in torch.nonzero(~finite).flatten().tolist():
+                if not self.diverged[k]:
+                    self.diverged[k] = True
+                    self.optimizer.freeze(k)
+            grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params.values()]
+            self.optimizer.step(grads, epochs)
+            for p in self.params.values():
+                p.grad = None
+            self.steps += 1
+            total_loss += losses.to(torch.float64) * (stop - start)
+            total_right += correct.to(torch.float64)
+            seen += stop - start
+        val_loss, val_right = self._evaluate()
+        seconds = (time.perf_counter() - started) / n_members
+        n_val = len(data.y_val)
+        metrics = []
+        for k, member in enumerate(self.members):
+            lost = self.diverged[k] or not torch.isfinite(val_loss[k])
+            metrics.append(
+                MemberMetrics(
+                    member.key,
+                    float(total_loss[k] / seen),
+                    float(total_right[k] / seen),
+                    float(val_loss[k]),
+                    float(val_right[k] / n_val),
+                    bool(lost),
+                    seconds,
+                )
+            )
+        return metrics
+
+    @torch.no_grad()
+    def _evaluate(self) -> tuple[Tensor, Tensor]:
+        """Each member's mean validation loss and right answers, in eval mode."""
+        self.template.eval()
+        data, n = self.data, len(self.data.y_val)
+        device = data.x_val.device
+        loss = torch.zeros(len(self.members), dtype=torch.float64, device=device)
+        right = torch.zeros(len(self.members), dtype=torch.float64, device=device)
+        buffers = self._stepped()
+        for start in range(0, n, self.eval_batch):
+            x = data.x_val[start : start + self.eval_batch]
+            y = data.y_val[start : start + self.eval_batch]
+            if self.vectorized:
+                batch = vmap(self._forward, in_dims=(0, 0, None, None), randomness="error")
+                losses, correct = batch(self.params, buffers, x, y)
+            else:
+                pieces = [
+                    self._forward(
+                        {n: p[k] for n, p in self.params.items()},
+                        {n: b[k] for n, b in buffers.items()},
+                        x,
+                        y,
+                    )
+                    for k in range(len(self.members))
+                ]
+                losses = torch.stack([loss for loss, _ in pieces])
+                correct = torch.stack([right for _, right in pieces])
+            loss += losses.to(torch.float64) * len(y)
+            right += correct.to(torch.float64)
+        self.template.train()
+        return loss / n, right
+
+    def members_back(self) -> list[ModuleMember]:
+        """The members after the epoch: their tensors unstacked, their counts moved on."""
+        back = []
+        for k, member in enumerate(self.members):
+            member.params = {n: p[k].detach().clone() for n, p in self.params.items()}
+            member.buffers = {n: b[k].clone() for n, b in self.buffers.items()}
+            member.optimizer_state = self.optimizer.member_state(k)
+            member.steps = int(self.steps[k])
+            member.done += 1
+            back.append(member)
+        return back

@@ -1,0 +1,245 @@
+"""A pool of the user's module's candidates: members added and removed between rounds, one
+epoch each a round, as a search drives :class:`caviar.nn.Pool` (the :class:`Engine`
+protocol). Members whose modules have the same structure and parameter shapes, batch size and
+optimizer train together in one vectorized group (:mod:`caviar.own.group`); the others form
+groups of their own, and a module ``vmap`` refuses trains one member at a time, said once.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from caviar.core.errors import InvalidValue
+from caviar.core.records import EpochRecord
+from caviar.nn.memory import is_out_of_memory
+from caviar.nn.pool import MemberEpoch, RoundResult
+from caviar.own.data import ModuleData
+from caviar.own.dropout import swap_dropout
+from caviar.own.group import Interrupted, Loss, ModuleGroup
+from caviar.own.member import KeptModule, ModuleMember
+
+#: the optimizer settings a whole group shares (they change the update's form, not a number)
+GROUP_SETTINGS = ("nesterov", "lr_decay")
+#: on a CPU, the most members in one group (measured in benchmarks/own_model.py)
+CPU_GROUP = 64
+
+
+@dataclass(frozen=True)
+class ModuleSpec:
+    """A member to add: the module its builder made for the trial, and how to train it."""
+
+    seed: int
+    epochs: int
+    batch_size: int
+    optimizer: str
+    settings: Mapping[str, Any]
+    module: nn.Module
+    params: Mapping[str, Any]  # the trial's hyperparameters, kept with the model
+
+    @property
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.module.parameters())
+
+
+@dataclass
+class ModuleRound(RoundResult):
+    """A round: as :class:`~caviar.nn.pool.RoundResult`, with the kept form of each member
+    that finished (``kept``)."""
+
+    kept: dict[int, KeptModule] = field(default_factory=dict)
+
+
+def structure(template: nn.Module) -> str:
+    """What the module computes, as far as its printout says (dropout rates aside: they are
+    per member)."""
+    return repr(template)
+
+
+class ModulePool:
+    """The pool (see the module docstring). ``model`` is the builder's reference, kept with
+    finished members; ``note`` hears what members must do differently (one at a time)."""
+
+    def __init__(
+        self,
+        data: ModuleData,
+        *,
+        loss: Loss,
+        data_seed: int,
+        model: str | None = None,
+        max_group: int | None = None,
+        eval_batch: int = 1024,
+        note: Callable[[str], None] | None = None,
+    ) -> None:
+        self.data, self.loss, self.data_seed, self.model = data, loss, data_seed, model
+        cpu = data.x_train.device.type == "cpu"
+        self.max_group = max_group or (CPU_GROUP if cpu else 1 << 30)
+        self.eval_batch = eval_batch
+        self.note = note or (lambda _: None)
+        self._members: dict[int, ModuleMember] = {}
+        self._params: dict[int, Mapping[str, Any]] = {}
+        self._templates: dict[Hashable, nn.Module] = {}
+        #: signatures vmap refused: their members train one at a time
+        self._alone: set[Hashable] = set()
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    @property
+    def keys(self) -> list[int]:
+        return sorted(self._members)
+
+    def add(self, key: int, spec: ModuleSpec) -> None:
+        """A new member, from its module (which the pool does not keep)."""
+        dtype = next(spec.module.parameters()).dtype
+        template = copy.deepcopy(spec.module)
+        swap_dropout(template, dtype)
+        tensors = tuple(
+            (n, tuple(t.shape), str(t.dtype))
+            for n, t in (*spec.module.named_parameters(), *spec.module.named_buffers())
+        )
+        group_settings = tuple(spec.settings.get(k) for k in GROUP_SETTINGS)
+        signature: Hashable = (
+            structure(template),
+            tensors,
+            spec.batch_size,
+            spec.optimizer,
+            group_settings,
+        )
+        known = self._templates.get(signature)
+        if known is None:
+            self._templates[signature] = template
+        elif not self._same_function(known, spec.module):
+            # the printout hid a difference (an attribute its forward reads): a group of its own
+            signature = (*signature, ("alone", key))  # type: ignore[misc]
+            self._templates[signature] = template
+        self._members[key] = ModuleMember.from_module(
+            key,
+            spec.module,
+            seed=spec.seed,
+            epochs=spec.epochs,
+            batch_size=spec.batch_size,
+            optimizer=spec.optimizer,
+            settings=spec.settings,
+            signature=signature,
+        )
+        self._params[key] = dict(spec.params)
+
+    @torch.no_grad()
+    def _same_function(self, template: nn.Module, module: nn.Module) -> bool:
+        """Whether ``template`` run with ``module``'s tensors computes what ``module`` does
+        (eval mode, a few validation examples)."""
+        x = self.data.x_val[:4]
+        tensors = {**dict(module.named_parameters()), **dict(module.named_buffers())}
+        template.eval(), module.eval()
+        try:
+            mine = module(x)
+            theirs = torch.func.functional_call(template, tensors, (x,), strict=False)
+        finally:
+            template.train(), module.train()
+        return bool(mine.shape == theirs.shape and torch.allclose(mine, theirs, equal_nan=True))
+
+    def remove(self, key: int) -> ModuleMember:
+        self._params.pop(key, None)
+        return self._members.pop(key)
+
+    def step(self, should_stop: Callable[[], bool] | None = None) -> ModuleRound:
+        """One round: an epoch for every member, group by group. ``should_stop`` is asked before
+        every mini-batch; once it says yes the round ends there, and the members not yet
+        through their epoch leave as ``interrupted``."""
+        result = ModuleRound()
+        pending = self._groups()
+        while pending:
+            signature, members = pending.pop(0)
+            try:
+                metrics, back = self._epoch(signature, members, should_stop)
+            except Interrupted:
+                result.interrupted = sorted(
+                    m.key for _, rest in [(signature, members), *pending] for m in rest
+                )
+                break
+            for m, member in zip(metrics, back, strict=True):
+                record = EpochRecord(
+                    member.done, m.train_loss, m.train_accuracy, m.val_loss, m.val_accuracy
+                )
+                member.diverged = m.diverged
+                finished = member.finished
+                if finished and not m.diverged:
+                    result.kept[member.key] = member.kept(self._params[member.key], self.model)
+                result.epochs.append(
+                    MemberEpoch(member.key, record, m.diverged, finished, m.seconds)
+                )
+        result.epochs.sort(key=lambda e: e.key)
+        for key in [e.key for e in result.epochs if e.finished] + result.interrupted:
+            self.remove(key)
+        return result
+
+    def _groups(self) -> list[tuple[Hashable, list[ModuleMember]]]:
+        """The members by signature, in pieces of at most ``max_group``."""
+        by: dict[Hashable, list[ModuleMember]] = {}
+        for key in self.keys:
+            member = self._members[key]
+            by.setdefault(member.signature, []).append(member)
+        return [
+            (signature, members[i : i + self.max_group])
+            for signature, members in by.items()
+            for i in range(0, len(members), self.max_group)
+        ]
+
+    def _epoch(
+        self,
+        signature: Hashable,
+        members: list[ModuleMember],
+        should_stop: Callable[[], bool] | None,
+    ) -> tuple[list[Any], list[ModuleMember]]:
+        """An epoch of one group; vectorized unless ``vmap`` refused the module before, in
+        which case (said once) its members train one at a time."""
+        template = self._templates[signature]
+        vectorized = signature not in self._alone
+        group = self._group(template, members, vectorized)
+        try:
+            metrics = group.run_epoch(should_stop)
+        except Interrupted:
+            raise
+        except Exception as error:
+            if not vectorized or is_out_of_memory(error):
+                raise self._failed(error) from error
+            self._alone.add(signature)
+            self.note(
+                f"caviar: torch.func.vmap cannot batch {type(template).__name__} "
+                f"({type(error).__name__}: {str(error).splitlines()[0][:160]}); its members "
+                "train one at a time"
+            )
+            group = self._group(template, members, vectorized=False)
+            try:
+                metrics = group.run_epoch(should_stop)
+            except Interrupted:
+                raise
+            except Exception as again:
+                raise self._failed(again) from again
+        return metrics, group.members_back()
+
+    def _group(
+        self, template: nn.Module, members: list[ModuleMember], vectorized: bool
+    ) -> ModuleGroup:
+        return ModuleGroup(
+            template,
+            members,
+            self.data,
+            loss=self.loss,
+            data_seed=self.data_seed,
+            vectorized=vectorized,
+            eval_batch=self.eval_batch,
+        )
+
+    def _failed(self, error: BaseException) -> BaseException:
+        """A training error that is the module's, said in one line."""
+        if is_out_of_memory(error):
+            return error
+        first = str(error).splitlines()[0] if str(error) else ""
+        return InvalidValue("model", f"training the module failed: {type(error).__name__}: {first}")
