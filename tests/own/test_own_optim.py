@@ -103,7 +103,14 @@ class Alone:
 
 def grads_at(p: int, k: int, dtype: torch.dtype) -> list[Tensor]:
     """Member p's gradients at its k-th step."""
-    return [rand(*shape, seed=10_000 * p + 10 * k + j, dtype=dtype) for j, shape in enumerate(SHAPES)]
+    return [
+        rand(*shape, seed=10_000 * p + 10 * k + j, dtype=dtype) for j, shape in enumerate(SHAPES)
+    ]
+
+
+def stacked(grads: list[list[Tensor]]) -> list[Tensor]:
+    """Each member's gradients (a list per member) stacked per leaf."""
+    return [torch.stack(g) for g in zip(*grads, strict=True)]
 
 
 def stack(
@@ -120,9 +127,7 @@ def run_case(name: str, members: list[dict[str, Any]], dtype: torch.dtype) -> No
         for k in range(WARMUP[p]):
             a.step(grads_at(p, k, dtype))
     order = [0, 1, 2]
-    optimizer, params = stack(
-        name, settings, [a.leaves for a in alone], [a.state() for a in alone]
-    )
+    optimizer, params = stack(name, settings, [a.leaves for a in alone], [a.state() for a in alone])
     for k in range(STEPS):
         if k == STEPS // 2:  # members move: a new stack, another order, their own saved state
             was, order = order, [2, 0, 1]
@@ -134,7 +139,7 @@ def run_case(name: str, members: list[dict[str, Any]], dtype: torch.dtype) -> No
             )
         grads = [grads_at(p, alone[p].done, dtype) for p in order]
         epochs = [alone[p].epoch for p in order]
-        optimizer.step([torch.stack(g) for g in zip(*grads, strict=True)], epochs)
+        optimizer.step(stacked(grads), epochs)
         for p in order:
             alone[p].step(grads_at(p, alone[p].done, dtype))
         for slot, p in enumerate(order):
@@ -215,15 +220,15 @@ def test_a_frozen_member_is_left_exactly_as_it_was() -> None:
     settings = [split_params({"optimizer": name, "lr": lr})[0] for lr in (0.1, 0.2, 0.3)]
     alone = [Alone(s, p, torch.float32) for p, s in enumerate(settings)]
     optimizer, params = stack(name, settings, [a.leaves for a in alone], [None, None, None])
-    optimizer.step([torch.stack(g) for g in zip(*(grads_at(p, 0, torch.float32) for p in range(3)), strict=True)], [0, 0, 0])
-    for a in alone:
-        a.step(grads_at(alone.index(a), 0, torch.float32))
+    optimizer.step(stacked([grads_at(p, 0, torch.float32) for p in range(3)]), [0, 0, 0])
+    for p, a in enumerate(alone):
+        a.step(grads_at(p, 0, torch.float32))
     optimizer.freeze(1)
     before = [p[1].clone() for p in params], optimizer.member_state(1)
     for k in range(1, 4):
         grads = [grads_at(p, k, torch.float32) for p in range(3)]
         grads[1] = [torch.full_like(g, float("nan")) for g in grads[1]]  # it diverged
-        optimizer.step([torch.stack(g) for g in zip(*grads, strict=True)], [0, 0, 0])
+        optimizer.step(stacked(grads), [0, 0, 0])
         for p in (0, 2):
             alone[p].step(grads[p])
     for j in range(len(SHAPES)):
@@ -270,5 +275,5 @@ def test_split_params_names_the_bad_value(params: dict[str, Any], message: str) 
 
 def test_members_of_one_stack_share_the_group_keys() -> None:
     settings = [split_params({"lr_decay": d})[0] for d in ("none", "step")]
-    with pytest.raises(InvalidValue, match="^lr_decay: the members of one stack share it"):
+    with pytest.raises(InvalidValue, match=r"^lr_decay: the members of one stack share it"):
         MemberOptimizer("adam", settings, [torch.zeros(2, 3)])

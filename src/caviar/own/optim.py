@@ -138,7 +138,9 @@ class MemberOptimizer:
         for key in SHARED_KEYS:
             values = {s.get(key) for s in settings}
             if len(values) > 1:
-                raise InvalidValue(key, f"the members of one stack share it, got {sorted(values)}")
+                raise InvalidValue(
+                    key, f"the members of one stack share it, got {sorted(map(repr, values))}"
+                )
         if settings[0]["optimizer"] != name:
             raise InvalidValue("optimizer", f"the settings are for another one, {got(name)}")
         self.name = name
@@ -158,9 +160,7 @@ class MemberOptimizer:
             if k != "nesterov"
         }
         self.steps = torch.zeros(size, dtype=torch.float64, device=device)  # [P]
-        self.buffers = {
-            slot: [torch.zeros_like(p) for p in self.params] for slot in SLOTS[name]
-        }
+        self.buffers = {slot: [torch.zeros_like(p) for p in self.params] for slot in SLOTS[name]}
         self.frozen = torch.zeros(size, dtype=torch.bool, device=device)  # [P]
         for p, saved in enumerate(state or ()):
             if saved:
