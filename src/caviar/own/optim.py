@@ -1,0 +1,297 @@
+"""torch.optim's update rules over P stacked members, each member with its own hyperparameters.
+
+A user's module trained as a population has each parameter stacked on dim 0 (``[P, *shape]``,
+``torch.func.stack_module_state``). torch.optim takes one number per hyperparameter, so P
+members would need P optimizers and P times the kernel launches; here one pass updates every
+member, with each hyperparameter a ``[P]`` tensor broadcast as ``[P, 1, 1, ...]``.
+
+The rules are torch.optim's single-tensor forms (``foreach=False``), written with the same
+operations in the same order, so a member moves as torch.optim would move it alone:
+
+- sgd:     g += wd p;  b = m b + g;  g = g + m b (nesterov) or b;  p -= lr g
+- adam:    g += wd p;  m1 = lerp(m1, g, 1 - beta1);  m2 = beta2 m2 + (1 - beta2) g**2;
+           p -= lr / (1 - beta1**t) * m1 / (sqrt(m2) / sqrt(1 - beta2**t) + eps)
+- adamw:   adam with p *= 1 - lr wd in place of g += wd p
+- rmsprop: g += wd p;  s = alpha s + (1 - alpha) g**2;  a = sqrt(s) + eps;
+           b = m b + g / a, p -= lr b (momentum > 0), or p -= lr g / a (momentum 0)
+
+Why each number is computed as it is: torch.optim computes its scalars (``1 - beta1``, the bias
+corrections, ``lr / bc1``) in Python, in double precision, and the kernel rounds them to the
+parameter's dtype. Here they are float64 ``[P]`` tensors rounded the same way. The learning
+rate of epoch e is ``lr * factor(e)``, as ``LambdaLR`` computes it.
+
+Members may be at different steps (``t`` is per member) and may come with saved state from
+another stack (:meth:`MemberOptimizer.member_state`, in torch.optim's per-parameter layout).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from caviar.core.constraints import BOOLEAN, Constraint, integer, number, one_of
+from caviar.core.errors import InvalidValue, got
+
+#: optimizer name -> the search-space keys it reads
+OPTIMIZER_KEYS: dict[str, tuple[str, ...]] = {
+    "sgd": ("lr", "momentum", "weight_decay", "nesterov"),
+    "adam": ("lr", "beta1", "beta2", "eps", "weight_decay"),
+    "adamw": ("lr", "beta1", "beta2", "eps", "weight_decay"),
+    "rmsprop": ("lr", "alpha", "eps", "weight_decay", "momentum"),
+}
+#: the learning-rate schedule's keys, read with every optimizer
+SCHEDULE_KEYS: tuple[str, ...] = ("lr_decay", "decay_rate", "decay_every")
+#: the schedules: lr at epoch e (0-based) is lr * factor(e)
+DECAYS: tuple[str, ...] = ("none", "inverse_time", "exponential", "step")
+
+#: every key's default, stated once (torch.optim's where it has one)
+DEFAULTS: dict[str, object] = {
+    "optimizer": "adam",
+    "lr": 1e-3,
+    "momentum": 0.0,
+    "weight_decay": 0.0,
+    "nesterov": False,
+    "beta1": 0.9,
+    "beta2": 0.999,
+    "eps": 1e-8,
+    "alpha": 0.99,
+    "lr_decay": "none",
+    "decay_rate": 1.0,  # no decay for exponential and step; 1 / (1 + e) for inverse_time
+    "decay_every": 1,
+}
+#: where an optimizer's default differs from :data:`DEFAULTS` (torch.optim.AdamW's decay)
+OPTIMIZER_DEFAULTS: dict[str, dict[str, object]] = {"adamw": {"weight_decay": 0.01}}
+
+_BETA = number(0.0, 1.0, high_open=True)
+#: the rule each key's values meet: torch.optim's own checks, as data
+RULES: dict[str, Constraint] = {
+    "optimizer": one_of(*OPTIMIZER_KEYS),
+    "lr": number(0.0),
+    "momentum": number(0.0),
+    "weight_decay": number(0.0),
+    "nesterov": BOOLEAN,
+    "beta1": _BETA,
+    "beta2": _BETA,
+    "eps": number(0.0),
+    "alpha": number(0.0),
+    "lr_decay": one_of(*DECAYS),
+    "decay_rate": number(0.0),
+    "decay_every": integer(1),
+}
+#: settings every member of one stack shares (they are part of its group key)
+SHARED_KEYS: tuple[str, ...] = ("optimizer", "nesterov", "lr_decay")
+#: the state torch.optim keeps per parameter, besides ``step``
+SLOTS: dict[str, tuple[str, ...]] = {
+    "sgd": ("momentum_buffer",),
+    "adam": ("exp_avg", "exp_avg_sq"),
+    "adamw": ("exp_avg", "exp_avg_sq"),
+    "rmsprop": ("square_avg", "momentum_buffer"),
+}
+_EVERY_KEY = frozenset(RULES)
+
+
+def split_params(params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the optimizer's and schedule's settings, checked, defaults filled in; the rest, for
+    the model's builder).
+
+    Keys only another optimizer reads (``beta1`` with ``"sgd"``) are in neither: a search space
+    may mix optimizers, so they are not an error here; the caller may refuse them.
+    """
+    name = RULES["optimizer"].check(params.get("optimizer", DEFAULTS["optimizer"]), "optimizer")
+    defaults = {**DEFAULTS, **OPTIMIZER_DEFAULTS.get(name, {})}
+    settings = {"optimizer": name}
+    for key in (*OPTIMIZER_KEYS[name], *SCHEDULE_KEYS):
+        settings[key] = RULES[key].check(params[key], key) if key in params else defaults[key]
+    if settings.get("nesterov") and settings["momentum"] == 0:
+        raise InvalidValue("momentum", f"must be > 0 with nesterov (as torch.optim), {got(0.0)}")
+    rest = {k: v for k, v in params.items() if k not in _EVERY_KEY}
+    return settings, rest
+
+
+#: one member's saved state: per parameter leaf, torch.optim's state dict for that parameter
+MemberState = list[dict[str, Tensor]]
+
+
+class MemberOptimizer:
+    """One optimizer over P stacked members: torch.optim's rule, a hyperparameter per member.
+
+    ``settings[p]`` is member p's (as :func:`split_params` gives); ``params`` the stacked
+    leaves, each ``[P, ...]``, updated in place; ``state[p]``, where given, member p's saved
+    state (:meth:`member_state`, or torch.optim's ``[opt.state[leaf] for leaf in leaves]``),
+    so a member moved between stacks, or started alone, goes on where it was.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        settings: Sequence[Mapping[str, Any]],
+        params: Sequence[Tensor],
+        *,
+        state: Sequence[Sequence[Mapping[str, Tensor]] | None] | None = None,
+    ) -> None:
+        size = len(settings)
+        if size == 0 or any(p.dim() == 0 or p.shape[0] != size for p in params):
+            raise InvalidValue("params", f"each must be stacked on dim 0 for {size} members")
+        for key in SHARED_KEYS:
+            values = {s.get(key) for s in settings}
+            if len(values) > 1:
+                raise InvalidValue(
+                    key, f"the members of one stack share it, got {sorted(map(repr, values))}"
+                )
+        if settings[0]["optimizer"] != name:
+            raise InvalidValue("optimizer", f"the settings are for another one, {got(name)}")
+        self.name = name
+        self.params = list(params)
+        self.nesterov = bool(settings[0].get("nesterov", False))
+        self.lr_decay = str(settings[0]["lr_decay"])
+        device = self.params[0].device if self.params else torch.device("cpu")
+        keys = (*OPTIMIZER_KEYS[name], "decay_rate", "decay_every")
+        # float64 [P], as torch.optim's Python numbers; decay_every int64 for e // every
+        self.hyper = {
+            k: torch.tensor(
+                [s[k] for s in settings],
+                dtype=torch.int64 if k == "decay_every" else torch.float64,
+                device=device,
+            )
+            for k in keys
+            if k != "nesterov"
+        }
+        self.steps = torch.zeros(size, dtype=torch.float64, device=device)  # [P]
+        self.buffers = {slot: [torch.zeros_like(p) for p in self.params] for slot in SLOTS[name]}
+        self.frozen = torch.zeros(size, dtype=torch.bool, device=device)  # [P]
+        for p, saved in enumerate(state or ()):
+            if saved:
+                self._load(p, saved)
+
+    @property
+    def size(self) -> int:
+        """How many members the stack holds (P)."""
+        return int(self.steps.shape[0])
+
+    def freeze(self, p: int) -> None:
+        """Leave member p exactly as it is from now on (parameters, state, step), so that a
+        diverged member stops while the others go on."""
+        self.frozen[p] = True
+
+    def member_state(self, p: int) -> MemberState:
+        """Member p's state, per leaf, in torch.optim's names: ``step`` (a 0-dim float32, as
+        torch keeps it) and the buffers, each ``[*param_shape]``; copies."""
+        step = self.steps[p].to(torch.float32).cpu()
+        return [
+            {"step": step.clone(), **{s: b[i][p].clone() for s, b in self.buffers.items()}}
+            for i in range(len(self.params))
+        ]
+
+    def _load(self, p: int, saved: Sequence[Mapping[str, Tensor]]) -> None:
+        """Member p's state from ``saved`` (a leaf missing a buffer, as torch.optim's SGD
+        without momentum, starts it at zero)."""
+        if len(saved) != len(self.params):
+            raise InvalidValue("state", f"needs one entry per leaf ({len(self.params)})")
+        steps = {float(leaf["step"]) for leaf in saved if "step" in leaf}
+        if len(steps) > 1:
+            raise InvalidValue("state", f"the leaves of one member share a step, {got(steps)}")
+        self.steps[p] = steps.pop() if steps else 0.0
+        for slot, stacked in self.buffers.items():
+            for leaf, buffer in zip(saved, stacked, strict=True):
+                if slot in leaf:
+                    buffer[p].copy_(leaf[slot])
+                else:
+                    buffer[p].zero_()
+
+    def lr(self, epochs: Tensor | Sequence[int]) -> Tensor:
+        """Each member's learning rate at its epoch, ``[P]`` float64: ``lr * factor(e)``, as
+        ``LambdaLR`` computes it."""
+        e = torch.as_tensor(epochs, dtype=torch.int64, device=self.steps.device)
+        rate, lr0 = self.hyper["decay_rate"], self.hyper["lr"]
+        if self.lr_decay == "inverse_time":
+            return lr0 * (1.0 / (1.0 + rate * e.to(torch.float64)))
+        if self.lr_decay == "exponential":
+            return lr0 * rate.pow(e.to(torch.float64))
+        if self.lr_decay == "step":
+            every = self.hyper["decay_every"]
+            return lr0 * rate.pow(torch.div(e, every, rounding_mode="floor").to(torch.float64))
+        return lr0
+
+    @torch.no_grad()
+    def step(self, grads: Sequence[Tensor], epochs: Tensor | Sequence[int]) -> None:
+        """One update of every member not frozen, in place, with ``grads`` (stacked as the
+        parameters; left unchanged); each member's lr from its epoch (``epochs``, [P])."""
+        held = self.frozen.nonzero().flatten()
+        kept = self._hold(held) if held.numel() else None
+        self.steps += 1
+        lr = self.lr(epochs)
+        rule = {"sgd": self._sgd, "rmsprop": self._rmsprop}.get(self.name, self._adam)
+        for i, (param, grad) in enumerate(zip(self.params, grads, strict=True)):
+            rule(i, param, grad, lr)
+        if kept is not None:
+            self._restore(held, kept)
+
+    def _hold(self, held: Tensor) -> list[Tensor]:
+        """Copies of the frozen members' parameters, buffers and steps."""
+        tensors = [*self.params, *(b for bs in self.buffers.values() for b in bs), self.steps]
+        return [t.index_select(0, held) for t in tensors]
+
+    def _restore(self, held: Tensor, kept: list[Tensor]) -> None:
+        tensors = [*self.params, *(b for bs in self.buffers.values() for b in bs), self.steps]
+        for t, k in zip(tensors, kept, strict=True):
+            t.index_copy_(0, held, k)
+
+    def _col(self, x: Tensor, like: Tensor) -> Tensor:
+        """``x`` ([P], float64) rounded to ``like``'s dtype and shaped ``[P, 1, 1, ...]``."""
+        return x.to(like.dtype).view(-1, *([1] * (like.dim() - 1)))
+
+    def _coupled_decay(self, param: Tensor, grad: Tensor) -> Tensor:
+        """``grad + wd * param`` (torch's ``grad.add(param, alpha=wd)``); grad itself if no
+        member decays."""
+        wd = self.hyper["weight_decay"]
+        return torch.addcmul(grad, param, self._col(wd, param)) if bool(wd.any()) else grad
+
+    def _sgd(self, i: int, param: Tensor, grad: Tensor, lr: Tensor) -> None:
+        g = self._coupled_decay(param, grad)
+        m = self.hyper["momentum"]
+        if bool(m.any()):  # a zero buffer gives torch's first step (buf = g), at any step
+            buf = self.buffers["momentum_buffer"][i]
+            buf.mul_(self._col(m, param)).add_(g)
+            g = torch.addcmul(g, buf, self._col(m, param)) if self.nesterov else buf
+        param.addcmul_(g, self._col(-lr, param))
+
+    def _adam(self, i: int, param: Tensor, grad: Tensor, lr: Tensor) -> None:
+        h = self.hyper
+        if self.name == "adamw":
+            if bool(h["weight_decay"].any()):
+                param.mul_(self._col(1 - lr * h["weight_decay"], param))
+            g = grad
+        else:
+            g = self._coupled_decay(param, grad)
+        exp_avg, exp_avg_sq = self.buffers["exp_avg"][i], self.buffers["exp_avg_sq"][i]
+        exp_avg.lerp_(g, self._col(1 - h["beta1"], param))
+        exp_avg_sq.mul_(self._col(h["beta2"], param)).addcmul_(
+            g * self._col(1 - h["beta2"], param), g
+        )
+        bias_correction1 = 1 - h["beta1"].pow(self.steps)  # [P] float64
+        bias_correction2_sqrt = (1 - h["beta2"].pow(self.steps)).sqrt()
+        denom = (exp_avg_sq.sqrt() / self._col(bias_correction2_sqrt, param)).add_(
+            self._col(h["eps"], param)
+        )
+        param.addcdiv_(exp_avg * self._col(-(lr / bias_correction1), param), denom)
+
+    def _rmsprop(self, i: int, param: Tensor, grad: Tensor, lr: Tensor) -> None:
+        h = self.hyper
+        g = self._coupled_decay(param, grad)
+        square_avg = self.buffers["square_avg"][i]
+        square_avg.mul_(self._col(h["alpha"], param)).addcmul_(
+            g * self._col(1 - h["alpha"], param), g
+        )
+        avg = square_avg.sqrt().add_(self._col(h["eps"], param))
+        moved = torch.addcdiv(param, g * self._col(-lr, param), avg)  # momentum 0
+        m = h["momentum"]
+        if bool(m.any()):  # members with momentum 0 keep a buffer they never read
+            buf = self.buffers["momentum_buffer"][i]
+            buf.mul_(self._col(m, param)).addcdiv_(g, avg)
+            with_momentum = torch.addcmul(param, buf, self._col(-lr, param))
+            has_momentum = (m > 0).view(-1, *([1] * (param.dim() - 1)))
+            moved = torch.where(has_momentum, with_momentum, moved)
+        param.copy_(moved)
