@@ -111,9 +111,9 @@ class ModuleGroup:
         """The buffers with each dropout site's step: each member's own step count."""
         return {**self.buffers, **dict.fromkeys(self.step_names, self.steps)}
 
-    def _train_batch(self, xb: Tensor, yb: Tensor) -> tuple[Tensor, Tensor]:
-        """Forward and backward of one mini-batch ([P, B, ...]); each member's loss and right
-        answers."""
+    def _train_batch(self, xb: Tensor, yb: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Forward and backward of one mini-batch ([P, B, ...]); each member's loss, right
+        answers and whether its loss is finite."""
         buffers = self._stepped()
         if self.vectorized:
             losses, correct = vmap(self._forward, randomness="error")(self.params, buffers, xb, yb)
@@ -160,7 +160,10 @@ class ModuleGroup:
                 if not self.diverged[k]:
                     self.diverged[k] = True
                     self.optimizer.freeze(k)
-            grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params.values()]
+            grads = [
+                p.grad if p.grad is not None else torch.zeros_like(p)
+                for p in self.params.values()
+            ]
             self.optimizer.step(grads, epochs)
             for p in self.params.values():
                 p.grad = None

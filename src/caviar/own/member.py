@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from caviar.core.atomic import write_atomically
 from caviar.own.dropout import dropout_sites, member_key
+from caviar.own.optim import OptimizerState
 
 
 @dataclass
@@ -35,7 +36,7 @@ class ModuleMember:
     params: dict[str, Tensor]
     buffers: dict[str, Tensor]
     signature: Hashable
-    optimizer_state: dict[str, Tensor] | None = None
+    optimizer_state: OptimizerState | None = None
     #: the names of its dropout sites (their keys and rates are in ``buffers``)
     sites: tuple[str, ...] = ()
     done: int = 0

@@ -112,7 +112,7 @@ def split_params(params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, A
 
 
 #: one member's saved state: per parameter leaf, torch.optim's state dict for that parameter
-MemberState = list[dict[str, Tensor]]
+OptimizerState = list[dict[str, Tensor]]
 
 
 class MemberOptimizer:
@@ -176,7 +176,7 @@ class MemberOptimizer:
         diverged member stops while the others go on."""
         self.frozen[p] = True
 
-    def member_state(self, p: int) -> MemberState:
+    def member_state(self, p: int) -> OptimizerState:
         """Member p's state, per leaf, in torch.optim's names: ``step`` (a 0-dim float32, as
         torch keeps it) and the buffers, each ``[*param_shape]``; copies."""
         step = self.steps[p].to(torch.float32).cpu()
