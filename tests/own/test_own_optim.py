@@ -18,7 +18,8 @@ import torch
 from torch import Tensor
 
 from caviar.core.errors import InvalidValue
-from caviar.own.optim import MemberOptimizer, split_params
+from caviar.own.optim import MemberOptimizer
+from caviar.own.settings import split_params
 
 SHAPES = ((4, 3), (3,), (2, 1, 3, 3))
 WARMUP = (0, 3, 5)  # steps member p runs alone before it joins

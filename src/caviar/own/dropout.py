@@ -32,9 +32,7 @@ def member_key(seed: int) -> int:
     return derive_seed(seed, DROPOUT) & _M32
 
 
-def entry_hashes(
-    key: Tensor, step: Tensor, site: int, shape: torch.Size, channels: int
-) -> Tensor:
+def entry_hashes(key: Tensor, step: Tensor, site: int, shape: torch.Size, channels: int) -> Tensor:
     """A 32-bit hash per entry of an input of ``shape`` (int64, broadcastable to it): an entry
     is kept when its hash is at least :func:`keep_threshold`. A pure function of the member's
     ``key``, its optimizer ``step`` (0-d int64 tensors, batched under ``vmap``), the dropout

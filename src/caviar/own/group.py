@@ -161,8 +161,7 @@ class ModuleGroup:
                     self.diverged[k] = True
                     self.optimizer.freeze(k)
             grads = [
-                p.grad if p.grad is not None else torch.zeros_like(p)
-                for p in self.params.values()
+                p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params.values()
             ]
             self.optimizer.step(grads, epochs)
             for p in self.params.values():

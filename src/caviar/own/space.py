@@ -11,7 +11,7 @@ from typing import Any
 
 from caviar.core.constraints import integer
 from caviar.core.errors import InvalidValue, got
-from caviar.own.optim import split_params
+from caviar.own.settings import split_params
 from caviar.space import Fixed, SearchSpace
 
 #: what caviar's training reads that is not the optimizer's: trained epochs and mini-batch size

@@ -25,6 +25,7 @@ from caviar.core.suggest import did_you_mean
 from caviar.core.threads import check_threads
 from caviar.distributed.cluster import SpreadPlan
 from caviar.nn.spec import CROSS_RULES, HYPERPARAMETERS, READ_ONLY_WITH, MemberSpec
+from caviar.own.space import module_space
 from caviar.samplers import CoarseToFineSampler, GridSampler, RandomSampler, Sampler, TPESampler
 from caviar.search.halving import Halving
 from caviar.search.halving import resolve as resolve_halving
@@ -225,7 +226,9 @@ def config_from_mapping(
     study, data, search = (read_section(raw, name) for name in ("study", "data", "search"))
     if study.name is None:
         study = replace(study, name=STUDY_NAME.check(default_name, "study.name"))
-    space = space_from_config({} if raw.get("space") is None else raw["space"])
+    table = {} if raw.get("space") is None else raw["space"]
+    # a user's own model has a space of its own: its keys are the builder's and the optimizer's
+    space = space_from_config(table) if study.model is None else module_space(table)
     config = StudyConfig(study, data, space, search, source)
     # 'auto' is stored as what it decided: a study keeps its schedule if the default changes
     halving = config.halving()
@@ -251,7 +254,7 @@ def _check_settings_act(raw: Mapping[str, Any], config: StudyConfig) -> None:
                 f"{values[only.key]!r}, so it would change nothing; remove it or change "
                 f"{name}.{only.key}",
             )
-    given = raw.get("space")
+    given = raw.get("space") if config.study.model is None else None
     for name, (decider, read_with) in READ_ONLY_WITH.items():
         if not isinstance(given, Mapping) or name not in given:
             continue

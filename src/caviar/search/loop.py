@@ -122,7 +122,7 @@ class SearchLoop:
         self,
         study: Study,
         config: StudyConfig,
-        training: TrainingData,
+        training: TrainingData | None,
         progress: Progress,
         *,
         clock: Callable[[], float] = time.monotonic,
@@ -168,6 +168,7 @@ class SearchLoop:
         elif engine is not None:  # another kind of member (a user's module: caviar.own)
             self.pool = engine
         else:
+            assert training is not None  # caviar's nets train on it
             self.pool = Pool(
                 training,
                 data_seed=config.seed,
@@ -279,6 +280,7 @@ class SearchLoop:
 
     def _work(self, spec: MemberSpec) -> float:
         """A member's parameters: what an epoch of it costs, up to the pace."""
+        assert self.training is not None  # caviar's nets: the loop was given their data
         return float(n_parameters(spec, self.training.n_inputs, self.training.n_classes))
 
     def _cost(self, number: int, spec: MemberSpec, done: int) -> float:
@@ -402,6 +404,7 @@ class SearchLoop:
 
     def _spec(self, trial: Trial) -> MemberSpec | None:
         """The member spec of a trial, or None after failing a trial the engine cannot run."""
+        assert self.training is not None  # caviar's nets: the loop was given their data
         try:
             spec = MemberSpec.from_params(trial.params, seed=trial.seed, owner="params")
             need = bytes_per_member(

@@ -11,9 +11,13 @@ failed trial in the middle of it.
 
 from __future__ import annotations
 
+import hashlib
+import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -21,14 +25,18 @@ from caviar.core.errors import InvalidValue
 from caviar.core.records import TrialState
 from caviar.nn.pool import RoundResult
 from caviar.own.builder import Build, build_module, describe
-from caviar.own.data import ModuleData
+from caviar.nn import resolve_device
+from caviar.nn.engine import DTYPES
+from caviar.own.data import ModuleData, PreparedModuleData
 from caviar.own.group import Loss
 from caviar.own.member import KeptModule
-from caviar.own.pool import ModuleRound, ModuleSpec
+from caviar.own.pool import ModulePool, ModuleRound, ModuleSpec
 from caviar.own.space import MemberSettings
+from caviar.search.config import UNBOUNDED, StudyConfig
 from caviar.search.loop import SearchLoop
+from caviar.search.progress import Progress
 from caviar.space import SearchSpace
-from caviar.study import Trial
+from caviar.study import Study, Trial
 
 
 def cross_entropy(output: Tensor, target: Tensor) -> Tensor:
@@ -160,5 +168,104 @@ class ModuleSearch(SearchLoop):
         super()._finish(number, diverged, self._kept.pop(number, None))
 
 
-def default_loss(loss: Callable[[Tensor, Tensor], Tensor] | None) -> Loss:
-    return cross_entropy if loss is None else loss
+def data_record(prepared: PreparedModuleData, dataset: str) -> dict[str, Any]:
+    """What the study keeps about the user's data, so a later run can check it is the same."""
+    split = prepared.split
+    digest = hashlib.sha256()
+    for array in (split.x_train, split.y_train, split.x_val, split.y_val):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return {
+        "dataset": dataset,
+        "n_classes": prepared.n_classes,
+        "example_shape": list(split.x_train.shape[1:]),
+        "n_train": len(split.train_indices),
+        "n_validation": len(split.val_indices),
+        "n_test": None if prepared.test is None else len(prepared.test[1]),
+        "validation": split.fraction,
+        "split_hash": split.hash,
+        "data_hash": digest.hexdigest(),
+    }
+
+
+def open_module_study(config: StudyConfig, record: Mapping[str, Any]) -> Study:
+    """Create the study, or continue the stored one if its definition and data are the same."""
+    study = Study.create(
+        config.name,
+        config.space,
+        storage=Path(config.study.storage),
+        sampler=config.sampler(),
+        seed=config.seed,
+        attrs={"config": config.to_dict(), "data": dict(record)},
+        load_if_exists=True,
+    )
+    stored = study.attrs.get("data", {})
+    for key, what in (("data_hash", "examples"), ("split_hash", "validation split")):
+        if stored.get(key) != record[key]:
+            study.close()
+            raise InvalidValue(
+                "data",
+                f"study {study.name!r} was run on other {what} (hash {str(stored.get(key))[:12]}); "
+                f"these give {str(record[key])[:12]}: use another study name, or the same data",
+            )
+    study.set_attrs({"config": config.to_dict()})
+    return study
+
+
+def tune_module(
+    config: StudyConfig,
+    build: Build,
+    prepared: PreparedModuleData,
+    *,
+    loss: Loss | None = None,
+    progress: bool = True,
+    report: bool = True,
+    stream: TextIO | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    started: float | None = None,
+    on_study: Callable[[Study], None] | None = None,
+) -> Study:
+    """Run (or continue) a study of the user's model: probe the builder, open the study, then
+    the pool until the trials or the budget are spent, and write the report."""
+    started = clock() if started is None else started
+    device = resolve_device(config.study.device)
+    dtype = DTYPES[config.study.dtype]
+    data = ModuleData.from_split(prepared.split, prepared.n_classes, device=device, dtype=dtype)
+    loss = cross_entropy if loss is None else loss
+    probe(build, config.space, data, loss, dtype=dtype, device=device)
+    study = open_module_study(config, data_record(prepared, config.data.dataset))
+    try:
+        if on_study is not None:
+            on_study(study)
+        study.recover()
+        total = config.n_trials()
+        study.set_attrs({"planned_trials": None if total == UNBOUNDED else total})
+        meter = Progress(
+            config.name,
+            None if total == UNBOUNDED else total,
+            stream=stream,
+            enabled=progress,
+            timeout=config.search.timeout,
+            clock=clock,
+            started=started,
+        )
+        finished = [t for t in study.trials(curves=False) if t.state.is_finished]
+        best = study.best_trial
+        meter.resume(len(finished), None if best is None else best.value)
+        pool = ModulePool(
+            data, loss=loss, data_seed=config.seed, model=config.study.model, note=meter.note
+        )
+        loop = ModuleSearch(
+            study, config, None, meter, clock=clock, started=started, engine=pool, build=build
+        )
+        try:
+            loop.run()
+        finally:
+            meter.close()
+        if report:
+            from caviar.report import write_report  # deferred: plotly and scikit-learn, at the end
+
+            write_report(study)
+    except BaseException:
+        study.close()
+        raise
+    return study

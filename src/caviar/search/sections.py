@@ -102,6 +102,12 @@ class StudySection:
     """``[study]``: what the study is called, where it is kept, how it runs."""
 
     name: str | None = setting(None, STUDY_NAME, "default: the config file's stem, or 'demo'")
+    model: str | None = setting(
+        None,
+        OPTIONAL_TEXT,
+        "your own model: 'package.module:build', a function making an nn.Module from the "
+        "trial's hyperparameters (docs/own-model.md); default: caviar's nets",
+    )
     storage: str = setting(DEFAULT_STORAGE, TEXT, "the SQLite file holding the study")
     seed: int = setting(0, SEED, "configurations, initial weights, data order and split")
     device: str = setting("auto", TEXT, "auto | cpu | cuda | cuda:N")
