@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-from caviar.core.records import TrialState
+from caviar.core.records import Direction, TrialState
 
 
 def _clock(seconds: float) -> str:
@@ -83,8 +83,12 @@ class Progress:
         timeout: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         started: float | None = None,
+        direction: Direction = Direction.MAXIMIZE,
+        score: str = "val acc",
     ) -> None:
         self.name = name
+        #: which value is best, and what the line calls it (``best val acc 0.9812``)
+        self.direction, self.score = direction, score
         self.total_trials = total_trials
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = enabled
@@ -144,7 +148,7 @@ class Progress:
         self._show(force=self.finished == 1)
 
     def _offer(self, best: float | None) -> None:
-        if best is not None and (self.best is None or best > self.best):
+        if best is not None and (self.best is None or self.direction.better(best, self.best)):
             self.best = best
 
     def time_left(self) -> float:
@@ -197,7 +201,7 @@ class Progress:
         return {
             "name": f"caviar {self.name}:",
             "trials": f"trials {self._done()} done, {self._running()} training",
-            "best": f"best val acc {self._best()}",
+            "best": f"best {self.score} {self._best()}",
             "pruned": f"pruned {self.pruned}",
             "diverged": f"diverged {self.diverged}",
             "failed": f"failed {self.failed}" if self.failed else None,  # only when there are
