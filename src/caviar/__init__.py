@@ -21,6 +21,8 @@ if TYPE_CHECKING:
         TPESampler,
     )
     from caviar.search.job import tune
+    from caviar.search.objective import ObjectiveTrial, TrialPruned
+    from caviar.search.optimize import optimize
     from caviar.space import (
         Choice,
         Fixed,
@@ -57,6 +59,8 @@ _HOMES = {
     **dict.fromkeys(["InMemoryStorage", "SQLiteStorage"], "caviar.storage"),
     **dict.fromkeys(["EpochRecord", "FrozenTrial", "Study", "Trial", "TrialState"], "caviar.study"),
     "tune": "caviar.search.job",
+    "optimize": "caviar.search.optimize",
+    **dict.fromkeys(["ObjectiveTrial", "TrialPruned"], "caviar.search.objective"),
     "load_model": "caviar.models.load",
     "evaluate_on_test": "caviar.models.evaluate",
 }
@@ -72,6 +76,7 @@ __all__ = [
     "IntLogUniform",
     "IntUniform",
     "LogUniform",
+    "ObjectiveTrial",
     "OneMinusLog",
     "RandomSampler",
     "SQLiteStorage",
@@ -80,11 +85,13 @@ __all__ = [
     "Study",
     "TPESampler",
     "Trial",
+    "TrialPruned",
     "TrialState",
     "Uniform",
     "__version__",
     "evaluate_on_test",
     "load_model",
+    "optimize",
     "tune",
 ]
 

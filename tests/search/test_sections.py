@@ -170,7 +170,7 @@ def test_threads_auto_is_kept_as_nothing(given: Any, stored: Any) -> None:
         (
             {"study": {"seed": 1, "sed": 2}},
             "study.sed: unknown key; study takes ['compile', 'cuda_graphs', 'device', 'dtype', "
-            "'name', 'seed', 'storage', 'threads']; did you mean 'seed'?",
+            "'model', 'name', 'seed', 'storage', 'threads']; did you mean 'seed'?",
         ),
     ],
 )

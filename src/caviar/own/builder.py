@@ -89,7 +89,7 @@ def resolve(ref: str, owner: str = "model") -> Build:
 
 def describe(build: Build) -> str:
     """How messages name the builder."""
-    return reference(build) or getattr(build, "__qualname__", repr(build))
+    return reference(build) or str(getattr(build, "__qualname__", repr(build)))
 
 
 @dataclass(frozen=True)

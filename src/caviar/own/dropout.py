@@ -59,6 +59,10 @@ class KeyedDropout(nn.Module):
     ``key``, ``step`` and ``p`` are buffers: a population stacks them per member, so each
     member has its own rate too. In eval mode it passes its input through."""
 
+    key: Tensor
+    step: Tensor
+    p: Tensor
+
     def __init__(self, p: float, site: int, channels: int, dtype: torch.dtype) -> None:
         super().__init__()
         self.site, self.channels = site, channels

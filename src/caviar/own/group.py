@@ -122,7 +122,8 @@ class ModuleGroup:
             losses = torch.stack([loss for loss, _ in pieces])
             correct = torch.stack([right for _, right in pieces])
         finite = torch.isfinite(losses.detach())
-        torch.where(finite, losses, torch.zeros_like(losses)).sum().backward()
+        total = torch.where(finite, losses, torch.zeros_like(losses)).sum()
+        torch.autograd.backward(total)
         return losses.detach(), correct, finite
 
     def _alone(

@@ -505,7 +505,7 @@ class SearchLoop:
             **({"bracket": self._bracket(number)} if self._brackets > 1 else {}),
         }
 
-    def _finish(self, number: int, diverged: bool, state: MemberState | None) -> None:
+    def _finish(self, number: int, diverged: bool, state: MemberState | KeptModule | None) -> None:
         trial = self.running.pop(number)
         curve = self.curves[number]
         value = objective(curve, self.mode)

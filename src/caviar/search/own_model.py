@@ -23,10 +23,10 @@ from torch import Tensor, nn
 
 from caviar.core.errors import InvalidValue
 from caviar.core.records import TrialState
-from caviar.nn.pool import RoundResult
-from caviar.own.builder import Build, build_module, describe
 from caviar.nn import resolve_device
 from caviar.nn.engine import DTYPES
+from caviar.nn.pool import RoundResult
+from caviar.own.builder import Build, build_module, describe
 from caviar.own.data import ModuleData, PreparedModuleData
 from caviar.own.group import Loss
 from caviar.own.member import KeptModule
