@@ -37,9 +37,12 @@ from caviar.distributed import (
 )
 from caviar.nn import TrainingData, resolve_device
 from caviar.nn.engine import DTYPES
+from caviar.own.builder import resolve as resolve_builder
+from caviar.own.data import PreparedModuleData
 from caviar.search import warm_start
 from caviar.search.config import UNBOUNDED, StudyConfig, config_from_mapping, load_config
 from caviar.search.loop import SearchLoop, objective
+from caviar.search.own_model import tune_module
 from caviar.search.progress import Progress
 from caviar.study import Study
 
@@ -241,6 +244,8 @@ def tune(
     """
     started = clock()
     config = as_config(config)
+    if config.study.model is not None:
+        return _tune_own_model(config, progress, report, stream, clock, started, on_study)
     check_device(config)  # before any data is loaded or study created
     warm_start.check(config)
     governor = ThreadGovernor(config.study.threads)
@@ -258,6 +263,50 @@ def tune(
         study.close()
         raise
     return study
+
+
+def _tune_own_model(
+    config: StudyConfig,
+    progress: bool,
+    report: bool,
+    stream: TextIO | None,
+    clock: Callable[[], float],
+    started: float,
+    on_study: Callable[[Study], None] | None,
+) -> Study:
+    """A config naming the user's model (``[study] model = "package.module:build"``): its
+    candidates trained as a population of that module (:mod:`caviar.search.own_model`), on the
+    config's dataset, as ``load_dataset`` gives it (examples flattened: the builder reshapes)."""
+    assert config.study.model is not None
+    build = resolve_builder(config.study.model, "study.model")
+    for key, what in (("ray", config.search.ray), ("devices", config.search.devices)):
+        if what:
+            raise InvalidValue(
+                f"search.{key}",
+                "spreading a study of your own model over workers is not supported yet; it "
+                "trains in this process (one GPU, or the CPU)",
+            )
+    if config.search.warm_start is not None:
+        raise InvalidValue(
+            "search.warm_start", "is for caviar's nets; a study of your own model starts afresh"
+        )
+    check_device(config)
+    governor = ThreadGovernor(config.study.threads)
+    data = prepare_data(config)
+    dataset = data.dataset
+    prepared = PreparedModuleData(data.split, dataset.n_classes, (dataset.x_test, dataset.y_test))
+    return tune_module(
+        config,
+        build,
+        prepared,
+        progress=progress,
+        report=report,
+        stream=stream,
+        clock=clock,
+        started=started,
+        on_study=on_study,
+        governor=governor,
+    )
 
 
 def _search(

@@ -18,6 +18,7 @@ from typing import Any, TextIO
 from torch import Tensor
 
 from caviar.core.errors import InvalidValue, got
+from caviar.core.threads import ThreadGovernor
 from caviar.own.builder import reference
 from caviar.own.data import prepare
 from caviar.search.config import config_from_mapping
@@ -136,6 +137,7 @@ def optimize(
     }
     config = config_from_mapping(raw, source="caviar.optimize")
     prepared = prepare(data, test_data, validation=validation, seed=seed)
+    governor = ThreadGovernor(config.study.threads)  # the cores other work leaves free
     return tune_module(
         config,
         target,
@@ -146,4 +148,5 @@ def optimize(
         stream=stream,
         clock=clock,
         started=started,
+        governor=governor,
     )

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from caviar.core.errors import InvalidValue
 from caviar.core.records import TrialState
+from caviar.core.threads import ThreadGovernor
 from caviar.nn import resolve_device
 from caviar.nn.engine import DTYPES
 from caviar.nn.pool import RoundResult
@@ -223,6 +224,7 @@ def tune_module(
     clock: Callable[[], float] = time.monotonic,
     started: float | None = None,
     on_study: Callable[[Study], None] | None = None,
+    governor: ThreadGovernor | None = None,
 ) -> Study:
     """Run (or continue) a study of the user's model: probe the builder, open the study, then
     the pool until the trials or the budget are spent, and write the report."""
@@ -255,7 +257,15 @@ def tune_module(
             data, loss=loss, data_seed=config.seed, model=config.study.model, note=meter.note
         )
         loop = ModuleSearch(
-            study, config, None, meter, clock=clock, started=started, engine=pool, build=build
+            study,
+            config,
+            None,
+            meter,
+            clock=clock,
+            started=started,
+            governor=governor,
+            engine=pool,
+            build=build,
         )
         try:
             loop.run()
