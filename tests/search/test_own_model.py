@@ -55,6 +55,7 @@ def run(tmp: Path, data: Any, **settings: Any) -> caviar.Study:
         "progress": False,
         "report": False,
         "seed": 3,
+        "threads": 1,
         **settings,
     }
     return caviar.optimize(build, SPACE, **options)
@@ -182,9 +183,7 @@ def test_a_config_names_the_model_it_tunes() -> None:
         ({"space": {"width": 4, "lr": -1.0}}, "space.lr"),
     ],
 )
-def test_a_config_with_a_bad_model_says_so_in_one_line(
-    change: dict[str, Any], owner: str
-) -> None:
+def test_a_config_with_a_bad_model_says_so_in_one_line(change: dict[str, Any], owner: str) -> None:
     raw = config()
     for section, values in change.items():
         raw[section] = {**raw[section], **values}

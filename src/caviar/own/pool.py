@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Hashable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -39,12 +39,19 @@ class ModuleSpec:
     batch_size: int
     optimizer: str
     settings: Mapping[str, Any]
-    module: nn.Module
+    module: nn.Module | None  # None once the pool has taken its tensors
     params: Mapping[str, Any]  # the trial's hyperparameters, kept with the model
+    n_parameters: int = 0  # what an epoch of it costs, up to the pace
 
-    @property
-    def n_parameters(self) -> int:
-        return sum(p.numel() for p in self.module.parameters())
+    def __post_init__(self) -> None:
+        if self.module is not None and not self.n_parameters:
+            count = sum(p.numel() for p in self.module.parameters())
+            object.__setattr__(self, "n_parameters", count)
+
+    def taken(self) -> ModuleSpec:
+        """The spec without its module, once the pool holds the member's tensors (a search
+        keeps its trials' specs: it must not keep every module it ever built)."""
+        return replace(self, module=None)
 
 
 @dataclass
@@ -96,12 +103,15 @@ class ModulePool:
 
     def add(self, key: int, spec: ModuleSpec) -> None:
         """A new member, from its module (which the pool does not keep)."""
-        dtype = next(spec.module.parameters()).dtype
-        template = copy.deepcopy(spec.module)
+        module = spec.module
+        if module is None:
+            raise ValueError(f"member {key}'s spec has no module left to train")
+        dtype = next(module.parameters()).dtype
+        template = copy.deepcopy(module)
         swap_dropout(template, dtype)
         tensors = tuple(
             (n, tuple(t.shape), str(t.dtype))
-            for n, t in (*spec.module.named_parameters(), *spec.module.named_buffers())
+            for n, t in (*module.named_parameters(), *module.named_buffers())
         )
         group_settings = tuple(spec.settings.get(k) for k in GROUP_SETTINGS)
         signature: Hashable = (
@@ -114,13 +124,13 @@ class ModulePool:
         known = self._templates.get(signature)
         if known is None:
             self._templates[signature] = template
-        elif not self._same_function(known, spec.module):
+        elif not self._same_function(known, module):
             # the printout hid a difference (an attribute its forward reads): a group of its own
             signature = (*signature, ("alone", key))  # type: ignore[misc]
             self._templates[signature] = template
         self._members[key] = ModuleMember.from_module(
             key,
-            spec.module,
+            module,
             seed=spec.seed,
             epochs=spec.epochs,
             batch_size=spec.batch_size,

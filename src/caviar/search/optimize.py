@@ -48,6 +48,7 @@ def optimize(
     population: int = 0,
     device: str = "auto",
     dtype: str = "float32",
+    threads: int | None = None,
     validation: float = 0.2,
     keep_models: int = 3,
     direction: str = "maximize",
@@ -68,7 +69,9 @@ def optimize(
     A validation split (``validation``) is carved from ``data``, stratified and seeded; trials
     are ranked by validation accuracy; ``test_data`` is checked but never trained or ranked
     on. ``loss(output, target)`` defaults to cross-entropy. The best ``keep_models`` trials'
-    modules are kept beside the study.
+    modules are kept beside the study. ``threads``: torch's CPU threads (None: the cores other
+    work leaves free, measured as it runs; float32 results depend on the count, so give one
+    where two runs must agree to the bit).
 
     Without ``data``, ``target`` is an objective: ``target(trial) -> float``, maximised or
     minimised (``direction``), reporting intermediate values with ``trial.report(value,
@@ -129,6 +132,7 @@ def optimize(
             "seed": seed,
             "device": device,
             "dtype": dtype,
+            "threads": threads,
             "model": model,
         },
         "data": {"dataset": ARRAYS, "validation": validation},

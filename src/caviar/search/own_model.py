@@ -160,6 +160,12 @@ class ModuleSearch(SearchLoop):
     def _work(self, spec: Any) -> float:
         return float(spec.n_parameters)
 
+    def _fill(self) -> None:
+        super()._fill()
+        for number, spec in self.specs.items():  # the pool holds their tensors now
+            if isinstance(spec, ModuleSpec) and spec.module is not None:
+                self.specs[number] = spec.taken()  # type: ignore[assignment]
+
     def _tell(self, result: RoundResult) -> None:
         if isinstance(result, ModuleRound):
             self._kept.update(result.kept)
