@@ -152,15 +152,20 @@ class ModuleGroup:
         total_loss = torch.zeros(n_members, dtype=torch.float64, device=orders.device)
         total_right = torch.zeros(n_members, dtype=torch.float64, device=orders.device)
         seen = 0
+        # on a GPU, whether a loss was finite is read once, after the epoch (no sync a step)
+        lost = torch.zeros(n_members, dtype=torch.bool, device=orders.device)
+        on_cpu = orders.device.type == "cpu"
         for start, stop in self.bounds:
             if should_stop is not None and should_stop():
                 raise Interrupted
             index = orders[:, start:stop]
             losses, correct, finite = self._train_batch(data.x_train[index], data.y_train[index])
-            for k in torch.nonzero(~finite).flatten().tolist():
-                if not self.diverged[k]:
-                    self.diverged[k] = True
-                    self.optimizer.freeze(k)
+            lost |= ~finite
+            if on_cpu:  # free to look on a CPU: a diverged member stops at once, exactly
+                for k in torch.nonzero(~finite).flatten().tolist():
+                    if not self.diverged[k]:
+                        self.diverged[k] = True
+                        self.optimizer.freeze(k)
             grads = [
                 p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params.values()
             ]
@@ -171,12 +176,14 @@ class ModuleGroup:
             total_loss += losses.to(torch.float64) * (stop - start)
             total_right += correct.to(torch.float64)
             seen += stop - start
+        for k in torch.nonzero(lost).flatten().tolist():
+            self.diverged[k] = True
         val_loss, val_right = self._evaluate()
         seconds = (time.perf_counter() - started) / n_members
         n_val = len(data.y_val)
         metrics = []
         for k, member in enumerate(self.members):
-            lost = self.diverged[k] or not torch.isfinite(val_loss[k])
+            gone = self.diverged[k] or not torch.isfinite(val_loss[k])
             metrics.append(
                 MemberMetrics(
                     member.key,
@@ -184,7 +191,7 @@ class ModuleGroup:
                     float(total_right[k] / seen),
                     float(val_loss[k]),
                     float(val_right[k] / n_val),
-                    bool(lost),
+                    bool(gone),
                     seconds,
                 )
             )

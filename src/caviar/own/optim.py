@@ -97,6 +97,12 @@ class MemberOptimizer:
         self.steps = torch.zeros(size, dtype=torch.float64, device=device)  # [P]
         self.buffers = {slot: [torch.zeros_like(p) for p in self.params] for slot in SLOTS[name]}
         self.frozen = torch.zeros(size, dtype=torch.bool, device=device)  # [P]
+        self._held: list[int] = []  # the frozen members, known here: no device sync a step
+        self._bias_correction1 = torch.ones(size, dtype=torch.float64, device=device)
+        self._bias_correction2_sqrt = torch.ones(size, dtype=torch.float64, device=device)
+        # which terms any member has, decided once: a GPU is not asked every step
+        self._decays = bool(self.hyper["weight_decay"].any())
+        self._momentum = "momentum" in self.hyper and bool(self.hyper["momentum"].any())
         for p, saved in enumerate(state or ()):
             if saved:
                 self._load(p, saved)
@@ -110,6 +116,8 @@ class MemberOptimizer:
         """Leave member p exactly as it is from now on (parameters, state, step), so that a
         diverged member stops while the others go on."""
         self.frozen[p] = True
+        if p not in self._held:
+            self._held.append(p)
 
     def member_state(self, p: int) -> OptimizerState:
         """Member p's state, per leaf, in torch.optim's names: ``step`` (a 0-dim float32, as
@@ -154,10 +162,14 @@ class MemberOptimizer:
     def step(self, grads: Sequence[Tensor], epochs: Tensor | Sequence[int]) -> None:
         """One update of every member not frozen, in place, with ``grads`` (stacked as the
         parameters; left unchanged); each member's lr from its epoch (``epochs``, [P])."""
-        held = self.frozen.nonzero().flatten()
-        kept = self._hold(held) if held.numel() else None
+        held = torch.tensor(sorted(self._held), dtype=torch.int64, device=self.steps.device)
+        kept = self._hold(held) if self._held else None
         self.steps += 1
         lr = self.lr(epochs)
+        if self.name in ("adam", "adamw"):  # the bias corrections, once for every leaf
+            h = self.hyper
+            self._bias_correction1 = 1 - h["beta1"].pow(self.steps)  # [P] float64
+            self._bias_correction2_sqrt = (1 - h["beta2"].pow(self.steps)).sqrt()
         rule = {"sgd": self._sgd, "rmsprop": self._rmsprop}.get(self.name, self._adam)
         for i, (param, grad) in enumerate(zip(self.params, grads, strict=True)):
             rule(i, param, grad, lr)
@@ -182,12 +194,12 @@ class MemberOptimizer:
         """``grad + wd * param`` (torch's ``grad.add(param, alpha=wd)``); grad itself if no
         member decays."""
         wd = self.hyper["weight_decay"]
-        return torch.addcmul(grad, param, self._col(wd, param)) if bool(wd.any()) else grad
+        return torch.addcmul(grad, param, self._col(wd, param)) if self._decays else grad
 
     def _sgd(self, i: int, param: Tensor, grad: Tensor, lr: Tensor) -> None:
         g = self._coupled_decay(param, grad)
         m = self.hyper["momentum"]
-        if bool(m.any()):  # a zero buffer gives torch's first step (buf = g), at any step
+        if self._momentum:  # a zero buffer gives torch's first step (buf = g), at any step
             buf = self.buffers["momentum_buffer"][i]
             buf.mul_(self._col(m, param)).add_(g)
             g = torch.addcmul(g, buf, self._col(m, param)) if self.nesterov else buf
@@ -196,7 +208,7 @@ class MemberOptimizer:
     def _adam(self, i: int, param: Tensor, grad: Tensor, lr: Tensor) -> None:
         h = self.hyper
         if self.name == "adamw":
-            if bool(h["weight_decay"].any()):
+            if self._decays:
                 param.mul_(self._col(1 - lr * h["weight_decay"], param))
             g = grad
         else:
@@ -206,8 +218,10 @@ class MemberOptimizer:
         exp_avg_sq.mul_(self._col(h["beta2"], param)).addcmul_(
             g * self._col(1 - h["beta2"], param), g
         )
-        bias_correction1 = 1 - h["beta1"].pow(self.steps)  # [P] float64
-        bias_correction2_sqrt = (1 - h["beta2"].pow(self.steps)).sqrt()
+        bias_correction1, bias_correction2_sqrt = (
+            self._bias_correction1,
+            self._bias_correction2_sqrt,
+        )
         denom = (exp_avg_sq.sqrt() / self._col(bias_correction2_sqrt, param)).add_(
             self._col(h["eps"], param)
         )
@@ -223,7 +237,7 @@ class MemberOptimizer:
         avg = square_avg.sqrt().add_(self._col(h["eps"], param))
         moved = torch.addcdiv(param, g * self._col(-lr, param), avg)  # momentum 0
         m = h["momentum"]
-        if bool(m.any()):  # members with momentum 0 keep a buffer they never read
+        if self._momentum:  # members with momentum 0 keep a buffer they never read
             buf = self.buffers["momentum_buffer"][i]
             buf.mul_(self._col(m, param)).addcdiv_(g, avg)
             with_momentum = torch.addcmul(param, buf, self._col(-lr, param))
