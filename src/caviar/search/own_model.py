@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from caviar.core.errors import InvalidValue
+from caviar.core.errors import InvalidValue, got
 from caviar.core.records import TrialState
 from caviar.core.threads import ThreadGovernor
 from caviar.nn import resolve_device
@@ -110,7 +110,7 @@ def check_output(module: nn.Module, data: ModuleData, loss: Loss, batch: int, na
         first = str(e).splitlines()[0] if str(e) else ""
         raise InvalidValue(
             "model",
-            f"the module {name} builds fails on a batch of examples of shape "
+            f"the module the builder {name} makes fails on a batch of examples of shape "
             f"{list(x.shape)}: {type(e).__name__}: {first}",
         ) from e
     if not isinstance(out, Tensor) or out.ndim != 2 or out.shape[0] != n:
@@ -128,11 +128,12 @@ def check_output(module: nn.Module, data: ModuleData, loss: Loss, batch: int, na
         )
     value = loss(out, y)
     if not isinstance(value, Tensor) or value.numel() != 1:
-        raise InvalidValue("loss", f"must return one number (the batch's mean), got {value!r}")
+        shown = f"shape {list(value.shape)}" if isinstance(value, Tensor) else got(value)
+        raise InvalidValue("loss", f"must return one number (the batch's mean), got {shown}")
     if not torch.isfinite(value):
         raise InvalidValue(
             "loss",
-            f"returned {float(value)} on the first mini-batch with the initial weights; "
+            f"returned {float(value.detach())} on the first mini-batch with the initial weights; "
             "check the loss and the module's output",
         )
 
