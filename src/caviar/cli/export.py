@@ -1,5 +1,6 @@
 """``caviar export STUDY``: a kept model, or an ensemble of the top kept models, as a
-``torch.export`` program (``.pt2``) that loads without caviar."""
+``torch.export`` program (``.pt2``) that loads without caviar; for a study of your own model,
+your module rebuilt by its builder (importable from the working directory)."""
 
 from __future__ import annotations
 
@@ -38,9 +39,12 @@ def run(args: argparse.Namespace) -> int:
     # deferred: torch
     from caviar.models.ensemble import load_ensemble
     from caviar.models.export import export_model, save_program
+    from caviar.models.own_module import own_study
     from caviar.search.kept import find_kept_state, kept_dir, read_state
 
     storage = storage_path(args)
+    if own_study(args.study, storage) is not None:
+        return _export_own(args, storage)
     if args.ensemble is not None:
         try:
             ensemble = load_ensemble(args.study, args.ensemble, storage=storage)
@@ -62,6 +66,35 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"load with torch.export.load({str(out)!r}).module(): float32 [batch, {state.n_inputs}] "
         f"-> logits [batch, {state.n_classes}]"
+    )
+    return 0
+
+
+def _export_own(args: argparse.Namespace, storage: Path) -> int:
+    """``caviar export`` of a study of the user's model: its module, built again."""
+    # deferred: torch
+    from caviar.models.export import export_module
+    from caviar.models.own_module import kept_program
+
+    try:
+        program = kept_program(
+            args.study, storage=storage, trial=args.trial, ensemble=args.ensemble
+        )
+    except InvalidValue as e:
+        raise (e.at("--ensemble") if e.owner == "ensemble" else e) from None
+    out = export_module(
+        program.module,
+        _target(args.out, program.default),
+        example_shape=program.example_shape,
+        description=program.description,
+    )
+    which = "the ensemble of trials" if args.ensemble is not None else "trial"
+    trials = program.trials if args.ensemble is not None else program.trials[0]
+    shape = ", ".join(["batch", *map(str, program.example_shape)])
+    print(f"exported {which} {trials} of study {args.study!r} to {out}")
+    print(
+        f"load with torch.export.load({str(out)!r}).module(): float32 [{shape}] -> "
+        f"{program.description['output']}"
     )
     return 0
 

@@ -1,5 +1,6 @@
 """``caviar test STUDY``: the test set, used once, on the best configuration (retrained on
-train + validation, or as trained) or on an ensemble of the top kept models."""
+train + validation, or as trained) or on an ensemble of the top kept models; a study of your
+own model is scored as trained (its builder importable from the working directory)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,11 @@ def add_parser(sub: Any) -> None:
     c.add_argument("study", help="study name")
     add_storage_flag(c)
     how = c.add_mutually_exclusive_group()
-    how.add_argument("--mode", choices=["retrain", "as-trained"], help="default: retrain")
+    how.add_argument(
+        "--mode",
+        choices=["retrain", "as-trained"],
+        help="default: retrain (as-trained for a study of your own model)",
+    )
     how.add_argument(
         "--ensemble",
         type=positive,
@@ -47,8 +52,7 @@ def _test(study: Any, args: argparse.Namespace) -> int:
     )
 
     if args.ensemble is None:
-        mode = args.mode or "retrain"
-        record = evaluate_on_test(study, mode=mode, force=args.force, device=args.device)
+        record = evaluate_on_test(study, mode=args.mode, force=args.force, device=args.device)
     else:
         try:
             record = evaluate_ensemble_on_test(

@@ -43,6 +43,12 @@ from caviar.study import Study
 OUTPUT = "log-probabilities: the log of the mean of the members' softmax outputs"
 
 
+def log_mean_softmax(logits: Tensor) -> Tensor:
+    """``log((1/K) * sum_k softmax(z_k))`` of the members' logits [K, B, C]: [B, C]."""
+    log_p = torch.log_softmax(logits, dim=2)  # [K, B, C]
+    return torch.logsumexp(log_p, dim=0) - math.log(logits.shape[0])  # [B, C]
+
+
 class CaviarEnsemble(nn.Module):
     """Members averaged in probability: ``x`` [B, D] -> log-probabilities [B, C].
 
@@ -80,9 +86,7 @@ class CaviarEnsemble(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Log-probabilities [B, C] of inputs [B, D]: log of the members' mean softmax."""
-        logits = torch.stack([member(x) for member in self.members])  # [K, B, C]
-        log_p = torch.log_softmax(logits, dim=2)  # [K, B, C]
-        return torch.logsumexp(log_p, dim=0) - math.log(len(self.members))  # [B, C]
+        return log_mean_softmax(torch.stack([member(x) for member in self.members]))
 
     def _weight(self) -> Tensor:
         """The first member's first weight: where and in which dtype the ensemble computes."""

@@ -14,6 +14,10 @@ Three ways, recorded with the result:
   ensemble and of each member is recorded beside it, and each member's own test accuracy, scored
   in the same use of the test set, so that it shows whether the ensemble beat its best member.
 
+A study of the user's own model (:mod:`caviar.models.own_evaluate`) is scored ``as-trained``
+(its default) or as an ensemble; ``retrain`` is refused, since caviar trains a user's module
+only inside a study.
+
 The study records that the test set was used; a second use is refused unless forced, and counted.
 Every use is kept, oldest first, in ``attrs["test_uses"]`` (each with its time, mode, trial,
 accuracy and loss); ``attrs["test"]`` is the latest, as before the history was kept. A study from
@@ -29,6 +33,8 @@ import numpy as np
 
 from caviar.core.errors import InvalidValue, got
 from caviar.models.ensemble import CaviarEnsemble, kept_members, score
+from caviar.models.own_evaluate import ensemble_on_test, module_on_test
+from caviar.models.own_module import OwnStudy
 from caviar.nn import (
     MemberSpec,
     Population,
@@ -36,6 +42,7 @@ from caviar.nn import (
     evaluate_states,
     resolve_device,
 )
+from caviar.own.builder import Build
 from caviar.search.config import StudyConfig, config_from_mapping
 from caviar.search.job import DTYPES, PreparedData, prepare_data
 from caviar.search.kept import kept_state, read_state
@@ -54,12 +61,40 @@ class TestSetUsed(RuntimeError):
 
 
 def evaluate_on_test(
-    study: Study, *, mode: str = "retrain", force: bool = False, device: str | None = None
+    study: Study,
+    *,
+    mode: str | None = None,
+    force: bool = False,
+    device: str | None = None,
+    test_data: Any = None,
+    build: Build | None = None,
 ) -> dict[str, Any]:
-    """Score the study's best trial on the test set once; returns (and records) the result."""
+    """Score the study's best trial on the test set once; returns (and records) the result.
+
+    ``mode`` defaults to ``retrain``, and to ``as-trained`` for a study of your own model,
+    whose ``test_data=(x, y)`` is needed when it was tuned on arrays (caviar keeps no copy of
+    them) and ``build=`` when its builder was a script's function."""
+    facts = OwnStudy.of(study)
+    mode = mode or ("retrain" if facts is None else "as-trained")
     if mode not in MODES:
         raise InvalidValue("mode", f"must be one of {list(MODES)}, {got(mode)}")
+    if facts is None and (test_data is not None or build is not None):
+        raise InvalidValue(
+            "evaluate_on_test",
+            f"test_data= and build= are for a study of your own model; {study.name!r} is of "
+            "caviar's nets, tested on its dataset's test part",
+        )
+    if facts is not None and mode == "retrain":
+        raise InvalidValue(
+            "mode",
+            f"'retrain' trains caviar's own nets again; study {study.name!r} is of your module "
+            f"({facts.model}), which caviar trains only inside a study: use 'as-trained' (the "
+            "kept best module) or an ensemble of the kept modules",
+        )
     previous = _unused_or_forced(study, force)
+    if facts is not None:
+        own = module_on_test(study, facts, test_data=test_data, device=device, build=build)
+        return _recorded(study, _stamped(own, previous), previous)
     best = study.best_trial
     if best is None:
         raise InvalidValue("study", f"{study.name!r} has no complete trial to test")
@@ -128,14 +163,31 @@ def evaluate_on_test(
 
 
 def evaluate_ensemble_on_test(
-    study: Study, k: int, *, force: bool = False, device: str | None = None
+    study: Study,
+    k: int,
+    *,
+    force: bool = False,
+    device: str | None = None,
+    test_data: Any = None,
+    build: Build | None = None,
 ) -> dict[str, Any]:
     """Score the ensemble of the study's top ``k`` kept models (:mod:`caviar.models.ensemble`: the
     mean of their softmax outputs, none trained again) on the test set; returns (and records,
     mode ``ensemble``) the result, with the validation accuracy of the ensemble and of each
     member, and each member's own test accuracy and loss, scored in this same recorded use of
-    the test set, so that it shows whether the ensemble beat its best member."""
+    the test set, so that it shows whether the ensemble beat its best member. ``test_data``
+    and ``build`` as in :func:`evaluate_on_test`, for a study of your own model."""
+    facts = OwnStudy.of(study)
+    if facts is None and (test_data is not None or build is not None):
+        raise InvalidValue(
+            "evaluate_ensemble_on_test",
+            f"test_data= and build= are for a study of your own model; {study.name!r} is of "
+            "caviar's nets, tested on its dataset's test part",
+        )
     previous = _unused_or_forced(study, force)
+    if facts is not None:
+        mine = ensemble_on_test(study, facts, k, test_data=test_data, device=device, build=build)
+        return _recorded(study, _stamped(mine, previous), previous)
     members = kept_members(study, k)
     config, data = _prepared(study)
     target = resolve_device(device or config.study.device)
@@ -193,7 +245,7 @@ def ensemble_table(record: dict[str, Any]) -> list[str]:
     rows += [
         [
             str(m["trial"]),
-            f"{m['validation_accuracy']:.4f}",
+            _accuracy(m["validation_accuracy"]),
             f"{m['test_accuracy']:.4f}" if "test_accuracy" in m else "-",
         ]
         for m in record["members"]
@@ -201,7 +253,7 @@ def ensemble_table(record: dict[str, Any]) -> list[str]:
     rows.append(
         [
             f"ensemble of {record['ensemble']}",
-            f"{record['validation_accuracy']:.4f}",
+            _accuracy(record["validation_accuracy"]),
             f"{record['accuracy']:.4f}",
         ]
     )
@@ -217,6 +269,11 @@ def ensemble_table(record: dict[str, Any]) -> list[str]:
             f"{best['test_accuracy']:.4f}): {margin:+.4f}"
         )
     return lines
+
+
+def _accuracy(value: float | None) -> str:
+    """An accuracy in a table, "-" where none was measured."""
+    return "-" if value is None else f"{value:.4f}"
 
 
 def _unused_or_forced(study: Study, force: bool) -> dict[str, Any] | None:
@@ -246,6 +303,15 @@ def _prepared(study: Study) -> tuple[StudyConfig, PreparedData]:
     data = prepare_data(config)
     data.check(study)
     return config, data
+
+
+def _stamped(record: dict[str, Any], previous: dict[str, Any] | None) -> dict[str, Any]:
+    """``record`` with the time of this use of the test set and the count of uses."""
+    return {
+        **record,
+        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "uses": (previous or {}).get("uses", 0) + 1,
+    }
 
 
 def _recorded(

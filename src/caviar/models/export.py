@@ -3,7 +3,8 @@
 :func:`export_model` writes a member as a ``torch.export`` program (``.pt2``) that
 ``torch.export.load(path).module()`` runs with PyTorch alone (``caviar export`` on the command
 line); :func:`save_program` does the same for an ensemble of the top kept members
-(``caviar export --ensemble K``).
+(``caviar export --ensemble K``), and :func:`export_module` for the user's own module (or a
+:class:`~caviar.models.own_module.ModuleEnsemble` of them).
 """
 
 from __future__ import annotations
@@ -11,11 +12,15 @@ from __future__ import annotations
 import io
 import json
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
+from torch import nn
 
 from caviar.core.atomic import WriteError, write_atomically
+from caviar.core.errors import InvalidValue
 from caviar.models.ensemble import CaviarEnsemble
 from caviar.models.model import CaviarModel
 from caviar.nn.state import MemberState
@@ -41,13 +46,48 @@ def save_program(model: CaviarModel | CaviarEnsemble, path: str | os.PathLike[st
     as a ``torch.export`` program with a dynamic batch size and its ``describe()`` stored as
     ``caviar.json``, whole or not at all: a failed write is a
     :class:`~caviar.core.atomic.WriteError` naming ``path``, and leaves nothing there."""
-    dtype = next(model.parameters()).dtype
-    example = torch.zeros(2, model.n_inputs, dtype=dtype)
+    return _save(model, [model.n_inputs], model.describe(), path)
+
+
+def export_module(
+    module: nn.Module,
+    path: str | os.PathLike[str],
+    *,
+    example_shape: Sequence[int],
+    description: Mapping[str, Any],
+) -> Path:
+    """Write the user's ``module`` (in eval mode, as loaded) as a ``torch.export`` program
+    taking ``[B, *example_shape]`` with a dynamic batch size, ``description`` stored as
+    ``caviar.json``; as :func:`save_program`, whole or not at all. A module torch.export
+    cannot trace is an InvalidValue (owner ``export``) with torch's first line."""
+    try:
+        return _save(module.eval(), list(example_shape), description, path)
+    except (WriteError, InvalidValue):
+        raise
+    except Exception as e:  # torch.export's many errors, on the user's module: one line
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise InvalidValue(
+            "export",
+            f"torch.export cannot trace the module on inputs [B, "
+            f"{', '.join(map(str, example_shape))}]: {type(e).__name__}: {first}",
+        ) from e
+
+
+def _save(
+    model: nn.Module,
+    example_shape: list[int],
+    description: Mapping[str, Any],
+    path: str | os.PathLike[str],
+) -> Path:
+    """``model`` traced on zeros of ``[2, *example_shape]`` in its dtype, the batch dynamic."""
+    dtype = next(model.parameters(), torch.zeros(())).dtype
+    example = torch.zeros(2, *example_shape, dtype=dtype)
     program = torch.export.export(
-        model, (example,), dynamic_shapes={"x": {0: torch.export.Dim("batch")}}
+        model, (example,), dynamic_shapes=({0: torch.export.Dim("batch")},)
     )
     buffer = io.BytesIO()
-    torch.export.save(program, buffer, extra_files={METADATA: json.dumps(model.describe())})
+    metadata = json.dumps(dict(description), default=str)
+    torch.export.save(program, buffer, extra_files={METADATA: metadata})
     out = Path(path)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
