@@ -76,6 +76,8 @@ class ModuleGroup:
         self.template, self.members, self.data = template, list(members), data
         self.loss, self.data_seed, self.vectorized = loss, data_seed, vectorized
         self.eval_batch = eval_batch
+        #: members at the same epoch read one batch (False: each its own copy, for measuring)
+        self.share_batches = True
         first = self.members[0]
         self.params = {
             n: torch.stack([m.params[n] for m in self.members]).requires_grad_(True)
@@ -111,14 +113,21 @@ class ModuleGroup:
         """The buffers with each dropout site's step: each member's own step count."""
         return {**self.buffers, **dict.fromkeys(self.step_names, self.steps)}
 
-    def _train_batch(self, xb: Tensor, yb: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Forward and backward of one mini-batch ([P, B, ...]); each member's loss, right
-        answers and whether its loss is finite."""
+    def _train_batch(self, xb: Tensor, yb: Tensor, shared: bool) -> tuple[Tensor, Tensor, Tensor]:
+        """Forward and backward of one mini-batch: ``[P, B, ...]``, or ``[B, ...]`` when every
+        member is at the same epoch (``shared``: the same examples for all, read once, and a
+        first layer that multiplies them by every member's weights at once); each member's
+        loss, right answers and whether its loss is finite."""
         buffers = self._stepped()
         if self.vectorized:
-            losses, correct = vmap(self._forward, randomness="error")(self.params, buffers, xb, yb)
+            dims = (0, 0, None, None) if shared else (0, 0, 0, 0)
+            batched = vmap(self._forward, in_dims=dims, randomness="error")
+            losses, correct = batched(self.params, buffers, xb, yb)
         else:
-            pieces = [self._alone(k, buffers, xb[k], yb[k]) for k in range(len(self.members))]
+            pieces = [
+                self._alone(k, buffers, xb if shared else xb[k], yb if shared else yb[k])
+                for k in range(len(self.members))
+            ]
             losses = torch.stack([loss for loss, _ in pieces])
             correct = torch.stack([right for _, right in pieces])
         finite = torch.isfinite(losses.detach())
@@ -148,6 +157,7 @@ class ModuleGroup:
             [epoch_order(self.data_seed, m.done, len(data.y_train)) for m in self.members]
         ).to(data.x_train.device)
         epochs = [m.done for m in self.members]
+        shared = self.share_batches and len(set(epochs)) == 1  # the same data order for all
         self.template.train()
         total_loss = torch.zeros(n_members, dtype=torch.float64, device=orders.device)
         total_right = torch.zeros(n_members, dtype=torch.float64, device=orders.device)
@@ -158,8 +168,9 @@ class ModuleGroup:
         for start, stop in self.bounds:
             if should_stop is not None and should_stop():
                 raise Interrupted
-            index = orders[:, start:stop]
-            losses, correct, finite = self._train_batch(data.x_train[index], data.y_train[index])
+            index = orders[0, start:stop] if shared else orders[:, start:stop]
+            xb, yb = data.x_train[index], data.y_train[index]
+            losses, correct, finite = self._train_batch(xb, yb, shared)
             lost |= ~finite
             if on_cpu:  # free to look on a CPU: a diverged member stops at once, exactly
                 for k in torch.nonzero(~finite).flatten().tolist():
