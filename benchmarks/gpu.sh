@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The GPU checks in one go, about 8 minutes on a bare CUDA machine with no network:
+# The GPU checks in one go, about 9 minutes on a bare CUDA machine with no network:
 #   1. tests-nn     the engine's tests on the GPU        python -m pytest tests/nn -x -q
 #   2. book         the book's net, P = 256..8192, against the per-model loop (population.py)
 #   3. realistic    the realistic pool, P = 256..8192, against the per-model loop
-#   4. budget       search in 60 s a side: caviar with halving against the loop (budget.py)
+#   4. own-cnn      a user's own small CNN (caviar.own), P = 256, against the per-model loop
+#                   (own_model.py; goal: >= 20x)
+#   5. budget       search in 60 s a side: caviar with halving against the loop (budget.py)
 # then one table (gpu_table.py): ms per model-epoch, the loop in the same run, speed-up, peak
 # GPU memory, and the budget's figures. Each step has its own time limit; a failing step does
 # not stop the others; the exit status is the number of failed steps.
@@ -64,7 +66,7 @@ if [[ $MODE == run ]] && ! "$PY" -c "import sys, torch; sys.exit(not torch.cuda.
 fi
 
 START=$(date +%s)
-DEADLINE=$((START + 470)) # 8 minutes less a margin for the table and nvidia-smi
+DEADLINE=$((START + 560)) # 9.5 minutes less a margin for the table and nvidia-smi
 failures=0
 
 # step NAME CAP_SECONDS COMMAND...: run with a time limit (its cap, or what is left of the 8
@@ -75,7 +77,7 @@ step() {
     local left=$((DEADLINE - $(date +%s)))
     local limit=$((cap < left ? cap : left))
     if ((left < 20)); then
-        note "$(printf '%-10s skipped: %s s left of the 8 minutes' "$name" "$left")"
+        note "$(printf '%-10s skipped: %s s left of the 9.5 minutes' "$name" "$left")"
         failures=$((failures + 1))
         return
     fi
@@ -102,17 +104,20 @@ else 'no CUDA device'; print(f'python {platform.python_version()}, torch {torch.
 command -v nvidia-smi >/dev/null && nvidia-smi >"$OUT/nvidia-smi-before.txt" 2>&1
 
 data=()
-[[ -d $DATA ]] && data=(--data "$DATA")
+own_data=()
+[[ -d $DATA ]] && data=(--data "$DATA") && own_data=(--data-dir "$DATA")
 if [[ $MODE == --check ]]; then
     sizes=2,4
     pop=(--device cpu --examples 400 --baseline-models 1 --repeats 1)
     tests=(-k "vectorized or slots")
     budget=(--device cpu --seconds 1 --train-size 1200 --test-size 300)
+    own=(--device cpu --check)
 else
     sizes=256,1024,4096,8192
     pop=(--repeats 1)
     tests=()
     budget=(--seconds 60)
+    own=(--device cuda --sizes 256 --examples 12000)
 fi
 
 step tests-nn 90 "$PY" -m pytest tests/nn -x -q -p no:cacheprovider "${tests[@]}"
@@ -120,6 +125,8 @@ step book 130 "$PY" benchmarks/population.py --workload book --sizes "$sizes" "$
     "${data[@]}" --json "$OUT/book.json"
 step realistic 130 "$PY" benchmarks/population.py --workload realistic --sizes "$sizes" \
     "${pop[@]}" "${data[@]}" --json "$OUT/realistic.json"
+step own-cnn 100 "$PY" benchmarks/own_model.py --workload cnn "${own[@]}" "${own_data[@]}" \
+    --json "$OUT/own-cnn.json"
 if [[ -d $DATA ]]; then
     step budget 170 "$PY" benchmarks/budget.py --data-dir "$DATA" --skip-optuna --skip-flat \
         "${budget[@]}" --out "$OUT"

@@ -22,7 +22,7 @@ def table(folder: Path) -> list[str]:
     ]
     missing = []
     device = None
-    for workload in ("book", "realistic"):
+    for workload in ("book", "realistic", "own-cnn"):
         path = folder / f"{workload}.json"
         if not path.is_file():
             missing.append(workload)

@@ -125,6 +125,7 @@ RUNS: dict[str, Run] = {
         has_ray,
     ),
     "scale": Run(script("scale", "--check")),
+    "own_model": Run(script("own_model", "--check", "--device", "cpu")),
     "gpu check": Run(
         ["bash", str(ROOT / "benchmarks" / "gpu.sh"), "--check"],
         env={"OUT": "{tmp}", "PYTHON": sys.executable},
@@ -317,15 +318,28 @@ def test_scale_check_prints_every_figure_for_this_checkout_and_the_baseline(
 
 
 @pytest.mark.slow
+@pytest.mark.benchmark("own_model")
+def test_own_model_prints_both_modules_ratios_and_the_two_sides_difference(
+    started: Started,
+) -> None:
+    out = output(started, "own_model").stdout
+    assert out.count("loop (one model at a time):") == 2
+    assert out.count("max |val acc diff|") == 2
+    for name in ("cnn:", "mlp:"):
+        assert f"\n{name} " in out
+    assert max(len(line) for line in out.splitlines()) <= 80  # the tables fit 80 columns
+
+
+@pytest.mark.slow
 @pytest.mark.benchmark("gpu check")
 def test_gpu_script_check_runs_every_step_on_the_cpu(started: Started) -> None:
     """`benchmarks/gpu.sh --check`: every step of the device run with tiny sizes on the CPU,
     ending in its one table, so the script works the first time on a lent GPU machine."""
     out = output(started, "gpu check").stdout
-    for name in ("tests-nn", "book", "realistic"):
+    for name in ("tests-nn", "book", "realistic", "own-cnn"):
         assert f"{name:<10} ok" in out
     assert "| workload | P | ms / model-epoch |" in out
-    assert "| book | 4 |" in out and "| realistic | 4 |" in out
+    assert "| book | 4 |" in out and "| realistic | 4 |" in out and "| own-cnn | 3 |" in out
     if MNIST.is_dir():
         assert "budget     ok" in out
         assert "caviar with halving, configurations / the loop's" in out

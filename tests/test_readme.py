@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: the pages whose tagged blocks run, in the order they run: the README, then the docs it sends
 #: a reader to. The commands of all of them share one folder, so a page that repeats an earlier
 #: page's command goes on with what that one made (the README's panda run, in docs/panda.md).
-PAGES = ("README.md", "docs/tune.md", "docs/python-api.md", "docs/panda.md")
+PAGES = ("README.md", "docs/tune.md", "docs/python-api.md", "docs/panda.md", "docs/own-model.md")
 #: the front door stays about one screen
 README_MAX_LINES = 130
 #: the checked IDX files of MNIST and Fashion-MNIST, beside the checkout (never copied into it)
@@ -197,6 +197,17 @@ def check_job_example(out: str, folder: Path) -> None:
     assert (folder / "py.db").is_file() and (folder / "caviar-models" / "py").is_dir()
 
 
+def check_own_model_example(out: str, folder: Path) -> None:
+    """The best trial's validation accuracy, then its hyperparameters: the builder's and
+    caviar's."""
+    (line,) = out.splitlines()
+    best, params = line.split(" ", 1)
+    assert 0.0 < float(best) <= 1.0
+    assert set(eval(params)) == {"width", "dropout", "lr", "optimizer", "epochs", "batch_size"}
+    assert eval(params)["width"] in (4, 8)
+    assert (folder / "own.db").is_file()
+
+
 @dataclass(frozen=True)
 class PythonCheck:
     """What a block prints, checked; slow: it trains (more than about 2 s)."""
@@ -210,6 +221,7 @@ PYTHON_CHECKS: dict[str, PythonCheck] = {
     "CoarseToFineSampler": PythonCheck(check_search_core_tour, slow=False),
     "Population(": PythonCheck(check_engine_tour, slow=False),  # 0.1 s once torch is loaded
     "caviar.tune(": PythonCheck(check_job_example, slow=True),
+    "caviar.optimize(build": PythonCheck(check_own_model_example, slow=True),
 }
 
 
