@@ -43,6 +43,7 @@ from caviar.own.data import ModuleData
 from caviar.own.dropout import KeyedDropout, member_key, swap_dropout
 from caviar.own.member import KeptModule
 from caviar.own.pool import ModulePool, ModuleSpec
+from caviar.own.settings import split_params
 
 CPU = torch.device("cpu")
 DATA_SEED = 7
@@ -525,3 +526,49 @@ def test_a_forward_reading_a_plain_attribute_gets_its_own_template() -> None:
     assert sorted(map(sorted, run.groups)) == [[0, 2], [1]]
     for m in members:
         assert_same(run.trained(m.key), alone(m, data, torch.float64), **F64)
+
+
+class _Doubling(nn.Module):
+    """Doubles its input, in place or not, then a linear layer."""
+
+    def __init__(self, in_place: bool) -> None:
+        super().__init__()
+        self.in_place = in_place
+        self.linear = nn.Linear(8, 3)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x.mul_(2.0) if self.in_place else x * 2.0
+        return self.linear(x)
+
+    def extra_repr(self) -> str:
+        return f"in_place={self.in_place}"
+
+
+def _doubling_records(in_place: bool) -> tuple[list[tuple[int, int, float, float]], ModuleData]:
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(60, 8, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 3, (60,), generator=g)
+    data = ModuleData(x[:40].clone(), y[:40], x[40:].clone(), y[40:], 3)
+    pool = ModulePool(data, loss=nn.functional.cross_entropy, data_seed=0)
+    for k in range(3):
+        built = build_module(
+            lambda _: _Doubling(in_place), {}, k, dtype=torch.float64, device=torch.device("cpu")
+        )
+        settings, _ = split_params({"lr": 0.01 * (k + 1)})
+        pool.add(k, ModuleSpec(k, 2, 8, "adam", settings, built.module, {}))
+    records = []
+    while len(pool):
+        records += [
+            (e.key, e.record.epoch, e.record.train_loss, e.record.val_loss)
+            for e in pool.step().epochs
+        ]
+    return records, data
+
+
+def test_a_module_writing_into_its_input_changes_no_data_and_trains_as_if_it_did_not() -> None:
+    in_place, data = _doubling_records(in_place=True)
+    out_of_place, _ = _doubling_records(in_place=False)
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(60, 8, generator=g, dtype=torch.float64)
+    assert torch.equal(data.x_train, x[:40]) and torch.equal(data.x_val, x[40:])
+    assert in_place == out_of_place

@@ -218,7 +218,8 @@ class ModuleGroup:
         right = torch.zeros(len(self.members), dtype=torch.float64, device=device)
         buffers = self._stepped()
         for start in range(0, n, self.eval_batch):
-            x = data.x_val[start : start + self.eval_batch]
+            # a copy: a module that writes into its input must not change the validation set
+            x = data.x_val[start : start + self.eval_batch].clone()
             y = data.y_val[start : start + self.eval_batch]
             if self.vectorized:
                 batch = vmap(self._forward, in_dims=(0, 0, None, None), randomness="error")

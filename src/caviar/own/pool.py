@@ -26,6 +26,10 @@ from caviar.own.member import KeptModule, ModuleMember
 
 #: the optimizer settings a whole group shares (they change the update's form, not a number)
 GROUP_SETTINGS = ("nesterov", "lr_decay")
+#: the ways a group trains, fastest first, as (vectorized, members at one epoch share a batch);
+#: a module ``vmap`` cannot batch with a shared batch (it writes into its input) gets a copy
+#: per member, and one ``vmap`` cannot batch at all trains one member at a time
+WAYS: tuple[tuple[bool, bool], ...] = ((True, True), (True, False), (False, True))
 #: on a CPU, the most members in one group (measured in benchmarks/own_model.py)
 CPU_GROUP = 64
 
@@ -91,8 +95,8 @@ class ModulePool:
         self._members: dict[int, ModuleMember] = {}
         self._params: dict[int, Mapping[str, Any]] = {}
         self._templates: dict[Hashable, nn.Module] = {}
-        #: signatures vmap refused: their members train one at a time
-        self._alone: set[Hashable] = set()
+        #: for each module, the first of :data:`WAYS` that did not fail (none yet: 0)
+        self._ways: dict[Hashable, int] = {}
 
     def __len__(self) -> int:
         return len(self._members)
@@ -144,12 +148,12 @@ class ModulePool:
     def _same_function(self, template: nn.Module, module: nn.Module) -> bool:
         """Whether ``template`` run with ``module``'s tensors computes what ``module`` does
         (eval mode, a few validation examples)."""
-        x = self.data.x_val[:4]
+        x = self.data.x_val[:4]  # copied below: a module may write into its input
         tensors = {**dict(module.named_parameters()), **dict(module.named_buffers())}
         template.eval(), module.eval()
         try:
-            mine = module(x)
-            theirs = torch.func.functional_call(template, tensors, (x,), strict=False)
+            mine = module(x.clone())
+            theirs = torch.func.functional_call(template, tensors, (x.clone(),), strict=False)
         finally:
             template.train(), module.train()
         return bool(mine.shape == theirs.shape and torch.allclose(mine, theirs, equal_nan=True))
@@ -207,32 +211,30 @@ class ModulePool:
         members: list[ModuleMember],
         should_stop: Callable[[], bool] | None,
     ) -> tuple[list[Any], list[ModuleMember]]:
-        """An epoch of one group; vectorized unless ``vmap`` refused the module before, in
-        which case (said once) its members train one at a time."""
+        """An epoch of one group, in the fastest way its module allows (:data:`WAYS`): a way
+        that fails is not tried again for that module (going one at a time is said once)."""
         template = self._templates[signature]
-        vectorized = signature not in self._alone
-        group = self._group(template, members, vectorized)
-        try:
-            metrics = group.run_epoch(should_stop)
-        except Interrupted:
-            raise
-        except Exception as error:
-            if not vectorized or is_out_of_memory(error):
-                raise self._failed(error) from error
-            self._alone.add(signature)
-            self.note(
-                f"caviar: torch.func.vmap cannot batch {type(template).__name__} "
-                f"({type(error).__name__}: {str(error).splitlines()[0][:160]}); its members "
-                "train one at a time"
-            )
-            group = self._group(template, members, vectorized=False)
+        while True:
+            way = self._ways.get(signature, 0)
+            vectorized, shared = WAYS[way]
+            group = self._group(template, members, vectorized)
+            group.share_batches = shared
             try:
                 metrics = group.run_epoch(should_stop)
             except Interrupted:
                 raise
-            except Exception as again:
-                raise self._failed(again) from again
-        return metrics, group.members_back()
+            except Exception as error:
+                if way == len(WAYS) - 1 or is_out_of_memory(error):
+                    raise self._failed(error) from error
+                self._ways[signature] = way + 1
+                if not WAYS[way + 1][0]:
+                    first = str(error).splitlines()[0][:160] if str(error) else ""
+                    self.note(
+                        f"caviar: torch.func.vmap cannot batch {type(template).__name__} "
+                        f"({type(error).__name__}: {first}); its members train one at a time"
+                    )
+                continue
+            return metrics, group.members_back()
 
     def _group(
         self, template: nn.Module, members: list[ModuleMember], vectorized: bool

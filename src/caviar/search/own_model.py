@@ -102,7 +102,7 @@ def check_output(module: nn.Module, data: ModuleData, loss: Loss, batch: int, na
     """One mini-batch: the output must be ``[batch, classes]`` with a score for every class
     the labels hold, and the loss a finite number."""
     n = min(batch, len(data.y_train), 32)
-    x, y = data.x_train[:n], data.y_train[:n]
+    x, y = data.x_train[:n].clone(), data.y_train[:n]  # a module may write into its input
     module.train()
     try:
         out = module(x)
