@@ -2,14 +2,17 @@
 loop, measured in the same run: model-epochs per second, and how far apart the two sides' results
 are.
 
-Two modules a user might write, each at P = 8, 16, 32 members (a GPU: --sizes 256):
+Three modules a user might write, each at P = 8, 16, 32 members (a GPU: --sizes 256):
 
 - ``cnn``: Unflatten -> Conv2d(1, 8, 3) -> ReLU -> MaxPool 2 -> Conv2d(8, 16, 3) -> ReLU ->
   MaxPool 2 -> Linear(16*7*7, 10), on MNIST's 28x28 images;
-- ``mlp``: 784-256-256-10 with ReLU.
+- ``mlp``: 784-256-256-10 with ReLU, on MNIST;
+- ``tabular``: examples/own_mlp_csv.py's MLP, 30-64-64-2 with ReLU, on a tabular problem of
+  the breast-cancer CSV's width (scikit-learn's make_classification, as many rows).
 
-Every member has the same architecture (one group, one vectorized pass) and its own Adam
-learning rate and beta1, batch 64, no dropout. The loop trains each member alone, as a user
+Every member has the same architecture, grouped as the pool groups them (on a CPU, as many as
+keep a mini-batch's activations within 32 MB: the CNN in groups of 8, the MLPs in one); each has
+its own Adam learning rate and beta1; batch 64, no dropout. The loop trains each member alone, as a user
 writes it: a copy of the same initial module, ``torch.optim.Adam`` (torch's defaults), the same
 examples in the same order and the same mini-batches, then the same validation pass in eval mode.
 Both sides include the validation pass in their time. Same hyperparameters, same start, same
@@ -18,7 +21,9 @@ max |val acc difference| over the members both sides trained).
 
 Figures: model-epochs/s (members x epochs / seconds); the loop's is the mean over its
 ``--baseline-models`` members (its time does not depend on P), and each P is compared with the
-loop over its own first min(P, baseline-models) members. One timed run per P.
+loop over its own first min(P, baseline-models) members. Each P is timed --repeats times, each
+right after the loop is timed again (a shared machine's speed drifts): the median ratio and its
+range.
 
     python benchmarks/own_model.py                       # MNIST beside the checkout, this CPU
     python benchmarks/own_model.py --workload mlp --threads 1
@@ -76,7 +81,17 @@ def mlp() -> nn.Module:
     )
 
 
-WORKLOADS: dict[str, Callable[[], nn.Module]] = {"cnn": cnn, "mlp": mlp}
+def tabular() -> nn.Module:
+    """examples/own_mlp_csv.py's MLP at width 64, depth 2 (no dropout: torch's masks are not
+    the population's), on 30 standardised features and 2 classes."""
+    return nn.Sequential(
+        nn.Linear(TABULAR_FEATURES, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 2)
+    )
+
+
+WORKLOADS: dict[str, Callable[[], nn.Module]] = {"cnn": cnn, "mlp": mlp, "tabular": tabular}
+#: the tabular workload's features (scikit-learn's breast-cancer CSV has 30)
+TABULAR_FEATURES = 30
 
 
 @dataclass(frozen=True)
@@ -111,6 +126,26 @@ def load(data_dir: str | None, examples: int, validation: int, device: torch.dev
     return Data(x_all[:examples], y_all[:examples], x_all[examples:], y_all[examples:], source)
 
 
+def load_tabular(examples: int, validation: int, device: torch.device) -> Data:
+    """A tabular problem of the breast-cancer CSV's width, as large as the image one:
+    scikit-learn's make_classification (30 features, 12 informative, 2 classes), standardised
+    on the training rows."""
+    from sklearn.datasets import make_classification  # deferred: only for this workload
+
+    x, y = make_classification(
+        n_samples=examples + validation,
+        n_features=TABULAR_FEATURES,
+        n_informative=12,
+        n_classes=2,
+        random_state=0,
+    )
+    mean, std = x[:examples].mean(axis=0), x[:examples].std(axis=0)
+    x = (x - mean) / std
+    xt = torch.as_tensor(x, dtype=torch.float32, device=device)
+    yt = torch.as_tensor(y, dtype=torch.int64, device=device)
+    return Data(xt[:examples], yt[:examples], xt[examples:], yt[examples:], "make_classification")
+
+
 def hyperparameters(i: int) -> dict[str, float]:
     """Member i's Adam settings: lr log-uniform on [3e-4, 3e-3], beta1 on [0.8, 0.95]."""
     rng = np.random.default_rng(1000 + i)
@@ -139,8 +174,9 @@ def run_pool(workload: str, p: int, data: Data, epochs: int) -> tuple[float, lis
     """Seconds for P members' ``epochs`` epochs in a ModulePool, and each member's last
     validation accuracy."""
     device = data.x_train.device
-    module_data = ModuleData(data.x_train, data.y_train, data.x_val, data.y_val, 10)
-    pool = ModulePool(module_data, loss=cross_entropy, data_seed=DATA_SEED, max_group=p)
+    classes = int(data.y_train.max()) + 1
+    module_data = ModuleData(data.x_train, data.y_train, data.x_val, data.y_val, classes)
+    pool = ModulePool(module_data, loss=cross_entropy, data_seed=DATA_SEED)
     for i in range(p):
         params = {**hyperparameters(i), "epochs": epochs, "batch_size": BATCH}
         member = MemberSettings.from_params(params)
@@ -187,40 +223,53 @@ def run_alone(workload: str, i: int, data: Data, epochs: int) -> tuple[float, fl
 
 
 def measure(args: argparse.Namespace, workload: str, data: Data) -> list[dict[str, float]]:
-    """One workload's table: the loop, then each P; its rows for --json."""
+    """One workload's table; its rows for --json.
+
+    A shared machine's speed drifts by 2x within a minute (measured here: the same loop at 5.7
+    and 10.2 model-epochs/s a minute apart), so each P is timed ``--repeats`` times, each
+    right after the loop's members are timed again: a ratio compares two runs seconds apart,
+    and the table gives the median ratio and its range."""
     sizes = [int(s) for s in args.sizes.split(",")]
     count = min(args.baseline_models, max(sizes))
     tiny = Data(data.x_train[:256], data.y_train[:256], data.x_val[:64], data.y_val[:64], "")
     run_pool(workload, 2, tiny, 1)  # warm-up of both sides: kernels, allocator, BLAS threads
     run_alone(workload, 0, tiny, 1)
-    alone = [run_alone(workload, i, data, args.epochs) for i in range(count)]
-    loop_rates = [args.epochs / seconds for seconds, _ in alone]
     n_params = sum(t.numel() for t in WORKLOADS[workload]().parameters())
     print(
         f"\n{workload}: {n_params} parameters, batch {BATCH}, Adam, {args.epochs} epoch(s) of "
-        f"{len(data.y_train)} + validation on {len(data.y_val)}"
+        f"{len(data.y_train)} + validation on {len(data.y_val)}\n"
+        f"loop: members 0..{count - 1} alone; {args.repeats} timed runs a side, each P right "
+        "after the loop"
     )
     print(
-        f"loop (one model at a time): {statistics.mean(loop_rates):.2f} model-epochs/s "
-        f"(members 0..{count - 1}, std {statistics.pstdev(loop_rates):.2f})"
+        f"{'P':>5} {'model-epochs/s':>15} {'loop':>8} {'ratio':>7} {'(range)':>13} "
+        f"{'max |val acc diff|':>19}"
     )
-    print(f"{'P':>5} {'model-epochs/s':>15} {'loop':>8} {'ratio':>7} {'max |val acc diff|':>19}")
     rows = []
     for p in sizes:
-        if args.cuda:
-            torch.cuda.reset_peak_memory_stats()
-        seconds, accuracy = run_pool(workload, p, data, args.epochs)
-        rate = p * args.epochs / seconds
-        both = min(p, count)
-        loop_rate = statistics.mean(loop_rates[:both])
-        diff = max(abs(accuracy[i] - alone[i][1]) for i in range(both))
-        print(f"{p:>5} {rate:>15.2f} {loop_rate:>8.2f} {rate / loop_rate:>6.2f}x {diff:>19.4f}")
+        rates, loops, ratios = [], [], []
+        diff = 0.0
+        for _ in range(args.repeats):
+            alone = [run_alone(workload, i, data, args.epochs) for i in range(count)]
+            loop_rate = statistics.mean(args.epochs / seconds for seconds, _ in alone)
+            if args.cuda:
+                torch.cuda.reset_peak_memory_stats()
+            seconds, accuracy = run_pool(workload, p, data, args.epochs)
+            rate = p * args.epochs / seconds
+            rates.append(rate)
+            loops.append(loop_rate)
+            ratios.append(rate / loop_rate)
+            both = min(p, count)
+            diff = max(diff, *(abs(accuracy[i] - alone[i][1]) for i in range(both)))
+        rate, loop_rate, ratio = (statistics.median(v) for v in (rates, loops, ratios))
+        spread = f"({min(ratios):.2f}-{max(ratios):.2f})"
+        print(f"{p:>5} {rate:>15.2f} {loop_rate:>8.2f} {ratio:>6.2f}x {spread:>13} {diff:>19.4f}")
         rows.append(
             {
                 "P": p,
                 "ms": 1e3 / rate,
                 "loop_ms": 1e3 / loop_rate,
-                "speedup": rate / loop_rate,
+                "speedup": ratio,
                 "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if args.cuda else 0.0,
                 "max_val_acc_diff": diff,
             }
@@ -230,7 +279,7 @@ def measure(args: argparse.Namespace, workload: str, data: Data) -> list[dict[st
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--workload", choices=["cnn", "mlp", "both"], default="both")
+    ap.add_argument("--workload", choices=[*WORKLOADS, "all"], default="all")
     ap.add_argument(
         "--data-dir", help=f"MNIST's IDX .gz files (default: {SHARED_MNIST}, else synthetic)"
     )
@@ -239,6 +288,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=1, help="epochs each member trains")
     ap.add_argument("--sizes", default=None, help="population sizes (CPU: 8,16,32; GPU: 256)")
     ap.add_argument("--baseline-models", type=int, default=4, help="models timed in the loop")
+    ap.add_argument("--repeats", type=int, default=3, help="timed runs a side, for each P")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, help="torch's CPU threads (default: torch's own)")
     ap.add_argument("--json", help="also write the figures to this file as JSON (one workload)")
@@ -250,6 +300,7 @@ def main() -> None:
     args.cuda = device.type == "cuda"
     if args.check:
         args.examples, args.validation, args.sizes, args.baseline_models = 256, 64, "2,3", 2
+        args.repeats = 1
     args.examples = args.examples or (12000 if args.cuda else 4000)
     args.sizes = args.sizes or ("256" if args.cuda else "8,16,32")
     data = load(args.data_dir, args.examples, args.validation, device)
@@ -257,12 +308,14 @@ def main() -> None:
     name = torch.cuda.get_device_name(device) if args.cuda else cpu
     print(f"device: {name}; torch {torch.__version__}; float32")
     print(
-        f"data: {data.source}, {len(data.y_train)} training + {len(data.y_val)} validation "
-        "examples; one timed run per P"
+        f"data: {data.source}, {len(data.y_train)} training + {len(data.y_val)} validation examples"
     )
-    workloads = ["cnn", "mlp"] if args.workload == "both" else [args.workload]
+    workloads = list(WORKLOADS) if args.workload == "all" else [args.workload]
     for workload in workloads:
-        rows = measure(args, workload, data)
+        if workload == "tabular":
+            rows = measure(args, workload, load_tabular(args.examples, args.validation, device))
+        else:
+            rows = measure(args, workload, data)
         if args.json:
             record = {"workload": f"own-{workload}", "device": name, "rows": rows}
             record["loop_ms"] = rows[0]["loop_ms"] if rows else math.nan

@@ -30,8 +30,12 @@ GROUP_SETTINGS = ("nesterov", "lr_decay")
 #: a module ``vmap`` cannot batch with a shared batch (it writes into its input) gets a copy
 #: per member, and one ``vmap`` cannot batch at all trains one member at a time
 WAYS: tuple[tuple[bool, bool], ...] = ((True, True), (True, False), (False, True))
-#: on a CPU, the most members in one group (measured in benchmarks/own_model.py)
-CPU_GROUP = 64
+#: on a CPU, the fewest and the most members in one group, and the activations a group's
+#: mini-batch should stay within: more members only stream them from memory (measured,
+#: benchmarks/own_model.py, 2-core CPU: a CNN with 5.6 MB of activations a member ran 1.03x the
+#: per-model loop in a group of 8 and 0.67x in one of 32; MLPs of 0.3 MB, 2-4x in groups of 32)
+CPU_GROUP = (8, 64)
+CPU_GROUP_BYTES = 32 * 2**20
 
 
 @dataclass(frozen=True)
@@ -88,8 +92,10 @@ class ModulePool:
         note: Callable[[str], None] | None = None,
     ) -> None:
         self.data, self.loss, self.data_seed, self.model = data, loss, data_seed, model
-        cpu = data.x_train.device.type == "cpu"
-        self.max_group = max_group or (CPU_GROUP if cpu else 1 << 30)
+        self.cpu = data.x_train.device.type == "cpu"
+        #: the most members in a group: given, or on a CPU by each module's activations
+        self.max_group = max_group
+        self._sizes: dict[Hashable, int] = {}
         self.eval_batch = eval_batch
         self.note = note or (lambda _: None)
         self._members: dict[int, ModuleMember] = {}
@@ -128,10 +134,12 @@ class ModulePool:
         known = self._templates.get(signature)
         if known is None:
             self._templates[signature] = template
+            self._sizes[signature] = self._group_size(module, spec.batch_size)
         elif not self._same_function(known, module):
             # the printout hid a difference (an attribute its forward reads): a group of its own
             signature = (*signature, ("alone", key))  # type: ignore[misc]
             self._templates[signature] = template
+            self._sizes[signature] = 1
         self._members[key] = ModuleMember.from_module(
             key,
             module,
@@ -143,6 +151,35 @@ class ModulePool:
             signature=signature,
         )
         self._params[key] = dict(spec.params)
+
+    @torch.no_grad()
+    def _group_size(self, module: nn.Module, batch_size: int) -> int:
+        """How many members of ``module`` train in one group: ``max_group`` if given; on a GPU
+        all; on a CPU as many as keep a mini-batch's activations (every layer's output,
+        measured on a few examples) within :data:`CPU_GROUP_BYTES`, in :data:`CPU_GROUP`."""
+        if self.max_group is not None:
+            return self.max_group
+        if not self.cpu:
+            return 1 << 30
+        floats = [0]
+
+        def count(_: nn.Module, __: Any, out: Any) -> None:
+            if isinstance(out, torch.Tensor):
+                floats[0] += out.numel()
+
+        leaves = [m for m in module.modules() if not list(m.children())]
+        hooks = [m.register_forward_hook(count) for m in leaves]
+        x = self.data.x_val[:4].clone()
+        module.eval()
+        try:
+            module(x)
+        finally:
+            module.train()
+            for hook in hooks:
+                hook.remove()
+        per_member = floats[0] / len(x) * batch_size * x.element_size()
+        fewest, most = CPU_GROUP
+        return int(min(most, max(fewest, CPU_GROUP_BYTES // max(per_member, 1.0))))
 
     @torch.no_grad()
     def _same_function(self, template: nn.Module, module: nn.Module) -> bool:
@@ -194,15 +231,15 @@ class ModulePool:
         return result
 
     def _groups(self) -> list[tuple[Hashable, list[ModuleMember]]]:
-        """The members by signature, in pieces of at most ``max_group``."""
+        """The members by signature, in groups of at most their module's size."""
         by: dict[Hashable, list[ModuleMember]] = {}
         for key in self.keys:
             member = self._members[key]
             by.setdefault(member.signature, []).append(member)
         return [
-            (signature, members[i : i + self.max_group])
+            (signature, members[i : i + self._sizes[signature]])
             for signature, members in by.items()
-            for i in range(0, len(members), self.max_group)
+            for i in range(0, len(members), self._sizes[signature])
         ]
 
     def _epoch(
