@@ -12,12 +12,12 @@ Three modules a user might write, each at P = 8, 16, 32 members (a GPU: --sizes 
 
 Every member has the same architecture, grouped as the pool groups them (on a CPU, as many as
 keep a mini-batch's activations within 32 MB: the CNN in groups of 8, the MLPs in one); each has
-its own Adam learning rate and beta1; batch 64, no dropout. The loop trains each member alone, as a user
-writes it: a copy of the same initial module, ``torch.optim.Adam`` (torch's defaults), the same
-examples in the same order and the same mini-batches, then the same validation pass in eval mode.
-Both sides include the validation pass in their time. Same hyperparameters, same start, same
-batches: the two sides' validation accuracies should agree up to float rounding (printed as
-max |val acc difference| over the members both sides trained).
+its own Adam learning rate and beta1; batch 64, no dropout. The loop trains each member alone,
+as a user writes it: a copy of the same initial module, ``torch.optim.Adam`` (torch's defaults),
+the same examples in the same order and the same mini-batches, then the same validation pass in
+eval mode. Both sides include the validation pass in their time. Same hyperparameters, same
+start, same batches: the two sides' validation accuracies should agree up to float rounding
+(printed as max |val acc difference| over the members both sides trained).
 
 Figures: model-epochs/s (members x epochs / seconds); the loop's is the mean over its
 ``--baseline-models`` members (its time does not depend on P), and each P is compared with the

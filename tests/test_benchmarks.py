@@ -319,14 +319,16 @@ def test_scale_check_prints_every_figure_for_this_checkout_and_the_baseline(
 
 @pytest.mark.slow
 @pytest.mark.benchmark("own_model")
-def test_own_model_prints_both_modules_ratios_and_the_two_sides_difference(
+def test_own_model_prints_each_modules_ratios_and_the_two_sides_difference(
     started: Started,
 ) -> None:
     out = output(started, "own_model").stdout
-    assert out.count("loop (one model at a time):") == 2
-    assert out.count("max |val acc diff|") == 2
-    for name in ("cnn:", "mlp:"):
+    assert out.count("loop: members 0..1 alone") == 3
+    assert out.count("max |val acc diff|") == 3
+    for name in ("cnn:", "mlp:", "tabular:"):
         assert f"\n{name} " in out
+    rows = [line.split() for line in out.splitlines() if line.strip().startswith(("2 ", "3 "))]
+    assert len(rows) == 6 and all(row[3].endswith("x") for row in rows)
     assert max(len(line) for line in out.splitlines()) <= 80  # the tables fit 80 columns
 
 
