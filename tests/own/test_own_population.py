@@ -572,3 +572,44 @@ def test_a_module_writing_into_its_input_changes_no_data_and_trains_as_if_it_did
     x = torch.randn(60, 8, generator=g, dtype=torch.float64)
     assert torch.equal(data.x_train, x[:40]) and torch.equal(data.x_val, x[40:])
     assert in_place == out_of_place
+
+
+def test_a_group_the_device_cannot_hold_is_halved_and_trains_as_smaller_groups_would(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Out of memory in a group of more than 2 (a stand-in for the GPU's): the pool halves the
+    module's groups, says so once, and every member's curve is that of groups of 2."""
+    from caviar.own import group as group_module
+
+    def records(max_group: int | None) -> tuple[list[tuple[int, int, float]], list[str]]:
+        g = torch.Generator().manual_seed(9)
+        x = torch.randn(60, 8, generator=g, dtype=torch.float64)
+        y = torch.randint(0, 3, (60,), generator=g)
+        data = ModuleData(x[:40], y[:40], x[40:], y[40:], 3)
+        pool = ModulePool(data, loss=nn.functional.cross_entropy, data_seed=0, max_group=max_group)
+        for k in range(5):
+            built = build_module(
+                lambda _: nn.Linear(8, 3), {}, k, dtype=torch.float64, device=torch.device("cpu")
+            )
+            settings, _ = split_params({"lr": 0.01 * (k + 1)})
+            pool.add(k, ModuleSpec(k, 2, 8, "adam", settings, built.module, {}))
+        out, notes = [], []
+        while len(pool):
+            result = pool.step()
+            notes += result.notes
+            out += [(e.key, e.record.epoch, e.record.val_loss) for e in result.epochs]
+        return sorted(out), notes
+
+    expected, _ = records(max_group=2)
+    run_epoch = group_module.ModuleGroup.run_epoch
+
+    def tight(self: Any, should_stop: Any = None) -> Any:
+        if len(self.members) > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory (a stand-in)")
+        return run_epoch(self, should_stop)
+
+    monkeypatch.setattr(group_module.ModuleGroup, "run_epoch", tight)
+    got, notes = records(max_group=None)
+    assert got == expected
+    assert len(notes) == 2  # 5 -> 2 + 3, then 3 -> 1 + 2; said as it happens
+    assert all("ran out of memory" in n for n in notes)

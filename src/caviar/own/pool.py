@@ -214,6 +214,11 @@ class ModulePool:
                     m.key for _, rest in [(signature, members), *pending] for m in rest
                 )
                 break
+            except (torch.OutOfMemoryError, RuntimeError) as error:
+                if not is_out_of_memory(error) or len(members) < 2:
+                    raise
+                pending[:0] = self._halved(signature, members, result)
+                continue
             for m, member in zip(metrics, back, strict=True):
                 record = EpochRecord(
                     member.done, m.train_loss, m.train_accuracy, m.val_loss, m.val_accuracy
@@ -229,6 +234,23 @@ class ModulePool:
         for key in [e.key for e in result.epochs if e.finished] + result.interrupted:
             self.remove(key)
         return result
+
+    def _halved(
+        self, signature: Hashable, members: list[ModuleMember], result: ModuleRound
+    ) -> list[tuple[Hashable, list[ModuleMember]]]:
+        """After the device ran out of memory in a group's epoch: its module's groups are at
+        most half as large from now on, and the two halves train this epoch again from where
+        they were (a group trains copies: the members' own tensors are as the epoch found
+        them)."""
+        half = len(members) // 2
+        self._sizes[signature] = min(self._sizes[signature], half)
+        if not self.cpu:
+            torch.cuda.empty_cache()
+        result.notes.append(
+            f"caviar: the device ran out of memory training {len(members)} members of one "
+            f"module together; they train in groups of at most {half} from now on"
+        )
+        return [(signature, members[:half]), (signature, members[half:])]
 
     def _groups(self) -> list[tuple[Hashable, list[ModuleMember]]]:
         """The members by signature, in groups of at most their module's size."""
