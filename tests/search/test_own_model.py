@@ -191,3 +191,26 @@ def test_a_config_with_a_bad_model_says_so_in_one_line(change: dict[str, Any], o
         caviar.tune(raw, progress=False, report=False)
     assert error.value.owner == owner
     assert "\n" not in str(error.value)
+
+
+def other_build(params: Any) -> nn.Module:
+    """Another model of the same space: a study must not mix it with ``build``'s trials."""
+    return nn.Sequential(nn.Linear(64, params["width"]), nn.Tanh(), nn.Linear(params["width"], 10))
+
+
+def test_a_study_goes_on_only_with_the_model_it_was_run_with(tmp_path: Path, digits: Any) -> None:
+    run(tmp_path, digits, trials=2, sampler="random").close()
+    with pytest.raises(InvalidValue, match="would mix two models in one leaderboard") as error:
+        caviar.optimize(
+            other_build,
+            SPACE,
+            data=digits,
+            storage=tmp_path / "s.db",
+            seed=3,
+            trials=4,
+            sampler="random",
+            progress=False,
+            report=False,
+        )
+    assert error.value.owner == "study.model"
+    assert "test_own_model:build" in str(error.value)

@@ -206,6 +206,14 @@ def open_module_study(config: StudyConfig, record: Mapping[str, Any]) -> Study:
         attrs={"config": config.to_dict(), "data": dict(record)},
         load_if_exists=True,
     )
+    before = study.attrs.get("config", {}).get("study", {}).get("model")
+    if before != config.study.model:
+        study.close()
+        raise InvalidValue(
+            "study.model",
+            f"study {config.name!r} was run with the model {before!r}; {config.study.model!r} "
+            "would mix two models in one leaderboard. Use another study name, or that model",
+        )
     stored = study.attrs.get("data", {})
     for key, what in (("data_hash", "examples"), ("split_hash", "validation split")):
         if stored.get(key) != record[key]:
