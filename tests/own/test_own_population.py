@@ -613,3 +613,22 @@ def test_a_group_the_device_cannot_hold_is_halved_and_trains_as_smaller_groups_w
     assert got == expected
     assert len(notes) == 2  # 5 -> 2 + 3, then 3 -> 1 + 2; said as it happens
     assert all("ran out of memory" in n for n in notes)
+
+
+def build_frozen_first_layer(params: Mapping[str, Any]) -> nn.Module:
+    """An MLP whose first layer is frozen (a pretrained feature extractor, say)."""
+    module = Mlp(params["width"])
+    module.fc1.requires_grad_(False)
+    return module
+
+
+def test_a_frozen_parameter_is_carried_not_trained() -> None:
+    data = tiny_data(torch.float64)
+    members = [mlp(k, lr, build_frozen_first_layer) for k, lr in enumerate((1e-2, 3e-2))]
+    run = run_pool(members, data, torch.float64)
+    for m in members:
+        start = build_module(m.build, m.hp, m.seed, dtype=torch.float64, device=CPU).module
+        kept = run.kept[m.key].state_dict
+        assert torch.equal(kept["fc1.weight"], start.fc1.weight)  # torch.optim leaves it too
+        assert not torch.equal(kept["fc2.weight"], start.fc2.weight)
+        assert_same(run.trained(m.key), alone(m, data, torch.float64), **F64)

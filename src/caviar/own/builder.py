@@ -130,4 +130,10 @@ def build_module(
     floating = all(t.is_floating_point() for t in module.parameters())
     if not floating:
         raise InvalidValue("model", f"the module's parameters must be floating point: {module}")
+    if not any(t.requires_grad for t in module.parameters()):
+        raise InvalidValue(
+            "model",
+            f"the module the builder {describe(build)} makes has no parameter to train (none, "
+            f"or all with requires_grad=False): {type(module).__name__}",
+        )
     return Built(module.to(device=device, dtype=dtype), frozenset(read.read))

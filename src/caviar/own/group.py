@@ -80,9 +80,13 @@ class ModuleGroup:
         self.share_batches = True
         first = self.members[0]
         self.params = {
-            n: torch.stack([m.params[n] for m in self.members]).requires_grad_(True)
+            n: torch.stack([m.params[n] for m in self.members]).requires_grad_(
+                n not in first.frozen
+            )
             for n in first.params
         }
+        #: the parameters trained (not ``requires_grad=False``), in the optimizer's order
+        self.trained = [p for n, p in self.params.items() if n not in first.frozen]
         self.buffers = {n: torch.stack([m.buffers[n] for m in self.members]) for n in first.buffers}
         self.step_names = [f"{site}.step" for site in first.sites]
         device = data.x_train.device
@@ -90,7 +94,7 @@ class ModuleGroup:
         self.optimizer = MemberOptimizer(
             first.optimizer,
             [m.settings for m in self.members],
-            list(self.params.values()),
+            self.trained,
             state=[m.optimizer_state for m in self.members]
             if any(m.optimizer_state is not None for m in self.members)
             else None,
@@ -177,11 +181,9 @@ class ModuleGroup:
                     if not self.diverged[k]:
                         self.diverged[k] = True
                         self.optimizer.freeze(k)
-            grads = [
-                p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params.values()
-            ]
+            grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.trained]
             self.optimizer.step(grads, epochs)
-            for p in self.params.values():
+            for p in self.trained:
                 p.grad = None
             self.steps += 1
             total_loss += losses.to(torch.float64) * (stop - start)

@@ -39,6 +39,9 @@ class ModuleMember:
     optimizer_state: OptimizerState | None = None
     #: the names of its dropout sites (their keys and rates are in ``buffers``)
     sites: tuple[str, ...] = ()
+    #: its parameters with ``requires_grad=False``: carried, never trained (as torch.optim
+    #: leaves a parameter without a gradient)
+    frozen: tuple[str, ...] = ()
     done: int = 0
     steps: int = 0
     diverged: bool = False
@@ -77,6 +80,7 @@ class ModuleMember:
             buffers,
             signature,
             sites=tuple(name for name, _ in sites),
+            frozen=tuple(n for n, p in module.named_parameters() if not p.requires_grad),
         )
 
     @property

@@ -120,7 +120,7 @@ class ModulePool:
         template = copy.deepcopy(module)
         swap_dropout(template, dtype)
         tensors = tuple(
-            (n, tuple(t.shape), str(t.dtype))
+            (n, tuple(t.shape), str(t.dtype), t.requires_grad)
             for n, t in (*module.named_parameters(), *module.named_buffers())
         )
         group_settings = tuple(spec.settings.get(k) for k in GROUP_SETTINGS)
