@@ -58,6 +58,10 @@ def per_example_loss(output: Tensor, target: Tensor) -> Tensor:
     return nn.functional.cross_entropy(output, target, reduction="none")
 
 
+def build_nothing_to_train(params: Mapping[str, Any]) -> nn.Module:
+    return nn.Sequential(nn.Flatten(), nn.ReLU())
+
+
 def with_nan(x: Tensor) -> Tensor:
     x = x.clone()
     x[3, 2] = float("nan")
@@ -90,6 +94,12 @@ CASES: dict[str, tuple[dict[str, Any], str, str]] = {
         {"target": build_wrong_input},
         "model",
         r"build_wrong_input makes fails on a batch of examples of shape \[16, 8\]",
+    ),
+    "nothing to train": (
+        {"target": build_nothing_to_train},
+        "model",
+        r"build_nothing_to_train makes has no parameter to train \(none, or all with "
+        r"requires_grad=False\): Sequential",
     ),
     "loss is NaN": ({"loss": nan_loss}, "loss", r"returned nan on the first mini-batch"),
     "loss per example": (
