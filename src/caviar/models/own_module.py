@@ -110,11 +110,12 @@ def builder(model: str | None, build: Build | None) -> Build:
         if not callable(build):
             raise InvalidValue(f"{OWNER}.build", f"must be the builder function, {got(build)}")
         return build
-    if model is None or model.startswith("__main__:") or "<" in model:
+    if model is None or model.startswith("__main__:") or "<" in model or " " in model:
         raise InvalidValue(
             f"{OWNER}.build",
-            f"the study's builder was {model or 'a function'} of a script, which no other "
-            "program can import: pass build= (the same function) to load its models",
+            f"the study's builder was {model or 'a function'}, which no other program can "
+            "import (a script's function, a partial or a callable object): pass build= (the "
+            "same builder) to load its models",
         )
     try:
         return resolve(model, owner=OWNER)

@@ -5,7 +5,9 @@ model is built again from in another process.
 
 from __future__ import annotations
 
+import functools
 import importlib
+import inspect
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -52,12 +54,31 @@ class ReadParams(Mapping[str, Any]):
 
 
 def reference(build: Build) -> str | None:
-    """``"package.module:name"`` when another process can import ``build`` by it (not a
-    lambda, a nested function or a script's ``__main__``), else None."""
+    """``"package.module:name"`` when another process can import ``build`` by it (a function
+    of an importable module: not a lambda, a nested function, a script's ``__main__``, a
+    ``functools.partial`` or a callable object), else None."""
+    if not inspect.isfunction(build):
+        return None
     module, name = getattr(build, "__module__", None), getattr(build, "__qualname__", "")
     if not module or module == "__main__" or "<" in name:
         return None
     return f"{module}:{name}"
+
+
+def identity(build: Build) -> str:
+    """What a study records of its builder: its :func:`reference`, or, for one no other
+    process can import, its module and name as far as they go (a script's ``__main__:build``,
+    ``mymod:Builder instance``, ``partial of mymod:build``): enough to refuse another model
+    in the same study, and to ask for ``build=`` when its models are loaded."""
+    ref = reference(build)
+    if ref is not None:
+        return ref
+    if isinstance(build, functools.partial):
+        return f"partial of {identity(build.func)}"
+    if inspect.isfunction(build) or inspect.ismethod(build):
+        return f"{build.__module__}:{build.__qualname__}"
+    kind = type(build)
+    return f"{kind.__module__}:{kind.__qualname__} instance"
 
 
 def resolve(ref: str, owner: str = "model") -> Build:
@@ -89,7 +110,7 @@ def resolve(ref: str, owner: str = "model") -> Build:
 
 def describe(build: Build) -> str:
     """How messages name the builder."""
-    return reference(build) or str(getattr(build, "__qualname__", repr(build)))
+    return reference(build) or identity(build)
 
 
 @dataclass(frozen=True)

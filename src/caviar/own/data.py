@@ -33,7 +33,9 @@ class ModuleData:
         cls, split: Split, n_classes: int, *, device: torch.device, dtype: torch.dtype
     ) -> ModuleData:
         def x(a: np.ndarray) -> Tensor:
-            return torch.as_tensor(np.ascontiguousarray(a)).to(device=device, dtype=dtype)
+            # integer examples (token ids for an embedding) stay integers
+            kind = torch.int64 if np.issubdtype(a.dtype, np.integer) else dtype
+            return torch.as_tensor(np.ascontiguousarray(a)).to(device=device, dtype=kind)
 
         def y(a: np.ndarray) -> Tensor:
             return torch.as_tensor(np.ascontiguousarray(a)).to(device=device, dtype=torch.int64)

@@ -75,7 +75,9 @@ class KeyedDropout(nn.Module):
             return x
         hashes = entry_hashes(self.key, self.step, self.site, x.shape, self.channels)
         keep = hashes >= keep_threshold(self.p)
-        return x * keep.to(x.dtype) / (1.0 - self.p)
+        # p = 1 drops everything: zeros, as torch's dropout gives (not 0 / 0)
+        scale = torch.where(self.p < 1.0, 1.0 / (1.0 - self.p), torch.zeros_like(self.p))
+        return x * keep.to(x.dtype) * scale
 
     def extra_repr(self) -> str:
         return f"site={self.site}, channels={self.channels}"

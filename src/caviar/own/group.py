@@ -128,8 +128,9 @@ class ModuleGroup:
             batched = vmap(self._forward, in_dims=dims, randomness="error")
             losses, correct = batched(self.params, buffers, xb, yb)
         else:
+            # each member its own copy of a shared batch: a module may write into its input
             pieces = [
-                self._alone(k, buffers, xb if shared else xb[k], yb if shared else yb[k])
+                self._alone(k, buffers, xb.clone() if shared else xb[k], yb if shared else yb[k])
                 for k in range(len(self.members))
             ]
             losses = torch.stack([loss for loss, _ in pieces])
@@ -181,7 +182,8 @@ class ModuleGroup:
                     if not self.diverged[k]:
                         self.diverged[k] = True
                         self.optimizer.freeze(k)
-            grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.trained]
+            # a parameter the loss did not reach has no gradient: torch.optim leaves it alone
+            grads = [p.grad for p in self.trained]
             self.optimizer.step(grads, epochs)
             for p in self.trained:
                 p.grad = None
@@ -231,7 +233,7 @@ class ModuleGroup:
                     self._forward(
                         {n: p[k] for n, p in self.params.items()},
                         {n: b[k] for n, b in buffers.items()},
-                        x,
+                        x.clone(),  # each its own: a module may write into its input
                         y,
                     )
                     for k in range(len(self.members))

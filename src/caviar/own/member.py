@@ -42,6 +42,9 @@ class ModuleMember:
     #: its parameters with ``requires_grad=False``: carried, never trained (as torch.optim
     #: leaves a parameter without a gradient)
     frozen: tuple[str, ...] = ()
+    #: the module's ``state_dict`` keys (no non-persistent buffer), each with the name its
+    #: tensor has here (a tied weight's second name maps to its first)
+    state_names: dict[str, str] = field(default_factory=dict)
     done: int = 0
     steps: int = 0
     diverged: bool = False
@@ -81,6 +84,7 @@ class ModuleMember:
             signature,
             sites=tuple(name for name, _ in sites),
             frozen=tuple(n for n, p in module.named_parameters() if not p.requires_grad),
+            state_names=state_names(module),
         )
 
     @property
@@ -93,13 +97,28 @@ class ModuleMember:
     def kept(self, params: Mapping[str, Any], model: str | None) -> KeptModule:
         """What a study keeps of it: the module's ``state_dict`` (no dropout keys), the
         hyperparameters that build it again and the builder's reference."""
-        ours = {f"{site}.{part}" for site in self.sites for part in ("key", "p")}
-        state = {**self.params, **{n: b for n, b in self.buffers.items() if n not in ours}}
+        tensors = {**self.params, **self.buffers}
+        state = {key: tensors[name] for key, name in self.state_names.items()}
         return KeptModule(
             model=model,
             params=dict(params),
             state_dict={n: t.detach().cpu() for n, t in state.items()},
         )
+
+
+def state_names(module: nn.Module) -> dict[str, str]:
+    """Each key of ``module.state_dict()`` and the name its tensor has among the module's
+    deduplicated parameters and buffers (tied weights share one; non-persistent buffers are
+    not in the state)."""
+    first: dict[int, str] = {}
+    for name, t in (*module.named_parameters(), *module.named_buffers()):
+        first.setdefault(id(t), name)
+    every = (
+        *module.named_parameters(remove_duplicate=False),
+        *module.named_buffers(remove_duplicate=False),
+    )
+    named = {name: first[id(t)] for name, t in every}
+    return {key: named[key] for key in module.state_dict() if key in named}
 
 
 @dataclass(frozen=True)

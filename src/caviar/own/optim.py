@@ -130,7 +130,11 @@ class MemberOptimizer:
         torch keeps it) and the buffers, each ``[*param_shape]``; copies."""
         step = self.steps[p].to(torch.float32).cpu()
         return [
-            {"step": step.clone(), **{s: b[i][p].clone() for s, b in self.buffers.items()}}
+            {
+                # the fused path counts each leaf's steps, as torch does
+                "step": self._leaf_steps[p, i].clone() if self.fused else step.clone(),
+                **{s: b[i][p].clone() for s, b in self.buffers.items()},
+            }
             for i in range(len(self.params))
         ]
 
@@ -139,11 +143,11 @@ class MemberOptimizer:
         without momentum, starts it at zero)."""
         if len(saved) != len(self.params):
             raise InvalidValue("state", f"needs one entry per leaf ({len(self.params)})")
-        steps = {float(leaf["step"]) for leaf in saved if "step" in leaf}
-        if len(steps) > 1:
-            raise InvalidValue("state", f"the leaves of one member share a step, {got(steps)}")
-        self.steps[p] = steps.pop() if steps else 0.0
-        self._leaf_steps[p] = float(self.steps[p])
+        counts = [float(leaf.get("step", 0.0)) for leaf in saved]
+        if len(set(counts)) > 1 and not self.fused:
+            raise InvalidValue("state", f"the leaves of one member share a step, {got(counts)}")
+        self.steps[p] = max(counts, default=0.0)
+        self._leaf_steps[p] = torch.tensor(counts, dtype=torch.float32)
         for slot, stacked in self.buffers.items():
             for leaf, buffer in zip(saved, stacked, strict=True):
                 if slot in leaf:
@@ -166,9 +170,11 @@ class MemberOptimizer:
         return lr0
 
     @torch.no_grad()
-    def step(self, grads: Sequence[Tensor], epochs: Tensor | Sequence[int]) -> None:
+    def step(self, grads: Sequence[Tensor | None], epochs: Tensor | Sequence[int]) -> None:
         """One update of every member not frozen, in place, with ``grads`` (stacked as the
-        parameters; left unchanged); each member's lr from its epoch (``epochs``, [P])."""
+        parameters; left unchanged); each member's lr from its epoch (``epochs``, [P]). A leaf
+        whose gradient is None (the loss did not reach it) is left as it is, state and all, as
+        torch.optim leaves a parameter without a gradient."""
         if self.fused:
             self._fused_step(grads, self.lr(epochs))
             return
@@ -182,30 +188,38 @@ class MemberOptimizer:
             self._bias_correction2_sqrt = (1 - h["beta2"].pow(self.steps)).sqrt()
         rule = {"sgd": self._sgd, "rmsprop": self._rmsprop}.get(self.name, self._adam)
         for i, (param, grad) in enumerate(zip(self.params, grads, strict=True)):
-            rule(i, param, grad, lr)
+            if grad is not None:
+                rule(i, param, grad, lr)
         if kept is not None:
             self._restore(held, kept)
 
-    def _fused_step(self, grads: Sequence[Tensor], lr: Tensor) -> None:
+    def _fused_step(self, grads: Sequence[Tensor | None], lr: Tensor) -> None:
         """Adam or AdamW on a CPU: for each member not frozen, torch's fused kernel over its
         slices, with its numbers as Python floats, as ``torch.optim.Adam(fused=True)`` calls
-        it alone (it reads gradients as contiguous: a transposed one is copied first)."""
-        grads = [g.contiguous() for g in grads]
-        exp_avg, exp_avg_sq = self.buffers["exp_avg"], self.buffers["exp_avg_sq"]
+        it alone (it reads gradients as contiguous: a transposed one is copied first), over
+        the leaves that have a gradient, each with its own step count, as torch keeps them."""
+        leaves = [i for i, g in enumerate(grads) if g is not None]
+        if not leaves:
+            return
+        params = [self.params[i] for i in leaves]
+        given = [g.contiguous() for g in grads if g is not None]
+        exp_avg = [self.buffers["exp_avg"][i] for i in leaves]
+        exp_avg_sq = [self.buffers["exp_avg_sq"][i] for i in leaves]
         kernel = torch._fused_adamw_ if self.name == "adamw" else torch._fused_adam_
         rates, n = lr.tolist(), self._numbers
         for p in range(self.size):
             if p in self._held:
                 continue
             self.steps[p] += 1
-            self._leaf_steps[p] += 1
+            steps = self._leaf_steps[p, leaves]
+            self._leaf_steps[p, leaves] = steps + 1
             kernel(
-                [t[p] for t in self.params],
-                [g[p] for g in grads],
+                [t[p] for t in params],
+                [g[p] for g in given],
                 [m[p] for m in exp_avg],
                 [v[p] for v in exp_avg_sq],
                 [],
-                list(self._leaf_steps[p].unbind()),
+                [self._leaf_steps[p, i] for i in leaves],
                 amsgrad=False,
                 lr=rates[p],
                 beta1=n["beta1"][p],

@@ -15,7 +15,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from caviar.core.errors import InvalidValue
 from caviar.core.records import EpochRecord
 from caviar.nn.memory import is_out_of_memory
 from caviar.nn.pool import MemberEpoch, RoundResult
@@ -68,6 +67,12 @@ class ModuleRound(RoundResult):
     that finished (``kept``)."""
 
     kept: dict[int, KeptModule] = field(default_factory=dict)
+    #: members whose module failed to train, even alone: the error, in one line
+    failed: dict[int, str] = field(default_factory=dict)
+
+
+class MemberFailed(Exception):
+    """Training a group failed in every way its module allows (the user's module raised)."""
 
 
 def structure(template: nn.Module) -> str:
@@ -103,6 +108,7 @@ class ModulePool:
         self._templates: dict[Hashable, nn.Module] = {}
         #: for each module, the first of :data:`WAYS` that did not fail (none yet: 0)
         self._ways: dict[Hashable, int] = {}
+        self._said_hidden: set[Hashable] = set()
 
     def __len__(self) -> int:
         return len(self._members)
@@ -137,6 +143,13 @@ class ModulePool:
             self._sizes[signature] = self._group_size(module, spec.batch_size)
         elif not self._same_function(known, module):
             # the printout hid a difference (an attribute its forward reads): a group of its own
+            if signature not in self._said_hidden:
+                self._said_hidden.add(signature)
+                self.note(
+                    f"caviar: members of {type(module).__name__} print the same but compute "
+                    "differently (an attribute its forward reads that its printout does not "
+                    "show: extra_repr can show it); each trains in a group of its own"
+                )
             signature = (*signature, ("alone", key))  # type: ignore[misc]
             self._templates[signature] = template
             self._sizes[signature] = 1
@@ -173,6 +186,8 @@ class ModulePool:
         module.eval()
         try:
             module(x)
+        except Exception:  # the user's module: its error is said when it trains
+            return 1
         finally:
             module.train()
             for hook in hooks:
@@ -191,13 +206,21 @@ class ModulePool:
         try:
             mine = module(x.clone())
             theirs = torch.func.functional_call(template, tensors, (x.clone(),), strict=False)
+        except Exception:  # the user's module: its error is said when it trains, alone
+            return False
         finally:
             template.train(), module.train()
         return bool(mine.shape == theirs.shape and torch.allclose(mine, theirs, equal_nan=True))
 
     def remove(self, key: int) -> ModuleMember:
+        """Member ``key`` leaves; its module's template goes once no member of it is left (a
+        long study of many widths keeps no copy of every module it built)."""
         self._params.pop(key, None)
-        return self._members.pop(key)
+        member = self._members.pop(key)
+        if all(m.signature != member.signature for m in self._members.values()):
+            self._templates.pop(member.signature, None)
+            self._sizes.pop(member.signature, None)
+        return member
 
     def step(self, should_stop: Callable[[], bool] | None = None) -> ModuleRound:
         """One round: an epoch for every member, group by group. ``should_stop`` is asked before
@@ -214,6 +237,12 @@ class ModulePool:
                     m.key for _, rest in [(signature, members), *pending] for m in rest
                 )
                 break
+            except MemberFailed as failure:
+                if len(members) > 1:  # whose? each alone, from where the epoch found them
+                    pending[:0] = [(signature, [m]) for m in members]
+                    continue
+                result.failed[members[0].key] = str(failure)
+                continue
             except (torch.OutOfMemoryError, RuntimeError) as error:
                 if not is_out_of_memory(error) or len(members) < 2:
                     raise
@@ -231,7 +260,8 @@ class ModulePool:
                     MemberEpoch(member.key, record, m.diverged, finished, m.seconds)
                 )
         result.epochs.sort(key=lambda e: e.key)
-        for key in [e.key for e in result.epochs if e.finished] + result.interrupted:
+        gone = [e.key for e in result.epochs if e.finished] + result.interrupted
+        for key in [*gone, *result.failed]:
             self.remove(key)
         return result
 
@@ -309,8 +339,9 @@ class ModulePool:
         )
 
     def _failed(self, error: BaseException) -> BaseException:
-        """A training error that is the module's, said in one line."""
+        """A training error that is the module's, said in one line (the device running out of
+        memory is not: it is the pool's to handle)."""
         if is_out_of_memory(error):
             return error
         first = str(error).splitlines()[0] if str(error) else ""
-        return InvalidValue("model", f"training the module failed: {type(error).__name__}: {first}")
+        return MemberFailed(f"training the module failed: {type(error).__name__}: {first}")

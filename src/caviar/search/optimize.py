@@ -19,7 +19,7 @@ from torch import Tensor
 
 from caviar.core.errors import InvalidValue, got
 from caviar.core.threads import ThreadGovernor
-from caviar.own.builder import reference
+from caviar.own.builder import identity
 from caviar.own.data import prepare
 from caviar.search.config import config_from_mapping
 from caviar.search.objective import run_objective
@@ -124,7 +124,7 @@ def optimize(
         search["trials"] = trials
     if timeout is not None:
         search["timeout"] = timeout
-    model = reference(target) or f"{target.__module__}:{target.__qualname__}"
+    model = identity(target)
     raw = {
         "study": {
             "name": name or "own-model",

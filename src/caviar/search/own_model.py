@@ -36,7 +36,7 @@ from caviar.own.space import MemberSettings
 from caviar.search.config import UNBOUNDED, StudyConfig
 from caviar.search.loop import SearchLoop
 from caviar.search.progress import Progress
-from caviar.space import SearchSpace
+from caviar.space import Choice, SearchSpace
 from caviar.study import Study, Trial
 
 
@@ -76,18 +76,29 @@ def probe(
     dtype: torch.dtype,
     device: torch.device,
 ) -> None:
-    """Build the module at the space's three corners (every unit coordinate 0, 0.5 and 1) and
-    run a mini-batch of each through it and the loss; an :class:`InvalidValue` for the first
-    thing that would make every trial fail, or a hyperparameter nothing reads."""
+    """Build the module at the space's three corners (every unit coordinate 0, 0.5 and 1), and
+    at every value of each choice (the others in the middle: a builder may read a key only for
+    some values of a choice), and run a mini-batch of each through it and the loss; an
+    :class:`InvalidValue` for the first thing that would make the trials drawn there fail, or
+    a hyperparameter nothing reads."""
     read: set[str] = set()
     caviar_reads: set[str] = set()
-    for u in (0.5, 0.0, 1.0):
-        params = space.from_unit([u] * space.n_free)
+    for point, where in probe_points(space):
+        params = space.from_unit(point)
         member = MemberSettings.from_params(params)
-        built = build_module(build, member.builder, 0, dtype=dtype, device=device)
+        try:
+            built = build_module(build, member.builder, 0, dtype=dtype, device=device)
+            check_output(built.module, data, loss, member.batch_size, describe(build))
+        except InvalidValue as e:
+            if where is None:
+                raise
+            raise InvalidValue(
+                e.owner,
+                f"{e.reason}; with {where[0]} = {where[1]!r}, so the trials drawn there would "
+                f"fail: narrow space.{where[0]}",
+            ) from e
         read |= built.read
         caviar_reads |= set(params) - set(member.builder)
-        check_output(built.module, data, loss, member.batch_size, describe(build))
     unread = sorted(set(space) - read - caviar_reads)
     if unread:
         raise InvalidValue(
@@ -96,6 +107,29 @@ def probe(
             f"read {sorted(read) or 'nothing'}), so searching it would change nothing; remove it "
             "or read params[...] in the builder",
         )
+
+
+#: choices with more values than this are probed at the corners only
+PROBED_CHOICES = 32
+
+
+def probe_points(space: SearchSpace) -> list[tuple[list[float], tuple[str, Any] | None]]:
+    """The unit points :func:`probe` builds: the three corners, then each value of each
+    choice with the other coordinates in the middle (with the choice and its value)."""
+    n = space.n_free
+    points: list[tuple[list[float], tuple[str, Any] | None]] = [
+        ([u] * n, None) for u in (0.5, 0.0, 1.0)
+    ]
+    for i, name in enumerate(space.free_names):
+        dim = space[name]
+        count = dim.cardinality
+        if not isinstance(dim, Choice) or count is None or count > PROBED_CHOICES:
+            continue
+        for unit in dim.grid_units(count):
+            point = [0.5] * n
+            point[i] = unit
+            points.append((point, (name, dim.from_unit(unit))))
+    return points
 
 
 def check_output(module: nn.Module, data: ModuleData, loss: Loss, batch: int, name: str) -> None:
@@ -170,7 +204,21 @@ class ModuleSearch(SearchLoop):
     def _tell(self, result: RoundResult) -> None:
         if isinstance(result, ModuleRound):
             self._kept.update(result.kept)
+            for number, error in result.failed.items():
+                self._failed(number, error)
         super()._tell(result)
+
+    def _failed(self, number: int, error: str) -> None:
+        """Trial ``number``'s module failed to train, even alone: the trial failed, said in one
+        line, and the study goes on."""
+        trial = self.running.pop(number, None)
+        if trial is None:
+            return
+        attrs = {**self._attrs(number), "error": error}
+        self.curves.pop(number, None)
+        if self._told(trial, None, TrialState.FAILED, attrs):
+            self.progress.trial_finished(TrialState.FAILED, None)
+            self.progress.note(f"caviar: trial {number} failed: {error}")
 
     def _finish(self, number: int, diverged: bool, state: Any) -> None:
         super()._finish(number, diverged, self._kept.pop(number, None))
