@@ -16,6 +16,7 @@ from sklearn.datasets import load_digits
 from torch import nn
 
 import caviar
+from caviar.cli.main import main
 from caviar.core.errors import InvalidValue
 from caviar.core.records import TrialState
 
@@ -214,3 +215,27 @@ def test_a_study_goes_on_only_with_the_model_it_was_run_with(tmp_path: Path, dig
         )
     assert error.value.owner == "study.model"
     assert "test_own_model:build" in str(error.value)
+
+
+@pytest.mark.usefixtures("builder_module")
+def test_a_dry_run_builds_the_model_and_trains_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "tiny.toml"
+    path.write_text(
+        '[study]\nname = "tiny"\nmodel = "tinynet:build"\nstorage = "tiny.db"\n'
+        '[data]\ndataset = "digits"\ntrain_size = 400\ntest_size = 100\n'
+        "[space]\nwidth = { choice = [4, 8] }\nlr = 0.01\nepochs = 2\nbatch_size = 50\n"
+        '[search]\ntrials = 4\nsampler = "random"\n'
+    )
+    assert main(["tune", str(path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    # corners 0.5, 0 and 1, then each of the width choice's 2 values
+    assert "the model tinynet:build built and run on a mini-batch at 5 points of the space" in out
+    assert not (tmp_path / "tiny.db").exists()
+    (tmp_path / "tinynet.py").write_text(BUILDER.replace('params["width"], 10)', "3, 10)"))
+    sys.modules.pop("tinynet", None)
+    assert main(["tune", str(path), "--dry-run"]) == 2
+    assert "caviar: error: model: the module the builder tinynet:build makes fails" in (
+        capsys.readouterr().err
+    )

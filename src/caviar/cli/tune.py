@@ -340,14 +340,23 @@ def _dry_run(config: Any) -> int:
     data = prepare_data(config)  # cmd_tune has checked the devices (check_device)
     record = data.record()
     halving = config.halving()
+    model = ""
+    if config.study.model is not None:
+        from caviar.search.own_model import probe_config  # deferred: torch
+
+        points = probe_config(config, data.split, data.dataset.n_classes)
+        model = (
+            f"; the model {config.study.model} built and run on a mini-batch at {points} "
+            "points of the space"
+        )
     print(
         f"dry run: {record['n_train']} training / {record['n_validation']} validation / "
         f"{record['n_test']} test examples of {record['dataset']} ({record['n_features']} "
         f"features, {record['n_classes']} classes); {config.n_trials()} trials, pool "
         f"{config.search.population or 'auto'}, "
         f"{'halving ' + str(halving.to_config()) if halving else 'no halving'}, "
-        f"timeout {config.search.timeout or 'none'}, on {describe_workers(config.spread_plan())}; "
-        "nothing was trained or written"
+        f"timeout {config.search.timeout or 'none'}, on {describe_workers(config.spread_plan())}"
+        f"{model}; nothing was trained or written"
     )
     return 0
 

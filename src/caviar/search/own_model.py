@@ -24,10 +24,11 @@ from torch import Tensor, nn
 from caviar.core.errors import InvalidValue, got
 from caviar.core.records import TrialState
 from caviar.core.threads import ThreadGovernor
+from caviar.data.splits import Split
 from caviar.nn import resolve_device
 from caviar.nn.engine import DTYPES
 from caviar.nn.pool import RoundResult
-from caviar.own.builder import Build, build_module, describe
+from caviar.own.builder import Build, build_module, describe, resolve
 from caviar.own.data import ModuleData, PreparedModuleData
 from caviar.own.group import Loss
 from caviar.own.member import KeptModule
@@ -75,7 +76,7 @@ def probe(
     *,
     dtype: torch.dtype,
     device: torch.device,
-) -> None:
+) -> int:
     """Build the module at the space's three corners (every unit coordinate 0, 0.5 and 1), and
     at every value of each choice (the others in the middle: a builder may read a key only for
     some values of a choice), and run a mini-batch of each through it and the loss; an
@@ -107,6 +108,18 @@ def probe(
             f"read {sorted(read) or 'nothing'}), so searching it would change nothing; remove it "
             "or read params[...] in the builder",
         )
+    return len(probe_points(space))
+
+
+def probe_config(config: StudyConfig, split: Split, n_classes: int) -> int:
+    """What ``caviar tune --dry-run`` checks of a config naming a model: its builder imports,
+    and :func:`probe` passes on the config's data; the points probed."""
+    assert config.study.model is not None
+    build = resolve(config.study.model, "study.model")
+    device = resolve_device(config.study.device)
+    dtype = DTYPES[config.study.dtype]
+    data = ModuleData.from_split(split, n_classes, device=device, dtype=dtype)
+    return probe(build, config.space, data, cross_entropy, dtype=dtype, device=device)
 
 
 #: choices with more values than this are probed at the corners only
