@@ -8,7 +8,10 @@ Three modules a user might write, each at P = 8, 16, 32 members (a GPU: --sizes 
   MaxPool 2 -> Linear(16*7*7, 10), on MNIST's 28x28 images;
 - ``mlp``: 784-256-256-10 with ReLU, on MNIST;
 - ``tabular``: examples/own_mlp_csv.py's MLP, 30-64-64-2 with ReLU, on a tabular problem of
-  the breast-cancer CSV's width (scikit-learn's make_classification, as many rows).
+  the breast-cancer CSV's width (scikit-learn's make_classification, as many rows);
+- ``realistic`` (by name only): the search users run, every member its own width (32 to 256),
+  depth (1 to 3) and dropout (0 to 0.5) on MNIST, so the pool holds many groups; the loop
+  trains each alone with torch's own dropout (other masks: its accuracies differ a little).
 
 Every member has the same architecture, grouped as the pool groups them (on a CPU, as many as
 keep a mini-batch's activations within 32 MB: the CNN in groups of 8, the MLPs in one); each has
@@ -28,6 +31,8 @@ range.
     python benchmarks/own_model.py                       # MNIST beside the checkout, this CPU
     python benchmarks/own_model.py --workload mlp --threads 1
     python benchmarks/own_model.py --device cuda --workload cnn --sizes 256 --examples 12000
+    python benchmarks/own_model.py --workload realistic --epochs 2 --sizes 16,1024 \
+        --baseline-models 16 --repeats 1                 # the search users run, at pool sizes
     python benchmarks/own_model.py --check               # tiny sizes: the script is sound (CI)
 """
 
@@ -89,7 +94,32 @@ def tabular() -> nn.Module:
     )
 
 
-WORKLOADS: dict[str, Callable[[], nn.Module]] = {"cnn": cnn, "mlp": mlp, "tabular": tabular}
+def realistic_architecture(i: int) -> tuple[int, int, float]:
+    """Member i's (width, depth, dropout) in the realistic workload: a search over widths
+    {32, 64, 128, 256}, depths 1 to 3 and dropout in [0, 0.5], as users run it."""
+    rng = np.random.default_rng(2000 + i)
+    width = int(rng.choice([32, 64, 128, 256]))
+    return width, int(rng.integers(1, 4)), float(rng.uniform(0.0, 0.5))
+
+
+def realistic(i: int) -> nn.Module:
+    """Member i of a realistic search: its own width, depth and dropout (ReLU, MNIST)."""
+    width, depth, dropout = realistic_architecture(i)
+    layers: list[nn.Module] = []
+    fan_in = 784
+    for _ in range(depth):
+        layers += [nn.Linear(fan_in, width), nn.ReLU(), nn.Dropout(dropout)]
+        fan_in = width
+    return nn.Sequential(*layers, nn.Linear(fan_in, 10))
+
+
+#: each workload's member i (the same architecture for every i, but for ``realistic``)
+WORKLOADS: dict[str, Callable[[int], nn.Module]] = {
+    "cnn": lambda _: cnn(),
+    "mlp": lambda _: mlp(),
+    "tabular": lambda _: tabular(),
+    "realistic": realistic,
+}
 #: the tabular workload's features (scikit-learn's breast-cancer CSV has 30)
 TABULAR_FEATURES = 30
 
@@ -158,7 +188,7 @@ def hyperparameters(i: int) -> dict[str, float]:
 def initial(workload: str, i: int, device: torch.device) -> nn.Module:
     """Member i's module with its own initial weights (the same on both sides)."""
     torch.manual_seed(i)
-    return WORKLOADS[workload]().to(device)
+    return WORKLOADS[workload](i).to(device)
 
 
 def sync(device: torch.device) -> None:
@@ -234,7 +264,7 @@ def measure(args: argparse.Namespace, workload: str, data: Data) -> list[dict[st
     tiny = Data(data.x_train[:256], data.y_train[:256], data.x_val[:64], data.y_val[:64], "")
     run_pool(workload, 2, tiny, 1)  # warm-up of both sides: kernels, allocator, BLAS threads
     run_alone(workload, 0, tiny, 1)
-    n_params = sum(t.numel() for t in WORKLOADS[workload]().parameters())
+    n_params = sum(t.numel() for t in WORKLOADS[workload](0).parameters())
     print(
         f"\n{workload}: {n_params} parameters, batch {BATCH}, Adam, {args.epochs} epoch(s) of "
         f"{len(data.y_train)} + validation on {len(data.y_val)}\n"
@@ -310,7 +340,8 @@ def main() -> None:
     print(
         f"data: {data.source}, {len(data.y_train)} training + {len(data.y_val)} validation examples"
     )
-    workloads = list(WORKLOADS) if args.workload == "all" else [args.workload]
+    every = [w for w in WORKLOADS if w != "realistic"]  # realistic: asked for by name
+    workloads = every if args.workload == "all" else [args.workload]
     for workload in workloads:
         if workload == "tabular":
             rows = measure(args, workload, load_tabular(args.examples, args.validation, device))

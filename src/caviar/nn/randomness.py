@@ -52,6 +52,29 @@ def mul32(h: torch.Tensor, c: int) -> torch.Tensor:
     return _mul32(h, c)
 
 
+def signed32(h: torch.Tensor) -> torch.Tensor:
+    """32-bit values held in int64 as int32 (two's complement): the fast pass's input."""
+    return _signed32(h)
+
+
+def index_keys(n: int, device: torch.device) -> torch.Tensor:
+    """The 32-bit key of each index 0..n-1 (int32 [n], cached): the engine's row keys, which
+    other rooms key their entries with."""
+    return _row_keys(n, device)
+
+
+def kept(h: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
+    """Whether each entry is kept, for ``h`` = an entry's key plus its owner's (int32, wrapping;
+    overwritten):
+    a multiply-xorshift-multiply round (lowbias32's constants) in int32, then the threshold
+    (:func:`dropout_thresholds`). Seven cheap passes; the high bits the threshold reads depend
+    on every bit of both keys."""
+    h *= 0x7FEB352D  # ``h`` is scratch: the round runs in place
+    h ^= (h >> 15) & 0x1FFFF  # a logical shift: int32's >> is arithmetic
+    h *= 0x846CA68B - 2**32
+    return h >= thresholds
+
+
 def _fmix32_int(h: int) -> int:
     """:func:`_fmix32` of one Python integer."""
     h ^= h >> 16
@@ -157,10 +180,7 @@ def dropout_keep_columns(
     of both keys.
     """
     h = _row_keys(batch, columns.device)[:, None] + columns[None, :]  # [B, S], wraps
-    h *= 0x7FEB352D
-    h ^= (h >> 15) & 0x1FFFF  # a logical shift: int32's >> is arithmetic
-    h *= 0x846CA68B - 2**32
-    return h >= thresholds[None, :]
+    return kept(h, thresholds[None, :])
 
 
 def dropout_keep(

@@ -2,10 +2,11 @@
 
 Under ``vmap`` torch's dropout draws one mask for the whole stack of members, so a member's
 mask would depend on its neighbours. Here a mask is a pure function of the member's key, its
-step and the dropout site: every element's keep/drop decision is a 32-bit hash of those and the
-element's index, compared with ``p * 2**32``. The population swaps each ``nn.Dropout`` (and
-``Dropout1d/2d/3d``, which drop whole channels) of its template for a :class:`KeyedDropout`
-whose key, step and rate are buffers, stacked per member like any other buffer.
+step and the dropout site: every element's keep/drop decision hashes those and the element's
+index (the engine's round, :func:`caviar.nn.randomness.kept`) against ``p``. The population
+swaps each ``nn.Dropout`` (and ``Dropout1d/2d/3d``, which drop whole channels) of its template
+for a :class:`KeyedDropout` whose key, step and rate are buffers, stacked per member like any
+other buffer.
 """
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ import torch
 from torch import Tensor, nn
 
 from caviar.core.seeding import DROPOUT, derive_seed
-from caviar.nn.randomness import mix32, mul32
+from caviar.nn.randomness import (
+    dropout_thresholds,
+    index_keys,
+    kept,
+    mix32,
+    mul32,
+    signed32,
+)
 
 _M32 = 0xFFFFFFFF
 #: the dropout modules swapped, and how many leading dims of the input one decision covers
@@ -33,24 +41,20 @@ def member_key(seed: int) -> int:
 
 
 def entry_hashes(key: Tensor, step: Tensor, site: int, shape: torch.Size, channels: int) -> Tensor:
-    """A 32-bit hash per entry of an input of ``shape`` (int64, broadcastable to it): an entry
-    is kept when its hash is at least :func:`keep_threshold`. A pure function of the member's
-    ``key``, its optimizer ``step`` (0-d int64 tensors, batched under ``vmap``), the dropout
-    ``site`` (its index in the module) and each entry's index. With ``channels`` = 2 one
-    decision covers a whole channel of an example (``shape[:2]``)."""
+    """Each entry's 32-bit key plus the member's, for an input of ``shape`` (int32,
+    broadcastable to it): an entry is kept when :func:`caviar.nn.randomness.kept` says so (the
+    engine's own round). A pure function of the member's ``key``, its optimizer ``step`` (0-d
+    int64 tensors, batched under ``vmap``), the dropout ``site`` (its index in the module) and
+    each entry's index; with ``channels`` = 2 one decision covers a whole channel of an example
+    (``shape[:2]``). The entries' keys are cached: a step mixes only the member's key, on 0-d
+    tensors, before one int32 round over the entries."""
     decided = shape if channels == 0 else shape[:2]
     h = mix32(key ^ mul32((step + 1) & _M32, 0x9E3779B1))
-    h = mix32(h ^ ((site * 0x85EBCA77 + 0x27D4EB2F) & _M32))
-    index = torch.arange(decided.numel(), device=key.device, dtype=torch.int64).view(decided)
-    u = mix32(h ^ mul32(index, 0xCC9E2D51))
+    h = signed32(mix32(h ^ ((site * 0x85EBCA77 + 0x27D4EB2F) & _M32)))
+    entries = index_keys(decided.numel(), key.device).view(decided) + h
     if channels:
-        u = u.view(*decided, *([1] * (len(shape) - 2)))
-    return u
-
-
-def keep_threshold(p: Tensor) -> Tensor:
-    """The hash value below which an entry is dropped, for drop rate ``p``."""
-    return (p.to(torch.float64) * 2.0**32).floor().to(torch.int64)
+        entries = entries.view(*decided, *([1] * (len(shape) - 2)))
+    return entries
 
 
 class KeyedDropout(nn.Module):
@@ -74,7 +78,7 @@ class KeyedDropout(nn.Module):
         if not self.training:
             return x
         hashes = entry_hashes(self.key, self.step, self.site, x.shape, self.channels)
-        keep = hashes >= keep_threshold(self.p)
+        keep = kept(hashes, dropout_thresholds(self.p))
         # p = 1 drops everything: zeros, as torch's dropout gives (not 0 / 0)
         scale = torch.where(self.p < 1.0, 1.0 / (1.0 - self.p), torch.zeros_like(self.p))
         return x * keep.to(x.dtype) * scale
