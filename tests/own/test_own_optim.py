@@ -10,11 +10,11 @@ in float32: the stack uses torch.optim's operations in torch.optim's order.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 import torch
+from _own_oracle import factor, torch_optimizer
 from torch import Tensor
 
 from caviar.core.errors import InvalidValue
@@ -31,50 +31,6 @@ def rand(*shape: int, seed: int, dtype: torch.dtype) -> Tensor:
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
 
 
-def factor(s: dict[str, Any]) -> Callable[[int], float]:
-    """The schedule as LambdaLR's lambda (the oracle)."""
-    rate, every = s["decay_rate"], s["decay_every"]
-    return {
-        "none": lambda e: 1.0,
-        "inverse_time": lambda e: 1.0 / (1.0 + rate * e),
-        "exponential": lambda e: rate**e,
-        "step": lambda e: rate ** (e // every),
-    }[s["lr_decay"]]
-
-
-def torch_optimizer(s: dict[str, Any], leaves: list[Tensor]) -> torch.optim.Optimizer:
-    name = s["optimizer"]
-    if name == "sgd":
-        return torch.optim.SGD(
-            leaves,
-            lr=s["lr"],
-            momentum=s["momentum"],
-            weight_decay=s["weight_decay"],
-            nesterov=s["nesterov"],
-            foreach=False,
-        )
-    if name == "rmsprop":
-        return torch.optim.RMSprop(
-            leaves,
-            lr=s["lr"],
-            alpha=s["alpha"],
-            eps=s["eps"],
-            weight_decay=s["weight_decay"],
-            momentum=s["momentum"],
-            foreach=False,
-        )
-    kind = torch.optim.Adam if name == "adam" else torch.optim.AdamW
-    # on a CPU the stack runs torch's fused kernel per member: its oracle is fused=True
-    return kind(
-        leaves,
-        lr=s["lr"],
-        betas=(s["beta1"], s["beta2"]),
-        eps=s["eps"],
-        weight_decay=s["weight_decay"],
-        fused=True,
-    )
-
-
 class Alone:
     """One member under torch.optim and LambdaLR, stepped as the stack steps it."""
 
@@ -83,7 +39,7 @@ class Alone:
             rand(*shape, seed=100 * p + j, dtype=dtype).requires_grad_()
             for j, shape in enumerate(SHAPES)
         ]
-        self.optimizer = torch_optimizer(s, self.leaves)
+        self.optimizer = torch_optimizer(s, self.leaves, fused_adam=True)
         self.schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor(s))
         self.done = 0
 

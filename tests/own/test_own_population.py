@@ -34,6 +34,7 @@ from typing import Any
 
 import pytest
 import torch
+from _own_oracle import factor, torch_optimizer
 from torch import Tensor, nn
 
 from caviar.core.records import EpochRecord
@@ -192,48 +193,6 @@ def net(key: int, lr: float, dropout: float, width: int = 4, **over: Any) -> Mem
 
 
 # -- the oracle: one member, torch.nn and torch.optim ----------------------------------------
-def torch_optimizer(s: Mapping[str, Any], leaves: list[Tensor]) -> torch.optim.Optimizer:
-    name = s["optimizer"]
-    if name == "sgd":
-        return torch.optim.SGD(
-            leaves,
-            lr=s["lr"],
-            momentum=s["momentum"],
-            weight_decay=s["weight_decay"],
-            nesterov=s["nesterov"],
-            foreach=False,
-        )
-    if name == "rmsprop":
-        return torch.optim.RMSprop(
-            leaves,
-            lr=s["lr"],
-            alpha=s["alpha"],
-            eps=s["eps"],
-            weight_decay=s["weight_decay"],
-            momentum=s["momentum"],
-            foreach=False,
-        )
-    kind = torch.optim.Adam if name == "adam" else torch.optim.AdamW
-    return kind(
-        leaves,
-        lr=s["lr"],
-        betas=(s["beta1"], s["beta2"]),
-        eps=s["eps"],
-        weight_decay=s["weight_decay"],
-        foreach=False,
-    )
-
-
-def factor(s: Mapping[str, Any]) -> Callable[[int], float]:
-    rate, every = s["decay_rate"], s["decay_every"]
-    return {
-        "none": lambda e: 1.0,
-        "inverse_time": lambda e: 1.0 / (1.0 + rate * e),
-        "exponential": lambda e: rate**e,
-        "step": lambda e: rate ** (e // every),
-    }[s["lr_decay"]]
-
-
 @dataclass
 class Trained:
     records: list[EpochRecord]

@@ -40,10 +40,9 @@ from caviar.nn.engine import DTYPES
 from caviar.own.builder import resolve as resolve_builder
 from caviar.own.data import PreparedModuleData
 from caviar.search import warm_start
-from caviar.search.config import UNBOUNDED, StudyConfig, config_from_mapping, load_config
-from caviar.search.loop import SearchLoop, objective
+from caviar.search.config import StudyConfig, config_from_mapping, load_config
+from caviar.search.loop import SearchLoop, objective, study_meter
 from caviar.search.own_model import tune_module
-from caviar.search.progress import Progress
 from caviar.study import Study
 
 __all__ = ["DTYPES", "PreparedData", "objective", "prepare_data", "tune"]
@@ -323,21 +322,9 @@ def _search(
     on a new study, then the pool until the trials or the budget are spent."""
     study.recover()
     warmed = warm_start.begin(study, config)
-    total = config.n_trials()
-    # what a live dashboard counts the finished trials against (another process reads it)
-    study.set_attrs({"planned_trials": None if total == UNBOUNDED else total})
-    meter = Progress(
-        config.name,
-        None if total == UNBOUNDED else total,
-        stream=stream,
-        enabled=progress,
-        timeout=config.search.timeout,
-        clock=clock,
-        started=started,
+    meter = study_meter(
+        study, config, stream=stream, enabled=progress, clock=clock, started=started
     )
-    finished = [t for t in study.trials(curves=False) if t.state.is_finished]
-    best = study.best_trial
-    meter.resume(len(finished), None if best is None else best.value)
     if warmed is not None:
         meter.note(warmed)
     with _spread(config, data, started, clock) as spread:

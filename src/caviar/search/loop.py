@@ -34,7 +34,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 import torch
@@ -58,7 +58,7 @@ from caviar.nn.graphs import graph_factory
 from caviar.nn.memory import available_bytes, bytes_per_member, n_parameters
 from caviar.nn.pool import RoundResult
 from caviar.own.member import KeptModule
-from caviar.search.config import StudyConfig
+from caviar.search.config import UNBOUNDED, StudyConfig
 from caviar.search.endgame import Running, epochs_to_decision, plan
 from caviar.search.halving import Halving, Rungs
 from caviar.search.kept import kept_state_path
@@ -82,6 +82,35 @@ def objective(curve: list[EpochRecord], mode: str) -> float | None:
     if not values:
         return None
     return float(values[-1] if mode == "final" else max(values))
+
+
+def study_meter(
+    study: Study,
+    config: StudyConfig,
+    *,
+    stream: TextIO | None,
+    enabled: bool,
+    clock: Callable[[], float],
+    started: float,
+) -> Progress:
+    """The progress line of a run of ``study``, resumed at the trials it has finished; the
+    trials it plans are stored for a live dashboard (another process) to count against."""
+    total = config.n_trials()
+    planned = None if total == UNBOUNDED else total
+    study.set_attrs({"planned_trials": planned})
+    meter = Progress(
+        config.name,
+        planned,
+        stream=stream,
+        enabled=enabled,
+        timeout=config.search.timeout,
+        clock=clock,
+        started=started,
+    )
+    finished = [t for t in study.trials(curves=False) if t.state.is_finished]
+    best = study.best_trial
+    meter.resume(len(finished), None if best is None else best.value)
+    return meter
 
 
 class ModelKeeper:

@@ -34,9 +34,8 @@ from caviar.own.group import Loss
 from caviar.own.member import KeptModule
 from caviar.own.pool import ModulePool, ModuleRound, ModuleSpec
 from caviar.own.space import MemberSettings
-from caviar.search.config import UNBOUNDED, StudyConfig
-from caviar.search.loop import SearchLoop
-from caviar.search.progress import Progress
+from caviar.search.config import StudyConfig
+from caviar.search.loop import SearchLoop, study_meter
 from caviar.space import Choice, SearchSpace
 from caviar.study import Study, Trial
 
@@ -315,20 +314,9 @@ def tune_module(
         if on_study is not None:
             on_study(study)
         study.recover()
-        total = config.n_trials()
-        study.set_attrs({"planned_trials": None if total == UNBOUNDED else total})
-        meter = Progress(
-            config.name,
-            None if total == UNBOUNDED else total,
-            stream=stream,
-            enabled=progress,
-            timeout=config.search.timeout,
-            clock=clock,
-            started=started,
+        meter = study_meter(
+            study, config, stream=stream, enabled=progress, clock=clock, started=started
         )
-        finished = [t for t in study.trials(curves=False) if t.state.is_finished]
-        best = study.best_trial
-        meter.resume(len(finished), None if best is None else best.value)
         pool = ModulePool(
             data, loss=loss, data_seed=config.seed, model=config.study.model, note=meter.note
         )
