@@ -26,6 +26,12 @@ Each claim is tested in both dtypes the engine offers (float32 and float64), on 
    tests/search/test_tune_run.py (float32, through `tune`).
 8. "a replay of the recorded calls trains bit for bit what eager steps train" (docs/engine.md,
    nn/graphs.py): tests/nn/test_nn_graphs.py.
+9. Your own model (README, docs/own-model.md): "each as it would alone with torch.optim" in
+   float64 to rtol 1e-9 and float32 to 1e-5 (not bitwise, as the docs say):
+   tests/own/test_own_population.py; Adam and AdamW "bitwise as torch.optim.Adam(fused=True)
+   alone", both dtypes: tests/own/test_own_optim.py; "reproducible from its seed": the same
+   study twice gives the same trials, curves and values, both dtypes:
+   tests/search/test_own_model.py::test_halving_prunes_at_its_rung_and_the_same_seed_...
 
 What does not hold: results depend on the number of CPU threads (torch's batch-norm kernel sums
 a column in per-thread pieces), which ``threads = "auto"`` may change during a run; see the

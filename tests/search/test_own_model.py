@@ -81,10 +81,11 @@ def test_the_pool_is_refilled_until_every_trial_is_told(tmp_path: Path, digits: 
     study.close()
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_halving_prunes_at_its_rung_and_the_same_seed_decides_the_same(
-    tmp_path: Path, digits: Any
+    tmp_path: Path, digits: Any, dtype: str
 ) -> None:
-    settings = {"trials": 9, "population": 9, "sampler": "random", "halving": True}
+    settings = {"trials": 9, "population": 9, "sampler": "random", "halving": True, "dtype": dtype}
     first = run(tmp_path / "a", digits, **settings)
     second = run(tmp_path / "b", digits, **settings)
     assert outcome(first) == outcome(second)
