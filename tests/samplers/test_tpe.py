@@ -208,3 +208,66 @@ def test_a_study_stores_the_sampler_and_loads_it_back(tmp_path) -> None:
     assert isinstance(loaded.sampler, TPESampler)
     assert (loaded.sampler.seed, loaded.sampler.n_startup_trials) == (9, 4)
     loaded.close()
+
+
+def test_a_running_trial_kept_at_a_rung_is_told_as_reached_there() -> None:
+    """Under halving the running trials are the ones the rungs kept. One with ``passed_rung``
+    and ``passed_value`` is told as a trial that reached that step with that value (Optuna
+    ranks it among the pruned by them); one without stays running (the constant liar). When
+    it is kept again further on, or completes, the mirror is built again and tells the new."""
+    stopped = trial(SPACE, 0, (0.1, 0.1, 0.1), TrialState.PRUNED, rung=1, rung_value=0.6)
+    kept = trial(SPACE, 1, (0.2, 0.2, 0.2), TrialState.RUNNING, passed_rung=1, passed_value=0.8)
+    plain = trial(SPACE, 2, (0.3, 0.3, 0.3), TrialState.RUNNING)
+    sampler = TPESampler(seed=0, n_startup_trials=1)
+    sampler.propose(SPACE, 3, [stopped, kept, plain], MAX)
+    seen = sampler._model.study.get_trials(deepcopy=False)
+    assert [(t.state, t.intermediate_values) for t in seen] == [
+        (OptunaState.PRUNED, {1: 0.6}),
+        (OptunaState.PRUNED, {1: 0.8}),
+        (OptunaState.RUNNING, {}),
+        (OptunaState.RUNNING, {}),  # trial 3, just proposed
+    ]
+    proposed = trial(SPACE, 3, sampler_unit(sampler, 3), TrialState.RUNNING)
+    further = trial(SPACE, 1, (0.2, 0.2, 0.2), TrialState.RUNNING, passed_rung=3, passed_value=0.9)
+    sampler.propose(SPACE, 4, [stopped, further, plain, proposed], MAX)
+    seen = sampler._model.study.get_trials(deepcopy=False)
+    assert seen[1].intermediate_values == {3: 0.9}
+    done = trial(SPACE, 1, (0.2, 0.2, 0.2), value=0.95, passed_rung=3, passed_value=0.9)
+    proposed4 = trial(SPACE, 4, sampler_unit(sampler, 4), TrialState.RUNNING)
+    sampler.propose(SPACE, 5, [stopped, done, plain, proposed, proposed4], MAX)
+    seen = sampler._model.study.get_trials(deepcopy=False)
+    assert (seen[1].state, seen[1].value) == (OptunaState.COMPLETE, 0.95)
+    assert [t.state for t in seen[2:]] == [OptunaState.RUNNING] * 4
+
+
+def test_proposals_follow_the_trials_a_rung_kept() -> None:
+    """Thirty trials stopped at rung 1, their values peaking at lr's u = 0.2, and four running
+    trials near u = 0.8 that rung 3 kept with better values: told as kept, the model proposes
+    near them; counted as running (the liar alone), it proposes near the stopped trials' best."""
+    space = SearchSpace({"lr": LogUniform(1e-4, 1.0)})
+    stopped = [
+        trial(
+            space,
+            i,
+            ((i + 0.5) / 30,),
+            TrialState.PRUNED,
+            rung=1,
+            rung_value=0.7 - abs((i + 0.5) / 30 - 0.2),
+        )
+        for i in range(30)
+    ]
+
+    def running(kept: bool) -> list[FrozenTrial]:
+        marks = lambda k: {"passed_rung": 3, "passed_value": 0.9 + k / 100} if kept else {}  # noqa: E731
+        return [
+            trial(space, 30 + k, (0.78 + k / 100,), TrialState.RUNNING, **marks(k))
+            for k in range(4)
+        ]
+
+    def proposals(kept: bool) -> list[float]:
+        history = [*stopped, *running(kept)]
+        return [TPESampler(seed=s).propose(space, 34, history, MAX).unit[0] for s in range(40)]
+
+    told, liar = proposals(True), proposals(False)
+    assert statistics.median(told) > 0.6
+    assert statistics.median(liar) < 0.4

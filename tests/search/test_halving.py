@@ -284,3 +284,48 @@ def test_a_study_with_brackets_judges_each_trial_in_its_own(
     assert "  bracket 0, rung at epoch 1: " in out
     assert "  bracket 1, rung at epoch 2: " in out
     assert "  bracket 1, rung at epoch 1: " not in out
+
+
+@pytest.mark.slow
+def test_a_trial_kept_at_a_rung_says_so_for_a_learning_sampler(tmp_path: Any) -> None:
+    """With TPE, every trial a rung kept records the last rung it passed and its value there,
+    read back from its own curve; trials stopped at their first rung record none. With random
+    search (a sampler that does not learn) nothing is written."""
+
+    def run(sampler: str) -> list[Any]:
+        study = caviar.tune(
+            {
+                "study": {
+                    "name": sampler,
+                    "storage": str(tmp_path / f"{sampler}.db"),
+                    "threads": 1,
+                },
+                "data": {"dataset": "digits", "train_size": 400},
+                "space": {"lr": {"scale": "log", "low": 1e-3, "high": 1.0}, "epochs": 4},
+                "search": {
+                    "trials": 16,
+                    "population": 4,
+                    "sampler": sampler,
+                    "halving": {"min_epochs": 1, "eta": 2},
+                },
+            },
+            progress=False,
+            report=False,
+        )
+        trials = study.trials(curves=True)
+        study.close()
+        return trials
+
+    trials = run("tpe")
+    complete = [t for t in trials if t.state.value == "complete"]
+    assert complete
+    for t in complete:  # rungs at 1 and 2 below 4 epochs: a complete trial passed both
+        assert t.attrs["passed_rung"] == 2
+        assert t.attrs["passed_value"] == t.curve[1].val_accuracy
+    for t in trials:
+        if t.state.value == "pruned" and t.attrs["rung"] == 1:
+            assert "passed_rung" not in t.attrs
+        if t.state.value == "pruned" and t.attrs["rung"] == 2:
+            assert t.attrs["passed_rung"] == 1
+            assert t.attrs["passed_value"] == t.curve[0].val_accuracy
+    assert not any("passed_rung" in t.attrs for t in run("random"))

@@ -17,6 +17,14 @@ ask and tell:
   intermediate value (Optuna ranks pruned trials by the step they reached, then that value); a
   diverged or failed trial is a pruned trial with no value, ranked below all others, so the model
   learns to avoid the region.
+- **So does every rung a running trial passed.** The constant liar counts a running trial among
+  the worse ones; under successive halving the running trials are the ones the rungs kept, the
+  best of the pool, for most of their epochs. A trial kept at a rung (``passed_rung`` and
+  ``passed_value`` in its attributes, set by the search loop) is told as what it is known to be:
+  a trial that reached that rung with that value, ranked among the pruned ones by it (above
+  those stopped earlier). With the liar alone, the survivors of the first rung counted as bad
+  until enough trials completed, and the model steered towards the rung's near misses (the
+  test ``test_proposals_follow_the_trials_a_rung_kept`` shows both).
 - **Reproducible.** The first ``n_startup_trials`` proposals (while fewer trials have finished)
   are the random sampler's, point for point. After that each proposal is drawn with a seed
   derived from the study's seed and the trial number, from the trials the sampler has seen in
@@ -121,8 +129,9 @@ class _Model:
             direction="maximize" if self.direction is Direction.MAXIMIZE else "minimize",
         )
         self.study_id = self.storage.get_study_id_from_name(self.study.study_name)
-        #: caviar trial number -> (Optuna trial id, unit point, finished)
-        self.trials: dict[int, tuple[int, tuple[float, ...], bool]] = {}
+        #: caviar trial number -> (Optuna trial id, unit point, what Optuna was told: see
+        #: :func:`_view`; None while it counts as running)
+        self.trials: dict[int, tuple[int, tuple[float, ...], _View | None]] = {}
         for t in self.prior:  # another study's trials, first: the oldest
             self._finish(self._create(t.unit, {"warm_start": t.number}), t)
 
@@ -130,12 +139,17 @@ class _Model:
         return space == self.space and direction is self.direction and tuple(prior) == self.prior
 
     def sync(self, history: Sequence[FrozenTrial], number: int) -> None:
-        """Add the trials not seen yet and finish the ones that finished. A trial seen with other
-        values than the study now holds (another process took its number), or a proposal at or
-        past ``number``, means the mirror is wrong: it is built again from ``history``."""
+        """Add the trials not seen yet and tell those whose view changed (finished, or kept at a
+        rung). A trial seen with other values than the study now holds (another process took its
+        number), a proposal at or past ``number``, or a trial told before whose view changed
+        (kept at rung 1, now at rung 3 or complete: Optuna's finished trials are final) means
+        the mirror is out of date: it is built again from ``history``, in trial order, as a
+        resumed study builds it."""
         by_number = {t.number: t for t in history}
         stale = any(n >= number for n in self.trials) or any(
-            n in self.trials and self.trials[n][1] != tuple(t.unit) for n, t in by_number.items()
+            n in self.trials
+            and (self.trials[n][1] != tuple(t.unit) or self.trials[n][2] not in (None, _view(t)))
+            for n, t in by_number.items()
         )
         if stale:
             self._reset()
@@ -144,15 +158,16 @@ class _Model:
             if seen is None:
                 self.add_running(t.number, t.unit)
                 seen = self.trials[t.number]
-            if t.state.is_finished and not seen[2]:
+            view = _view(t)
+            if view is not None and seen[2] is None:
                 self._finish(seen[0], t)
-                self.trials[t.number] = (seen[0], seen[1], True)
+                self.trials[t.number] = (seen[0], seen[1], view)
 
     def add_running(self, number: int, unit: Sequence[float]) -> None:
         """Trial ``number`` at ``unit``, running (or queued, or just proposed): the constant
         liar counts it among the worse trials until it finishes."""
         if number not in self.trials:
-            self.trials[number] = (self._create(unit), tuple(unit), False)
+            self.trials[number] = (self._create(unit), tuple(unit), None)
 
     def _create(self, unit: Sequence[float], marks: dict[str, Any] | None = None) -> int:
         """A running Optuna trial at ``unit`` (``marks``: its user attributes); its id."""
@@ -179,7 +194,7 @@ class _Model:
         trial = self.study.ask(self.distributions)
         unit = tuple(self._unit(name, trial.params[name]) for name in self.names)
         trial_id = self.storage.get_trial_id_from_study_id_trial_number(self.study_id, trial.number)
-        self.trials[number] = (trial_id, unit, False)
+        self.trials[number] = (trial_id, unit, None)
         return unit
 
     # -- between caviar's trials and Optuna's ----------------------------------------------------
@@ -204,15 +219,38 @@ class _Model:
         return params
 
     def _finish(self, trial_id: int, t: FrozenTrial) -> None:
-        """Tell Optuna how ``t`` ended: complete with its value, or pruned (at its rung with the
-        value there; diverged and failed trials with none, so they rank below every other)."""
+        """Tell Optuna what is known of ``t`` (see :func:`_view`): complete with its value, or
+        pruned at a step with the value there (pruned at a rung, or running and kept at one),
+        or pruned with no value (diverged, failed: ranked below every other)."""
         # deferred: optuna (see ``distribution``)
         from optuna.trial import TrialState as OptunaState
 
-        if t.state is TrialState.COMPLETE and t.value is not None:
-            self.storage.set_trial_state_values(trial_id, OptunaState.COMPLETE, [t.value])
+        view = _view(t)
+        assert view is not None, "a trial counted as running is not told"
+        kind, step, value = view
+        if kind == "complete" and value is not None:
+            self.storage.set_trial_state_values(trial_id, OptunaState.COMPLETE, [value])
             return
+        if step is not None and value is not None:
+            self.storage.set_trial_intermediate_value(trial_id, step, value)
+        self.storage.set_trial_state_values(trial_id, OptunaState.PRUNED)
+
+
+#: what the model is told of a trial: ("complete", None, value), or ("pruned", step, value) with
+#: step and value None where it reached no rung with a value
+_View = tuple[str, int | None, float | None]
+
+
+def _view(t: FrozenTrial) -> _View | None:
+    """What Optuna is told of ``t``; None while it counts as running (the constant liar)."""
+    if t.state is TrialState.COMPLETE and t.value is not None:
+        return ("complete", None, float(t.value))
+    if t.state.is_finished:
         rung, value = t.attrs.get("rung"), t.attrs.get("rung_value")
         if t.state is TrialState.PRUNED and rung is not None and value is not None:
-            self.storage.set_trial_intermediate_value(trial_id, int(rung), float(value))
-        self.storage.set_trial_state_values(trial_id, OptunaState.PRUNED)
+            return ("pruned", int(rung), float(value))
+        return ("pruned", None, None)
+    rung, value = t.attrs.get("passed_rung"), t.attrs.get("passed_value")
+    if rung is not None and value is not None:  # running (or queued again), kept at a rung
+        return ("pruned", int(rung), float(value))
+    return None

@@ -504,11 +504,21 @@ class SearchLoop:
         if value is not None and self.rungs.keep(epoch, value, bracket):
             if self.spread is not None:
                 self.judged.add((number, epoch))
+            self._passed(number, epoch, value)
             return False
         attrs = {**self._attrs(number), "rung": epoch, "rung_value": value}
         if self._told(self.running.pop(number), None, TrialState.PRUNED, attrs):
             self.progress.trial_finished(TrialState.PRUNED, None, len(self.curves[number]))
         return True
+
+    def _passed(self, number: int, rung: int, value: float) -> None:
+        """Trial ``number`` was kept at ``rung`` with ``value``: say so in its attributes, where
+        a learning sampler reads it (a running trial the rungs kept is one of the best, not one
+        the constant liar should count among the worse: :mod:`caviar.samplers.tpe`). A trial
+        trained again after it went back to the queue reaches the rung with the same value (a
+        member's results are its own), so the note stays true."""
+        if self.study.sampler.learns:
+            self.study.set_trial_attrs(number, {"passed_rung": rung, "passed_value": value})
 
     def _told(
         self, trial: Trial, value: float | None, state: TrialState, attrs: dict[str, Any]

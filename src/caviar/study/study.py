@@ -201,6 +201,11 @@ class Study:
     def set_attrs(self, attrs: Mapping[str, Any]) -> None:
         self.storage.set_study_attrs(self.name, attrs)
 
+    def set_trial_attrs(self, number: int, attrs: Mapping[str, Any]) -> None:
+        """Merge ``attrs`` into trial ``number``'s attributes, in any state (what a running
+        trial has shown so far, e.g. a rung it passed)."""
+        self.storage.set_trial_attrs(self.name, number, attrs)
+
     def __repr__(self) -> str:
         return f"Study({self.name!r}, storage={self.storage!r})"
 
