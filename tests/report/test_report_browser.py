@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from caviar.report.importance import MIN_TRIALS
 from caviar.search.job import tune
 from chromium import ARGS, CHROMIUM, sync_api_or_skip
 
@@ -21,7 +22,7 @@ sync_api = sync_api_or_skip()
 pytestmark = pytest.mark.slow
 
 #: trials of the study: with halving, 9 of them complete, enough to rank their importance
-TRIALS = 40
+TRIALS = 60  # enough that halving (1 in 9 through) completes the importance figure's 8
 
 #: the page is drawn once every figure's div is a plotly plot and the trial table is filled
 DRAWN = (
@@ -50,7 +51,10 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
         },
         "search": {"trials": TRIALS, "population": 8, "keep_models": 0},
     }
-    tune(config, progress=False).close()
+    study = tune(config, progress=False)
+    complete = sum(t.state.value == "complete" for t in study.trials(curves=False))
+    study.close()
+    assert complete >= MIN_TRIALS, f"{complete} complete trials: the page would lack a figure"
     return folder / "caviar-reports" / "digits" / "index.html"
 
 
