@@ -14,6 +14,9 @@ Sides:
   caviar tpe+halving    search.sampler = "tpe", search.halving (min_epochs 1, eta 3)
   caviar tpe+brackets   the same with Hyperband's brackets: halving.brackets = 3 (rungs at 1
                         and 3, at 3, and none)
+  caviar pool 4         caviar's default in a pool of 4 (search.population = 4) instead of the
+                        pool caviar sizes (up to 16 on a CPU): fewer trials in flight, so each
+                        proposal knows more results and the constant liar pushes less
   optuna tpe            a per-model PyTorch loop (budget.py's) under Optuna's TPE with the
                         median pruner, validation accuracy reported every epoch
   optuna random         the same loop under Optuna's random sampler, no pruner
@@ -57,9 +60,10 @@ ROOT = Path(__file__).resolve().parents[1]
 CAVIAR_SIDES: dict[str, dict[str, Any]] = {
     "caviar default": {},
     "caviar random": {"sampler": "random"},
-    "caviar tpe": {"sampler": "tpe"},
+    "caviar tpe": {"sampler": "tpe", "halving": False},
     "caviar tpe+halving": {"sampler": "tpe", "halving": dict(HALVING)},
     "caviar tpe+brackets": {"sampler": "tpe", "halving": {**HALVING, "brackets": 3}},
+    "caviar pool 4": {"population": 4},
 }
 OPTUNA_SIDES = ("optuna tpe", "optuna random")
 SIDES = (*CAVIAR_SIDES, *OPTUNA_SIDES)

@@ -71,6 +71,11 @@ def script(name: str, *args: str) -> list[str]:
 
 
 SMALL = ("--train-size", "1200", "--test-size", "300")
+#: same_config.py's smallest run: one small configuration of budget.py's space
+SMALL_NET = (
+    '{"hidden_units": 16, "n_layers": 1, "dropout": 0.1, "lr": 0.01, "beta1": 0.9, '
+    '"weight_decay": 1e-05}'
+)
 RUNS: dict[str, Run] = {
     "budget": Run(
         script(
@@ -109,6 +114,14 @@ RUNS: dict[str, Run] = {
             "quality",
             *("--dataset", "mnist", "--data-dir", str(MNIST), "--seconds", "1", *SMALL),
             *("--seeds", "2", "--out", "{tmp}"),
+        ),
+        lambda: HAS_MNIST,
+    ),
+    "same_config": Run(
+        script(
+            "same_config",
+            *("--dataset", "mnist", "--data-dir", str(MNIST), "--seeds", "2"),
+            *("--train-size", "600", "--config", SMALL_NET),
         ),
         lambda: HAS_MNIST,
     ),
@@ -275,15 +288,31 @@ def test_quality_prints_every_side_the_medians_and_the_verdicts(started: Started
         "caviar tpe",
         "caviar tpe+halving",
         "caviar tpe+brackets",
+        "caviar pool 4",
     ):
         assert f"| {side} (" in out  # a row per seed, naming the sampler it ran
         assert f"| {side} |" in out  # its medians
+    assert "| caviar tpe (tpe) |" in out  # without halving: tpe alone is not 'auto'
+    assert "| caviar tpe+halving (tpe, halving) |" in out
     assert "| optuna tpe |" in out and "| optuna random |" in out
     assert "# Over 2 seeds (0, 1): medians" in out
     assert "- caviar's default against Optuna TPE + median pruner: median test accuracy" in out
     assert "- caviar's default against caviar random: median test accuracy" in out
     written = (done.folder / "quality.md").read_text(encoding="utf-8")
     assert written.startswith("# Quality at equal time") and "## seed 1" in written
+
+
+@pytest.mark.slow
+@needs_mnist
+@pytest.mark.benchmark("same_config")
+def test_same_config_prints_both_sides_per_seed(started: Started) -> None:
+    out = output(started, "same_config").stdout
+    assert "| configuration | side | val acc per seed | mean |" in out
+    for side in ("caviar", "loop"):
+        rows = [line for line in out.splitlines() if f"| {side} |" in line]
+        assert len(rows) == 1 and rows[0].startswith("| hidden_units=16, n_layers=1, ")
+        per_seed = rows[0].split("|")[3].split(",")
+        assert len(per_seed) == 2 and all(0.0 <= float(v) <= 1.0 for v in per_seed)
 
 
 @pytest.mark.slow
