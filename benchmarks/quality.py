@@ -91,11 +91,16 @@ def load(args: argparse.Namespace, device: torch.device) -> Data:
     )
 
 
-def run_caviar(args: argparse.Namespace, side: str, folder: Path) -> Row:
-    """One caviar side through ``caviar.tune``: its study's best trial, tested once."""
-    name = side.replace(" ", "-").replace("+", "-")
-    search = {"trials": 100_000, "timeout": args.seconds, **CAVIAR_SIDES[side]}
-    mapping = {
+def study_mapping(
+    args: argparse.Namespace,
+    name: str,
+    folder: Path,
+    space: dict[str, Any],
+    search: dict[str, Any],
+) -> dict[str, Any]:
+    """``caviar.tune``'s config for a study of ``name`` in ``folder`` on ``args``' data (the
+    split quality.py's :func:`load` makes too), at torch's current thread count."""
+    return {
         "study": {
             "name": name,
             "storage": str(folder / f"{name}.db"),
@@ -110,9 +115,16 @@ def run_caviar(args: argparse.Namespace, side: str, folder: Path) -> Row:
             "test_size": args.test_size,
             "validation": 0.2,
         },
-        "space": {**FIXED, **SPACE},
+        "space": space,
         "search": search,
     }
+
+
+def run_caviar(args: argparse.Namespace, side: str, folder: Path) -> Row:
+    """One caviar side through ``caviar.tune``: its study's best trial, tested once."""
+    name = side.replace(" ", "-").replace("+", "-")
+    search = {"trials": 100_000, "timeout": args.seconds, **CAVIAR_SIDES[side]}
+    mapping = study_mapping(args, name, folder, {**FIXED, **SPACE}, search)
     threads = torch.get_num_threads()
     started = time.perf_counter()
     study = caviar.tune(mapping, progress=False, report=False)

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 from budget import FIXED, machine, train_trial
-from quality import load
+from quality import load, study_mapping
 
 import caviar
 
@@ -60,28 +60,10 @@ CONFIGS: list[dict[str, Any]] = [
 
 def with_caviar(args: argparse.Namespace, config: dict[str, Any]) -> list[float]:
     """Last-epoch validation accuracy of ``config`` for seeds 0 .. seeds-1 of the study."""
+    search = {"trials": args.seeds, "sampler": "random", "population": args.seeds}
     with tempfile.TemporaryDirectory() as folder:
-        study = caviar.tune(
-            {
-                "study": {
-                    "name": "same",
-                    "storage": str(Path(folder) / "same.db"),
-                    "seed": args.seed,
-                    "device": args.device,
-                    "threads": torch.get_num_threads(),
-                },
-                "data": {
-                    "dataset": args.dataset,
-                    "data_dir": args.data_dir,
-                    "train_size": args.train_size,
-                    "validation": 0.2,
-                },
-                "space": {**FIXED, **config},
-                "search": {"trials": args.seeds, "sampler": "random", "population": args.seeds},
-            },
-            progress=False,
-            report=False,
-        )
+        mapping = study_mapping(args, "same", Path(folder), {**FIXED, **config}, search)
+        study = caviar.tune(mapping, progress=False, report=False)
         try:
             return [t.curve[-1].val_accuracy for t in study.trials(curves=True)]
         finally:
