@@ -329,3 +329,56 @@ def test_a_trial_kept_at_a_rung_says_so_for_a_learning_sampler(tmp_path: Any) ->
             assert t.attrs["passed_rung"] == 1
             assert t.attrs["passed_value"] == t.curve[0].val_accuracy
     assert not any("passed_rung" in t.attrs for t in run("random"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_tpe_learning_from_kept_trials_is_reproducible(tmp_path: Any, dtype: str) -> None:
+    """The same seed and pool size give the same proposals and decisions when the model reads
+    the rungs running trials passed (past TPE's 10 random proposals), in both dtypes."""
+
+    def run(name: str) -> list[tuple[Any, ...]]:
+        study = caviar.tune(
+            {
+                "study": {
+                    "name": name,
+                    "storage": str(tmp_path / f"{name}.db"),
+                    "threads": 1,
+                    "seed": 5,
+                    "dtype": dtype,
+                },
+                "data": {"dataset": "digits", "train_size": 400},
+                "space": {
+                    "lr": {"scale": "log", "low": 1e-3, "high": 1.0},
+                    "hidden_units": {"scale": "int", "low": 8, "high": 48},
+                    "epochs": 4,
+                },
+                "search": {
+                    "trials": 28,
+                    "population": 6,
+                    "sampler": "tpe",
+                    "halving": {"min_epochs": 1, "eta": 2},
+                },
+            },
+            progress=False,
+            report=False,
+        )
+        out = [
+            (
+                t.number,
+                t.params,
+                t.state,
+                t.value,
+                t.attrs.get("passed_rung"),
+                t.attrs.get("passed_value"),
+                t.attrs.get("proposed_by"),
+            )
+            for t in study.trials(curves=False)
+        ]
+        study.close()
+        return out
+
+    first = run("a")
+    assert sum(p == "tpe" for *_, p in first) >= 10  # the model proposed, past the random start
+    assert any(rung is not None for *_, rung, _, _ in first)
+    assert first == run("b")
